@@ -1,0 +1,246 @@
+"""The agent JSON API, `/api/v1/`, described at `/api/v1/openapi.json`.
+
+Thin: parse, authorize, call one service or selector, render. Service errors become
+answers with their status (400, 403, 404, 409) and a `detail` in words.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+from ninja.security import HttpBearer, django_auth
+
+from agents import selectors, services
+from agents.auth import token_user
+from agents.errors import NotFound, ServiceError
+from agents.models import Message, Ticket
+
+
+class BearerToken(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str):
+        user = token_user(token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+api = NinjaAPI(
+    title="Messenger helpdesk agent API",
+    version="1",
+    description="Tickets, messages and thread control for support agents. Authenticate "
+    "with `Authorization: Bearer <token>` (from `manage.py create_agent`) or a session.",
+    auth=[BearerToken(), django_auth],
+    urls_namespace="api-v1",
+)
+
+
+@api.exception_handler(ServiceError)
+def service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
+    return api.create_response(request, {"detail": exc.message}, status=exc.status)
+
+
+class Error(Schema):
+    detail: str
+
+
+class UserOut(Schema):
+    id: int
+    username: str
+    name: str
+
+
+class ContactOut(Schema):
+    psid: str
+    name: str
+    profile_pic: str
+
+
+class TicketOut(Schema):
+    id: int
+    status: Literal["waiting", "open", "closed"]
+    assignee: UserOut | None
+    page_id: str
+    page_name: str
+    conversation_id: int
+    contact: ContactOut
+    control_state: str
+    flagged: bool
+    flag_reason: str
+    handover_metadata: str
+    closing_note: str
+    opened_at: datetime
+    closed_at: datetime | None
+    last_user_message_at: datetime | None
+
+
+class MessageOut(Schema):
+    id: int
+    ticket_id: int | None
+    context: bool
+    direction: Literal["in", "out"]
+    author_kind: str
+    author: UserOut | None
+    app_id: str
+    mid: str | None
+    text: str
+    attachments: list[dict]
+    postback_title: str
+    quick_reply_payload: str
+    timestamp: int
+    status: str
+    error: str
+
+
+class ReplyIn(Schema):
+    text: str
+
+
+class CloseIn(Schema):
+    closing_message: str = ""
+    outcome: str = "resolved"
+
+
+class TransferIn(Schema):
+    agent_id: int
+
+
+def _user(user) -> dict | None:
+    if user is None:
+        return None
+    return {"id": user.pk, "username": user.get_username(),
+            "name": user.get_full_name() or user.get_username()}
+
+
+def _ticket(ticket: Ticket) -> dict:
+    conversation = ticket.conversation
+    contact = conversation.contact
+    return {
+        "id": ticket.pk,
+        "status": ticket.status,
+        "assignee": _user(ticket.assignee),
+        "page_id": conversation.page.page_id,
+        "page_name": conversation.page.name,
+        "conversation_id": conversation.pk,
+        "contact": {"psid": contact.psid, "name": contact.display_name,
+                    "profile_pic": contact.profile_pic},
+        "control_state": conversation.control_state,
+        "flagged": ticket.flagged,
+        "flag_reason": ticket.flag_reason,
+        "handover_metadata": ticket.handover_metadata,
+        "closing_note": ticket.closing_note,
+        "opened_at": ticket.opened_at,
+        "closed_at": ticket.closed_at,
+        "last_user_message_at": conversation.last_user_message_at,
+    }
+
+
+def _message(message: Message, ticket_id: int | None = None) -> dict:
+    return {
+        "id": message.pk,
+        "ticket_id": message.ticket_id,
+        "context": ticket_id is not None and message.ticket_id != ticket_id,
+        "direction": message.direction,
+        "author_kind": message.author_kind,
+        "author": _user(message.author),
+        "app_id": message.app_id,
+        "mid": message.mid,
+        "text": message.text,
+        "attachments": message.attachments,
+        "postback_title": message.postback_title,
+        "quick_reply_payload": message.quick_reply_payload,
+        "timestamp": message.timestamp,
+        "status": message.status,
+        "error": message.error,
+    }
+
+
+def _visible_ticket(request: HttpRequest, ticket_id: int) -> Ticket:
+    ticket = selectors.ticket_get(user=request.user, ticket_id=ticket_id)
+    if ticket is None:
+        raise NotFound(f"Ticket {ticket_id} does not exist.")
+    return ticket
+
+
+@api.get("/tickets", response=list[TicketOut], tags=["tickets"])
+def tickets_list(request: HttpRequest,
+                 status: Literal["waiting", "open", "closed"] | None = None,
+                 mine: bool = False):
+    """Tickets the agent may see, oldest first; filter by status and by assignee."""
+    return [_ticket(t) for t in selectors.ticket_list(user=request.user, status=status,
+                                                      mine=mine)]
+
+
+@api.get("/tickets/{ticket_id}", response={200: TicketOut, 404: Error}, tags=["tickets"])
+def ticket_detail(request: HttpRequest, ticket_id: int):
+    return _ticket(_visible_ticket(request, ticket_id))
+
+
+@api.get("/tickets/{ticket_id}/messages", response={200: list[MessageOut], 404: Error},
+         tags=["tickets"])
+def ticket_messages(request: HttpRequest, ticket_id: int):
+    """The conversation in timestamp order: bot-side context (`context: true`) and the
+    ticket's own messages, with each outbound message's delivery status and error."""
+    ticket = _visible_ticket(request, ticket_id)
+    return [_message(m, ticket.pk) for m in selectors.ticket_messages(ticket=ticket)]
+
+
+@api.post("/tickets/{ticket_id}/claim", response={200: TicketOut, 404: Error, 409: Error},
+          tags=["tickets"])
+def ticket_claim(request: HttpRequest, ticket_id: int):
+    """Assign a waiting ticket to yourself. 409 when someone else was first."""
+    services.ticket_claim(ticket_id=ticket_id, user=request.user)
+    return _ticket(_visible_ticket(request, ticket_id))
+
+
+@api.post("/tickets/{ticket_id}/reply",
+          response={201: MessageOut, 400: Error, 404: Error, 409: Error}, tags=["tickets"])
+def ticket_reply(request: HttpRequest, ticket_id: int, payload: ReplyIn):
+    """Queue a reply; it is sent by a worker. Its `status` goes pending → sent (or failed,
+    with `error`). 409 when the helpdesk does not own the thread, with the reason."""
+    message = services.ticket_reply(ticket_id=ticket_id, user=request.user, text=payload.text)
+    return 201, _message(message, ticket_id)
+
+
+@api.post("/tickets/{ticket_id}/close",
+          response={200: TicketOut, 400: Error, 404: Error, 409: Error}, tags=["tickets"])
+def ticket_close(request: HttpRequest, ticket_id: int, payload: CloseIn):
+    """Close the ticket and pass the conversation back to the bot (after an optional
+    closing message). `outcome` travels to the bot in the handover metadata."""
+    services.ticket_close(ticket_id=ticket_id, user=request.user,
+                          closing_message=payload.closing_message, outcome=payload.outcome)
+    return _ticket(_visible_ticket(request, ticket_id))
+
+
+@api.post("/tickets/{ticket_id}/transfer",
+          response={200: TicketOut, 400: Error, 403: Error, 404: Error, 409: Error},
+          tags=["tickets"])
+def ticket_transfer(request: HttpRequest, ticket_id: int, payload: TransferIn):
+    services.ticket_transfer(ticket_id=ticket_id, user=request.user, to_user_id=payload.agent_id)
+    return _ticket(_visible_ticket(request, ticket_id))
+
+
+@api.post("/tickets/{ticket_id}/request-control",
+          response={202: TicketOut, 404: Error, 409: Error}, tags=["tickets"])
+def ticket_request_control(request: HttpRequest, ticket_id: int):
+    """Ask the bot for the conversation again (after it took it back)."""
+    services.ticket_request_control(ticket_id=ticket_id, user=request.user)
+    return 202, _ticket(_visible_ticket(request, ticket_id))
+
+
+@api.post("/messages/{message_id}/retry",
+          response={200: MessageOut, 404: Error, 409: Error}, tags=["messages"])
+def message_retry(request: HttpRequest, message_id: int):
+    """Send a failed message again."""
+    message = services.message_retry(message_id=message_id, user=request.user)
+    return _message(message)
+
+
+@api.get("/agents", response=list[UserOut], tags=["agents"])
+def agents_list(request: HttpRequest):
+    """Active agents, e.g. to choose whom to transfer a ticket to."""
+    users = get_user_model().objects.filter(is_active=True).order_by("username")
+    return [_user(u) for u in users]

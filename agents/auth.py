@@ -1,0 +1,33 @@
+"""Personal API tokens: random, shown once, stored as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from agents.models import ApiToken
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_create(*, user: AbstractBaseUser) -> str:
+    token = "hd_" + secrets.token_urlsafe(32)
+    ApiToken.objects.create(user=user, digest=_digest(token), prefix=token[:8])
+    return token
+
+
+def token_user(token: str) -> AbstractBaseUser | None:
+    record = (
+        ApiToken.objects.select_related("user")
+        .filter(digest=_digest(token), user__is_active=True)
+        .first()
+    )
+    if record is None:
+        return None
+    ApiToken.objects.filter(pk=record.pk).update(last_used_at=timezone.now())
+    return record.user

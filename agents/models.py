@@ -1,0 +1,263 @@
+"""The helpdesk side: contacts, conversations and their thread-control state, tickets, messages."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from webhooks.models import Page
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    pages = models.ManyToManyField(Page, blank=True, related_name="teams")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only its SHA-256 is stored; the token is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(
+        max_length=8, help_text="The token's first characters, to tell tokens apart."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.prefix}…"
+
+
+class Trigger(models.Model):
+    """What, arriving on standby, makes the helpdesk ask the bot for the conversation."""
+
+    class Kind(models.TextChoices):
+        POSTBACK_TITLE = "postback_title", "postback title"
+        QUICK_REPLY_PAYLOAD = "quick_reply_payload", "quick-reply payload"
+        KEYWORD = "keyword", "text keyword"
+
+    page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="triggers")
+    kind = models.CharField(max_length=32, choices=Kind)
+    value = models.CharField(max_length=1000)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["page", "kind", "value"], name="trigger_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.value}"
+
+
+class Contact(models.Model):
+    """A Messenger user, as one Page knows them (PSIDs are per Page)."""
+
+    page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="contacts")
+    psid = models.CharField(max_length=64)
+    first_name = models.CharField(max_length=200, blank=True)
+    last_name = models.CharField(max_length=200, blank=True)
+    profile_pic = models.URLField(max_length=2000, blank=True)
+    profile_fetched_at = models.DateTimeField(null=True, blank=True)
+    profile_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["page", "psid"], name="contact_unique_psid"),
+        ]
+
+    @property
+    def display_name(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or f"Messenger user …{self.psid[-4:]}"
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class ControlState(models.TextChoices):
+    BOT = "bot", "bot owns the thread"
+    REQUESTED = "requested", "control requested"
+    AGENT = "agent", "helpdesk owns the thread"
+    RETURNING = "returning", "passing back to the bot"
+    TAKEN = "taken", "taken by another app"
+    IDLE = "idle", "idle (nobody owns it)"
+
+
+class Conversation(models.Model):
+    """One thread (page + PSID) and its thread-control state, which only services change."""
+
+    contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="conversation")
+    page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="conversations")
+    control_state = models.CharField(max_length=16, choices=ControlState, default=ControlState.BOT)
+    owner_app_id = models.CharField(
+        max_length=64, blank=True, help_text="The owning app as last seen, if known."
+    )
+    control_event_timestamp = models.BigIntegerField(
+        default=0,
+        help_text="Timestamp (ms) of the last applied handover event: an older "
+        "event arriving late does not undo a newer one.",
+    )
+    control_metadata = models.TextField(blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    last_user_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.contact} on {self.page.name}"
+
+
+class ControlTransition(models.Model):
+    """Audit log: every change of a conversation's thread-control state."""
+
+    class Cause(models.TextChoices):
+        WEBHOOK = "webhook"
+        API = "api", "Graph API call"
+        AGENT = "agent", "agent action"
+        RECONCILE = "reconcile", "reconciliation"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="transitions"
+    )
+    from_state = models.CharField(max_length=16, choices=ControlState)
+    to_state = models.CharField(max_length=16, choices=ControlState)
+    cause = models.CharField(max_length=16, choices=Cause)
+    detail = models.CharField(max_length=500, blank=True)
+    metadata = models.TextField(blank=True)
+    event_timestamp = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_state} → {self.to_state} ({self.cause})"
+
+
+class Ticket(models.Model):
+    class Status(models.TextChoices):
+        WAITING = "waiting"
+        OPEN = "open"
+        CLOSED = "closed"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="tickets")
+    status = models.CharField(max_length=16, choices=Status, default=Status.WAITING)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tickets",
+    )
+    handover_metadata = models.TextField(blank=True)
+    handover_timestamp = models.BigIntegerField(
+        default=0, help_text="When control came to us (ms): messages before it are context."
+    )
+    flagged = models.BooleanField(default=False)
+    flag_reason = models.CharField(max_length=500, blank=True)
+    closing_note = models.TextField(blank=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # One ticket at a time per conversation.
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=~Q(status="closed"),
+                name="ticket_one_unclosed_per_conversation",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="waiting", assignee__isnull=True)
+                | Q(status="open", assignee__isnull=False)
+                | Q(status="closed"),
+                name="ticket_assignee_matches_status",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "opened_at"])]
+
+    def __str__(self) -> str:
+        return f"ticket {self.pk} ({self.status})"
+
+
+class TicketEvent(models.Model):
+    """Every change to a ticket leaves a row: opened, claimed, closed, reopened, flagged…"""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.ticket_id}"
+
+
+class Message(models.Model):
+    class Direction(models.TextChoices):
+        INBOUND = "in"
+        OUTBOUND = "out"
+
+    class Author(models.TextChoices):
+        CUSTOMER = "customer"
+        BOT = "bot"
+        PAGE_INBOX = "page_inbox", "Page Inbox"
+        AGENT = "agent"
+        SYSTEM = "system"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        DELIVERED = "delivered"
+        READ = "read"
+        FAILED = "failed"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    ticket = models.ForeignKey(
+        Ticket, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    direction = models.CharField(max_length=3, choices=Direction)
+    author_kind = models.CharField(max_length=16, choices=Author)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    app_id = models.CharField(max_length=64, blank=True)
+    mid = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    text = models.TextField(blank=True)
+    attachments = models.JSONField(default=list, blank=True)
+    quick_reply_payload = models.CharField(max_length=1000, blank=True)
+    postback_title = models.CharField(max_length=200, blank=True)
+    channel = models.CharField(max_length=16, blank=True)
+    timestamp = models.BigIntegerField(help_text="Event time, epoch ms (ours for outbound).")
+    status = models.CharField(max_length=16, choices=Status, default=Status.RECEIVED)
+    error = models.CharField(max_length=1000, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    sending_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        indexes = [
+            models.Index(fields=["conversation", "timestamp"]),
+            models.Index(fields=["status", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.author_kind}: {self.text[:40]}"

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from agents.consumers import InboxConsumer
+
+websocket_urlpatterns = [
+    path("ws/inbox/", InboxConsumer.as_asgi()),
+]

@@ -1,0 +1,203 @@
+"""Settings, read from the environment (see `.env.example`).
+
+Development defaults are safe and local; with DEBUG off the app refuses to start
+without its secrets, rather than silently running with a default.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+
+
+DEBUG = env_bool("DEBUG", False)
+
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "MESSENGER_APP_ID",
+    "MESSENGER_APP_SECRET",
+    "MESSENGER_VERIFY_TOKEN",
+)
+if not DEBUG:
+    missing = [name for name in REQUIRED_IN_PRODUCTION if not env(name)]
+    if missing:
+        raise ImproperlyConfigured(
+            "DEBUG is off and these secrets are not set: " + ", ".join(missing)
+        )
+
+SECRET_KEY = env("SECRET_KEY", "dev-only-insecure-secret-key-do-not-use-in-production")
+ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
+if DEBUG and "testserver" not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append("testserver")
+CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS").split(",") if o]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "webhooks",
+    "agents",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "helpdesk.urls"
+ASGI_APPLICATION = "helpdesk.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'helpdesk.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE write transactions: concurrent writers queue on the lock instead of
+    # failing with "database is locked" halfway through a transaction.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGIN_URL = "/admin/login/"
+
+# --- Redis, Celery, Channels -------------------------------------------------
+REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 120
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must fail fast when Redis is down: the webhook is already stored and the
+# periodic re-drive picks it up; an intake request must not hang on the broker.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_BEAT_SCHEDULE = {
+    "webhooks-redrive-deliveries": {
+        "task": "webhooks.tasks.deliveries_redrive",
+        "schedule": env_int("REDRIVE_INTERVAL_SECONDS", 30),
+    },
+    "agents-redrive-outbound": {
+        "task": "agents.tasks.outbound_redrive",
+        "schedule": env_int("REDRIVE_INTERVAL_SECONDS", 30),
+    },
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+# --- Messenger Platform --------------------------------------------------------
+MESSENGER_APP_ID = env("MESSENGER_APP_ID", "100000000000001")
+MESSENGER_APP_SECRET = env("MESSENGER_APP_SECRET", "dev-app-secret")
+MESSENGER_VERIFY_TOKEN = env("MESSENGER_VERIFY_TOKEN", "dev-verify-token")
+GRAPH_API_URL = env("GRAPH_API_URL", "https://graph.facebook.com/v23.0").rstrip("/")
+GRAPH_API_TIMEOUT_SECONDS = float(env("GRAPH_API_TIMEOUT_SECONDS", "10"))
+# Retries of transient Graph errors: delay = base * 2**attempt, with full jitter.
+GRAPH_RETRY_MAX = env_int("GRAPH_RETRY_MAX", 5)
+GRAPH_RETRY_BACKOFF_SECONDS = float(env("GRAPH_RETRY_BACKOFF_SECONDS", "2"))
+
+# The Page Inbox app id: echoes with it are messages typed by people in the Page Inbox.
+PAGE_INBOX_APP_ID = "263902037430900"
+
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)
+# Deliveries whose processing failed this many times are left for an admin.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
+# Who applies parsed Messenger events: `webhooks` does not import `agents`.
+MESSENGER_EVENT_HANDLER = "agents.services.messenger_event_handle"
+
+# A handover request that got no answer for this long no longer blocks a new one.
+HANDOVER_REQUEST_TIMEOUT_SECONDS = env_int("HANDOVER_REQUEST_TIMEOUT_SECONDS", 15 * 60)
+# A ticket closed less than this long ago is reopened when control comes back.
+TICKET_REOPEN_WINDOW_SECONDS = env_int("TICKET_REOPEN_WINDOW_SECONDS", 60 * 60)
+# Contact profiles are fetched again after this long.
+PROFILE_CACHE_SECONDS = env_int("PROFILE_CACHE_SECONDS", 24 * 60 * 60)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+# Stored deliveries and outbound messages older than this are re-driven by beat.
+REDRIVE_GRACE_SECONDS = env_int("REDRIVE_GRACE_SECONDS", 60)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, WEBHOOK_MAX_BODY_BYTES)
+MESSENGER_PAGE_CONNECTED_HANDLER = "agents.services.page_defaults_ensure"

@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from agents.api import api
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("webhooks/", include("webhooks.urls")),
+    path("api/v1/", api.urls),
+]

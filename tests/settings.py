@@ -1,0 +1,31 @@
+"""Settings for the test suite: the app's own settings, with test-friendly environment."""
+
+import os
+import tempfile
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("MESSENGER_APP_ID", "100000000000001")
+os.environ.setdefault("MESSENGER_APP_SECRET", "test-app-secret")
+os.environ.setdefault("MESSENGER_VERIFY_TOKEN", "test-verify-token")
+# A closed port: a test that forgets the fake Graph server fails instead of going out.
+os.environ.setdefault("GRAPH_API_URL", "http://127.0.0.1:9/v23.0")
+
+from helpdesk.settings import *  # noqa: E402, F403
+from helpdesk.settings import DATABASES  # noqa: E402
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not shared-cache memory: concurrency tests use real connections from threads.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"helpdesk-test-{os.getpid()}.sqlite3")
+    }
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# In-process tests run tasks eagerly (retries included, without their countdown); the
+# end-to-end tests run a real worker against real Redis.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_BROKER_URL = "memory://"
+GRAPH_API_TIMEOUT_SECONDS = 1.0
+GRAPH_RETRY_MAX = 3
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGGING = {"version": 1, "disable_existing_loggers": False}

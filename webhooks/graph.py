@@ -1,0 +1,296 @@
+"""The Graph API client: small typed functions, one typed error, a persisted record per call.
+
+Every call carries `appsecret_proof`, an explicit timeout, and the Page token in the
+`Authorization` header (never in a URL, so it cannot leak into an error message or a
+log line). Every call is recorded in a `GraphCall` row under a key that says what it is
+for; a call whose row already succeeded is not made again, it returns the stored answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.db.models import F
+
+from webhooks.models import GraphCall, Page
+
+logger = logging.getLogger(__name__)
+
+# Meta's transient error codes (messenger-platform.md §4.5): retry with backoff.
+RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 1200})
+SUBCODE_NOT_OWNER = 2018300
+SUBCODES_WINDOW_CLOSED = frozenset({2018278, 2018065, 2534022, 1545041})
+
+_DESCRIPTIONS = {
+    10: "Meta refused the action (permission)",
+    100: "Meta rejected a parameter",
+    190: "the Page access token is invalid or expired",
+    200: "Meta refused the action (permissions error)",
+    551: "this person isn't available right now",
+    613: "Meta's rate limit was reached",
+}
+
+
+@dataclass
+class GraphError(Exception):
+    """A failed Graph call. `retryable` says whether trying again can help."""
+
+    message: str
+    code: int | None = None
+    subcode: int | None = None
+    http_status: int | None = None
+    retryable: bool = False
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    @property
+    def not_owner(self) -> bool:
+        return self.subcode == SUBCODE_NOT_OWNER
+
+    @property
+    def window_closed(self) -> bool:
+        return self.subcode in SUBCODES_WINDOW_CLOSED
+
+    def describe(self) -> str:
+        """The failure in words, for agents and admins."""
+        if self.not_owner:
+            reason = "another app owns this conversation (we are not the thread owner)"
+        elif self.window_closed:
+            reason = "the messaging window is closed (the user wrote too long ago)"
+        elif self.code is not None:
+            reason = _DESCRIPTIONS.get(self.code, "Meta returned an error")
+        elif self.http_status is not None:
+            reason = f"the Graph API answered HTTP {self.http_status}"
+        else:
+            reason = "the Graph API could not be reached"
+        codes = ""
+        if self.code is not None:
+            codes = f" (code {self.code}" + (f"/{self.subcode}" if self.subcode else "") + ")"
+        detail = f": {self.message}" if self.message else ""
+        return f"{reason}{codes}{detail}"
+
+
+def classify(http_status: int, body: Any) -> GraphError:
+    """Turn an error answer into a GraphError, keyed on Meta's code, not the HTTP status."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return GraphError(
+            message="unexpected answer",
+            http_status=http_status,
+            retryable=http_status >= 500 or http_status == 429,
+        )
+    code = error.get("code")
+    subcode = error.get("error_subcode")
+    code = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+    subcode = int(subcode) if isinstance(subcode, int | str) and str(subcode).isdigit() else None
+    retryable = code in RETRYABLE_CODES if code is not None else http_status >= 500
+    if error.get("is_transient") is True:
+        retryable = True
+    return GraphError(
+        message=str(error.get("message") or "")[:500],
+        code=code,
+        subcode=subcode,
+        http_status=http_status,
+        retryable=retryable,
+    )
+
+
+def appsecret_proof(access_token: str) -> str:
+    return hmac.new(
+        settings.MESSENGER_APP_SECRET.encode(), access_token.encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    url = f"{settings.GRAPH_API_URL}/{path.lstrip('/')}"
+    headers = {"Authorization": f"Bearer {page.access_token}"}
+    query = {"appsecret_proof": appsecret_proof(page.access_token)}
+    try:
+        if method == "GET":
+            response = requests.get(
+                url,
+                params={**query, **params},
+                headers=headers,
+                timeout=settings.GRAPH_API_TIMEOUT_SECONDS,
+            )
+        else:
+            response = requests.post(
+                url,
+                params=query,
+                json=params,
+                headers=headers,
+                timeout=settings.GRAPH_API_TIMEOUT_SECONDS,
+            )
+    except requests.Timeout:
+        raise GraphError(message="timed out", retryable=True) from None
+    except requests.RequestException as exc:
+        raise GraphError(message=type(exc).__name__, retryable=True) from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code >= 400 or (isinstance(body, dict) and "error" in body):
+        raise classify(response.status_code, body)
+    if not isinstance(body, dict):
+        raise GraphError(
+            message="the answer was not a JSON object",
+            http_status=response.status_code,
+            retryable=response.status_code >= 500,
+        )
+    return body
+
+
+def call(
+    page: Page,
+    *,
+    kind: str,
+    method: str,
+    path: str,
+    params: dict[str, Any],
+    psid: str = "",
+    key: str | None = None,
+) -> dict[str, Any]:
+    """Make one Graph call, recorded under `key`.
+
+    Idempotent per key: when the key's call already succeeded its stored answer is
+    returned and nothing is sent. Raises GraphError; the row then holds the error,
+    `pending` when it may be retried, `failed` when it is terminal.
+    """
+    record, _ = GraphCall.objects.get_or_create(
+        key=key or f"{kind}:{uuid.uuid4().hex}",
+        defaults={"kind": kind, "page": page, "psid": psid},
+    )
+    if record.status == GraphCall.Status.SUCCEEDED:
+        return record.response or {}
+    GraphCall.objects.filter(pk=record.pk).update(attempts=F("attempts") + 1)
+    try:
+        body = _http(page, method, path, params)
+    except GraphError as exc:
+        status = GraphCall.Status.PENDING if exc.retryable else GraphCall.Status.FAILED
+        GraphCall.objects.filter(pk=record.pk).update(status=status, last_error=exc.describe())
+        logger.warning("graph %s %s failed: %s", kind, record.key, exc.describe())
+        raise
+    GraphCall.objects.filter(pk=record.pk).update(
+        status=GraphCall.Status.SUCCEEDED, response=body, last_error=""
+    )
+    return body
+
+
+# --- The calls the helpdesk makes ------------------------------------------------
+
+
+def send_text(
+    page: Page,
+    *,
+    key: str,
+    psid: str,
+    text: str,
+    metadata: str,
+    messaging_type: str = "RESPONSE",
+    tag: str | None = None,
+) -> str:
+    """Send a text message; returns Meta's `message_id` (the `mid` of its echo)."""
+    params: dict[str, Any] = {
+        "recipient": {"id": psid},
+        "messaging_type": messaging_type,
+        "message": {"text": text, "metadata": metadata},
+    }
+    if tag:
+        params["tag"] = tag
+    body = call(
+        page,
+        kind="send_message",
+        method="POST",
+        path="me/messages",
+        params=params,
+        psid=psid,
+        key=key,
+    )
+    return str(body.get("message_id") or "")
+
+
+def sender_action(page: Page, *, psid: str, action: str) -> None:
+    call(
+        page,
+        kind="sender_action",
+        method="POST",
+        path="me/messages",
+        params={"recipient": {"id": psid}, "sender_action": action},
+        psid=psid,
+    )
+
+
+def request_thread_control(page: Page, *, key: str, psid: str, metadata: str) -> None:
+    call(
+        page,
+        kind="request_thread_control",
+        method="POST",
+        path="me/request_thread_control",
+        params={"recipient": {"id": psid}, "metadata": metadata},
+        psid=psid,
+        key=key,
+    )
+
+
+def pass_thread_control(
+    page: Page, *, key: str, psid: str, target_app_id: str, metadata: str
+) -> None:
+    call(
+        page,
+        kind="pass_thread_control",
+        method="POST",
+        path="me/pass_thread_control",
+        params={"recipient": {"id": psid}, "target_app_id": target_app_id, "metadata": metadata},
+        psid=psid,
+        key=key,
+    )
+
+
+def release_thread_control(page: Page, *, key: str, psid: str, metadata: str) -> None:
+    call(
+        page,
+        kind="release_thread_control",
+        method="POST",
+        path="me/release_thread_control",
+        params={"recipient": {"id": psid}, "metadata": metadata},
+        psid=psid,
+        key=key,
+    )
+
+
+def thread_owner(page: Page, *, psid: str) -> str | None:
+    """The app id that owns the thread, or None when it is idle (or not visible to us)."""
+    body = call(
+        page,
+        kind="thread_owner",
+        method="GET",
+        path="me/thread_owner",
+        params={"recipient": psid},
+        psid=psid,
+    )
+    for item in body.get("data") or []:
+        owner = (item or {}).get("thread_owner") or {}
+        if owner.get("app_id"):
+            return str(owner["app_id"])
+    return None
+
+
+def user_profile(page: Page, *, psid: str) -> dict[str, str]:
+    """first_name, last_name and profile_pic; only fields every app may ask for."""
+    body = call(
+        page,
+        kind="user_profile",
+        method="GET",
+        path=psid,
+        params={"fields": "first_name,last_name,profile_pic"},
+        psid=psid,
+    )
+    return {k: str(body.get(k) or "") for k in ("first_name", "last_name", "profile_pic")}

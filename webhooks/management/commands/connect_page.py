@@ -1,0 +1,32 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from webhooks.services import page_connect
+
+
+class Command(BaseCommand):
+    help = "Register (or update) a Facebook Page: id, Page access token, the bot's app id, name."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--page-id", required=True)
+        parser.add_argument("--access-token", required=True)
+        parser.add_argument("--bot-app-id", required=True)
+        parser.add_argument("--name", required=True)
+        parser.add_argument(
+            "--human-agent",
+            action="store_true",
+            help="The app has Meta's Human Agent feature (7-day replies).",
+        )
+
+    def handle(self, *args, **options) -> None:
+        try:
+            page, created = page_connect(
+                page_id=options["page_id"],
+                access_token=options["access_token"],
+                bot_app_id=options["bot_app_id"],
+                name=options["name"],
+                human_agent_enabled=options["human_agent"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        verb = "Connected" if created else "Updated"
+        self.stdout.write(f"{verb} page {page.name} ({page.page_id}); bot app {page.bot_app_id}.")

@@ -1,0 +1,101 @@
+"""The Messenger side: connected Pages, raw webhook deliveries, applied events, Graph calls."""
+
+from django.db import models
+
+
+class Page(models.Model):
+    """A Facebook Page connected to the helpdesk (see `manage.py connect_page`)."""
+
+    page_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    # Never shown in admin lists or logs; see PageAdmin.
+    access_token = models.TextField()
+    bot_app_id = models.CharField(
+        max_length=64, help_text="The bot's app id: primary receiver / default app."
+    )
+    human_agent_enabled = models.BooleanField(
+        default=False,
+        help_text="The app has Meta's Human Agent feature: replies allowed up to 7 days "
+        "after the user's last message, tagged HUMAN_AGENT.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.page_id})"
+
+
+class WebhookDelivery(models.Model):
+    """One POST from Meta, stored exactly as received before it is answered 200."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        PROCESSED = "processed"
+        FAILED = "failed"
+
+    body = models.BinaryField()
+    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the body.")
+    status = models.CharField(max_length=16, choices=Status, default=Status.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["status", "received_at"])]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} ({self.status})"
+
+
+class WebhookEvent(models.Model):
+    """One event of a delivery, recorded under its dedupe key when it is applied.
+
+    The unique key is what makes processing idempotent: a redelivered event finds its
+    key taken and changes nothing.
+    """
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied"
+        IGNORED = "ignored"
+
+    key = models.CharField(max_length=255, unique=True)
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=40)
+    channel = models.CharField(max_length=16)
+    page_id = models.CharField(max_length=64, blank=True)
+    psid = models.CharField(max_length=64, blank=True)
+    timestamp = models.BigIntegerField(help_text="The event's timestamp, epoch ms.")
+    outcome = models.CharField(max_length=16, choices=Outcome)
+    note = models.CharField(max_length=255, blank=True)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key}"
+
+
+class GraphCall(models.Model):
+    """Every call to the Graph API, with its outcome: the record admins look at."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    key = models.CharField(
+        max_length=255, unique=True, help_text="What the call is for, e.g. 'message:42'."
+    )
+    kind = models.CharField(max_length=40)
+    page = models.ForeignKey(Page, null=True, on_delete=models.SET_NULL, related_name="+")
+    psid = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key} ({self.status})"
