@@ -11,7 +11,7 @@ from typing import Literal
 
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer, django_auth
 
 from agents import selectors, services
@@ -202,7 +202,7 @@ def ticket_reply(request: HttpRequest, ticket_id: int, payload: ReplyIn):
     """Queue a reply; it is sent by a worker. Its `status` goes pending → sent (or failed,
     with `error`). 409 when the helpdesk does not own the thread, with the reason."""
     message = services.ticket_reply(ticket_id=ticket_id, user=request.user, text=payload.text)
-    return 201, _message(message, ticket_id)
+    return Status(201, _message(message, ticket_id))
 
 
 @api.post("/tickets/{ticket_id}/close",
@@ -228,7 +228,7 @@ def ticket_transfer(request: HttpRequest, ticket_id: int, payload: TransferIn):
 def ticket_request_control(request: HttpRequest, ticket_id: int):
     """Ask the bot for the conversation again (after it took it back)."""
     services.ticket_request_control(ticket_id=ticket_id, user=request.user)
-    return 202, _ticket(_visible_ticket(request, ticket_id))
+    return Status(202, _ticket(_visible_ticket(request, ticket_id)))
 
 
 @api.post("/messages/{message_id}/retry",

@@ -864,10 +864,12 @@ def message_send(*, message_id: int) -> Outcome:
                 message.status = Message.Status.PENDING
                 message.error = f"Retrying: {exc.describe()}"[:1000]
                 message.save(update_fields=["status", "error"])
-                raise
-            _outbound_fail(message, exc.describe())
-            if exc.not_owner:
-                _ownership_drift(message.conversation_id, reason=exc.describe())
+            else:
+                _outbound_fail(message, exc.describe())
+                if exc.not_owner:
+                    _ownership_drift(message.conversation_id, reason=exc.describe())
+        if exc.retryable:
+            raise
         return Outcome.FAILED
     _outbound_confirm(message.pk, mid=mid)
     return Outcome.DONE

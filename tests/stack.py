@@ -1,0 +1,147 @@
+"""Real processes for end-to-end tests: Redis, Daphne, a Celery worker and beat.
+
+The Graph API is the recording fake on loopback; the database is a fresh SQLite file,
+or a fresh database on the PostgreSQL server that DATABASE_URL names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from helpdesk.localservices import free_port, start_redis, stop, wait_for_port
+from tests import payloads
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _database_url(tmp: Path) -> tuple[str, Callable[[], None]]:
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith(("postgres://", "postgresql://")):
+        return f"sqlite:///{tmp / 'e2e.sqlite3'}", lambda: None
+    import psycopg
+
+    name = f"helpdesk_e2e_{uuid.uuid4().hex[:8]}"
+    admin_url = re.sub(r"/[^/]*$", "/postgres", base)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return re.sub(r"/[^/]*$", f"/{name}", base), drop
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    graph_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    base_url: str = ""
+    redis_port: int = 0
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
+                                capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def spawn(self, name: str, *argv: str) -> None:
+        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 -- closed with the process
+        self.processes[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
+                                                stderr=subprocess.STDOUT)
+
+    def start_redis(self) -> None:
+        process, url = start_redis(self.tmp / "redis", port=self.redis_port or None)
+        self.processes["redis"] = process
+        self.redis_port = int(url.rsplit(":", 1)[1].split("/")[0])
+        self.env["REDIS_URL"] = url
+
+    def stop_redis(self) -> None:
+        stop(self.processes.pop("redis"))
+
+    def start(self) -> None:
+        database_url, drop = _database_url(self.tmp)
+        self.cleanups.append(drop)
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "DEBUG"))},
+            "DEBUG": "0",  # production settings: secrets are required
+            "SECRET_KEY": "e2e-secret-key",
+            "MESSENGER_APP_ID": payloads.APP_ID,
+            "MESSENGER_APP_SECRET": payloads.APP_SECRET,
+            "MESSENGER_VERIFY_TOKEN": "e2e-verify",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": database_url,
+            "GRAPH_API_URL": self.graph_url,
+            "GRAPH_RETRY_BACKOFF_SECONDS": "0.2",
+            "REDRIVE_INTERVAL_SECONDS": "1",
+            "REDRIVE_GRACE_SECONDS": "1",
+            "DJANGO_SETTINGS_MODULE": "helpdesk.settings",
+            "LOG_LEVEL": "INFO",
+        }
+        self.start_redis()
+        self.manage("migrate", "--noinput")
+        self.manage("connect_page", "--page-id", payloads.PAGE_ID, "--access-token",
+                    "e2e-page-token", "--bot-app-id", payloads.BOT_APP_ID, "--name", "E2E Page")
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.spawn("daphne", str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                   "helpdesk.asgi:application")
+        self.spawn("worker", str(BIN / "celery"), "-A", "helpdesk", "worker", "--pool=threads",
+                   "--concurrency=4", "--loglevel=INFO", "--without-gossip",
+                   "--without-mingle", "--without-heartbeat")
+        self.spawn("beat", str(BIN / "celery"), "-A", "helpdesk", "beat", "--loglevel=INFO",
+                   "--schedule", str(self.tmp / "beat-schedule"))
+        wait_for_port(port, timeout=30)
+
+    def agent_token(self, username: str) -> str:
+        output = self.manage("create_agent", username, "--password", "e2e-password-1")
+        return re.search(r"API token \(shown once\): (\S+)", output).group(1)
+
+    def post_webhook(self, *events: dict[str, Any], channel: str = "messaging") -> None:
+        body = payloads.body_bytes(payloads.delivery(*events, channel=channel))
+        response = requests.post(f"{self.base_url}/webhooks/messenger/", data=body, timeout=10,
+                                 headers={"Content-Type": "application/json",
+                                          "X-Hub-Signature-256": payloads.signature(body)})
+        assert (response.status_code, response.text) == (200, "EVENT_RECEIVED")
+
+    def logs(self) -> str:
+        out = []
+        for name in self.processes:
+            path = self.tmp / f"{name}.log"
+            if path.exists():
+                out.append(f"--- {name}\n" + path.read_text()[-4000:])
+        return "\n".join(out)
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            stop(process)
+        for cleanup in self.cleanups:
+            cleanup()
+
+
+def eventually(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "") -> Any:
+    """Poll until `check` returns a truthy value (the end-to-end flow is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}; last value: {last!r}")
