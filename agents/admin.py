@@ -96,3 +96,10 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ("author_kind", "direction", "status", "channel")
     search_fields = ("mid", "text")
     readonly_fields = [f.name for f in Message._meta.fields]
+
+
+@admin.register(TicketEvent)
+class TicketEventAdmin(admin.ModelAdmin):
+    list_display = ("ticket", "kind", "actor", "detail", "created_at")
+    list_filter = ("kind",)
+    readonly_fields = [f.name for f in TicketEvent._meta.fields]
