@@ -45,8 +45,15 @@ class TransitionInline(admin.TabularInline):
     model = ControlTransition
     extra = 0
     can_delete = False
-    readonly_fields = ("created_at", "from_state", "to_state", "cause", "detail", "metadata",
-                       "event_timestamp")
+    readonly_fields = (
+        "created_at",
+        "from_state",
+        "to_state",
+        "cause",
+        "detail",
+        "metadata",
+        "event_timestamp",
+    )
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -56,9 +63,15 @@ class TransitionInline(admin.TabularInline):
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ("contact", "page", "control_state", "owner_app_id", "last_user_message_at")
     list_filter = ("control_state", "page")
-    readonly_fields = ("control_state", "owner_app_id", "control_event_timestamp",
-                       "control_metadata", "requested_at", "last_user_message_at",
-                       "last_message_at")
+    readonly_fields = (
+        "control_state",
+        "owner_app_id",
+        "control_event_timestamp",
+        "control_metadata",
+        "requested_at",
+        "last_user_message_at",
+        "last_message_at",
+    )
     inlines = [TransitionInline]
 
 
@@ -81,18 +94,21 @@ class TicketEventInline(admin.TabularInline):
 
 @admin.register(Ticket)
 class TicketAdmin(admin.ModelAdmin):
-    list_display = ("id", "conversation", "status", "assignee", "flagged", "opened_at",
-                    "closed_at")
+    list_display = ("id", "conversation", "status", "assignee", "flagged", "opened_at", "closed_at")
     list_filter = ("status", "flagged")
-    readonly_fields = ("conversation", "handover_metadata", "handover_timestamp", "opened_at",
-                       "closed_at")
+    readonly_fields = (
+        "conversation",
+        "handover_metadata",
+        "handover_timestamp",
+        "opened_at",
+        "closed_at",
+    )
     inlines = [TicketEventInline]
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("id", "conversation", "author_kind", "direction", "text", "status",
-                    "timestamp")
+    list_display = ("id", "conversation", "author_kind", "direction", "text", "status", "timestamp")
     list_filter = ("author_kind", "direction", "status", "channel")
     search_fields = ("mid", "text")
     readonly_fields = [f.name for f in Message._meta.fields]

@@ -111,8 +111,11 @@ class TransferIn(Schema):
 def _user(user) -> dict | None:
     if user is None:
         return None
-    return {"id": user.pk, "username": user.get_username(),
-            "name": user.get_full_name() or user.get_username()}
+    return {
+        "id": user.pk,
+        "username": user.get_username(),
+        "name": user.get_full_name() or user.get_username(),
+    }
 
 
 def _ticket(ticket: Ticket) -> dict:
@@ -125,8 +128,11 @@ def _ticket(ticket: Ticket) -> dict:
         "page_id": conversation.page.page_id,
         "page_name": conversation.page.name,
         "conversation_id": conversation.pk,
-        "contact": {"psid": contact.psid, "name": contact.display_name,
-                    "profile_pic": contact.profile_pic},
+        "contact": {
+            "psid": contact.psid,
+            "name": contact.display_name,
+            "profile_pic": contact.profile_pic,
+        },
         "control_state": conversation.control_state,
         "flagged": ticket.flagged,
         "flag_reason": ticket.flag_reason,
@@ -166,12 +172,13 @@ def _visible_ticket(request: HttpRequest, ticket_id: int) -> Ticket:
 
 
 @api.get("/tickets", response=list[TicketOut], tags=["tickets"])
-def tickets_list(request: HttpRequest,
-                 status: Literal["waiting", "open", "closed"] | None = None,
-                 mine: bool = False):
+def tickets_list(
+    request: HttpRequest,
+    status: Literal["waiting", "open", "closed"] | None = None,
+    mine: bool = False,
+):
     """Tickets the agent may see, oldest first; filter by status and by assignee."""
-    return [_ticket(t) for t in selectors.ticket_list(user=request.user, status=status,
-                                                      mine=mine)]
+    return [_ticket(t) for t in selectors.ticket_list(user=request.user, status=status, mine=mine)]
 
 
 @api.get("/tickets/{ticket_id}", response={200: TicketOut, 404: Error}, tags=["tickets"])
@@ -179,8 +186,9 @@ def ticket_detail(request: HttpRequest, ticket_id: int):
     return _ticket(_visible_ticket(request, ticket_id))
 
 
-@api.get("/tickets/{ticket_id}/messages", response={200: list[MessageOut], 404: Error},
-         tags=["tickets"])
+@api.get(
+    "/tickets/{ticket_id}/messages", response={200: list[MessageOut], 404: Error}, tags=["tickets"]
+)
 def ticket_messages(request: HttpRequest, ticket_id: int):
     """The conversation in timestamp order: bot-side context (`context: true`) and the
     ticket's own messages, with each outbound message's delivery status and error."""
@@ -188,16 +196,22 @@ def ticket_messages(request: HttpRequest, ticket_id: int):
     return [_message(m, ticket.pk) for m in selectors.ticket_messages(ticket=ticket)]
 
 
-@api.post("/tickets/{ticket_id}/claim", response={200: TicketOut, 404: Error, 409: Error},
-          tags=["tickets"])
+@api.post(
+    "/tickets/{ticket_id}/claim",
+    response={200: TicketOut, 404: Error, 409: Error},
+    tags=["tickets"],
+)
 def ticket_claim(request: HttpRequest, ticket_id: int):
     """Assign a waiting ticket to yourself. 409 when someone else was first."""
     services.ticket_claim(ticket_id=ticket_id, user=request.user)
     return _ticket(_visible_ticket(request, ticket_id))
 
 
-@api.post("/tickets/{ticket_id}/reply",
-          response={201: MessageOut, 400: Error, 404: Error, 409: Error}, tags=["tickets"])
+@api.post(
+    "/tickets/{ticket_id}/reply",
+    response={201: MessageOut, 400: Error, 404: Error, 409: Error},
+    tags=["tickets"],
+)
 def ticket_reply(request: HttpRequest, ticket_id: int, payload: ReplyIn):
     """Queue a reply; it is sent by a worker. Its `status` goes pending → sent (or failed,
     with `error`). 409 when the helpdesk does not own the thread, with the reason."""
@@ -205,34 +219,49 @@ def ticket_reply(request: HttpRequest, ticket_id: int, payload: ReplyIn):
     return Status(201, _message(message, ticket_id))
 
 
-@api.post("/tickets/{ticket_id}/close",
-          response={200: TicketOut, 400: Error, 404: Error, 409: Error}, tags=["tickets"])
+@api.post(
+    "/tickets/{ticket_id}/close",
+    response={200: TicketOut, 400: Error, 404: Error, 409: Error},
+    tags=["tickets"],
+)
 def ticket_close(request: HttpRequest, ticket_id: int, payload: CloseIn):
     """Close the ticket and pass the conversation back to the bot (after an optional
     closing message). `outcome` travels to the bot in the handover metadata."""
-    services.ticket_close(ticket_id=ticket_id, user=request.user,
-                          closing_message=payload.closing_message, outcome=payload.outcome)
+    services.ticket_close(
+        ticket_id=ticket_id,
+        user=request.user,
+        closing_message=payload.closing_message,
+        outcome=payload.outcome,
+    )
     return _ticket(_visible_ticket(request, ticket_id))
 
 
-@api.post("/tickets/{ticket_id}/transfer",
-          response={200: TicketOut, 400: Error, 403: Error, 404: Error, 409: Error},
-          tags=["tickets"])
+@api.post(
+    "/tickets/{ticket_id}/transfer",
+    response={200: TicketOut, 400: Error, 403: Error, 404: Error, 409: Error},
+    tags=["tickets"],
+)
 def ticket_transfer(request: HttpRequest, ticket_id: int, payload: TransferIn):
     services.ticket_transfer(ticket_id=ticket_id, user=request.user, to_user_id=payload.agent_id)
     return _ticket(_visible_ticket(request, ticket_id))
 
 
-@api.post("/tickets/{ticket_id}/request-control",
-          response={202: TicketOut, 404: Error, 409: Error}, tags=["tickets"])
+@api.post(
+    "/tickets/{ticket_id}/request-control",
+    response={202: TicketOut, 404: Error, 409: Error},
+    tags=["tickets"],
+)
 def ticket_request_control(request: HttpRequest, ticket_id: int):
     """Ask the bot for the conversation again (after it took it back)."""
     services.ticket_request_control(ticket_id=ticket_id, user=request.user)
     return Status(202, _ticket(_visible_ticket(request, ticket_id)))
 
 
-@api.post("/messages/{message_id}/retry",
-          response={200: MessageOut, 404: Error, 409: Error}, tags=["messages"])
+@api.post(
+    "/messages/{message_id}/retry",
+    response={200: MessageOut, 404: Error, 409: Error},
+    tags=["messages"],
+)
 def message_retry(request: HttpRequest, message_id: int):
     """Send a failed message again."""
     message = services.message_retry(message_id=message_id, user=request.user)

@@ -5,8 +5,10 @@ from agents.models import Conversation, Message, Ticket
 
 def conversation_lock(conversation_id: int) -> Conversation:
     """Lock a conversation row. Call inside `transaction.atomic()`."""
-    return Conversation.objects.select_for_update().select_related("page", "contact").get(
-        pk=conversation_id
+    return (
+        Conversation.objects.select_for_update()
+        .select_related("page", "contact")
+        .get(pk=conversation_id)
     )
 
 

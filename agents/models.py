@@ -72,13 +72,13 @@ class Contact(models.Model):
             models.UniqueConstraint(fields=["page", "psid"], name="contact_unique_psid"),
         ]
 
+    def __str__(self) -> str:
+        return self.display_name
+
     @property
     def display_name(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
         return name or f"Messenger user …{self.psid[-4:]}"
-
-    def __str__(self) -> str:
-        return self.display_name
 
 
 class ControlState(models.TextChoices):

@@ -22,8 +22,7 @@ def broadcast(kind: str, **ids: int) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(INBOX_GROUP, {"type": "inbox.event", "event": kind,
-                                                      **ids})
+        async_to_sync(layer.group_send)(INBOX_GROUP, {"type": "inbox.event", "event": kind, **ids})
     except Exception as exc:  # noqa: BLE001 -- a lost live update must not fail the caller
         logger.warning("could not broadcast %s (%s)", kind, type(exc).__name__)
 

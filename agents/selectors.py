@@ -23,8 +23,9 @@ def visible_page_ids(user: AbstractBaseUser) -> set[int] | None:
     return open_pages | mine
 
 
-def ticket_list(*, user: AbstractBaseUser, status: str | None = None,
-                mine: bool = False) -> QuerySet[Ticket]:
+def ticket_list(
+    *, user: AbstractBaseUser, status: str | None = None, mine: bool = False
+) -> QuerySet[Ticket]:
     tickets = Ticket.objects.select_related(
         "conversation__contact", "conversation__page", "assignee"
     ).order_by("opened_at", "id")

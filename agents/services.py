@@ -206,8 +206,9 @@ def _ticket_event(ticket: Ticket, kind: str, *, actor=None, detail: str = "") ->
     )
 
 
-def _system_message(conversation: Conversation, text: str, *, timestamp: int,
-                    ticket: Ticket | None = None) -> Message:
+def _system_message(
+    conversation: Conversation, text: str, *, timestamp: int, ticket: Ticket | None = None
+) -> Message:
     message = Message.objects.create(
         conversation=conversation,
         ticket=ticket,
@@ -264,8 +265,9 @@ def _control_gained(conversation: Conversation, event: PassThreadControlEvent) -
         window_start = timezone.now() - timedelta(seconds=settings.TICKET_REOPEN_WINDOW_SECONDS)
         ticket = (
             Ticket.objects.select_for_update()
-            .filter(conversation=conversation, status=Ticket.Status.CLOSED,
-                    closed_at__gte=window_start)
+            .filter(
+                conversation=conversation, status=Ticket.Status.CLOSED, closed_at__gte=window_start
+            )
             .order_by("-closed_at")
             .first()
         )
@@ -289,13 +291,15 @@ def _control_gained(conversation: Conversation, event: PassThreadControlEvent) -
             )
             _ticket_event(ticket, "opened", detail=event.metadata)
             outcome = "ticket opened"
-    _system_message(conversation, "Control passed to the helpdesk.",
-                    timestamp=event.timestamp, ticket=ticket)
+    _system_message(
+        conversation, "Control passed to the helpdesk.", timestamp=event.timestamp, ticket=ticket
+    )
     return outcome
 
 
-def _control_lost(conversation: Conversation, *, event: Event, new_owner: str,
-                  metadata: str, how: str) -> str:
+def _control_lost(
+    conversation: Conversation, *, event: Event, new_owner: str, metadata: str, how: str
+) -> str:
     """Another app has the thread now. Caller holds the conversation lock."""
     ticket = _unclosed_ticket(conversation)
     who = _app_label(conversation.page, new_owner)
@@ -316,8 +320,12 @@ def _control_lost(conversation: Conversation, *, event: Event, new_owner: str,
         ticket.flag_reason = f"{_sentence(who)} {how} the conversation; replies are locked."
         ticket.save(update_fields=["flagged", "flag_reason", "updated_at"])
         _ticket_event(ticket, "control_lost", detail=ticket.flag_reason)
-        _system_message(conversation, f"{_sentence(who)} {how} the conversation.",
-                        timestamp=event.timestamp, ticket=ticket)
+        _system_message(
+            conversation,
+            f"{_sentence(who)} {how} the conversation.",
+            timestamp=event.timestamp,
+            ticket=ticket,
+        )
         return "control lost; ticket flagged"
     return "control lost"
 
@@ -333,8 +341,12 @@ def _handover_event_apply(page: Page, event: Event) -> str:
             who = _app_label(page, event.requested_owner_app_id)
             if ticket is not None:
                 _ticket_event(ticket, "control_requested_by_other", detail=event.metadata)
-                _system_message(conversation, f"{_sentence(who)} asks for the conversation.",
-                                timestamp=event.timestamp, ticket=ticket)
+                _system_message(
+                    conversation,
+                    f"{_sentence(who)} asks for the conversation.",
+                    timestamp=event.timestamp,
+                    ticket=ticket,
+                )
             return f"{who} requested control"
         if event.timestamp < conversation.control_event_timestamp:
             return "stale handover event ignored (a newer one was applied)"
@@ -342,26 +354,43 @@ def _handover_event_apply(page: Page, event: Event) -> str:
         if event.new_owner_app_id == our_app:
             if isinstance(event, PassThreadControlEvent):
                 return _control_gained(conversation, event)
-            _transition(conversation, to_state=ControlState.AGENT,
-                        cause=ControlTransition.Cause.WEBHOOK, detail="we took control",
-                        metadata=event.metadata, event_timestamp=event.timestamp,
-                        owner_app_id=our_app)
+            _transition(
+                conversation,
+                to_state=ControlState.AGENT,
+                cause=ControlTransition.Cause.WEBHOOK,
+                detail="we took control",
+                metadata=event.metadata,
+                event_timestamp=event.timestamp,
+                owner_app_id=our_app,
+            )
             return "control taken by us"
         we_had_it = event.previous_owner_app_id == our_app or conversation.control_state in (
-            ControlState.AGENT, ControlState.RETURNING)
+            ControlState.AGENT,
+            ControlState.RETURNING,
+        )
         if we_had_it:
             how = "took" if isinstance(event, TakeThreadControlEvent) else "was given"
-            return _control_lost(conversation, event=event, new_owner=event.new_owner_app_id,
-                                 metadata=event.metadata, how=how)
+            return _control_lost(
+                conversation,
+                event=event,
+                new_owner=event.new_owner_app_id,
+                metadata=event.metadata,
+                how=how,
+            )
         # Between other apps: remember the owner; a pending request stays pending.
         to_state = conversation.control_state
         if to_state not in (ControlState.REQUESTED,):
             to_state = ControlState.BOT if event.new_owner_app_id else ControlState.IDLE
-        _transition(conversation, to_state=to_state, cause=ControlTransition.Cause.WEBHOOK,
-                    detail=f"control moved from {_app_label(page, event.previous_owner_app_id)} "
-                    f"to {_app_label(page, event.new_owner_app_id)}",
-                    metadata=event.metadata, event_timestamp=event.timestamp,
-                    owner_app_id=event.new_owner_app_id)
+        _transition(
+            conversation,
+            to_state=to_state,
+            cause=ControlTransition.Cause.WEBHOOK,
+            detail=f"control moved from {_app_label(page, event.previous_owner_app_id)} "
+            f"to {_app_label(page, event.new_owner_app_id)}",
+            metadata=event.metadata,
+            event_timestamp=event.timestamp,
+            owner_app_id=event.new_owner_app_id,
+        )
         return "control moved between other apps"
 
 
@@ -372,11 +401,17 @@ def _trigger_matches(page: Page, event: MessageEvent | PostbackEvent) -> str | N
         if not value:
             continue
         if isinstance(event, PostbackEvent):
-            if trigger.kind == Trigger.Kind.POSTBACK_TITLE and event.title.strip().casefold() == value:
+            if (
+                trigger.kind == Trigger.Kind.POSTBACK_TITLE
+                and event.title.strip().casefold() == value
+            ):
                 return f"postback '{event.title}'"
             continue
-        if (trigger.kind == Trigger.Kind.QUICK_REPLY_PAYLOAD and event.quick_reply_payload
-                and event.quick_reply_payload.strip().casefold() == value):
+        if (
+            trigger.kind == Trigger.Kind.QUICK_REPLY_PAYLOAD
+            and event.quick_reply_payload
+            and event.quick_reply_payload.strip().casefold() == value
+        ):
             return f"quick reply '{event.quick_reply_payload}'"
         if trigger.kind == Trigger.Kind.KEYWORD and re.search(
             rf"(?<!\w){re.escape(value)}(?!\w)", event.text.casefold()
@@ -385,9 +420,13 @@ def _trigger_matches(page: Page, event: MessageEvent | PostbackEvent) -> str | N
     return None
 
 
-def handover_request_start(*, conversation_id: int, reason: str,
-                           cause: str = ControlTransition.Cause.WEBHOOK,
-                           event_timestamp: int | None = None) -> bool:
+def handover_request_start(
+    *,
+    conversation_id: int,
+    reason: str,
+    cause: str = ControlTransition.Cause.WEBHOOK,
+    event_timestamp: int | None = None,
+) -> bool:
     """Ask the bot for the thread: state `requested`, the Graph call after commit.
 
     Returns False, changing nothing, while a request is pending or we own the thread.
@@ -430,14 +469,17 @@ def handover_request_send(*, conversation_id: int) -> Outcome:
     quietly when the state is no longer `requested`. Transient errors are raised for
     the task to retry; a terminal one returns the state to what it was before.
     """
-    conversation = Conversation.objects.select_related("page", "contact").get(
-        pk=conversation_id)
+    conversation = Conversation.objects.select_related("page", "contact").get(pk=conversation_id)
     if conversation.control_state != ControlState.REQUESTED or not conversation.requested_at:
         return Outcome.SKIPPED
     key = f"request:{conversation.pk}:{int(conversation.requested_at.timestamp() * 1000)}"
     try:
-        graph.request_thread_control(conversation.page, key=key, psid=conversation.contact.psid,
-                                     metadata=conversation.control_metadata)
+        graph.request_thread_control(
+            conversation.page,
+            key=key,
+            psid=conversation.contact.psid,
+            metadata=conversation.control_metadata,
+        )
     except graph.GraphError as exc:
         if exc.retryable:
             raise
@@ -454,10 +496,16 @@ def handover_request_fail(*, conversation_id: int, reason: str) -> None:
             return
         previous = (
             conversation.transitions.filter(to_state=ControlState.REQUESTED)
-            .order_by("-created_at", "-id").values_list("from_state", flat=True).first()
+            .order_by("-created_at", "-id")
+            .values_list("from_state", flat=True)
+            .first()
         ) or ControlState.BOT
-        _transition(conversation, to_state=previous, cause=ControlTransition.Cause.API,
-                    detail=f"request_thread_control failed: {reason}")
+        _transition(
+            conversation,
+            to_state=previous,
+            cause=ControlTransition.Cause.API,
+            detail=f"request_thread_control failed: {reason}",
+        )
 
 
 # --- Inbound events -------------------------------------------------------------
@@ -472,8 +520,9 @@ def messenger_event_handle(page: Page, event: Event) -> str | None:
         return _inbound_record(page, event)
     if isinstance(event, EchoEvent):
         return _echo_record(page, event)
-    if isinstance(event, PassThreadControlEvent | TakeThreadControlEvent
-                  | RequestThreadControlEvent):
+    if isinstance(
+        event, PassThreadControlEvent | TakeThreadControlEvent | RequestThreadControlEvent
+    ):
         return _handover_event_apply(page, event)
     if isinstance(event, ReadEvent | DeliveryEvent):
         return _receipt_apply(page, event)
@@ -496,8 +545,9 @@ def _touch(conversation: Conversation, *, timestamp: int, from_user: bool) -> No
     updates: dict[str, datetime] = {}
     if conversation.last_message_at is None or at > conversation.last_message_at:
         updates["last_message_at"] = at
-    if from_user and (conversation.last_user_message_at is None
-                      or at > conversation.last_user_message_at):
+    if from_user and (
+        conversation.last_user_message_at is None or at > conversation.last_user_message_at
+    ):
         updates["last_user_message_at"] = at
     if updates:
         Conversation.objects.filter(pk=conversation.pk).update(**updates)
@@ -528,21 +578,28 @@ def _inbound_record(page: Page, event: MessageEvent | PostbackEvent) -> str:
         **fields,
     )
     _touch(conversation, timestamp=event.timestamp, from_user=True)
-    realtime.broadcast_on_commit("message.created", conversation_id=conversation.pk,
-                                 message_id=message.pk)
+    realtime.broadcast_on_commit(
+        "message.created", conversation_id=conversation.pk, message_id=message.pk
+    )
     if ticket is not None:
-        realtime.broadcast_on_commit("ticket.updated", ticket_id=ticket.pk,
-                                     conversation_id=conversation.pk)
+        realtime.broadcast_on_commit(
+            "ticket.updated", ticket_id=ticket.pk, conversation_id=conversation.pk
+        )
     note = "context" if ticket is None else "ticket message"
     if event.channel == CHANNEL_STANDBY and conversation.control_state in (
-        ControlState.BOT, ControlState.IDLE, ControlState.TAKEN, ControlState.REQUESTED
+        ControlState.BOT,
+        ControlState.IDLE,
+        ControlState.TAKEN,
+        ControlState.REQUESTED,
     ):
         reason = _trigger_matches(page, event)
         if reason is not None:
-            started = handover_request_start(conversation_id=conversation.pk, reason=reason,
-                                             event_timestamp=event.timestamp)
-            note += f"; trigger {reason}: " + ("control requested" if started
-                                                else "a request is already pending")
+            started = handover_request_start(
+                conversation_id=conversation.pk, reason=reason, event_timestamp=event.timestamp
+            )
+            note += f"; trigger {reason}: " + (
+                "control requested" if started else "a request is already pending"
+            )
     return note
 
 
@@ -578,8 +635,9 @@ def _echo_record(page: Page, event: EchoEvent) -> str:
         status=Message.Status.SENT,
     )
     _touch(conversation, timestamp=event.timestamp, from_user=False)
-    realtime.broadcast_on_commit("message.created", conversation_id=conversation.pk,
-                                 message_id=message.pk)
+    realtime.broadcast_on_commit(
+        "message.created", conversation_id=conversation.pk, message_id=message.pk
+    )
     return f"echo from {_app_label(page, event.app_id)}"
 
 
@@ -591,16 +649,19 @@ def _outbound_confirm(message_id: int, *, mid: str) -> None:
         if not message.mid:
             message.mid = mid
             fields.append("mid")
-        if message.status in (Message.Status.PENDING, Message.Status.SENDING,
-                              Message.Status.FAILED):
+        if message.status in (
+            Message.Status.PENDING,
+            Message.Status.SENDING,
+            Message.Status.FAILED,
+        ):
             message.status = Message.Status.SENT
             message.error = ""
             fields += ["status", "error"]
         if fields:
             message.save(update_fields=fields)
-            realtime.broadcast_on_commit("message.updated",
-                                         conversation_id=message.conversation_id,
-                                         message_id=message.pk)
+            realtime.broadcast_on_commit(
+                "message.updated", conversation_id=message.conversation_id, message_id=message.pk
+            )
 
 
 _RECEIPT_ORDER = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.READ]
@@ -610,20 +671,24 @@ def _receipt_apply(page: Page, event: ReadEvent | DeliveryEvent) -> str:
     conversation = Conversation.objects.filter(page=page, contact__psid=event.psid).first()
     if conversation is None:
         return "receipt for an unknown conversation"
-    outbound = Message.objects.filter(conversation=conversation,
-                                      direction=Message.Direction.OUTBOUND)
+    outbound = Message.objects.filter(
+        conversation=conversation, direction=Message.Direction.OUTBOUND
+    )
     if isinstance(event, ReadEvent):
         changed = outbound.filter(
             timestamp__lte=event.watermark,
             status__in=[Message.Status.SENT, Message.Status.DELIVERED],
         ).update(status=Message.Status.READ)
     else:
-        changed = outbound.filter(status=Message.Status.SENT).filter(
-            timestamp__lte=event.watermark
-        ).update(status=Message.Status.DELIVERED)
+        changed = (
+            outbound.filter(status=Message.Status.SENT)
+            .filter(timestamp__lte=event.watermark)
+            .update(status=Message.Status.DELIVERED)
+        )
         if event.mids:
             changed += outbound.filter(status=Message.Status.SENT, mid__in=event.mids).update(
-                status=Message.Status.DELIVERED)
+                status=Message.Status.DELIVERED
+            )
     if changed:
         realtime.broadcast_on_commit("conversation.updated", conversation_id=conversation.pk)
     return f"{changed} message(s) marked {event.kind}"
@@ -690,14 +755,17 @@ def ticket_transfer(*, ticket_id: int, user: AbstractBaseUser, to_user_id: int) 
         if not _can_see(target, ticket.conversation.page_id):
             raise InvalidInput(f"{target} is not in a team that handles this page.")
         if ticket.assignee_id not in (None, user.pk) and not user.is_superuser:
-            raise PermissionDenied(f"This ticket is assigned to {ticket.assignee}; only they "
-                                   "or an admin can transfer it.")
+            raise PermissionDenied(
+                f"This ticket is assigned to {ticket.assignee}; only they "
+                "or an admin can transfer it."
+            )
         previous = ticket.assignee
         ticket.assignee = target
         ticket.status = Ticket.Status.OPEN
         ticket.save(update_fields=["assignee", "status", "updated_at"])
-        _ticket_event(ticket, "transferred", actor=user,
-                      detail=f"from {previous or 'nobody'} to {target}")
+        _ticket_event(
+            ticket, "transferred", actor=user, detail=f"from {previous or 'nobody'} to {target}"
+        )
     return ticket
 
 
@@ -726,11 +794,15 @@ def _send_policy(conversation: Conversation) -> SendPolicy:
     if age is not None and age <= HUMAN_AGENT_WINDOW and conversation.page.human_agent_enabled:
         return SendPolicy("MESSAGE_TAG", "HUMAN_AGENT")
     if age is not None and age <= HUMAN_AGENT_WINDOW:
-        raise Conflict("The 24-hour messaging window is closed and this page does not have "
-                       "the Human Agent feature.")
-    raise Conflict("The messaging window is closed: the user last wrote more than "
-                   + ("7 days" if conversation.page.human_agent_enabled else "24 hours")
-                   + " ago.")
+        raise Conflict(
+            "The 24-hour messaging window is closed and this page does not have "
+            "the Human Agent feature."
+        )
+    raise Conflict(
+        "The messaging window is closed: the user last wrote more than "
+        + ("7 days" if conversation.page.human_agent_enabled else "24 hours")
+        + " ago."
+    )
 
 
 def _reply_check(ticket: Ticket, user: AbstractBaseUser) -> None:
@@ -764,8 +836,9 @@ def _outbound_create(ticket: Ticket, user: AbstractBaseUser, text: str) -> Messa
         timestamp=now_ms(),
         status=Message.Status.PENDING,
     )
-    realtime.broadcast_on_commit("message.created", conversation_id=ticket.conversation_id,
-                                 message_id=message.pk)
+    realtime.broadcast_on_commit(
+        "message.created", conversation_id=ticket.conversation_id, message_id=message.pk
+    )
     return message
 
 
@@ -811,8 +884,9 @@ def message_retry(*, message_id: int, user: AbstractBaseUser) -> Message:
         from agents.tasks import message_send
 
         transaction.on_commit(lambda: _enqueue(message_send, message.pk))
-        realtime.broadcast_on_commit("message.updated", conversation_id=message.conversation_id,
-                                     message_id=message.pk)
+        realtime.broadcast_on_commit(
+            "message.updated", conversation_id=message.conversation_id, message_id=message.pk
+        )
     return message
 
 
@@ -829,11 +903,18 @@ def message_send(*, message_id: int) -> Outcome:
     stale = timezone.now() - timedelta(seconds=settings.GRAPH_API_TIMEOUT_SECONDS * 3)
     with transaction.atomic():
         message = message_lock(message_id)
-        if message.status in (Message.Status.SENT, Message.Status.DELIVERED,
-                              Message.Status.READ, Message.Status.FAILED):
+        if message.status in (
+            Message.Status.SENT,
+            Message.Status.DELIVERED,
+            Message.Status.READ,
+            Message.Status.FAILED,
+        ):
             return Outcome.SKIPPED
-        if message.status == Message.Status.SENDING and message.sending_since and (
-                message.sending_since > stale):
+        if (
+            message.status == Message.Status.SENDING
+            and message.sending_since
+            and (message.sending_since > stale)
+        ):
             return Outcome.BUSY
         conversation = conversation_lock(message.conversation_id)
         if conversation.control_state not in (ControlState.AGENT, ControlState.RETURNING):
@@ -852,9 +933,15 @@ def message_send(*, message_id: int) -> Outcome:
         psid = conversation.contact.psid
         page = conversation.page
     try:
-        mid = graph.send_text(page, key=f"message:{message.pk}", psid=psid, text=message.text,
-                              metadata=f"helpdesk:message={message.pk}",
-                              messaging_type=policy.messaging_type, tag=policy.tag)
+        mid = graph.send_text(
+            page,
+            key=f"message:{message.pk}",
+            psid=psid,
+            text=message.text,
+            metadata=f"helpdesk:message={message.pk}",
+            messaging_type=policy.messaging_type,
+            tag=policy.tag,
+        )
     except graph.GraphError as exc:
         with transaction.atomic():
             message = message_lock(message_id)
@@ -888,8 +975,9 @@ def _outbound_fail(message: Message, reason: str) -> None:
     message.status = Message.Status.FAILED
     message.error = reason[:1000]
     message.save(update_fields=["status", "error"])
-    realtime.broadcast_on_commit("message.updated", conversation_id=message.conversation_id,
-                                 message_id=message.pk)
+    realtime.broadcast_on_commit(
+        "message.updated", conversation_id=message.conversation_id, message_id=message.pk
+    )
 
 
 def _ownership_drift(conversation_id: int, *, reason: str) -> None:
@@ -898,8 +986,12 @@ def _ownership_drift(conversation_id: int, *, reason: str) -> None:
     if conversation.control_state not in (ControlState.AGENT, ControlState.RETURNING):
         return
     ticket = _unclosed_ticket(conversation)
-    _transition(conversation, to_state=ControlState.TAKEN if ticket else ControlState.BOT,
-                cause=ControlTransition.Cause.RECONCILE, detail=reason)
+    _transition(
+        conversation,
+        to_state=ControlState.TAKEN if ticket else ControlState.BOT,
+        cause=ControlTransition.Cause.RECONCILE,
+        detail=reason,
+    )
     if ticket is not None:
         ticket.flagged = True
         ticket.flag_reason = "Meta says another app owns this conversation; replies are locked."
@@ -907,8 +999,9 @@ def _ownership_drift(conversation_id: int, *, reason: str) -> None:
         _ticket_event(ticket, "control_lost", detail=reason)
 
 
-def ticket_close(*, ticket_id: int, user: AbstractBaseUser, closing_message: str = "",
-                 outcome: str = "resolved") -> Ticket:
+def ticket_close(
+    *, ticket_id: int, user: AbstractBaseUser, closing_message: str = "", outcome: str = "resolved"
+) -> Ticket:
     """Close a ticket and, when we own the thread, hand it back to the bot.
 
     An optional closing message is queued first; the pass happens in a task after all of
@@ -928,8 +1021,10 @@ def ticket_close(*, ticket_id: int, user: AbstractBaseUser, closing_message: str
         owned = conversation.control_state == ControlState.AGENT
         if closing_message:
             if not owned:
-                raise Conflict("The closing message cannot be sent: "
-                               + _LOCK_REASONS.get(conversation.control_state, ""))
+                raise Conflict(
+                    "The closing message cannot be sent: "
+                    + _LOCK_REASONS.get(conversation.control_state, "")
+                )
             _send_policy(conversation)
             _outbound_create(ticket, user, closing_message)
         previous_assignee = ticket.assignee
@@ -944,8 +1039,9 @@ def ticket_close(*, ticket_id: int, user: AbstractBaseUser, closing_message: str
                 to_state=ControlState.RETURNING,
                 cause=ControlTransition.Cause.AGENT,
                 detail=f"ticket {ticket.pk} closed by {user}; passing control to the bot",
-                metadata=_metadata(ticket=ticket.pk, outcome=outcome,
-                                   agent=str(previous_assignee or user)),
+                metadata=_metadata(
+                    ticket=ticket.pk, outcome=outcome, agent=str(previous_assignee or user)
+                ),
             )
             from agents.tasks import ticket_return
 
@@ -962,22 +1058,32 @@ def ticket_return(*, ticket_id: int) -> Outcome:
     ticket and its close time, and a no-op unless the state is `returning`.
     """
     ticket = Ticket.objects.select_related("conversation__page", "conversation__contact").get(
-        pk=ticket_id)
+        pk=ticket_id
+    )
     conversation = ticket.conversation
     if conversation.control_state != ControlState.RETURNING or ticket.closed_at is None:
         return Outcome.SKIPPED
-    pending = Message.objects.filter(
-        conversation=conversation, direction=Message.Direction.OUTBOUND,
-        status__in=[Message.Status.PENDING, Message.Status.SENDING],
-    ).order_by("timestamp", "id").values_list("pk", flat=True)
+    pending = (
+        Message.objects.filter(
+            conversation=conversation,
+            direction=Message.Direction.OUTBOUND,
+            status__in=[Message.Status.PENDING, Message.Status.SENDING],
+        )
+        .order_by("timestamp", "id")
+        .values_list("pk", flat=True)
+    )
     for message_id in pending:
         if message_send(message_id=message_id) == Outcome.BUSY:
             return Outcome.BUSY
     key = f"return:{ticket.pk}:{int(ticket.closed_at.timestamp() * 1000)}"
     try:
-        graph.pass_thread_control(conversation.page, key=key, psid=conversation.contact.psid,
-                                  target_app_id=conversation.page.bot_app_id,
-                                  metadata=conversation.control_metadata)
+        graph.pass_thread_control(
+            conversation.page,
+            key=key,
+            psid=conversation.contact.psid,
+            target_app_id=conversation.page.bot_app_id,
+            metadata=conversation.control_metadata,
+        )
     except graph.GraphError as exc:
         if exc.retryable:
             raise
@@ -986,12 +1092,17 @@ def ticket_return(*, ticket_id: int) -> Outcome:
     with transaction.atomic():
         conversation = conversation_lock(conversation.pk)
         if conversation.control_state == ControlState.RETURNING:
-            _transition(conversation, to_state=ControlState.BOT, cause=ControlTransition.Cause.API,
-                        detail="control passed back to the bot",
-                        metadata=conversation.control_metadata,
-                        owner_app_id=conversation.page.bot_app_id)
-            _system_message(conversation, "The conversation went back to the bot.",
-                            timestamp=now_ms())
+            _transition(
+                conversation,
+                to_state=ControlState.BOT,
+                cause=ControlTransition.Cause.API,
+                detail="control passed back to the bot",
+                metadata=conversation.control_metadata,
+                owner_app_id=conversation.page.bot_app_id,
+            )
+            _system_message(
+                conversation, "The conversation went back to the bot.", timestamp=now_ms()
+            )
     return Outcome.DONE
 
 
@@ -1007,12 +1118,19 @@ def ticket_return_fail(*, ticket_id: int, reason: str, not_owner: bool = False) 
         if conversation.control_state != ControlState.RETURNING:
             return
         if not_owner:
-            _transition(conversation, to_state=ControlState.BOT,
-                        cause=ControlTransition.Cause.RECONCILE,
-                        detail=f"pass back failed, we were no longer the owner: {reason}")
+            _transition(
+                conversation,
+                to_state=ControlState.BOT,
+                cause=ControlTransition.Cause.RECONCILE,
+                detail=f"pass back failed, we were no longer the owner: {reason}",
+            )
             return
-        _transition(conversation, to_state=ControlState.AGENT, cause=ControlTransition.Cause.API,
-                    detail=f"pass back to the bot failed: {reason}")
+        _transition(
+            conversation,
+            to_state=ControlState.AGENT,
+            cause=ControlTransition.Cause.API,
+            detail=f"pass back to the bot failed: {reason}",
+        )
         ticket = ticket_lock(ticket_id)
         if _unclosed_ticket(conversation) is None:
             ticket.status = Ticket.Status.WAITING
@@ -1031,7 +1149,8 @@ def ticket_request_control(*, ticket_id: int, user: AbstractBaseUser) -> Ticket:
         if ticket.status == Ticket.Status.CLOSED:
             raise Conflict("This ticket is closed.")
     started = handover_request_start(
-        conversation_id=ticket.conversation_id, reason=f"agent {user} asked for control",
+        conversation_id=ticket.conversation_id,
+        reason=f"agent {user} asked for control",
         cause=ControlTransition.Cause.AGENT,
     )
     if not started:
@@ -1055,8 +1174,9 @@ def outbound_redrive() -> dict[str, list[int]]:
     cutoff = timezone.now() - timedelta(seconds=settings.REDRIVE_GRACE_SECONDS)
     messages = list(
         Message.objects.filter(status=Message.Status.PENDING, created_at__lte=cutoff)
-        .exclude(ticket__status=Ticket.Status.CLOSED,
-                 conversation__control_state=ControlState.RETURNING)
+        .exclude(
+            ticket__status=Ticket.Status.CLOSED, conversation__control_state=ControlState.RETURNING
+        )
         .values_list("pk", flat=True)[:500]
     )
     returning = list(
@@ -1067,9 +1187,9 @@ def outbound_redrive() -> dict[str, list[int]]:
         ).values_list("pk", flat=True)[:500]
     )
     requested = list(
-        Conversation.objects.filter(control_state=ControlState.REQUESTED,
-                                    requested_at__lte=cutoff)
-        .values_list("pk", flat=True)[:500]
+        Conversation.objects.filter(
+            control_state=ControlState.REQUESTED, requested_at__lte=cutoff
+        ).values_list("pk", flat=True)[:500]
     )
     for pk in messages:
         _enqueue(message_send, pk)
@@ -1084,5 +1204,6 @@ def _enqueue(task, *args: object) -> None:
     try:
         task.delay(*args)
     except Exception as exc:  # noqa: BLE001 -- broker down: the row is the truth, beat re-drives
-        logger.warning("could not enqueue %s%r (%s); it will be re-driven", task.name, args,
-                       type(exc).__name__)
+        logger.warning(
+            "could not enqueue %s%r (%s); it will be re-driven", task.name, args, type(exc).__name__
+        )

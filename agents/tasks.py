@@ -33,8 +33,7 @@ def handover_request(self, conversation_id: int) -> None:
         services.handover_request_send(conversation_id=conversation_id)
     except GraphError as exc:
         if self.request.retries >= settings.GRAPH_RETRY_MAX:
-            services.handover_request_fail(conversation_id=conversation_id,
-                                           reason=exc.describe())
+            services.handover_request_fail(conversation_id=conversation_id, reason=exc.describe())
             return
         raise self.retry(countdown=_countdown(self.request.retries)) from None
 

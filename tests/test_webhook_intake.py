@@ -26,17 +26,26 @@ def _post(client, body: bytes, signature: str | None = None, **extra):
 
 
 def test_verification_echoes_the_challenge(client):
-    response = client.get(URL, {"hub.mode": "subscribe", "hub.verify_token": "test-verify-token",
-                                "hub.challenge": "CHALLENGE_ACCEPTED"})
+    response = client.get(
+        URL,
+        {
+            "hub.mode": "subscribe",
+            "hub.verify_token": "test-verify-token",
+            "hub.challenge": "CHALLENGE_ACCEPTED",
+        },
+    )
     assert response.status_code == 200
     assert response.content == b"CHALLENGE_ACCEPTED"
 
 
-@pytest.mark.parametrize("params", [
-    {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
-    {"hub.mode": "unsubscribe", "hub.verify_token": "test-verify-token", "hub.challenge": "1"},
-    {"hub.challenge": "1"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": "test-verify-token", "hub.challenge": "1"},
+        {"hub.challenge": "1"},
+    ],
+)
 def test_verification_with_wrong_token_or_mode_is_403(client, params):
     response = client.get(URL, params)
     assert response.status_code == 403
@@ -47,13 +56,16 @@ def test_verification_with_wrong_token_or_mode_is_403(client, params):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("signature", [
-    None,
-    "sha256=" + "0" * 64,
-    "sha1=abc",
-    payloads.signature(b"other body"),
-    payloads.signature(b"x", secret="not-the-secret"),
-])
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "sha256=" + "0" * 64,
+        "sha1=abc",
+        payloads.signature(b"other body"),
+        payloads.signature(b"x", secret="not-the-secret"),
+    ],
+)
 def test_missing_or_wrong_signature_is_403_and_stores_nothing(client, signature):
     body = payloads.body_bytes(payloads.delivery(payloads.user_message("hi", ts=1)))
     with mock.patch("webhooks.services._enqueue") as enqueue:
@@ -99,8 +111,9 @@ def test_malformed_json_with_good_signature_is_400_and_stores_nothing(client, bo
 def test_delivery_is_stored_then_processing_enqueued_after_commit(
     client, page, clock, django_capture_on_commit_callbacks
 ):
-    body = payloads.body_bytes(payloads.delivery(payloads.user_message("hi", ts=clock()),
-                                                 channel="standby"))
+    body = payloads.body_bytes(
+        payloads.delivery(payloads.user_message("hi", ts=clock()), channel="standby")
+    )
     with mock.patch("webhooks.tasks.delivery_process.delay") as delay:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             response = _post(client, body, payloads.signature(body))
@@ -116,14 +129,19 @@ def test_delivery_is_stored_then_processing_enqueued_after_commit(
 
 
 @pytest.mark.django_db
-def test_delivery_is_kept_when_the_broker_is_down(client, page, clock,
-                                                   django_capture_on_commit_callbacks):
-    body = payloads.body_bytes(payloads.delivery(payloads.user_message("hi", ts=clock()),
-                                                 channel="standby"))
-    with mock.patch("webhooks.tasks.delivery_process.delay",
-                    side_effect=ConnectionError("redis down")):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = _post(client, body, payloads.signature(body))
+def test_delivery_is_kept_when_the_broker_is_down(
+    client, page, clock, django_capture_on_commit_callbacks
+):
+    body = payloads.body_bytes(
+        payloads.delivery(payloads.user_message("hi", ts=clock()), channel="standby")
+    )
+    with (
+        mock.patch(
+            "webhooks.tasks.delivery_process.delay", side_effect=ConnectionError("redis down")
+        ),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = _post(client, body, payloads.signature(body))
     assert response.status_code == 200
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == WebhookDelivery.Status.RECEIVED
@@ -135,11 +153,14 @@ def test_redrive_processes_deliveries_that_were_never_processed(
     client, page, clock, settings, django_capture_on_commit_callbacks
 ):
     settings.REDRIVE_GRACE_SECONDS = 0
-    body = payloads.body_bytes(payloads.delivery(payloads.user_message("hi", ts=clock()),
-                                                 channel="standby"))
-    with mock.patch("webhooks.tasks.delivery_process.delay", side_effect=OSError):
-        with django_capture_on_commit_callbacks(execute=True):
-            _post(client, body, payloads.signature(body))
+    body = payloads.body_bytes(
+        payloads.delivery(payloads.user_message("hi", ts=clock()), channel="standby")
+    )
+    with (
+        mock.patch("webhooks.tasks.delivery_process.delay", side_effect=OSError),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        _post(client, body, payloads.signature(body))
     assert Message.objects.count() == 0
 
     redriven = services.deliveries_redrive()  # tasks run eagerly in tests
@@ -157,9 +178,12 @@ def test_redrive_leaves_young_and_exhausted_deliveries(client, page, clock, sett
     young = WebhookDelivery.objects.create(body=b"{}", digest="a" * 64)
     assert services.deliveries_redrive() == []
     settings.REDRIVE_GRACE_SECONDS = 0
-    WebhookDelivery.objects.create(body=b"{}", digest="b" * 64,
-                                   status=WebhookDelivery.Status.FAILED,
-                                   attempts=settings.WEBHOOK_MAX_ATTEMPTS)
+    WebhookDelivery.objects.create(
+        body=b"{}",
+        digest="b" * 64,
+        status=WebhookDelivery.Status.FAILED,
+        attempts=settings.WEBHOOK_MAX_ATTEMPTS,
+    )
     with mock.patch("webhooks.tasks.delivery_process.delay") as delay:
         assert services.deliveries_redrive() == [young.pk]
     delay.assert_called_once_with(young.pk)
@@ -167,40 +191,62 @@ def test_redrive_leaves_young_and_exhausted_deliveries(client, page, clock, sett
 
 @pytest.mark.django_db
 def test_redelivered_batch_changes_nothing(page, deliver, clock, fake_graph):
-    events = [payloads.user_message("hello", ts=clock()),
-              payloads.echo("Hi! I'm the bot.", ts=clock()),
-              payloads.pass_control(ts=clock(), metadata="billing")]
+    events = [
+        payloads.user_message("hello", ts=clock()),
+        payloads.echo("Hi! I'm the bot.", ts=clock()),
+        payloads.pass_control(ts=clock(), metadata="billing"),
+    ]
     deliver(*events[:2], channel="standby")
     deliver(events[2])
-    counts = (Message.objects.count(), Ticket.objects.count(), WebhookEvent.objects.count(),
-              len(fake_graph.calls))
+    counts = (
+        Message.objects.count(),
+        Ticket.objects.count(),
+        WebhookEvent.objects.count(),
+        len(fake_graph.calls),
+    )
 
     deliver(*events[:2], channel="standby")  # the same bytes again
     deliver(events[2])
     # a redelivery with different bytes (batched differently) but the same events
     deliver(events[2], events[0], channel="messaging")
 
-    assert (Message.objects.count(), Ticket.objects.count(), WebhookEvent.objects.count(),
-            len(fake_graph.calls)) == counts
+    assert (
+        Message.objects.count(),
+        Ticket.objects.count(),
+        WebhookEvent.objects.count(),
+        len(fake_graph.calls),
+    ) == counts
     assert counts[:3] == (3, 1, 3)  # 2 messages + 1 system message; one ticket
     assert WebhookDelivery.objects.count() == 3
 
 
 @pytest.mark.django_db
 def test_unknown_event_kinds_and_unknown_pages_are_stored_and_ignored(client, page, clock):
-    reaction = {"sender": {"id": payloads.PSID}, "recipient": {"id": payloads.PAGE_ID},
-                "timestamp": clock(),
-                "reaction": {"reaction": "love", "emoji": "❤", "action": "react", "mid": "m_1"}}
-    other_page = payloads.delivery(payloads.user_message("hi", ts=clock()),
-                                   page_id="999999999")
-    for payload in (payloads.delivery(reaction), other_page,
-                    {"object": "instagram", "entry": []},
-                    {"object": "page", "entry": [{"id": payloads.PAGE_ID, "time": 1,
-                                                  "changes": [{"field": "feed"}]}]}):
+    reaction = {
+        "sender": {"id": payloads.PSID},
+        "recipient": {"id": payloads.PAGE_ID},
+        "timestamp": clock(),
+        "reaction": {"reaction": "love", "emoji": "❤", "action": "react", "mid": "m_1"},
+    }
+    other_page = payloads.delivery(payloads.user_message("hi", ts=clock()), page_id="999999999")
+    for payload in (
+        payloads.delivery(reaction),
+        other_page,
+        {"object": "instagram", "entry": []},
+        {
+            "object": "page",
+            "entry": [{"id": payloads.PAGE_ID, "time": 1, "changes": [{"field": "feed"}]}],
+        },
+    ):
         body = payloads.body_bytes(payload)
         from django.test import Client
-        response = Client().post(URL, body, content_type="application/json",
-                                 headers={"X-Hub-Signature-256": payloads.signature(body)})
+
+        response = Client().post(
+            URL,
+            body,
+            content_type="application/json",
+            headers={"X-Hub-Signature-256": payloads.signature(body)},
+        )
         assert response.status_code == 200
     for delivery in WebhookDelivery.objects.all():
         services.delivery_process(delivery_id=delivery.pk)
@@ -213,8 +259,11 @@ def test_unknown_event_kinds_and_unknown_pages_are_stored_and_ignored(client, pa
 
 @pytest.mark.django_db
 def test_a_failing_handler_keeps_nothing_and_records_the_error(page, clock):
-    payload = payloads.delivery(payloads.user_message("one", ts=clock()),
-                                payloads.user_message("two", ts=clock()), channel="standby")
+    payload = payloads.delivery(
+        payloads.user_message("one", ts=clock()),
+        payloads.user_message("two", ts=clock()),
+        channel="standby",
+    )
     delivery = services.delivery_receive(body=payloads.body_bytes(payload))
     calls = []
 
@@ -225,8 +274,9 @@ def test_a_failing_handler_keeps_nothing_and_records_the_error(page, clock):
 
     services._handler.cache_clear()
     try:
-        with mock.patch("django.conf.settings.MESSENGER_EVENT_HANDLER",
-                        "tests.test_webhook_intake._flaky"):
+        with mock.patch(
+            "django.conf.settings.MESSENGER_EVENT_HANDLER", "tests.test_webhook_intake._flaky"
+        ):
             globals()["_flaky"] = flaky
             with pytest.raises(RuntimeError):
                 services.delivery_process(delivery_id=delivery.pk)

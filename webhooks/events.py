@@ -22,6 +22,14 @@ def _str_id(value: Any) -> str:
     return str(value)
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _timestamp(raw: dict[str, Any], fallback: int) -> int:
     value = raw.get("timestamp", fallback)
     try:
@@ -64,7 +72,7 @@ class Attachment:
 
 def _attachments(message: dict[str, Any]) -> tuple[Attachment, ...]:
     result = []
-    for item in message.get("attachments") or []:
+    for item in _list(message.get("attachments")):
         if not isinstance(item, dict):
             continue
         payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
@@ -200,8 +208,8 @@ class UnknownEvent(Event):
 
 def _parse_event(raw: dict[str, Any], *, page_id: str, channel: str, entry_time: int) -> Event:
     ts = _timestamp(raw, entry_time)
-    sender = _str_id((raw.get("sender") or {}).get("id"))
-    recipient = _str_id((raw.get("recipient") or {}).get("id"))
+    sender = _str_id(_dict(raw.get("sender")).get("id"))
+    recipient = _str_id(_dict(raw.get("recipient")).get("id"))
     common: dict[str, Any] = {"page_id": page_id, "timestamp": ts, "channel": channel, "raw": raw}
 
     message = raw.get("message")
@@ -270,7 +278,7 @@ def _parse_event(raw: dict[str, Any], *, page_id: str, channel: str, entry_time:
 
     delivery = raw.get("delivery")
     if isinstance(delivery, dict) and "watermark" in delivery:
-        mids = tuple(str(m) for m in delivery.get("mids") or [])
+        mids = tuple(str(m) for m in _list(delivery.get("mids")))
         return DeliveryEvent(
             psid=sender,
             watermark=_timestamp({"timestamp": delivery["watermark"]}, 0),
@@ -302,7 +310,7 @@ def parse_delivery(payload: Any) -> list[Event]:
         page_id = _str_id(entry.get("id"))
         entry_time = _timestamp({"timestamp": entry.get("time")}, 0)
         for channel in (CHANNEL_MESSAGING, CHANNEL_STANDBY):
-            for raw in entry.get(channel) or []:
+            for raw in _list(entry.get(channel)):
                 if isinstance(raw, dict):
                     events.append(
                         _parse_event(raw, page_id=page_id, channel=channel, entry_time=entry_time)

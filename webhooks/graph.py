@@ -138,7 +138,10 @@ def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[st
     except ValueError:
         body = None
     if response.status_code >= 400 or (isinstance(body, dict) and "error" in body):
-        raise classify(response.status_code, body)
+        error = classify(response.status_code, body)
+        # Meta may quote the token back ("Malformed access token …"): never keep it.
+        error.message = error.message.replace(page.access_token, "[page token]")
+        raise error
     if not isinstance(body, dict):
         raise GraphError(
             message="the answer was not a JSON object",

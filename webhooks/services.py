@@ -176,7 +176,7 @@ def page_connect(
 ) -> tuple[Page, bool]:
     """Register a Page or update it in place; idempotent. Raises ValueError on bad input."""
     for label, value in (("page id", page_id), ("bot app id", bot_app_id)):
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             raise ValueError(f"The {label} must be numeric, not {value!r}.")
     if not access_token.strip():
         raise ValueError("The Page access token is empty.")

@@ -6,176 +6,475 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('webhooks', '0001_initial'),
+        ("webhooks", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('digest', models.CharField(max_length=64, unique=True)),
-                ('prefix', models.CharField(help_text="The token's first characters, to tell tokens apart.", max_length=8)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("digest", models.CharField(max_length=64, unique=True)),
+                (
+                    "prefix",
+                    models.CharField(
+                        help_text="The token's first characters, to tell tokens apart.",
+                        max_length=8,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Contact',
+            name="Contact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('psid', models.CharField(max_length=64)),
-                ('first_name', models.CharField(blank=True, max_length=200)),
-                ('last_name', models.CharField(blank=True, max_length=200)),
-                ('profile_pic', models.URLField(blank=True, max_length=2000)),
-                ('profile_fetched_at', models.DateTimeField(blank=True, null=True)),
-                ('profile_error', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('page', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='contacts', to='webhooks.page')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("psid", models.CharField(max_length=64)),
+                ("first_name", models.CharField(blank=True, max_length=200)),
+                ("last_name", models.CharField(blank=True, max_length=200)),
+                ("profile_pic", models.URLField(blank=True, max_length=2000)),
+                ("profile_fetched_at", models.DateTimeField(blank=True, null=True)),
+                ("profile_error", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "page",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="contacts",
+                        to="webhooks.page",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Conversation',
+            name="Conversation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('control_state', models.CharField(choices=[('bot', 'bot owns the thread'), ('requested', 'control requested'), ('agent', 'helpdesk owns the thread'), ('returning', 'passing back to the bot'), ('taken', 'taken by another app'), ('idle', 'idle (nobody owns it)')], default='bot', max_length=16)),
-                ('owner_app_id', models.CharField(blank=True, help_text='The owning app as last seen, if known.', max_length=64)),
-                ('control_event_timestamp', models.BigIntegerField(default=0, help_text='Timestamp (ms) of the last applied handover event: an older event arriving late does not undo a newer one.')),
-                ('control_metadata', models.TextField(blank=True)),
-                ('requested_at', models.DateTimeField(blank=True, null=True)),
-                ('last_user_message_at', models.DateTimeField(blank=True, null=True)),
-                ('last_message_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('contact', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='conversation', to='agents.contact')),
-                ('page', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conversations', to='webhooks.page')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "control_state",
+                    models.CharField(
+                        choices=[
+                            ("bot", "bot owns the thread"),
+                            ("requested", "control requested"),
+                            ("agent", "helpdesk owns the thread"),
+                            ("returning", "passing back to the bot"),
+                            ("taken", "taken by another app"),
+                            ("idle", "idle (nobody owns it)"),
+                        ],
+                        default="bot",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "owner_app_id",
+                    models.CharField(
+                        blank=True,
+                        help_text="The owning app as last seen, if known.",
+                        max_length=64,
+                    ),
+                ),
+                (
+                    "control_event_timestamp",
+                    models.BigIntegerField(
+                        default=0,
+                        help_text="Timestamp (ms) of the last applied handover event: an older event arriving late does not undo a newer one.",
+                    ),
+                ),
+                ("control_metadata", models.TextField(blank=True)),
+                ("requested_at", models.DateTimeField(blank=True, null=True)),
+                ("last_user_message_at", models.DateTimeField(blank=True, null=True)),
+                ("last_message_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "contact",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversation",
+                        to="agents.contact",
+                    ),
+                ),
+                (
+                    "page",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversations",
+                        to="webhooks.page",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ControlTransition',
+            name="ControlTransition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('from_state', models.CharField(choices=[('bot', 'bot owns the thread'), ('requested', 'control requested'), ('agent', 'helpdesk owns the thread'), ('returning', 'passing back to the bot'), ('taken', 'taken by another app'), ('idle', 'idle (nobody owns it)')], max_length=16)),
-                ('to_state', models.CharField(choices=[('bot', 'bot owns the thread'), ('requested', 'control requested'), ('agent', 'helpdesk owns the thread'), ('returning', 'passing back to the bot'), ('taken', 'taken by another app'), ('idle', 'idle (nobody owns it)')], max_length=16)),
-                ('cause', models.CharField(choices=[('webhook', 'Webhook'), ('api', 'Graph API call'), ('agent', 'agent action'), ('reconcile', 'reconciliation')], max_length=16)),
-                ('detail', models.CharField(blank=True, max_length=500)),
-                ('metadata', models.TextField(blank=True)),
-                ('event_timestamp', models.BigIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transitions', to='agents.conversation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "from_state",
+                    models.CharField(
+                        choices=[
+                            ("bot", "bot owns the thread"),
+                            ("requested", "control requested"),
+                            ("agent", "helpdesk owns the thread"),
+                            ("returning", "passing back to the bot"),
+                            ("taken", "taken by another app"),
+                            ("idle", "idle (nobody owns it)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "to_state",
+                    models.CharField(
+                        choices=[
+                            ("bot", "bot owns the thread"),
+                            ("requested", "control requested"),
+                            ("agent", "helpdesk owns the thread"),
+                            ("returning", "passing back to the bot"),
+                            ("taken", "taken by another app"),
+                            ("idle", "idle (nobody owns it)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "cause",
+                    models.CharField(
+                        choices=[
+                            ("webhook", "Webhook"),
+                            ("api", "Graph API call"),
+                            ("agent", "agent action"),
+                            ("reconcile", "reconciliation"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("detail", models.CharField(blank=True, max_length=500)),
+                ("metadata", models.TextField(blank=True)),
+                ("event_timestamp", models.BigIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="transitions",
+                        to="agents.conversation",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Team',
+            name="Team",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('members', models.ManyToManyField(blank=True, related_name='teams', to=settings.AUTH_USER_MODEL)),
-                ('pages', models.ManyToManyField(blank=True, related_name='teams', to='webhooks.page')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "members",
+                    models.ManyToManyField(
+                        blank=True, related_name="teams", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "pages",
+                    models.ManyToManyField(blank=True, related_name="teams", to="webhooks.page"),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Ticket',
+            name="Ticket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('waiting', 'Waiting'), ('open', 'Open'), ('closed', 'Closed')], default='waiting', max_length=16)),
-                ('handover_metadata', models.TextField(blank=True)),
-                ('handover_timestamp', models.BigIntegerField(default=0, help_text='When control came to us (ms): messages before it are context.')),
-                ('flagged', models.BooleanField(default=False)),
-                ('flag_reason', models.CharField(blank=True, max_length=500)),
-                ('closing_note', models.TextField(blank=True)),
-                ('opened_at', models.DateTimeField(auto_now_add=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('assignee', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='tickets', to=settings.AUTH_USER_MODEL)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tickets', to='agents.conversation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("waiting", "Waiting"), ("open", "Open"), ("closed", "Closed")],
+                        default="waiting",
+                        max_length=16,
+                    ),
+                ),
+                ("handover_metadata", models.TextField(blank=True)),
+                (
+                    "handover_timestamp",
+                    models.BigIntegerField(
+                        default=0,
+                        help_text="When control came to us (ms): messages before it are context.",
+                    ),
+                ),
+                ("flagged", models.BooleanField(default=False)),
+                ("flag_reason", models.CharField(blank=True, max_length=500)),
+                ("closing_note", models.TextField(blank=True)),
+                ("opened_at", models.DateTimeField(auto_now_add=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "assignee",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="tickets",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tickets",
+                        to="agents.conversation",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('direction', models.CharField(choices=[('in', 'Inbound'), ('out', 'Outbound')], max_length=3)),
-                ('author_kind', models.CharField(choices=[('customer', 'Customer'), ('bot', 'Bot'), ('page_inbox', 'Page Inbox'), ('agent', 'Agent'), ('system', 'System')], max_length=16)),
-                ('app_id', models.CharField(blank=True, max_length=64)),
-                ('mid', models.CharField(blank=True, max_length=255, null=True, unique=True)),
-                ('text', models.TextField(blank=True)),
-                ('attachments', models.JSONField(blank=True, default=list)),
-                ('quick_reply_payload', models.CharField(blank=True, max_length=1000)),
-                ('postback_title', models.CharField(blank=True, max_length=200)),
-                ('channel', models.CharField(blank=True, max_length=16)),
-                ('timestamp', models.BigIntegerField(help_text='Event time, epoch ms (ours for outbound).')),
-                ('status', models.CharField(choices=[('received', 'Received'), ('pending', 'Pending'), ('sending', 'Sending'), ('sent', 'Sent'), ('delivered', 'Delivered'), ('read', 'Read'), ('failed', 'Failed')], default='received', max_length=16)),
-                ('error', models.CharField(blank=True, max_length=1000)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('sending_since', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='agents.conversation')),
-                ('ticket', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='messages', to='agents.ticket')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "direction",
+                    models.CharField(
+                        choices=[("in", "Inbound"), ("out", "Outbound")], max_length=3
+                    ),
+                ),
+                (
+                    "author_kind",
+                    models.CharField(
+                        choices=[
+                            ("customer", "Customer"),
+                            ("bot", "Bot"),
+                            ("page_inbox", "Page Inbox"),
+                            ("agent", "Agent"),
+                            ("system", "System"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("app_id", models.CharField(blank=True, max_length=64)),
+                ("mid", models.CharField(blank=True, max_length=255, null=True, unique=True)),
+                ("text", models.TextField(blank=True)),
+                ("attachments", models.JSONField(blank=True, default=list)),
+                ("quick_reply_payload", models.CharField(blank=True, max_length=1000)),
+                ("postback_title", models.CharField(blank=True, max_length=200)),
+                ("channel", models.CharField(blank=True, max_length=16)),
+                (
+                    "timestamp",
+                    models.BigIntegerField(help_text="Event time, epoch ms (ours for outbound)."),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("pending", "Pending"),
+                            ("sending", "Sending"),
+                            ("sent", "Sent"),
+                            ("delivered", "Delivered"),
+                            ("read", "Read"),
+                            ("failed", "Failed"),
+                        ],
+                        default="received",
+                        max_length=16,
+                    ),
+                ),
+                ("error", models.CharField(blank=True, max_length=1000)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("sending_since", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "author",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="agents.conversation",
+                    ),
+                ),
+                (
+                    "ticket",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="messages",
+                        to="agents.ticket",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['timestamp', 'id'],
+                "ordering": ["timestamp", "id"],
             },
         ),
         migrations.CreateModel(
-            name='TicketEvent',
+            name="TicketEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('detail', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('ticket', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='agents.ticket')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=32)),
+                ("detail", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "ticket",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="agents.ticket",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Trigger',
+            name="Trigger",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('postback_title', 'postback title'), ('quick_reply_payload', 'quick-reply payload'), ('keyword', 'text keyword')], max_length=32)),
-                ('value', models.CharField(max_length=1000)),
-                ('active', models.BooleanField(default=True)),
-                ('page', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='triggers', to='webhooks.page')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("postback_title", "postback title"),
+                            ("quick_reply_payload", "quick-reply payload"),
+                            ("keyword", "text keyword"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("value", models.CharField(max_length=1000)),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "page",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="triggers",
+                        to="webhooks.page",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='contact',
-            constraint=models.UniqueConstraint(fields=('page', 'psid'), name='contact_unique_psid'),
+            model_name="contact",
+            constraint=models.UniqueConstraint(fields=("page", "psid"), name="contact_unique_psid"),
         ),
         migrations.AddIndex(
-            model_name='ticket',
-            index=models.Index(fields=['status', 'opened_at'], name='agents_tick_status_ab77c5_idx'),
+            model_name="ticket",
+            index=models.Index(
+                fields=["status", "opened_at"], name="agents_tick_status_ab77c5_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ticket',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'closed'), _negated=True), fields=('conversation',), name='ticket_one_unclosed_per_conversation'),
+            model_name="ticket",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "closed"), _negated=True),
+                fields=("conversation",),
+                name="ticket_one_unclosed_per_conversation",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ticket',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('assignee__isnull', True), ('status', 'waiting')), models.Q(('assignee__isnull', False), ('status', 'open')), ('status', 'closed'), _connector='OR'), name='ticket_assignee_matches_status'),
+            model_name="ticket",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("assignee__isnull", True), ("status", "waiting")),
+                    models.Q(("assignee__isnull", False), ("status", "open")),
+                    ("status", "closed"),
+                    _connector="OR",
+                ),
+                name="ticket_assignee_matches_status",
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['conversation', 'timestamp'], name='agents_mess_convers_affa9e_idx'),
+            model_name="message",
+            index=models.Index(
+                fields=["conversation", "timestamp"], name="agents_mess_convers_affa9e_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['status', 'created_at'], name='agents_mess_status_391308_idx'),
+            model_name="message",
+            index=models.Index(
+                fields=["status", "created_at"], name="agents_mess_status_391308_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trigger',
-            constraint=models.UniqueConstraint(fields=('page', 'kind', 'value'), name='trigger_unique'),
+            model_name="trigger",
+            constraint=models.UniqueConstraint(
+                fields=("page", "kind", "value"), name="trigger_unique"
+            ),
         ),
     ]

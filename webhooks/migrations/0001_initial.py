@@ -5,74 +5,159 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Page',
+            name="Page",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('page_id', models.CharField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('access_token', models.TextField()),
-                ('bot_app_id', models.CharField(help_text="The bot's app id: primary receiver / default app.", max_length=64)),
-                ('human_agent_enabled', models.BooleanField(default=False, help_text="The app has Meta's Human Agent feature: replies allowed up to 7 days after the user's last message, tagged HUMAN_AGENT.")),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("page_id", models.CharField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("access_token", models.TextField()),
+                (
+                    "bot_app_id",
+                    models.CharField(
+                        help_text="The bot's app id: primary receiver / default app.", max_length=64
+                    ),
+                ),
+                (
+                    "human_agent_enabled",
+                    models.BooleanField(
+                        default=False,
+                        help_text="The app has Meta's Human Agent feature: replies allowed up to 7 days after the user's last message, tagged HUMAN_AGENT.",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='GraphCall',
+            name="GraphCall",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(help_text="What the call is for, e.g. 'message:42'.", max_length=255, unique=True)),
-                ('kind', models.CharField(max_length=40)),
-                ('psid', models.CharField(blank=True, max_length=64)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('response', models.JSONField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('page', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='webhooks.page')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "key",
+                    models.CharField(
+                        help_text="What the call is for, e.g. 'message:42'.",
+                        max_length=255,
+                        unique=True,
+                    ),
+                ),
+                ("kind", models.CharField(max_length=40)),
+                ("psid", models.CharField(blank=True, max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("response", models.JSONField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "page",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="webhooks.page",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('body', models.BinaryField()),
-                ('digest', models.CharField(help_text='SHA-256 of the body.', max_length=64, unique=True)),
-                ('status', models.CharField(choices=[('received', 'Received'), ('processed', 'Processed'), ('failed', 'Failed')], default='received', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('received_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("body", models.BinaryField()),
+                (
+                    "digest",
+                    models.CharField(help_text="SHA-256 of the body.", max_length=64, unique=True),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("processed", "Processed"),
+                            ("failed", "Failed"),
+                        ],
+                        default="received",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("received_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name_plural': 'webhook deliveries',
-                'indexes': [models.Index(fields=['status', 'received_at'], name='webhooks_we_status_a032e4_idx')],
+                "verbose_name_plural": "webhook deliveries",
+                "indexes": [
+                    models.Index(
+                        fields=["status", "received_at"], name="webhooks_we_status_a032e4_idx"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WebhookEvent',
+            name="WebhookEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=255, unique=True)),
-                ('kind', models.CharField(max_length=40)),
-                ('channel', models.CharField(max_length=16)),
-                ('page_id', models.CharField(blank=True, max_length=64)),
-                ('psid', models.CharField(blank=True, max_length=64)),
-                ('timestamp', models.BigIntegerField(help_text="The event's timestamp, epoch ms.")),
-                ('outcome', models.CharField(choices=[('applied', 'Applied'), ('ignored', 'Ignored')], max_length=16)),
-                ('note', models.CharField(blank=True, max_length=255)),
-                ('payload', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('delivery', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='webhooks.webhookdelivery')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=255, unique=True)),
+                ("kind", models.CharField(max_length=40)),
+                ("channel", models.CharField(max_length=16)),
+                ("page_id", models.CharField(blank=True, max_length=64)),
+                ("psid", models.CharField(blank=True, max_length=64)),
+                ("timestamp", models.BigIntegerField(help_text="The event's timestamp, epoch ms.")),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("applied", "Applied"), ("ignored", "Ignored")], max_length=16
+                    ),
+                ),
+                ("note", models.CharField(blank=True, max_length=255)),
+                ("payload", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "delivery",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="webhooks.webhookdelivery",
+                    ),
+                ),
             ],
         ),
     ]

@@ -12,10 +12,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("username")
         parser.add_argument("--password", help="Password for the web inbox and admin.")
-        parser.add_argument("--team", action="append", default=[],
-                            help="Team name (created if missing); repeat for several.")
-        parser.add_argument("--admin", action="store_true",
-                            help="Make the agent a Django admin (superuser).")
+        parser.add_argument(
+            "--team",
+            action="append",
+            default=[],
+            help="Team name (created if missing); repeat for several.",
+        )
+        parser.add_argument(
+            "--admin", action="store_true", help="Make the agent a Django admin (superuser)."
+        )
         parser.add_argument("--email", default="")
 
     def handle(self, *args, **options) -> None:

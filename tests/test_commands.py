@@ -1,0 +1,289 @@
+"""Management commands: `connect_page` and `create_agent`, and the Page admin."""
+
+from __future__ import annotations
+
+import hashlib
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from agents.models import ApiToken, Team, Trigger
+from tests import payloads
+from webhooks.models import Page
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "EAAB-page-token-do-not-leak"
+DEFAULT_TRIGGERS = {
+    (Trigger.Kind.POSTBACK_TITLE, "Talk to a human", True),
+    (Trigger.Kind.QUICK_REPLY_PAYLOAD, "TALK_TO_HUMAN", True),
+    (Trigger.Kind.KEYWORD, "talk to a human", True),
+}
+
+
+def _connect(
+    *,
+    page_id: str = payloads.PAGE_ID,
+    token: str = TOKEN,
+    bot_app_id: str = payloads.BOT_APP_ID,
+    name: str = "Acme",
+    extra: tuple[str, ...] = (),
+) -> str:
+    out, err = StringIO(), StringIO()
+    call_command(
+        "connect_page",
+        "--page-id",
+        page_id,
+        "--access-token",
+        token,
+        "--bot-app-id",
+        bot_app_id,
+        "--name",
+        name,
+        *extra,
+        stdout=out,
+        stderr=err,
+    )
+    return out.getvalue() + err.getvalue()
+
+
+def _pages() -> list[tuple]:
+    return list(
+        Page.objects.order_by("pk").values_list(
+            "pk", "page_id", "access_token", "bot_app_id", "name", "human_agent_enabled"
+        )
+    )
+
+
+def _triggers(page: Page) -> set[tuple[str, str, bool]]:
+    return set(page.triggers.values_list("kind", "value", "active"))
+
+
+# --- connect_page --------------------------------------------------------------------
+
+
+def test_connect_page_creates_the_page_with_default_triggers():
+    output = _connect(extra=("--human-agent",))
+
+    page = Page.objects.get()
+    assert (page.page_id, page.access_token, page.bot_app_id, page.name) == (
+        payloads.PAGE_ID,
+        TOKEN,
+        payloads.BOT_APP_ID,
+        "Acme",
+    )
+    assert page.human_agent_enabled is True
+    assert _triggers(page) == DEFAULT_TRIGGERS
+    assert Trigger.objects.count() == 3
+    assert output.startswith(f"Connected page Acme ({payloads.PAGE_ID})")
+    assert TOKEN not in output
+
+
+def test_connect_page_twice_updates_in_place():
+    _connect()
+    first = Page.objects.get()
+
+    output = _connect(token="EAAB-rotated-token", name="Acme Support")
+
+    page = Page.objects.get()
+    assert page.pk == first.pk
+    assert (page.access_token, page.name) == ("EAAB-rotated-token", "Acme Support")
+    assert _triggers(page) == DEFAULT_TRIGGERS
+    assert Trigger.objects.count() == 3
+    assert output.startswith("Updated page Acme Support")
+    assert "EAAB-rotated-token" not in output
+
+
+def test_connect_page_again_keeps_the_admins_trigger_edits():
+    _connect()
+    page = Page.objects.get()
+    page.triggers.filter(kind=Trigger.Kind.KEYWORD).delete()
+    Trigger.objects.create(page=page, kind=Trigger.Kind.KEYWORD, value="agent please")
+
+    _connect()
+
+    assert _triggers(page) == {
+        (Trigger.Kind.POSTBACK_TITLE, "Talk to a human", True),
+        (Trigger.Kind.QUICK_REPLY_PAYLOAD, "TALK_TO_HUMAN", True),
+        (Trigger.Kind.KEYWORD, "agent please", True),
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"page_id": "acme"}, id="page-id-not-numeric"),
+        pytest.param({"page_id": "1000-01"}, id="page-id-with-dash"),
+        pytest.param({"page_id": ""}, id="page-id-empty"),
+        pytest.param({"bot_app_id": "bot"}, id="bot-app-id-not-numeric"),
+        pytest.param({"token": ""}, id="token-empty"),
+        pytest.param({"token": "   "}, id="token-blank"),
+        pytest.param({"name": "  "}, id="name-blank"),
+        pytest.param({"bot_app_id": payloads.APP_ID}, id="bot-is-the-helpdesk"),
+        pytest.param(
+            {"page_id": "\u0661\u0662\u0663"},
+            id="page-id-non-ascii-digits",
+        ),
+    ],
+)
+def test_connect_page_refuses_bad_input_and_changes_nothing(overrides):
+    _connect()
+    before_pages, before_triggers = _pages(), list(Trigger.objects.values_list())
+    arguments = {"token": "EAAB-new-token", "name": "Renamed", **overrides}
+
+    with pytest.raises(CommandError) as info:
+        _connect(**arguments)
+
+    assert _pages() == before_pages
+    assert list(Trigger.objects.values_list()) == before_triggers
+    assert TOKEN not in str(info.value)
+    assert "EAAB-new-token" not in str(info.value)
+
+
+def test_connect_page_refuses_its_own_app_id_with_a_clear_message():
+    with pytest.raises(CommandError, match="MESSENGER_APP_ID"):
+        _connect(bot_app_id=payloads.APP_ID)
+
+    assert Page.objects.count() == 0
+    assert Trigger.objects.count() == 0
+
+
+def test_page_admin_never_shows_the_token(client):
+    _connect()
+    page = Page.objects.get()
+    get_user_model().objects.create_superuser("root", "root@example.org", "pw-12345678")
+    assert client.login(username="root", password="pw-12345678")
+
+    changelist = client.get("/admin/webhooks/page/")
+    change = client.get(f"/admin/webhooks/page/{page.pk}/change/")
+    search = client.get("/admin/webhooks/page/", {"q": "Acme"})
+
+    for response in (changelist, change, search):
+        assert response.status_code == 200
+        assert b"Acme" in response.content
+        assert TOKEN.encode() not in response.content
+
+
+def test_page_admin_saving_without_a_token_keeps_the_current_one(client):
+    _connect()
+    page = Page.objects.get()
+    get_user_model().objects.create_superuser("root", "root@example.org", "pw-12345678")
+    client.login(username="root", password="pw-12345678")
+
+    response = client.post(
+        f"/admin/webhooks/page/{page.pk}/change/",
+        {
+            "page_id": page.page_id,
+            "name": "Acme renamed",
+            "access_token": "",
+            "bot_app_id": page.bot_app_id,
+        },
+    )
+
+    assert response.status_code == 302
+    page.refresh_from_db()
+    assert (page.name, page.access_token) == ("Acme renamed", TOKEN)
+
+
+# --- create_agent --------------------------------------------------------------------
+
+
+def _create_agent(*args: str) -> tuple[str, str]:
+    out = StringIO()
+    call_command("create_agent", *args, stdout=out)
+    output = out.getvalue()
+    prefix = "API token (shown once): "
+    [line] = [line for line in output.splitlines() if line.startswith(prefix)]
+    return line.removeprefix(prefix), output
+
+
+def test_create_agent_prints_a_token_that_authenticates():
+    token, output = _create_agent("ana", "--password", "pw-12345678")
+
+    assert output.startswith("Created agent ana.")
+    ok = Client().get("/api/v1/tickets", headers={"Authorization": f"Bearer {token}"})
+    wrong = Client().get("/api/v1/tickets", headers={"Authorization": f"Bearer {token}x"})
+    anonymous = Client().get("/api/v1/tickets")
+    assert (ok.status_code, ok.json()) == (200, [])
+    assert wrong.status_code == 401
+    assert anonymous.status_code == 401
+
+
+def test_create_agent_stores_only_the_tokens_digest():
+    token, _ = _create_agent("ana", "--password", "pw-12345678")
+
+    record = ApiToken.objects.get()
+    assert record.user.username == "ana"
+    assert record.digest == hashlib.sha256(token.encode()).hexdigest()
+    row = ApiToken.objects.filter(pk=record.pk).values().get()
+    assert all(token not in str(value) for value in row.values())
+    # The prefix is a short label to tell tokens apart, never enough to use the token.
+    assert len(record.prefix) <= 8
+    assert len(token) > 32
+
+
+def test_create_agent_user_is_staff_with_the_password():
+    _create_agent("ana", "--password", "pw-12345678", "--email", "ana@example.org")
+
+    user = get_user_model().objects.get(username="ana")
+    assert (user.is_staff, user.is_superuser, user.is_active) == (True, False, True)
+    assert user.email == "ana@example.org"
+    assert user.check_password("pw-12345678")
+
+
+def test_create_agent_without_password_has_an_unusable_password():
+    _create_agent("ana")
+
+    assert get_user_model().objects.get(username="ana").has_usable_password() is False
+
+
+def test_create_agent_teams_are_created_or_joined():
+    billing = Team.objects.create(name="Billing")
+    other = get_user_model().objects.create_user("bo")
+    billing.members.add(other)
+
+    _create_agent("ana", "--team", "Billing", "--team", "Support")
+
+    ana = get_user_model().objects.get(username="ana")
+    assert set(Team.objects.values_list("name", flat=True)) == {"Billing", "Support"}
+    assert set(ana.teams.values_list("name", flat=True)) == {"Billing", "Support"}
+    assert set(billing.members.values_list("username", flat=True)) == {"ana", "bo"}
+
+
+def test_create_agent_admin_is_a_superuser():
+    _create_agent("root", "--password", "pw-12345678", "--admin")
+
+    user = get_user_model().objects.get(username="root")
+    assert (user.is_staff, user.is_superuser) == (True, True)
+
+
+def test_create_agent_again_issues_a_new_token_and_keeps_one_user():
+    first, _ = _create_agent("ana", "--password", "pw-12345678")
+
+    second, output = _create_agent("ana")
+
+    assert output.startswith("Updated agent ana.")
+    assert first != second
+    assert get_user_model().objects.filter(username="ana").count() == 1
+    assert ApiToken.objects.count() == 2
+    assert get_user_model().objects.get(username="ana").check_password("pw-12345678")
+
+
+def test_create_agent_refuses_a_short_password_and_creates_nothing():
+    with pytest.raises(CommandError, match="at least 8 characters"):
+        call_command("create_agent", "ana", "--password", "short", "--team", "Support")
+
+    assert get_user_model().objects.count() == 0
+    assert ApiToken.objects.count() == 0
+    assert Team.objects.count() == 0
+
+
+def test_create_agent_refuses_an_empty_username():
+    with pytest.raises(CommandError):
+        call_command("create_agent", "  ", "--password", "pw-12345678")
+
+    assert get_user_model().objects.count() == 0
+    assert ApiToken.objects.count() == 0
