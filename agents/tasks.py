@@ -22,7 +22,11 @@ def message_send(self, message_id: int) -> None:
         if self.request.retries >= settings.GRAPH_RETRY_MAX:
             services.message_send_give_up(message_id=message_id, reason=exc.describe())
             return
-        raise self.retry(countdown=_countdown(self.request.retries)) from None
+        countdown = _countdown(self.request.retries)
+        if exc.uncertain:
+            # The send may have gone through: give its echo time to confirm it first.
+            countdown = max(countdown, settings.GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS)
+        raise self.retry(countdown=countdown) from None
     if outcome == services.Outcome.BUSY:
         raise self.retry(countdown=1 + _countdown(0))
 

@@ -172,6 +172,9 @@ GRAPH_API_TIMEOUT_SECONDS = float(env("GRAPH_API_TIMEOUT_SECONDS", "10"))
 # Retries of transient Graph errors: delay = base * 2**attempt, with full jitter.
 GRAPH_RETRY_MAX = env_int("GRAPH_RETRY_MAX", 5)
 GRAPH_RETRY_BACKOFF_SECONDS = float(env("GRAPH_RETRY_BACKOFF_SECONDS", "2"))
+# A send that timed out may have reached Meta; its echo (which names the message in its
+# metadata) normally arrives within seconds and confirms it before any retry.
+GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS = float(env("GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS", "15"))
 
 # The Page Inbox app id: echoes with it are messages typed by people in the Page Inbox.
 PAGE_INBOX_APP_ID = "263902037430900"

@@ -32,6 +32,7 @@ def post(django_capture_on_commit_callbacks):
     def post(client: Client, url: str, data: dict | None = None):
         with django_capture_on_commit_callbacks(execute=True):
             return client.post(url, json.dumps(data or {}), content_type="application/json")
+
     return post
 
 
@@ -63,9 +64,10 @@ def test_session_auth_needs_csrf_on_writes(ticket, agent):
 
 def test_tickets_are_listed_by_status_with_psid_and_page(ticket, api, agent):
     listed = api.get("/api/v1/tickets", {"status": "waiting"}).json()
-    assert [(t["id"], t["status"], t["contact"]["psid"], t["page_id"], t["control_state"])
-            for t in listed] == [(ticket.pk, "waiting", payloads.PSID, payloads.PAGE_ID,
-                                  "agent")]
+    assert [
+        (t["id"], t["status"], t["contact"]["psid"], t["page_id"], t["control_state"])
+        for t in listed
+    ] == [(ticket.pk, "waiting", payloads.PSID, payloads.PAGE_ID, "agent")]
     assert api.get("/api/v1/tickets", {"status": "closed"}).json() == []
     assert api.get("/api/v1/tickets", {"status": "nonsense"}).status_code == 422
     assert api.get("/api/v1/tickets", {"mine": "true"}).json() == []
@@ -106,8 +108,7 @@ def test_openapi_document_describes_the_api(client):
 def test_claim_assigns_and_a_second_claim_gets_409(ticket, api, api2, agent, post):
     response = post(api, f"/api/v1/tickets/{ticket.pk}/claim")
     assert response.status_code == 200
-    assert (response.json()["status"], response.json()["assignee"]["username"]) == ("open",
-                                                                                    "ana")
+    assert (response.json()["status"], response.json()["assignee"]["username"]) == ("open", "ana")
     assert post(api, f"/api/v1/tickets/{ticket.pk}/claim").status_code == 200  # idempotent
     second = post(api2, f"/api/v1/tickets/{ticket.pk}/claim")
     assert second.status_code == 409
@@ -116,12 +117,12 @@ def test_claim_assigns_and_a_second_claim_gets_409(ticket, api, api2, agent, pos
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_concurrent_claims_exactly_one_wins(page, agent, agent2, clock, fake_graph,
-                                                settings):
+def test_two_concurrent_claims_exactly_one_wins(page, agent, agent2, clock, fake_graph, settings):
     from webhooks.services import delivery_process, delivery_receive
 
-    delivery = delivery_receive(body=payloads.body_bytes(
-        payloads.delivery(payloads.pass_control(ts=clock()))))
+    delivery = delivery_receive(
+        body=payloads.body_bytes(payloads.delivery(payloads.pass_control(ts=clock())))
+    )
     delivery_process(delivery_id=delivery.pk)
     ticket = Ticket.objects.get()
     barrier = threading.Barrier(2)
@@ -153,13 +154,11 @@ def test_two_concurrent_claims_exactly_one_wins(page, agent, agent2, clock, fake
 # --- reply ------------------------------------------------------------------------
 
 
-def test_reply_is_sent_once_and_its_echo_is_matched(ticket, api, post, fake_graph, deliver,
-                                                    clock):
+def test_reply_is_sent_once_and_its_echo_is_matched(ticket, api, post, fake_graph, deliver, clock):
     response = post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "Hi, I'm Ana."})
     assert response.status_code == 201
     message = Message.objects.get(author_kind="agent")
-    assert (message.status, message.mid, message.author.username) == (
-        "sent", "m_fake_2", "ana")
+    assert (message.status, message.mid, message.author.username) == ("sent", "m_fake_2", "ana")
     [send] = sends(fake_graph)
     assert send.body == {
         "recipient": {"id": payloads.PSID},
@@ -169,15 +168,23 @@ def test_reply_is_sent_once_and_its_echo_is_matched(ticket, api, post, fake_grap
     ticket.refresh_from_db()
     assert (ticket.status, ticket.assignee.username) == ("open", "ana")  # claimed by replying
 
-    deliver(payloads.echo("Hi, I'm Ana.", ts=clock(), app_id=payloads.APP_ID, mid=message.mid,
-                          metadata=f"helpdesk:message={message.pk}"))
+    deliver(
+        payloads.echo(
+            "Hi, I'm Ana.",
+            ts=clock(),
+            app_id=payloads.APP_ID,
+            mid=message.mid,
+            metadata=f"helpdesk:message={message.pk}",
+        )
+    )
     assert Message.objects.filter(author_kind="agent").count() == 1
     shown = api.get(f"/api/v1/tickets/{ticket.pk}/messages").json()[-1]
     assert (shown["id"], shown["status"], shown["error"]) == (message.pk, "sent", "")
 
 
-def test_an_echo_before_the_send_answer_confirms_the_message(ticket, api, post, deliver,
-                                                             clock, fake_graph):
+def test_an_echo_before_the_send_answer_confirms_the_message(
+    ticket, api, post, deliver, clock, fake_graph
+):
     # The echo can overtake the Send API answer; its metadata names our message.
     fake_graph.fail_next("/me/messages", Scripted(200, {}, delay=2), times=1)
     with pytest.MonkeyPatch.context() as mp:
@@ -186,8 +193,15 @@ def test_an_echo_before_the_send_answer_confirms_the_message(ticket, api, post, 
         post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "uncertain"})
     message = Message.objects.get(author_kind="agent")
     assert message.status == "failed"  # timed out, retries exhausted in this test
-    deliver(payloads.echo("uncertain", ts=clock(), app_id=payloads.APP_ID, mid="m_real",
-                          metadata=f"helpdesk:message={message.pk}"))
+    deliver(
+        payloads.echo(
+            "uncertain",
+            ts=clock(),
+            app_id=payloads.APP_ID,
+            mid="m_real",
+            metadata=f"helpdesk:message={message.pk}",
+        )
+    )
     message.refresh_from_db()
     assert (message.status, message.mid, message.error) == ("sent", "m_real", "")
     assert Message.objects.filter(author_kind="agent").count() == 1
@@ -207,8 +221,9 @@ def test_terminal_send_errors_fail_the_message_with_the_reason(ticket, api, post
     post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
     message = Message.objects.get(author_kind="agent")
     assert message.status == "failed"
-    assert message.error == ("this person isn't available right now (code 551): "
-                             "This person isn't available")
+    assert message.error == (
+        "this person isn't available right now (code 551): This person isn't available"
+    )
     assert len(sends(fake_graph)) == 1
     shown = api.get(f"/api/v1/tickets/{ticket.pk}/messages").json()[-1]
     assert (shown["status"], shown["error"]) == ("failed", message.error)
@@ -230,14 +245,18 @@ def test_exhausted_retries_fail_the_message(ticket, api, post, fake_graph, setti
     post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
     message = Message.objects.get(author_kind="agent")
     assert message.status == "failed"
-    assert message.error.startswith(f"Gave up after {settings.GRAPH_RETRY_MAX + 1} attempts: "
-                                    "Meta's rate limit was reached (code 613)")
+    assert message.error.startswith(
+        f"Gave up after {settings.GRAPH_RETRY_MAX + 1} attempts: "
+        "Meta's rate limit was reached (code 613)"
+    )
     assert len(sends(fake_graph)) == settings.GRAPH_RETRY_MAX + 1
 
 
 def test_not_owner_send_error_locks_the_conversation(ticket, api, post, fake_graph):
-    fake_graph.fail_next("/me/messages", graph_error(
-        10, 2018300, "(#10) The action is invalid since it's not the thread owner."))
+    fake_graph.fail_next(
+        "/me/messages",
+        graph_error(10, 2018300, "(#10) The action is invalid since it's not the thread owner."),
+    )
     post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
     message = Message.objects.get(author_kind="agent")
     assert message.status == "failed"
@@ -248,13 +267,15 @@ def test_not_owner_send_error_locks_the_conversation(ticket, api, post, fake_gra
     assert Ticket.objects.get().flagged is True
 
 
-@pytest.mark.parametrize("text,detail", [
-    ("", "The message is empty."),
-    ("   ", "The message is empty."),
-    ("x" * 2001, "The message is longer than 2000 characters."),
-])
-def test_bad_replies_are_refused_and_change_nothing(ticket, api, post, fake_graph, text,
-                                                    detail):
+@pytest.mark.parametrize(
+    "text,detail",
+    [
+        ("", "The message is empty."),
+        ("   ", "The message is empty."),
+        ("x" * 2001, "The message is longer than 2000 characters."),
+    ],
+)
+def test_bad_replies_are_refused_and_change_nothing(ticket, api, post, fake_graph, text, detail):
     response = post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": text})
     assert (response.status_code, response.json()) == (400, {"detail": detail})
     assert Message.objects.filter(author_kind="agent").count() == 0
@@ -266,7 +287,9 @@ def test_reply_to_someone_elses_ticket_is_refused(ticket, api, api2, post, fake_
     post(api, f"/api/v1/tickets/{ticket.pk}/claim")
     response = post(api2, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "me too"})
     assert (response.status_code, response.json()) == (
-        409, {"detail": "This ticket is assigned to ana."})
+        409,
+        {"detail": "This ticket is assigned to ana."},
+    )
     assert sends(fake_graph) == []
 
 
@@ -287,7 +310,8 @@ def test_windows_choose_the_messaging_type(ticket, api, post, fake_graph, page):
     response = post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "too late"})
     assert response.status_code == 409
     assert response.json()["detail"] == (
-        "The messaging window is closed: the user last wrote more than 7 days ago.")
+        "The messaging window is closed: the user last wrote more than 7 days ago."
+    )
     assert len(sends(fake_graph)) == 1
 
 
@@ -295,10 +319,14 @@ def test_windows_choose_the_messaging_type(ticket, api, post, fake_graph, page):
 
 
 def test_close_sends_the_closing_message_then_passes_control_to_the_bot(
-        ticket, api, post, fake_graph):
+    ticket, api, post, fake_graph
+):
     post(api, f"/api/v1/tickets/{ticket.pk}/claim")
-    response = post(api, f"/api/v1/tickets/{ticket.pk}/close",
-                    {"closing_message": "Glad I could help!", "outcome": "refunded"})
+    response = post(
+        api,
+        f"/api/v1/tickets/{ticket.pk}/close",
+        {"closing_message": "Glad I could help!", "outcome": "refunded"},
+    )
     assert response.status_code == 200
     assert response.json()["status"] == "closed"
 
@@ -308,13 +336,17 @@ def test_close_sends_the_closing_message_then_passes_control_to_the_bot(
     assert passed.body["recipient"] == {"id": payloads.PSID}
     assert passed.body["target_app_id"] == payloads.BOT_APP_ID
     metadata = json.loads(passed.body["metadata"])
-    assert metadata == {"source": "helpdesk", "ticket": ticket.pk, "outcome": "refunded",
-                        "agent": "ana"}
+    assert metadata == {
+        "source": "helpdesk",
+        "ticket": ticket.pk,
+        "outcome": "refunded",
+        "agent": "ana",
+    }
     conversation = Conversation.objects.get()
     assert conversation.control_state == ControlState.BOT
-    assert [t[:2] for t in conversation.transitions.values_list("from_state", "to_state",
-                                                                "cause")][-2:] == [
-        ("agent", "returning"), ("returning", "bot")]
+    assert [t[:2] for t in conversation.transitions.values_list("from_state", "to_state", "cause")][
+        -2:
+    ] == [("agent", "returning"), ("returning", "bot")]
     closing = Message.objects.get(author_kind="agent")
     assert (closing.text, closing.status) == ("Glad I could help!", "sent")
     assert post(api, f"/api/v1/tickets/{ticket.pk}/close").status_code == 409
@@ -369,8 +401,9 @@ def test_transfer_gives_the_ticket_to_another_agent(ticket, api, api2, agent2, p
     response = post(api, f"/api/v1/tickets/{ticket.pk}/transfer", {"agent_id": agent2.pk})
     assert response.status_code == 200
     assert response.json()["assignee"]["username"] == "bo"
-    assert post(api, f"/api/v1/tickets/{ticket.pk}/transfer",
-                {"agent_id": 12345}).status_code == 400
+    assert (
+        post(api, f"/api/v1/tickets/{ticket.pk}/transfer", {"agent_id": 12345}).status_code == 400
+    )
     # ana no longer holds it
     denied = post(api, f"/api/v1/tickets/{ticket.pk}/transfer", {"agent_id": agent2.pk})
     assert denied.status_code == 403
@@ -384,3 +417,54 @@ def test_an_agent_can_ask_for_control_again(ticket, api, post, fake_graph, deliv
     assert len(fake_graph.calls_to("/me/request_thread_control")) == 1
     assert post(api, f"/api/v1/tickets/{ticket.pk}/request-control").status_code == 409
     assert len(fake_graph.calls_to("/me/request_thread_control")) == 1
+
+
+def test_a_timed_out_send_waits_for_its_echo_and_is_not_sent_twice(
+    ticket, api, post, fake_graph, deliver, clock, settings
+):
+    from unittest import mock
+
+    from celery.exceptions import Retry
+
+    from agents.tasks import message_send
+
+    settings.GRAPH_API_TIMEOUT_SECONDS = 0.2
+    fake_graph.fail_next("/me/messages", Scripted(200, {"message_id": "m_late"}, delay=1))
+    with mock.patch.object(message_send, "retry", side_effect=Retry) as retry:
+        post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "did it arrive?"})
+    [(_, kwargs)] = retry.call_args_list
+    assert kwargs["countdown"] >= settings.GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS
+    message = Message.objects.get(author_kind="agent")
+    assert (message.status, message.error) == (
+        "pending",
+        "Retrying: the Graph API did not answer in time",
+    )
+
+    # Meta did get it: the echo names our message before the retry runs.
+    deliver(
+        payloads.echo(
+            "did it arrive?",
+            ts=clock(),
+            app_id=payloads.APP_ID,
+            mid="m_late",
+            metadata=f"helpdesk:message={message.pk}",
+        )
+    )
+    message_send.apply(args=(message.pk,))  # the delayed retry
+    message.refresh_from_db()
+    assert (message.status, message.mid) == ("sent", "m_late")
+    assert len(sends(fake_graph)) == 1
+
+
+def test_a_send_that_never_connected_is_retried_without_waiting(ticket, api, post, settings):
+    from unittest import mock
+
+    from celery.exceptions import Retry
+
+    from agents.tasks import message_send
+
+    settings.GRAPH_API_URL = "http://127.0.0.1:9/v23.0"  # nothing listens: refused
+    with mock.patch.object(message_send, "retry", side_effect=Retry) as retry:
+        post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
+    [(_, kwargs)] = retry.call_args_list
+    assert kwargs["countdown"] <= settings.GRAPH_RETRY_BACKOFF_SECONDS

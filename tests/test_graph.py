@@ -281,11 +281,11 @@ def test_a_timeout_is_retryable_and_says_it_timed_out(page, fake_graph, settings
 
     error = _send(page)
 
-    assert error.retryable is True
-    assert "timed out" in error.describe()
+    assert (error.retryable, error.uncertain) == (True, True)
+    assert error.describe() == "the Graph API did not answer in time"
     record = GraphCall.objects.get()
     assert record.status == GraphCall.Status.PENDING
-    assert "timed out" in record.last_error
+    assert record.last_error == "the Graph API did not answer in time"
 
 
 def test_connection_refused_is_retryable(page, settings):

@@ -47,6 +47,8 @@ class GraphError(Exception):
     subcode: int | None = None
     http_status: int | None = None
     retryable: bool = False
+    # The request may have reached Meta (the answer was lost): a retry could repeat it.
+    uncertain: bool = False
 
     def __str__(self) -> str:
         return self.describe()
@@ -67,6 +69,8 @@ class GraphError(Exception):
             reason = "the messaging window is closed (the user wrote too long ago)"
         elif self.code is not None:
             reason = _DESCRIPTIONS.get(self.code, "Meta returned an error")
+        elif self.uncertain:
+            reason = "the Graph API did not answer in time"
         elif self.http_status is not None:
             reason = f"the Graph API answered HTTP {self.http_status}"
         else:
@@ -129,8 +133,10 @@ def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[st
                 headers=headers,
                 timeout=settings.GRAPH_API_TIMEOUT_SECONDS,
             )
+    except requests.ConnectTimeout:
+        raise GraphError(message="timed out connecting", retryable=True) from None
     except requests.Timeout:
-        raise GraphError(message="timed out", retryable=True) from None
+        raise GraphError(message="", retryable=True, uncertain=True) from None
     except requests.RequestException as exc:
         raise GraphError(message=type(exc).__name__, retryable=True) from None
     try:
