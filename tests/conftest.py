@@ -27,8 +27,12 @@ def fake_graph(settings) -> Iterator[FakeGraph]:
 
 @pytest.fixture
 def page(db) -> Page:
-    page, _ = page_connect(page_id=payloads.PAGE_ID, access_token="page-token-secret",
-                           bot_app_id=payloads.BOT_APP_ID, name="Acme")
+    page, _ = page_connect(
+        page_id=payloads.PAGE_ID,
+        access_token="page-token-secret",
+        bot_app_id=payloads.BOT_APP_ID,
+        name="Acme",
+    )
     return page
 
 
@@ -40,8 +44,9 @@ def clock() -> Callable[[], int]:
 
 
 def _agent(username: str, **extra: Any):
-    user = get_user_model().objects.create_user(username=username, password="pw-12345678",
-                                                is_staff=True, **extra)
+    user = get_user_model().objects.create_user(
+        username=username, password="pw-12345678", is_staff=True, **extra
+    )
     user.api_token = token_create(user=user)
     return user
 
@@ -73,9 +78,12 @@ def deliver(client, django_capture_on_commit_callbacks) -> Callable[..., Any]:
     def post(*events: dict[str, Any], channel: str = "messaging", expect: int = 200) -> Any:
         body = payloads.body_bytes(payloads.delivery(*events, channel=channel))
         with django_capture_on_commit_callbacks(execute=True):
-            response = client.post("/webhooks/messenger/", body,
-                                   content_type="application/json",
-                                   headers={"X-Hub-Signature-256": payloads.signature(body)})
+            response = client.post(
+                "/webhooks/messenger/",
+                body,
+                content_type="application/json",
+                headers={"X-Hub-Signature-256": payloads.signature(body)},
+            )
         assert response.status_code == expect, response.content
         return response
 

@@ -35,10 +35,15 @@ class Scripted:
     delay: float = 0.0
 
 
-def graph_error(code: int, subcode: int | None = None, message: str = "error",
-                status: int = 400) -> Scripted:
-    error: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code,
-                             "fbtrace_id": "AbCdEf"}
+def graph_error(
+    code: int, subcode: int | None = None, message: str = "error", status: int = 400
+) -> Scripted:
+    error: dict[str, Any] = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "AbCdEf",
+    }
     if subcode is not None:
         error["error_subcode"] = subcode
     return Scripted(status, {"error": error})
@@ -83,18 +88,29 @@ class FakeGraph:
             if "sender_action" in call.body:
                 return Scripted(200, {"recipient_id": psid})
             return Scripted(200, {"recipient_id": psid, "message_id": f"m_fake_{mid}"})
-        if call.path in ("/me/pass_thread_control", "/me/request_thread_control",
-                         "/me/take_thread_control", "/me/release_thread_control"):
+        if call.path in (
+            "/me/pass_thread_control",
+            "/me/request_thread_control",
+            "/me/take_thread_control",
+            "/me/release_thread_control",
+        ):
             return Scripted(200, {"success": True})
         if call.path == "/me/thread_owner":
             return Scripted(200, {"data": []})
         psid = call.path.strip("/")
         if psid.isdigit():
-            profile = self.profiles.get(psid, {"first_name": "Ada", "last_name": "Lovelace",
-                                               "profile_pic": f"https://pics.example/{psid}.jpg"})
+            profile = self.profiles.get(
+                psid,
+                {
+                    "first_name": "Ada",
+                    "last_name": "Lovelace",
+                    "profile_pic": f"https://pics.example/{psid}.jpg",
+                },
+            )
             return Scripted(200, {**profile, "id": psid})
-        return Scripted(404, {"error": {"message": "Unknown path", "type": "GraphMethodException",
-                                        "code": 100}})
+        return Scripted(
+            404, {"error": {"message": "Unknown path", "type": "GraphMethodException", "code": 100}}
+        )
 
 
 def _handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
@@ -139,6 +155,7 @@ def start_fake_graph() -> tuple[FakeGraph, ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}/v23.0"
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     return fake, server

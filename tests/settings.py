@@ -10,8 +10,8 @@ os.environ.setdefault("MESSENGER_VERIFY_TOKEN", "test-verify-token")
 # A closed port: a test that forgets the fake Graph server fails instead of going out.
 os.environ.setdefault("GRAPH_API_URL", "http://127.0.0.1:9/v23.0")
 
-from helpdesk.settings import *  # noqa: E402, F403
-from helpdesk.settings import DATABASES  # noqa: E402
+from helpdesk.settings import *  # noqa: F403
+from helpdesk.settings import DATABASES
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not shared-cache memory: concurrency tests use real connections from threads.

@@ -55,16 +55,23 @@ class Stack:
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
     def spawn(self, name: str, *argv: str) -> None:
         log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 -- closed with the process
-        self.processes[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT)
+        self.processes[name] = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def start_redis(self) -> None:
         process, url = start_redis(self.tmp / "redis", port=self.redis_port or None)
@@ -96,17 +103,51 @@ class Stack:
         }
         self.start_redis()
         self.manage("migrate", "--noinput")
-        self.manage("connect_page", "--page-id", payloads.PAGE_ID, "--access-token",
-                    "e2e-page-token", "--bot-app-id", payloads.BOT_APP_ID, "--name", "E2E Page")
+        self.manage(
+            "connect_page",
+            "--page-id",
+            payloads.PAGE_ID,
+            "--access-token",
+            "e2e-page-token",
+            "--bot-app-id",
+            payloads.BOT_APP_ID,
+            "--name",
+            "E2E Page",
+        )
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
-        self.spawn("daphne", str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                   "helpdesk.asgi:application")
-        self.spawn("worker", str(BIN / "celery"), "-A", "helpdesk", "worker", "--pool=threads",
-                   "--concurrency=4", "--loglevel=INFO", "--without-gossip",
-                   "--without-mingle", "--without-heartbeat")
-        self.spawn("beat", str(BIN / "celery"), "-A", "helpdesk", "beat", "--loglevel=INFO",
-                   "--schedule", str(self.tmp / "beat-schedule"))
+        self.spawn(
+            "daphne",
+            str(BIN / "daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "helpdesk.asgi:application",
+        )
+        self.spawn(
+            "worker",
+            str(BIN / "celery"),
+            "-A",
+            "helpdesk",
+            "worker",
+            "--pool=threads",
+            "--concurrency=4",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        )
+        self.spawn(
+            "beat",
+            str(BIN / "celery"),
+            "-A",
+            "helpdesk",
+            "beat",
+            "--loglevel=INFO",
+            "--schedule",
+            str(self.tmp / "beat-schedule"),
+        )
         wait_for_port(port, timeout=30)
 
     def agent_token(self, username: str) -> str:
@@ -115,9 +156,15 @@ class Stack:
 
     def post_webhook(self, *events: dict[str, Any], channel: str = "messaging") -> None:
         body = payloads.body_bytes(payloads.delivery(*events, channel=channel))
-        response = requests.post(f"{self.base_url}/webhooks/messenger/", data=body, timeout=10,
-                                 headers={"Content-Type": "application/json",
-                                          "X-Hub-Signature-256": payloads.signature(body)})
+        response = requests.post(
+            f"{self.base_url}/webhooks/messenger/",
+            data=body,
+            timeout=10,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": payloads.signature(body),
+            },
+        )
         assert (response.status_code, response.text) == (200, "EVENT_RECEIVED")
 
     def logs(self) -> str:

@@ -14,8 +14,12 @@ pytestmark = pytest.mark.django_db
 
 
 def test_every_model_of_both_apps_is_registered():
-    missing = [m.__name__ for app in ("agents", "webhooks")
-               for m in apps.get_app_config(app).get_models() if not admin.site.is_registered(m)]
+    missing = [
+        m.__name__
+        for app in ("agents", "webhooks")
+        for m in apps.get_app_config(app).get_models()
+        if not admin.site.is_registered(m)
+    ]
     assert missing == []
 
 

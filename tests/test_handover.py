@@ -29,25 +29,31 @@ def conversation() -> Conversation:
 
 
 def transitions() -> list[tuple[str, str, str]]:
-    return list(ControlTransition.objects.order_by("id")
-                .values_list("from_state", "to_state", "cause"))
+    return list(
+        ControlTransition.objects.order_by("id").values_list("from_state", "to_state", "cause")
+    )
 
 
 # --- standby context ------------------------------------------------------------
 
 
 def test_standby_messages_and_bot_echoes_are_context_and_open_no_ticket(
-        page, deliver, clock, fake_graph):
-    deliver(payloads.user_message("where is my order?", ts=clock(), mid="m_u1"),
-            payloads.echo("Let me check that for you.", ts=clock(), mid="m_b1"),
-            channel="standby")
+    page, deliver, clock, fake_graph
+):
+    deliver(
+        payloads.user_message("where is my order?", ts=clock(), mid="m_u1"),
+        payloads.echo("Let me check that for you.", ts=clock(), mid="m_b1"),
+        channel="standby",
+    )
 
-    rows = list(Message.objects.values_list("mid", "author_kind", "direction", "app_id",
-                                            "ticket", "channel", "text"))
+    rows = list(
+        Message.objects.values_list(
+            "mid", "author_kind", "direction", "app_id", "ticket", "channel", "text"
+        )
+    )
     assert rows == [
         ("m_u1", "customer", "in", "", None, "standby", "where is my order?"),
-        ("m_b1", "bot", "out", payloads.BOT_APP_ID, None, "standby",
-         "Let me check that for you."),
+        ("m_b1", "bot", "out", payloads.BOT_APP_ID, None, "standby", "Let me check that for you."),
     ]
     assert Ticket.objects.count() == 0
     assert conversation().control_state == ControlState.BOT
@@ -57,13 +63,19 @@ def test_standby_messages_and_bot_echoes_are_context_and_open_no_ticket(
 
 
 def test_contact_profile_is_fetched_once_and_cached(page, deliver, clock, fake_graph):
-    fake_graph.profiles[payloads.PSID] = {"first_name": "Grace", "last_name": "Hopper",
-                                          "profile_pic": "https://pics.example/g.jpg"}
+    fake_graph.profiles[payloads.PSID] = {
+        "first_name": "Grace",
+        "last_name": "Hopper",
+        "profile_pic": "https://pics.example/g.jpg",
+    }
     deliver(payloads.user_message("hi", ts=clock()), channel="standby")
     deliver(payloads.user_message("hello?", ts=clock()), channel="standby")
     contact = Contact.objects.get()
     assert (contact.display_name, contact.profile_pic, contact.profile_error) == (
-        "Grace Hopper", "https://pics.example/g.jpg", "")
+        "Grace Hopper",
+        "https://pics.example/g.jpg",
+        "",
+    )
     assert len(fake_graph.calls_to(f"/{payloads.PSID}")) == 1
     assert fake_graph.calls[0].query["fields"] == "first_name,last_name,profile_pic"
 
@@ -87,11 +99,15 @@ def test_transient_profile_errors_are_retried(page, deliver, clock, fake_graph):
 # --- triggers -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("event", [
-    lambda ts: payloads.postback("Talk to a human", ts=ts),  # standby: no payload
-    lambda ts: payloads.user_message("Talk to a human", ts=ts, quick_reply="TALK_TO_HUMAN"),
-    lambda ts: payloads.user_message("can I TALK TO A HUMAN please?", ts=ts),
-], ids=["postback-title", "quick-reply", "keyword"])
+@pytest.mark.parametrize(
+    "event",
+    [
+        lambda ts: payloads.postback("Talk to a human", ts=ts),  # standby: no payload
+        lambda ts: payloads.user_message("Talk to a human", ts=ts, quick_reply="TALK_TO_HUMAN"),
+        lambda ts: payloads.user_message("can I TALK TO A HUMAN please?", ts=ts),
+    ],
+    ids=["postback-title", "quick-reply", "keyword"],
+)
 def test_a_trigger_on_standby_requests_thread_control(page, deliver, clock, fake_graph, event):
     deliver(event(clock()), channel="standby")
 
@@ -107,11 +123,15 @@ def test_a_trigger_on_standby_requests_thread_control(page, deliver, clock, fake
     assert Ticket.objects.count() == 0
 
 
-@pytest.mark.parametrize("event", [
-    lambda ts: payloads.user_message("I talked to a humanoid robot", ts=ts),
-    lambda ts: payloads.postback("Talk to sales", ts=ts),
-    lambda ts: payloads.user_message("ok", ts=ts, quick_reply="SOMETHING_ELSE"),
-], ids=["near-keyword", "other-postback", "other-quick-reply"])
+@pytest.mark.parametrize(
+    "event",
+    [
+        lambda ts: payloads.user_message("I talked to a humanoid robot", ts=ts),
+        lambda ts: payloads.postback("Talk to sales", ts=ts),
+        lambda ts: payloads.user_message("ok", ts=ts, quick_reply="SOMETHING_ELSE"),
+    ],
+    ids=["near-keyword", "other-postback", "other-quick-reply"],
+)
 def test_other_standby_events_request_nothing(page, deliver, clock, fake_graph, event):
     deliver(event(clock()), channel="standby")
     assert fake_graph.calls_to("/me/request_thread_control") == []
@@ -133,8 +153,10 @@ def test_no_second_request_while_one_is_pending(page, deliver, clock, fake_graph
     assert transitions() == [("bot", "requested", "webhook")]
 
     # a request nobody answered for HANDOVER_REQUEST_TIMEOUT_SECONDS no longer blocks
-    Conversation.objects.update(requested_at=timezone.now() - timedelta(
-        seconds=settings.HANDOVER_REQUEST_TIMEOUT_SECONDS + 1))
+    Conversation.objects.update(
+        requested_at=timezone.now()
+        - timedelta(seconds=settings.HANDOVER_REQUEST_TIMEOUT_SECONDS + 1)
+    )
     deliver(payloads.postback("Talk to a human", ts=clock()), channel="standby")
     assert len(fake_graph.calls_to("/me/request_thread_control")) == 2
 
@@ -170,19 +192,29 @@ def test_exhausted_request_retries_go_back_to_bot(page, deliver, clock, fake_gra
 
 
 def test_pass_thread_control_opens_a_waiting_ticket_with_the_context(
-        page, deliver, clock, fake_graph, api):
-    deliver(payloads.user_message("my parcel is lost", ts=clock(), mid="m_c1"),
-            payloads.echo("Sorry to hear that!", ts=clock(), mid="m_c2"),
-            payloads.postback("Talk to a human", ts=clock(), mid="m_c3"), channel="standby")
+    page, deliver, clock, fake_graph, api
+):
+    deliver(
+        payloads.user_message("my parcel is lost", ts=clock(), mid="m_c1"),
+        payloads.echo("Sorry to hear that!", ts=clock(), mid="m_c2"),
+        payloads.postback("Talk to a human", ts=clock(), mid="m_c3"),
+        channel="standby",
+    )
     deliver(payloads.pass_control(ts=clock(), metadata="parcel lost"))
     deliver(payloads.user_message("hello? anyone?", ts=clock(), mid="m_t1"))
 
     ticket = Ticket.objects.get()
     assert (ticket.status, ticket.assignee, ticket.handover_metadata) == (
-        "waiting", None, "parcel lost")
+        "waiting",
+        None,
+        "parcel lost",
+    )
     conv = conversation()
     assert (conv.control_state, conv.owner_app_id, conv.control_metadata) == (
-        "agent", payloads.APP_ID, "parcel lost")
+        "agent",
+        payloads.APP_ID,
+        "parcel lost",
+    )
     assert transitions() == [("bot", "requested", "webhook"), ("requested", "agent", "webhook")]
     assert list(TicketEvent.objects.values_list("kind", flat=True)) == ["opened"]
 
@@ -213,7 +245,8 @@ def test_pass_to_another_app_opens_no_ticket(page, deliver, clock, fake_graph):
 
 
 def test_control_coming_back_soon_after_close_reopens_the_ticket(
-        page, deliver, clock, fake_graph, agent, run_on_commit, settings):
+    page, deliver, clock, fake_graph, agent, run_on_commit, settings
+):
     from agents import services
 
     deliver(payloads.pass_control(ts=clock()))
@@ -224,14 +257,17 @@ def test_control_coming_back_soon_after_close_reopens_the_ticket(
     deliver(payloads.pass_control(ts=clock(), metadata="again"))
     ticket = Ticket.objects.get()
     assert ticket.pk == first.pk
-    assert (ticket.status, ticket.closed_at, ticket.handover_metadata) == ("waiting", None,
-                                                                           "again")
+    assert (ticket.status, ticket.closed_at, ticket.handover_metadata) == ("waiting", None, "again")
     assert list(TicketEvent.objects.values_list("kind", flat=True)) == [
-        "opened", "closed", "reopened"]
+        "opened",
+        "closed",
+        "reopened",
+    ]
 
     run_on_commit(services.ticket_close, ticket_id=ticket.pk, user=agent)
-    Ticket.objects.update(closed_at=timezone.now() - timedelta(
-        seconds=settings.TICKET_REOPEN_WINDOW_SECONDS + 5))
+    Ticket.objects.update(
+        closed_at=timezone.now() - timedelta(seconds=settings.TICKET_REOPEN_WINDOW_SECONDS + 5)
+    )
     deliver(payloads.pass_control(ts=clock()))
     assert Ticket.objects.count() == 2
     assert Ticket.objects.exclude(pk=first.pk).get().status == "waiting"
@@ -241,7 +277,8 @@ def test_control_coming_back_soon_after_close_reopens_the_ticket(
 
 
 def test_take_thread_control_flags_the_ticket_and_locks_replies(
-        page, deliver, clock, fake_graph, api):
+    page, deliver, clock, fake_graph, api
+):
     deliver(payloads.pass_control(ts=clock()))
     ticket = Ticket.objects.get()
     deliver(payloads.take_control(ts=clock(), metadata="bot resumes"))
@@ -254,11 +291,15 @@ def test_take_thread_control_flags_the_ticket_and_locks_replies(
     assert transitions()[-1] == ("agent", "taken", "webhook")
     sends_before = len(fake_graph.calls_to("/me/messages"))
 
-    response = api.post(f"/api/v1/tickets/{ticket.pk}/reply", {"text": "still there?"},
-                        content_type="application/json")
+    response = api.post(
+        f"/api/v1/tickets/{ticket.pk}/reply",
+        {"text": "still there?"},
+        content_type="application/json",
+    )
     assert response.status_code == 409
     assert response.json() == {
-        "detail": "Another app took this conversation back; request control to reply."}
+        "detail": "Another app took this conversation back; request control to reply."
+    }
     assert Message.objects.filter(author_kind="agent").count() == 0
     assert len(fake_graph.calls_to("/me/messages")) == sends_before == 0
 
@@ -267,7 +308,8 @@ def test_page_inbox_taking_control_is_named(page, deliver, clock, fake_graph):
     deliver(payloads.pass_control(ts=clock()))
     deliver(payloads.take_control(ts=clock(), new_owner=payloads.PAGE_INBOX_APP_ID))
     assert Ticket.objects.get().flag_reason == (
-        "The Page Inbox took the conversation; replies are locked.")
+        "The Page Inbox took the conversation; replies are locked."
+    )
 
 
 def test_events_are_applied_in_timestamp_order(page, deliver, clock, fake_graph):
@@ -278,8 +320,7 @@ def test_events_are_applied_in_timestamp_order(page, deliver, clock, fake_graph)
     assert transitions() == [("bot", "agent", "webhook"), ("agent", "taken", "webhook")]
 
 
-def test_a_late_older_handover_event_does_not_undo_a_newer_one(page, deliver, clock,
-                                                              fake_graph):
+def test_a_late_older_handover_event_does_not_undo_a_newer_one(page, deliver, clock, fake_graph):
     t_old_take, t_pass = clock(), clock()
     deliver(payloads.pass_control(ts=t_pass))
     deliver(payloads.take_control(ts=t_old_take))  # delayed redelivery of an older event
@@ -295,16 +336,21 @@ def test_regaining_control_unflags_the_same_ticket(page, deliver, clock, fake_gr
     ticket = Ticket.objects.get()
     assert (ticket.flagged, ticket.flag_reason) == (False, "")
     assert list(TicketEvent.objects.values_list("kind", flat=True)) == [
-        "opened", "control_lost", "control_regained"]
+        "opened",
+        "control_lost",
+        "control_regained",
+    ]
 
 
-def test_the_bot_asking_for_the_thread_is_shown_and_changes_nothing(page, deliver, clock,
-                                                                     fake_graph):
+def test_the_bot_asking_for_the_thread_is_shown_and_changes_nothing(
+    page, deliver, clock, fake_graph
+):
     deliver(payloads.pass_control(ts=clock()))
     deliver(payloads.request_control(ts=clock(), metadata="user idle"))
     assert conversation().control_state == ControlState.AGENT
     assert Message.objects.filter(author_kind="system").last().text == (
-        "The bot asks for the conversation.")
+        "The bot asks for the conversation."
+    )
     assert TicketEvent.objects.last().kind == "control_requested_by_other"
 
 
@@ -312,18 +358,24 @@ def test_the_bot_asking_for_the_thread_is_shown_and_changes_nothing(page, delive
 
 
 def test_page_inbox_echoes_are_labelled(page, deliver, clock, fake_graph):
-    deliver(payloads.echo("Typed by a person", ts=clock(), app_id=payloads.PAGE_INBOX_APP_ID),
-            channel="standby")
+    deliver(
+        payloads.echo("Typed by a person", ts=clock(), app_id=payloads.PAGE_INBOX_APP_ID),
+        channel="standby",
+    )
     assert Message.objects.get().author_kind == "page_inbox"
 
 
 def test_read_and_delivery_receipts_update_outbound_status(page, deliver, clock, fake_graph):
     t1, t2 = clock(), clock()
-    deliver(payloads.echo("one", ts=t1, mid="m_o1"), payloads.echo("two", ts=t2, mid="m_o2"),
-            channel="standby")
+    deliver(
+        payloads.echo("one", ts=t1, mid="m_o1"),
+        payloads.echo("two", ts=t2, mid="m_o2"),
+        channel="standby",
+    )
     deliver(payloads.delivered(mids=["m_o1"], watermark=t1), channel="standby")
-    assert dict(Message.objects.values_list("mid", "status")) == {"m_o1": "delivered",
-                                                                  "m_o2": "sent"}
+    assert dict(Message.objects.values_list("mid", "status")) == {
+        "m_o1": "delivered",
+        "m_o2": "sent",
+    }
     deliver(payloads.read(ts=clock(), watermark=t2), channel="standby")
-    assert dict(Message.objects.values_list("mid", "status")) == {"m_o1": "read",
-                                                                  "m_o2": "read"}
+    assert dict(Message.objects.values_list("mid", "status")) == {"m_o1": "read", "m_o2": "read"}

@@ -38,21 +38,26 @@ async def _agents_get_small_events(agent):
     assert connected
     await database_sync_to_async(broadcast)("ticket.updated", ticket_id=7, conversation_id=3)
     assert await communicator.receive_json_from(timeout=2) == {
-        "event": "ticket.updated", "ticket_id": 7, "conversation_id": 3}
+        "event": "ticket.updated",
+        "ticket_id": 7,
+        "conversation_id": 3,
+    }
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from(timeout=2) == {"type": "pong"}
     await communicator.disconnect()
 
 
 @pytest.mark.django_db
-def test_events_leave_only_after_commit(page, clock, fake_graph, settings,
-                                        django_capture_on_commit_callbacks):
+def test_events_leave_only_after_commit(
+    page, clock, fake_graph, settings, django_capture_on_commit_callbacks
+):
     from unittest import mock
 
     from webhooks.services import delivery_process, delivery_receive
 
-    delivery = delivery_receive(body=payloads.body_bytes(payloads.delivery(
-        payloads.pass_control(ts=clock()))))
+    delivery = delivery_receive(
+        body=payloads.body_bytes(payloads.delivery(payloads.pass_control(ts=clock())))
+    )
     with mock.patch("agents.realtime.broadcast") as sent:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             from django.db import transaction
