@@ -1,0 +1,36 @@
+# Development entry points. Only needs python3 (3.11+) on PATH; everything else is
+# installed into .venv from pyproject.toml.
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+# Reinstall only when the dependencies may have changed, so `make run`/`make test` stay fast.
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run test lint migrate clean
+
+venv: $(STAMP)
+
+$(PYTHON):
+	python3 -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PYTHON)
+	$(PYTHON) -m pip install --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+run: venv
+	$(PYTHON) -m helpdesk.devserver
+
+test: venv
+	$(PYTHON) -m tests.run_suite
+
+lint: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# The settings refuse to start without secrets unless DEBUG is on; a local migrate is
+# for development, like `make run`.
+migrate: venv
+	mkdir -p var
+	DEBUG=$${DEBUG:-1} $(PYTHON) manage.py migrate --noinput
+
+clean:
+	rm -rf var $(VENV)

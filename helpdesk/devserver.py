@@ -1,0 +1,221 @@
+"""`make run`: the whole helpdesk on one machine, for development.
+
+Starts (or reuses, via REDIS_URL) Redis, migrates and seeds the SQLite database, then runs
+Daphne, a Celery worker and Celery beat until Ctrl-C. Not for production, where each of
+those runs under a process supervisor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from django.core.exceptions import ImproperlyConfigured
+
+from helpdesk import localservices
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+BIN_DIR = Path(sys.executable).parent
+
+DEMO_PAGE_ID = "1000000000000001"
+DEMO_PAGE_TOKEN = "demo-page-token"
+DEMO_BOT_APP_ID = "200000000000002"
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo-password"
+
+
+class Shutdown(Exception):
+    """Raised from the signal handler so that cleanup runs in the `finally` blocks."""
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise Shutdown(signal.Signals(signum).name)
+
+
+def manage(*args: str, capture: bool = False) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), *args],
+        check=True,
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+    )
+    return result.stdout or ""
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def spawn(children: list[tuple[str, subprocess.Popen]], name: str, argv: list[str]) -> None:
+    # Own process group: Ctrl-C reaches only this script, which then stops the children
+    # itself, and a whole group (Celery's pool processes included) can be killed at the end.
+    process = subprocess.Popen(argv, cwd=BASE_DIR, process_group=0)
+    children.append((name, process))
+
+
+def children_check(children: list[tuple[str, subprocess.Popen]]) -> None:
+    for name, process in children:
+        code = process.poll()
+        if code is not None:
+            raise RuntimeError(f"{name} exited unexpectedly with code {code}")
+
+
+def wait_for_http(port: int, children: list[tuple[str, subprocess.Popen]]) -> None:
+    """Wait until Daphne answers any HTTP request; fail early if a child dies meanwhile."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        children_check(children)
+        # http.client rather than urllib: urllib would honour http_proxy for 127.0.0.1.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        try:
+            conn.request("GET", "/admin/login/")
+            conn.getresponse().read()
+            return
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.2)
+        finally:
+            conn.close()
+    raise RuntimeError(f"Daphne did not answer on port {port} within 60 s")
+
+
+def stop_all(children: list[tuple[str, subprocess.Popen]]) -> None:
+    # SIGTERM everyone first so they shut down in parallel, then wait; Celery's warm
+    # shutdown lets a running task finish.
+    for _, process in children:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + 15
+    for name, process in children:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"devserver: {name} did not stop in time; killing it", file=sys.stderr)
+            process.kill()
+            process.wait()
+        # Leftovers in the group (a Celery pool process whose parent was killed) go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def banner(port: int, token: str, graph_api_url: str) -> str:
+    base = f"http://127.0.0.1:{port}"
+    lines = [
+        "",
+        "=" * 72,
+        "Messenger helpdesk is running (Ctrl-C to stop)",
+        f"  Inbox / admin:  {base}/admin/",
+        f"  API docs:       {base}/api/v1/docs",
+        f"  OpenAPI:        {base}/api/v1/openapi.json",
+        f"  Webhook:        {base}/webhooks/messenger/",
+        f"  Demo login:     {DEMO_USERNAME} / {DEMO_PASSWORD}",
+        f"  API token:      {token}",
+        f"  GRAPH_API_URL:  {graph_api_url}",
+        "                  (the Messenger emulator comes in a later issue)",
+        f"  Redis:          {os.environ['REDIS_URL']}",
+        "=" * 72,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def token_from(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith("API token"):
+            return line.split(":", 1)[1].strip()
+    return f"(not found in create_agent output: {output.strip()!r})"
+
+
+def main() -> int:
+    os.environ.setdefault("DEBUG", "1")
+    # `python -m helpdesk.devserver` may be run from anywhere; var/ and manage.py are here.
+    os.chdir(BASE_DIR)
+    port = int(os.environ.get("PORT") or 8000)
+    if not port_is_free(port):
+        print(f"devserver: port {port} is in use; set PORT to another one", file=sys.stderr)
+        return 1
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+
+    var = BASE_DIR / "var"
+    var.mkdir(exist_ok=True)
+    redis_process: subprocess.Popen | None = None
+    children: list[tuple[str, subprocess.Popen]] = []
+    try:
+        if not os.environ.get("REDIS_URL"):
+            redis_process, redis_url = localservices.start_redis(var / "redis")
+            os.environ["REDIS_URL"] = redis_url
+
+        # Read after the environment is final, so the banner shows what the app uses.
+        from helpdesk import settings
+
+        manage("migrate", "--noinput")
+        manage(
+            "connect_page",
+            "--page-id", DEMO_PAGE_ID,
+            "--access-token", DEMO_PAGE_TOKEN,
+            "--bot-app-id", DEMO_BOT_APP_ID,
+            "--name", "Demo Page",
+        )  # fmt: skip
+        agent_output = manage(
+            "create_agent", DEMO_USERNAME, "--password", DEMO_PASSWORD, "--admin", capture=True
+        )
+        token = token_from(agent_output)
+
+        spawn(
+            children,
+            "daphne",
+            [str(BIN_DIR / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+             "helpdesk.asgi:application"],
+        )  # fmt: skip
+        spawn(
+            children,
+            "celery worker",
+            [str(BIN_DIR / "celery"), "-A", "helpdesk", "worker", "--loglevel=INFO",
+             "--concurrency=2"],
+        )  # fmt: skip
+        spawn(
+            children,
+            "celery beat",
+            [str(BIN_DIR / "celery"), "-A", "helpdesk", "beat", "--loglevel=INFO",
+             "--schedule", str(var / "celerybeat-schedule")],
+        )  # fmt: skip
+        wait_for_http(port, children)
+        print(banner(port, token, settings.GRAPH_API_URL), flush=True)
+
+        while True:
+            children_check(children)
+            if redis_process is not None and redis_process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with code {redis_process.returncode}")
+            time.sleep(0.5)
+    except Shutdown as exc:
+        print(f"\ndevserver: {exc}, stopping", file=sys.stderr, flush=True)
+        return 0
+    except (RuntimeError, subprocess.CalledProcessError, TimeoutError, ImproperlyConfigured) as exc:
+        print(f"devserver: {exc}; stopping", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        # A second Ctrl-C must not abort the cleanup half-way.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        stop_all(children)
+        if redis_process is not None:
+            localservices.stop(redis_process)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
