@@ -14,7 +14,14 @@ class PageForm(forms.ModelForm):
 
     class Meta:
         model = Page
-        fields = ("page_id", "name", "access_token", "bot_app_id", "human_agent_enabled")
+        fields = (
+            "page_id",
+            "name",
+            "access_token",
+            "bot_app_id",
+            "human_agent_enabled",
+            "conversation_routing",
+        )
 
     def clean_access_token(self) -> str:
         token = self.cleaned_data.get("access_token") or ""

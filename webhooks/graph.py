@@ -292,7 +292,7 @@ def thread_owner(page: Page, *, psid: str) -> str | None:
     return None
 
 
-def user_profile(page: Page, *, psid: str) -> dict[str, str]:
+def user_profile(page: Page, *, psid: str, key: str | None = None) -> dict[str, str]:
     """first_name, last_name and profile_pic; only fields every app may ask for."""
     body = call(
         page,
@@ -301,5 +301,6 @@ def user_profile(page: Page, *, psid: str) -> dict[str, str]:
         path=psid,
         params={"fields": "first_name,last_name,profile_pic"},
         psid=psid,
+        key=key,
     )
     return {k: str(body.get(k) or "") for k in ("first_name", "last_name", "profile_pic")}

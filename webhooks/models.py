@@ -18,6 +18,12 @@ class Page(models.Model):
         help_text="The app has Meta's Human Agent feature: replies allowed up to 7 days "
         "after the user's last message, tagged HUMAN_AGENT.",
     )
+    conversation_routing = models.BooleanField(
+        default=True,
+        help_text="The page uses Conversation Routing (every page since 2025): control "
+        "lapses 24 hours after the user's last message. Off for a legacy Handover "
+        "Protocol page, where control stays until passed or taken.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -173,6 +173,7 @@ def page_connect(
     bot_app_id: str,
     name: str,
     human_agent_enabled: bool = False,
+    conversation_routing: bool = True,
 ) -> tuple[Page, bool]:
     """Register a Page or update it in place; idempotent. Raises ValueError on bad input."""
     for label, value in (("page id", page_id), ("bot app id", bot_app_id)):
@@ -192,6 +193,7 @@ def page_connect(
                 "bot_app_id": bot_app_id,
                 "name": name.strip(),
                 "human_agent_enabled": human_agent_enabled,
+                "conversation_routing": conversation_routing,
             },
         )
         _page_connected_hook(page.pk)

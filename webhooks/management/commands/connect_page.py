@@ -16,6 +16,12 @@ class Command(BaseCommand):
             action="store_true",
             help="The app has Meta's Human Agent feature (7-day replies).",
         )
+        parser.add_argument(
+            "--legacy-handover",
+            action="store_true",
+            help="A legacy Handover Protocol page: control never lapses (default: "
+            "Conversation Routing, where it lapses 24 h after the user's last message).",
+        )
 
     def handle(self, *args, **options) -> None:
         try:
@@ -25,6 +31,7 @@ class Command(BaseCommand):
                 bot_app_id=options["bot_app_id"],
                 name=options["name"],
                 human_agent_enabled=options["human_agent"],
+                conversation_routing=not options["legacy_handover"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
