@@ -457,3 +457,32 @@ def test_parsing_never_raises_on_a_well_formed_json_object(entry):
     events = parse_delivery({"object": "page", "entry": [entry]})
 
     assert all(isinstance(e.key, str) for e in events)
+
+
+def test_a_bot_button_template_echo_keeps_its_text():
+    raw = {
+        "sender": {"id": PAGE_ID},
+        "recipient": {"id": "42"},
+        "timestamp": T0,
+        "message": {
+            "is_echo": True,
+            "app_id": 200000000000002,
+            "mid": "m_tpl",
+            "attachments": [
+                {
+                    "type": "template",
+                    "payload": {
+                        "template_type": "button",
+                        "text": "Anything else?",
+                        "buttons": [{"type": "postback", "title": "Talk to a human"}],
+                    },
+                }
+            ],
+        },
+    }
+    [event] = parse_delivery({"object": "page", "entry": [{"id": PAGE_ID, "messaging": [raw]}]})
+    assert (event.kind, event.text, event.attachments[0].type) == (
+        "echo",
+        "Anything else?",
+        "template",
+    )

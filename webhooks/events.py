@@ -206,6 +206,15 @@ class UnknownEvent(Event):
     kind = "unknown"
 
 
+def _template_text(message: dict[str, Any]) -> str:
+    """The text of a template a bot sent (a button template carries it in its payload)."""
+    for item in _list(message.get("attachments")):
+        payload = _dict(_dict(item).get("payload"))
+        if _dict(item).get("type") == "template" and payload.get("text"):
+            return str(payload["text"])
+    return ""
+
+
 def _parse_event(raw: dict[str, Any], *, page_id: str, channel: str, entry_time: int) -> Event:
     ts = _timestamp(raw, entry_time)
     sender = _str_id(_dict(raw.get("sender")).get("id"))
@@ -221,7 +230,7 @@ def _parse_event(raw: dict[str, Any], *, page_id: str, channel: str, entry_time:
                 mid=str(message["mid"]),
                 app_id=_str_id(message.get("app_id")),
                 metadata=str(message.get("metadata") or ""),
-                text=str(message.get("text") or ""),
+                text=str(message.get("text") or _template_text(message)),
                 attachments=_attachments(message),
                 **common,
             )
