@@ -1,0 +1,134 @@
+"""`manage.py messenger_emulator`: its options and defaults, and a real run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from django.core.management import CommandError
+
+from helpdesk.localservices import free_port
+from webhooks.management.commands.messenger_emulator import Command, config_from_options
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def options(*argv: str) -> dict:
+    parser = Command().create_parser("manage.py", "messenger_emulator")
+    return vars(parser.parse_args(list(argv)))
+
+
+def test_the_defaults_are_the_demo_setup():
+    config = config_from_options(options())
+    assert (config.host, config.port, config.graph_version) == ("127.0.0.1", 8001, "v23.0")
+    [page] = config.pages
+    assert (page.page_id, page.name, page.mode, page.primary_app_id) == (
+        "1000000000000001",
+        "Demo Page",
+        "cr",
+        "200000000000002",
+    )
+    bot, helpdesk = config.apps
+    assert (bot.app_id, bot.page_tokens, bot.role) == (
+        "200000000000002",
+        {"1000000000000001": "demo-bot-token"},
+        "bot",
+    )
+    assert (
+        helpdesk.app_id,
+        helpdesk.secret,
+        helpdesk.page_tokens,
+        helpdesk.callback_url,
+        helpdesk.require_appsecret_proof,
+        helpdesk.human_agent,
+    ) == (
+        settings.MESSENGER_APP_ID,
+        settings.MESSENGER_APP_SECRET,
+        {"1000000000000001": "demo-page-token"},
+        "http://127.0.0.1:8000/webhooks/messenger/",
+        True,
+        False,
+    )
+    assert page.take_control_app_ids == frozenset({"200000000000002"})
+    assert config.bot_passes_on_button is False
+
+
+def test_options_change_the_setup():
+    config = config_from_options(
+        options(
+            "--mode",
+            "legacy",
+            "--human-agent",
+            "--no-appsecret-proof",
+            "--bot-passes-on-button",
+            "--bot-cannot-take",
+            "--callback-url",
+            "",
+            "--port",
+            "9000",
+        )
+    )
+    helpdesk = config.apps[1]
+    assert (config.pages[0].mode, config.port) == ("legacy", 9000)
+    assert (helpdesk.human_agent, helpdesk.require_appsecret_proof, helpdesk.callback_url) == (
+        True,
+        False,
+        None,
+    )
+    assert config.bot_passes_on_button is True
+    assert config.pages[0].take_control_app_ids == frozenset()
+    assert config_from_options(options("--mode", "cr-zero-config")).pages[0].primary_app_id is None
+
+
+def test_the_bot_and_the_helpdesk_must_differ():
+    with pytest.raises(CommandError):
+        config_from_options(options("--bot-app-id", settings.MESSENGER_APP_ID))
+    with pytest.raises(CommandError):
+        config_from_options(options("--bot-token", "demo-page-token"))
+
+
+def test_the_command_serves_until_sigterm():
+    port = free_port()
+    env = {**os.environ, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "messenger_emulator",
+            "--port",
+            str(port),
+            "--callback-url",
+            "",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    session = requests.Session()
+    session.trust_env = False
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = session.get(f"http://127.0.0.1:{port}/emulator/api/state", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "the emulator did not start"
+                time.sleep(0.1)
+        assert response.json()["graph_url"] == f"http://127.0.0.1:{port}/v23.0"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=10)
+    assert process.returncode == 0, output
+    assert f"GRAPH_API_URL:  http://127.0.0.1:{port}/v23.0" in output
+    assert output.rstrip().endswith("Emulator stopped.")

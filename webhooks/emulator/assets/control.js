@@ -1,0 +1,235 @@
+// The control page: state, fault injection, clock. Plain JS; text via textContent only.
+"use strict";
+
+(function () {
+  const POLL_MS = 1000;
+  const $ = (id) => document.getElementById(id);
+  let appNames = {};
+
+  async function api(method, path, body) {
+    const options = { method, headers: {} };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, options);
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(data.error || data.detail || `HTTP ${response.status}`);
+    return data;
+  }
+
+  function showError(message) {
+    $("error").textContent = message || "";
+    $("error").hidden = !message;
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function cell(text, className) {
+    return el("td", className, text);
+  }
+
+  function when(ms) {
+    return ms ? new Date(ms).toLocaleString() : "—";
+  }
+
+  function button(label, className, onClick) {
+    const b = el("button", className, label);
+    b.type = "button";
+    b.addEventListener("click", async () => {
+      try {
+        await onClick();
+        showError("");
+      } catch (error) {
+        showError(error.message);
+      }
+      refresh();
+    });
+    return b;
+  }
+
+  function duration(seconds) {
+    const hours = seconds / 3600;
+    return hours >= 1 ? `${hours.toFixed(1)} h` : `${Math.round(seconds)} s`;
+  }
+
+  function renderState(state) {
+    $("graph-url").textContent = `GRAPH_API_URL=${state.graph_url}`;
+    $("clock-now").textContent = when(state.now);
+    $("clock-offset").textContent = `+${duration(state.clock_offset_seconds)}`;
+    appNames = Object.fromEntries(state.apps.map((a) => [a.app_id, a.name]));
+    const shared = state.webhook_faults["*"] || {};
+    $("duplicate").checked = !!shared.duplicate;
+    $("out-of-order").checked = !!shared.out_of_order;
+
+    $("armed-faults").replaceChildren(
+      ...state.graph_faults.map((f) => {
+        const detail = f.kind === "5xx" ? `HTTP ${f.status}` : f.kind === "timeout"
+          ? `${f.seconds} s${f.applied ? ", applied" : ""}` : "code 613";
+        return el("li", "", `${f.remaining} × ${f.kind} (${detail})${f.path ? ` on *${f.path}*` : ""}`);
+      }),
+    );
+    if (!state.graph_faults.length) $("armed-faults").appendChild(el("li", "muted", "none"));
+
+    const threads = $("threads-table").tBodies[0];
+    threads.replaceChildren(
+      ...state.threads.map((t) => {
+        const row = el("tr");
+        row.dataset.psid = t.psid;
+        row.appendChild(cell(t.user));
+        row.appendChild(cell(t.psid, "mono"));
+        row.appendChild(cell(t.owner ? `${t.owner_name} (${t.owner})` : "idle", "owner"));
+        row.appendChild(cell(t.expiration ? when(t.expiration) : "—"));
+        row.appendChild(cell(when(t.last_user_at)));
+        const windows = [t.window_open ? "24 h open" : "24 h closed",
+          t.human_agent_window_open ? "7 d open" : "7 d closed"].join(" · ");
+        row.appendChild(cell(windows));
+        const actions = el("td", "actions");
+        actions.appendChild(button("Bot takes control", "take-control", () =>
+          api("POST", `/emulator/api/threads/${t.page_id}/${t.psid}/take`, {
+            metadata: "taken from the control page",
+          })));
+        actions.appendChild(button("Page Inbox replies…", "inbox-reply", () => {
+          const text = window.prompt("Reply from the Page Inbox (it takes control):");
+          if (!text) return Promise.resolve();
+          return api("POST", `/emulator/api/threads/${t.page_id}/${t.psid}/inbox-reply`, { text });
+        }));
+        const open = el("a", "nav-link", "Open as customer");
+        open.href = `/?page=${encodeURIComponent(t.page_id)}&psid=${encodeURIComponent(t.psid)}`;
+        actions.appendChild(open);
+        row.appendChild(actions);
+        return row;
+      }),
+    );
+
+    const apps = $("apps-table").tBodies[0];
+    apps.replaceChildren(
+      ...state.apps.map((a) => {
+        const row = el("tr");
+        row.dataset.appId = a.app_id;
+        row.appendChild(cell(`${a.name} (${a.app_id})`));
+        row.appendChild(cell(a.role + (a.human_agent ? ", Human Agent" : "")));
+        row.appendChild(cell(a.in_process ? "in process" : a.callback_url || "—", "mono"));
+        const subscribed = a.subscriptions.every((s) => s.active);
+        row.appendChild(cell(subscribed ? "yes" : "NO (unsubscribed)", subscribed ? "" : "bad"));
+        const health = a.delivery || {};
+        const parts = [];
+        if (health.queued) parts.push(`${health.queued} queued`);
+        if (health.failing_since) parts.push(`failing since ${when(health.failing_since)}`);
+        for (const alert of health.alerts || []) parts.push(`${alert.kind} (${when(alert.at)})`);
+        row.appendChild(cell(parts.join("; ") || "ok"));
+        const actions = el("td", "actions");
+        actions.appendChild(button("Re-subscribe", "subscribe", () =>
+          api("POST", `/emulator/api/apps/${a.app_id}/subscribe`, {})));
+        actions.appendChild(button("Unsubscribe", "unsubscribe", () =>
+          api("POST", `/emulator/api/apps/${a.app_id}/unsubscribe`, {})));
+        row.appendChild(actions);
+        return row;
+      }),
+    );
+  }
+
+  function renderDeliveries(deliveries) {
+    const body = $("deliveries-table").tBodies[0];
+    body.replaceChildren(
+      ...deliveries.map((d) => {
+        const row = el("tr");
+        row.dataset.status = d.status;
+        row.appendChild(cell(d.duplicate_of ? `${d.id} (copy of ${d.duplicate_of})` : d.id));
+        row.appendChild(cell(appNames[d.app_id] || d.app_id));
+        row.appendChild(cell(d.events.map((e) => `${e.channel}: ${e.kind}`).join(", ")));
+        row.appendChild(cell(d.status, `status-${d.status}`));
+        row.appendChild(cell(d.attempts.map((a) => a.status || a.error).join(" → ") || "—"));
+        return row;
+      }),
+    );
+  }
+
+  function renderCalls(calls) {
+    const body = $("calls-table").tBodies[0];
+    body.replaceChildren(
+      ...calls.map((c) => {
+        const row = el("tr");
+        row.appendChild(cell(when(c.at)));
+        row.appendChild(cell(appNames[c.app_id] || c.app_id || "?"));
+        row.appendChild(cell(`${c.method} ${c.path}`, "mono"));
+        const answer = c.error_code
+          ? `${c.status} · code ${c.error_code}${c.error_subcode ? `/${c.error_subcode}` : ""}`
+          : c.status || "no answer";
+        row.appendChild(cell(answer, c.status === 200 ? "" : "bad"));
+        row.appendChild(cell(c.fault || ""));
+        return row;
+      }),
+    );
+  }
+
+  async function refresh() {
+    try {
+      const [state, deliveries, calls] = await Promise.all([
+        api("GET", "/emulator/api/state"),
+        api("GET", "/emulator/api/deliveries?limit=30"),
+        api("GET", "/emulator/api/graph-calls?limit=30"),
+      ]);
+      renderState(state);
+      renderDeliveries(deliveries.deliveries);
+      renderCalls(calls.calls);
+    } catch (error) {
+      showError(`Cannot reach the emulator: ${error.message}`);
+    }
+  }
+
+  async function advance(hours) {
+    try {
+      await api("POST", "/emulator/api/clock", { advance_hours: Number(hours) });
+      showError("");
+    } catch (error) {
+      showError(error.message);
+    }
+    refresh();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("clock-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      advance($("advance-hours").value);
+    });
+    for (const preset of document.querySelectorAll(".advance-preset")) {
+      preset.addEventListener("click", () => advance(preset.dataset.hours));
+    }
+    $("graph-fault-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await api("POST", "/emulator/api/faults/graph", {
+          kind: $("fault-kind").value,
+          count: Number($("fault-count").value),
+          status: Number($("fault-status").value),
+          seconds: Number($("fault-seconds").value),
+          applied: $("fault-applied").checked,
+          path: $("fault-path").value || null,
+        });
+        showError("");
+      } catch (error) {
+        showError(error.message);
+      }
+      refresh();
+    });
+    $("clear-faults").addEventListener("click", async () => {
+      await api("POST", "/emulator/api/faults/clear", {}).catch((e) => showError(e.message));
+      refresh();
+    });
+    for (const [id, key] of [["duplicate", "duplicate"], ["out-of-order", "out_of_order"]]) {
+      $(id).addEventListener("change", async (event) => {
+        await api("POST", "/emulator/api/faults/webhooks", { [key]: event.target.checked })
+          .catch((e) => showError(e.message));
+        refresh();
+      });
+    }
+    refresh();
+    setInterval(refresh, POLL_MS);
+  });
+})();

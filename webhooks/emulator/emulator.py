@@ -1,0 +1,382 @@
+"""`Emulator`: the platform core, the webhook dispatcher, the demo bot and the HTTP server,
+wired together and started from one call.
+
+    with Emulator(EmulatorConfig.demo(port=0, helpdesk_callback_url=url)) as emulator:
+        emulator.graph_url           # http://127.0.0.1:<port>/v23.0, for GRAPH_API_URL
+        emulator.user_says(psid, "hello")
+        emulator.wait_idle()         # every queued webhook delivered (or given up)
+        emulator.transcript(psid)    # what the customer page shows
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from webhooks.emulator.bot import DemoBot
+from webhooks.emulator.clock import Clock, ClockLike
+from webhooks.emulator.config import EmulatorConfig
+from webhooks.emulator.delivery import Delivery, Dispatcher, verify_callback
+from webhooks.emulator.errors import EmulatorError
+from webhooks.emulator.faults import FaultKind, GraphFault, GraphFaults
+from webhooks.emulator.platform import Platform, Result, User
+
+logger = logging.getLogger(__name__)
+
+
+class Emulator:
+    """The Messenger Platform emulator. Not started until `start()`.
+
+    Every state change goes through `_apply`, which holds the platform lock while it
+    queues the webhooks the change caused: webhooks leave in the order of the changes.
+    """
+
+    def __init__(
+        self, config: EmulatorConfig | None = None, *, clock: ClockLike | None = None
+    ) -> None:
+        # A private copy: the platform mutates pages (primary app) and apps (bot handler).
+        self.config = copy.deepcopy(config or EmulatorConfig.demo())
+        self.clock = clock or Clock()
+        self.platform = Platform(self.config, self.clock)
+        self.dispatcher = Dispatcher(
+            config=self.config,
+            clock=self.clock,
+            app_lookup=self.platform.apps.get,
+            on_unsubscribe=self.unsubscribe,
+        )
+        self.graph_faults = GraphFaults()
+        self.graph_calls: deque[dict[str, Any]] = deque(maxlen=500)
+        self._calls_lock = threading.Lock()
+        self.bot: DemoBot | None = None
+        bot_app = self.platform.apps.get(self.config.bot_app_id or "")
+        if bot_app is not None:
+            self.bot = DemoBot(
+                app=bot_app,
+                graph=self._bot_graph,
+                page_names={p.page_id: p.name for p in self.config.pages},
+                passes_on_button=self.config.bot_passes_on_button,
+                handover_app_id=self.config.bot_handover_app_id,
+            )
+            bot_app.handler = self.bot.handle
+        self._server: Any = None
+        self._server_thread: threading.Thread | None = None
+        self.stopping = threading.Event()
+        self.base_url = ""
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Bind the server, start delivery workers; returns the base URL."""
+        from webhooks.emulator.server import make_server
+
+        self._server = make_server(self, self.config.host, self.config.port)
+        host, port = self._server.server_address[:2]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 -- a comparison
+        self.base_url = f"http://{shown}:{port}"
+        self.platform.public_url = self.base_url
+        # A worker for every app: one without a callback URL yet may get one later.
+        self.dispatcher.start(list(self.platform.apps))
+        self._server_thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # also how long stop() waits for it
+            name="emulator-http",
+            daemon=True,
+        )
+        self._server_thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop serving and delivering; safe to call twice."""
+        self.stopping.set()  # wakes calls held by a timeout fault
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            self.dispatcher.stop()
+
+    def __enter__(self) -> Emulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def graph_url(self) -> str:
+        """What a client sets as GRAPH_API_URL (any /vNN.N/ prefix is served)."""
+        return f"{self.base_url}/{self.config.graph_version}"
+
+    def serve_forever(self) -> None:
+        """Block until interrupted (the management command)."""
+        try:
+            while not self.stopping.wait(0.5):
+                pass
+        finally:
+            self.stop()
+
+    # --- state changes -----------------------------------------------------------------
+
+    def _apply(self, operation: Callable[..., Result], **kwargs: Any) -> Result:
+        with self.platform.lock:
+            result = operation(**kwargs)
+            self.dispatcher.enqueue(result.webhooks)
+        return result
+
+    def graph_call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        *,
+        access_token: str | None,
+        appsecret_proof: str | None = None,
+        source: str = "http",
+    ) -> Result:
+        """A Graph call (path without version prefix); records it for the control page."""
+        result = self._apply(
+            self.platform.graph,
+            method=method,
+            path=path,
+            params=params,
+            access_token=access_token,
+            appsecret_proof=appsecret_proof,
+        )
+        self.record_call(
+            method=method,
+            path=path,
+            app_id=self.platform.app_for_token(access_token),
+            status=result.status,
+            body=result.body,
+            source=source,
+        )
+        return result
+
+    def _bot_graph(
+        self, method: str, path: str, params: dict[str, Any], *, access_token: str
+    ) -> Result:
+        return self.graph_call(method, path, params, access_token=access_token, source="bot")
+
+    def record_call(
+        self,
+        *,
+        method: str,
+        path: str,
+        app_id: str | None,
+        status: int,
+        body: dict[str, Any] | None,
+        source: str,
+        fault: str | None = None,
+    ) -> None:
+        error = (body or {}).get("error") if isinstance(body, dict) else None
+        with self._calls_lock:
+            self.graph_calls.append(
+                {
+                    "at": self.clock.now_ms(),
+                    "method": method,
+                    "path": path,
+                    "app_id": app_id,
+                    "status": status,
+                    "error_code": error.get("code") if isinstance(error, dict) else None,
+                    "error_subcode": error.get("error_subcode")
+                    if isinstance(error, dict)
+                    else None,
+                    "fault": fault,
+                    "source": source,
+                }
+            )
+
+    def _page(self, page_id: str | None) -> str:
+        return page_id or self.config.pages[0].page_id
+
+    def user_create(
+        self, first_name: str, last_name: str = "", *, page_id: str | None = None
+    ) -> User:
+        return self.platform.user_create(
+            page_id=self._page(page_id), first_name=first_name, last_name=last_name
+        )
+
+    def user_says(self, psid: str, text: str, *, page_id: str | None = None) -> dict[str, Any]:
+        """The user sends a text message; returns its transcript entry (with its mid)."""
+        return self._apply(
+            self.platform.user_message, page_id=self._page(page_id), psid=psid, text=text
+        ).body
+
+    def user_taps_quick_reply(
+        self, psid: str, mid: str, index: int, *, page_id: str | None = None
+    ) -> dict[str, Any]:
+        return self._apply(
+            self.platform.user_message,
+            page_id=self._page(page_id),
+            psid=psid,
+            quick_reply=(mid, index),
+        ).body
+
+    def user_taps_button(
+        self, psid: str, mid: str, index: int, *, page_id: str | None = None
+    ) -> dict[str, Any]:
+        return self._apply(
+            self.platform.user_postback,
+            page_id=self._page(page_id),
+            psid=psid,
+            mid=mid,
+            index=index,
+        ).body
+
+    def user_reads(self, psid: str, *, page_id: str | None = None) -> dict[str, Any]:
+        return self._apply(self.platform.user_read, page_id=self._page(page_id), psid=psid).body
+
+    def take_control(
+        self,
+        psid: str,
+        *,
+        app_id: str | None = None,
+        page_id: str | None = None,
+        metadata: str | None = None,
+    ) -> None:
+        """An app (default: the bot / primary) takes the thread now: fault injection."""
+        page_id = self._page(page_id)
+        app_id = app_id or self.platform.pages[page_id].primary_app_id or self.config.bot_app_id
+        if app_id is None:
+            raise EmulatorError("no app to take control")
+        self._apply(
+            self.platform.control_take,
+            app_id=app_id,
+            page_id=page_id,
+            psid=psid,
+            metadata=metadata,
+        )
+
+    def inbox_reply(self, psid: str, text: str, *, page_id: str | None = None) -> dict[str, Any]:
+        return self._apply(
+            self.platform.inbox_reply, page_id=self._page(page_id), psid=psid, text=text
+        ).body
+
+    def primary_set(self, app_id: str, *, page_id: str | None = None) -> None:
+        self._apply(self.platform.primary_set, page_id=self._page(page_id), app_id=app_id)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulated time forward: windows close, CR control lapses."""
+        self.clock.advance(seconds)
+
+    # --- faults ---------------------------------------------------------------------------
+
+    def fail_next_graph_calls(
+        self,
+        kind: FaultKind,
+        count: int = 1,
+        *,
+        status: int = 500,
+        seconds: float = 15.0,
+        applied: bool = False,
+        path: str | None = None,
+        app_id: str | None = None,
+    ) -> GraphFault:
+        return self.graph_faults.arm(
+            GraphFault(
+                kind=kind,
+                remaining=count,
+                status=status,
+                seconds=seconds,
+                applied=applied,
+                path=path,
+                app_id=app_id,
+            )
+        )
+
+    def webhook_faults(
+        self,
+        *,
+        duplicate: bool | None = None,
+        out_of_order: bool | None = None,
+        app_id: str | None = None,
+    ) -> None:
+        self.dispatcher.faults_set(app_id=app_id, duplicate=duplicate, out_of_order=out_of_order)
+
+    def unsubscribe(self, app_id: str) -> None:
+        """Turn off an app's webhooks for all its pages (Meta does so after 1 h of failures)."""
+        for page_id in self.platform.pages:
+            if (app_id, page_id) in self.platform.subscriptions:
+                self.platform.subscription_set(app_id=app_id, page_id=page_id, active=False)
+
+    def set_callback_url(self, app_id: str, url: str | None) -> None:
+        """Point an app's webhooks somewhere else, e.g. once the helpdesk's port is known.
+
+        Webhooks already queued go to the new URL; while an app has no URL (and is not
+        in-process), its webhooks are not even queued.
+        """
+        app = self.platform.apps.get(app_id)
+        if app is None:
+            raise EmulatorError(f"no app {app_id}", status=404)
+        if app.handler is not None:
+            raise EmulatorError("the demo bot runs in-process", status=409)
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise EmulatorError("the callback URL must be http(s)")
+        app.callback_url = url or None
+
+    def subscribe(self, app_id: str) -> tuple[bool, str]:
+        """Re-subscribe an app to its pages after the §8.2 verification handshake."""
+        app = self.platform.apps.get(app_id)
+        if app is None:
+            raise EmulatorError(f"no app {app_id}", status=404)
+        ok, detail = verify_callback(app, timeout=self.config.delivery_timeout_seconds)
+        if ok:
+            for page_id in app.page_tokens:
+                self.platform.subscription_set(app_id=app_id, page_id=page_id, active=True)
+        return ok, detail
+
+    # --- reading state ---------------------------------------------------------------------
+
+    def thread(self, psid: str, *, page_id: str | None = None, after: int = 0) -> dict[str, Any]:
+        return self.platform.thread_view(page_id=self._page(page_id), psid=psid, after=after)
+
+    def transcript(self, psid: str, *, page_id: str | None = None) -> list[dict[str, Any]]:
+        """Messages and platform events of a thread, oldest first."""
+        return self.thread(psid, page_id=page_id)["messages"]
+
+    def owner(self, psid: str, *, page_id: str | None = None) -> str | None:
+        return self.platform.owner(page_id=self._page(page_id), psid=psid)
+
+    def deliveries(self, app_id: str | None = None) -> list[Delivery]:
+        return self.dispatcher.deliveries(app_id)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until webhooks settle, including those the bot's answers cause."""
+        deadline = time.monotonic() + timeout
+        # Two quiet checks in a row: the bot may queue new webhooks while handling one.
+        while time.monotonic() < deadline:
+            if not self.dispatcher.wait_idle(max(0.0, deadline - time.monotonic())):
+                return False
+            time.sleep(0.02)
+            if self.dispatcher.wait_idle(0):
+                return True
+        return False
+
+    def wait_for(self, check: Callable[[], Any], *, timeout: float = 10.0, what: str = "") -> Any:
+        """Poll `check` until it returns something truthy (webhooks are asynchronous)."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            last = check()
+            if last:
+                return last
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what or check}; last value: {last!r}")
+
+    def state(self) -> dict[str, Any]:
+        state = self.platform.state_view()
+        health = self.dispatcher.health_view()
+        for app in state["apps"]:
+            app["delivery"] = health.get(app["app_id"])
+        state["graph_faults"] = self.graph_faults.view()
+        state["webhook_faults"] = self.dispatcher.faults_view()
+        state["graph_url"] = self.graph_url
+        state["bot"] = {
+            "app_id": self.config.bot_app_id,
+            "passes_on_button": self.config.bot_passes_on_button,
+        }
+        return state

@@ -1,0 +1,172 @@
+"""`manage.py messenger_emulator`: run the Messenger Platform emulator until Ctrl-C.
+
+The defaults are the demo setup `make run` uses: page 1000000000000001 "Demo Page", the
+demo bot (app 200000000000002) as its primary receiver / default app, and this helpdesk
+(MESSENGER_APP_ID, signed with MESSENGER_APP_SECRET, page token "demo-page-token")
+receiving webhooks at http://127.0.0.1:8000/webhooks/messenger/. Point the helpdesk's
+GRAPH_API_URL at the printed URL and connect the page with the same token:
+
+    manage.py messenger_emulator --port 8001
+    GRAPH_API_URL=http://127.0.0.1:8001/v23.0 manage.py connect_page --page-id \
+        1000000000000001 --access-token demo-page-token --bot-app-id 200000000000002 \
+        --name "Demo Page"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from argparse import ArgumentParser
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from webhooks.emulator import Emulator, EmulatorConfig
+from webhooks.emulator.config import (
+    DEMO_BOT_APP_ID,
+    DEMO_BOT_TOKEN,
+    DEMO_HELPDESK_CALLBACK_URL,
+    DEMO_HELPDESK_TOKEN,
+    DEMO_PAGE_ID,
+    DEMO_PAGE_NAME,
+    MODES,
+)
+from webhooks.emulator.delivery import verify_callback
+
+
+def config_from_options(options: dict[str, Any]) -> EmulatorConfig:
+    """The emulator configuration the command line describes."""
+    callback = options["callback_url"] or None
+    if options["mode"] not in MODES:
+        raise CommandError(f"--mode must be one of {', '.join(MODES)}")
+    if options["helpdesk_app_id"] == options["bot_app_id"]:
+        raise CommandError("the helpdesk and the bot need different app ids")
+    if options["page_token"] == options["bot_token"]:
+        raise CommandError("the helpdesk and the bot need different page tokens")
+    config = EmulatorConfig.demo(
+        mode=options["mode"],
+        port=options["port"],
+        host=options["host"],
+        page_id=options["page_id"],
+        page_name=options["page_name"],
+        helpdesk_app_id=options["helpdesk_app_id"],
+        helpdesk_secret=options["helpdesk_secret"],
+        helpdesk_token=options["page_token"],
+        helpdesk_callback_url=callback,
+        helpdesk_verify_token=options["verify_token"],
+        helpdesk_human_agent=options["human_agent"],
+        helpdesk_requires_appsecret_proof=not options["no_appsecret_proof"],
+        bot_app_id=options["bot_app_id"],
+        bot_token=options["bot_token"],
+        bot_passes_on_button=options["bot_passes_on_button"],
+        bot_can_take_control=not options["bot_cannot_take"],
+    )
+    config.graph_version = options["graph_version"]
+    return config
+
+
+class Command(BaseCommand):
+    help = "Run the Messenger Platform emulator (Graph API, webhooks, demo bot, customer page)."
+    # An in-memory server: no database, no migrations needed.
+    requires_system_checks: list[str] = []
+    requires_migrations_checks = False
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Address to bind (loopback).")
+        parser.add_argument("--port", type=int, default=8001)
+        parser.add_argument(
+            "--mode",
+            default="cr",
+            choices=MODES,
+            help="cr: Conversation Routing (default app = the bot); legacy: primary/secondary "
+            "receivers; cr-zero-config: no default app.",
+        )
+        parser.add_argument("--page-id", default=DEMO_PAGE_ID)
+        parser.add_argument("--page-name", default=DEMO_PAGE_NAME)
+        parser.add_argument(
+            "--page-token",
+            default=DEMO_HELPDESK_TOKEN,
+            help="The Page access token issued to the helpdesk app.",
+        )
+        parser.add_argument("--helpdesk-app-id", default=settings.MESSENGER_APP_ID)
+        parser.add_argument(
+            "--helpdesk-secret",
+            default=settings.MESSENGER_APP_SECRET,
+            help="Signs the helpdesk's webhooks and checks its appsecret_proof "
+            "(default: MESSENGER_APP_SECRET).",
+        )
+        parser.add_argument("--verify-token", default=settings.MESSENGER_VERIFY_TOKEN)
+        parser.add_argument(
+            "--callback-url",
+            default=DEMO_HELPDESK_CALLBACK_URL,
+            help="Where the helpdesk's webhooks go ('' for none).",
+        )
+        parser.add_argument(
+            "--human-agent",
+            action="store_true",
+            help="The helpdesk app has the Human Agent feature (HUMAN_AGENT up to 7 days).",
+        )
+        parser.add_argument(
+            "--no-appsecret-proof",
+            action="store_true",
+            help="Do not require appsecret_proof from the helpdesk (it is checked when sent).",
+        )
+        parser.add_argument("--bot-app-id", default=DEMO_BOT_APP_ID)
+        parser.add_argument("--bot-token", default=DEMO_BOT_TOKEN)
+        parser.add_argument(
+            "--bot-passes-on-button",
+            action="store_true",
+            help="The bot passes control to the helpdesk itself when the user asks for a "
+            "human (default: it waits for the helpdesk's request_thread_control).",
+        )
+        parser.add_argument(
+            "--bot-cannot-take",
+            action="store_true",
+            help="CR: the business does not allow the bot to take control.",
+        )
+        parser.add_argument("--graph-version", default="v23.0")
+        parser.add_argument(
+            "--verify",
+            action="store_true",
+            help="Run the webhook verification handshake with the helpdesk before starting.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        config = config_from_options(options)
+        if options["verbosity"] >= 2:
+            logging.getLogger("webhooks.emulator").setLevel(logging.DEBUG)
+        if options["verify"]:
+            helpdesk = config.app(options["helpdesk_app_id"])
+            assert helpdesk is not None
+            ok, detail = verify_callback(helpdesk)
+            if not ok:
+                raise CommandError(f"webhook verification failed: {detail}")
+        emulator = Emulator(config)
+        try:
+            base = emulator.start()
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {config.host}:{config.port}: {exc}") from None
+        # SIGTERM (a process supervisor, `make run`) stops as cleanly as Ctrl-C.
+        signal.signal(signal.SIGTERM, lambda *_: emulator.stopping.set())
+        page = config.pages[0]
+        self.stdout.write(
+            "\n".join(
+                [
+                    f"Messenger Platform emulator ({page.mode}) on {base}",
+                    f"  Customer page:  {base}/",
+                    f"  Control page:   {base}/control",
+                    f"  GRAPH_API_URL:  {emulator.graph_url}",
+                    f"  Page:           {page.name} ({page.page_id})",
+                    f"  Bot app:        {config.bot_app_id} (primary / default app)",
+                    f"  Helpdesk app:   {options['helpdesk_app_id']} -> "
+                    f"{options['callback_url'] or '(no callback URL)'}",
+                    "Ctrl-C to stop.",
+                ]
+            )
+        )
+        # On Ctrl-C serve_forever stops the emulator on its way out.
+        with contextlib.suppress(KeyboardInterrupt):
+            emulator.serve_forever()
+        self.stdout.write("Emulator stopped.")
