@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # Reinstall only when the dependencies may have changed, so `make run`/`make test` stay fast.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint migrate clean
+.PHONY: venv run test lint migrate clean system-packages
 
 venv: $(STAMP)
 
@@ -20,7 +20,11 @@ $(STAMP): pyproject.toml | $(PYTHON)
 run: venv
 	$(PYTHON) -m helpdesk.devserver
 
-test: venv
+# Installs what is missing of make, python3-venv, PostgreSQL and Chromium (as root).
+system-packages:
+	bash .ci/system-packages
+
+test: system-packages venv
 	$(PYTHON) -m tests.run_suite
 
 lint: venv

@@ -1,8 +1,10 @@
 """`make run`: the whole helpdesk on one machine, for development.
 
 Starts (or reuses, via REDIS_URL) Redis, migrates and seeds the SQLite database, then runs
-Daphne, a Celery worker and Celery beat until Ctrl-C. Not for production, where each of
-those runs under a process supervisor.
+Daphne, a Celery worker, Celery beat and the Messenger Platform emulator (with its demo
+bot and customer page) until Ctrl-C. With GRAPH_API_URL set, that Graph API is used and no
+emulator is started. Not for production, where each of those runs under a process
+supervisor.
 """
 
 from __future__ import annotations
@@ -110,24 +112,28 @@ def stop_all(children: list[tuple[str, subprocess.Popen]]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def banner(port: int, token: str, graph_api_url: str) -> str:
+def banner(port: int, token: str, graph_api_url: str, emulator_port: int | None) -> str:
     base = f"http://127.0.0.1:{port}"
     lines = [
         "",
         "=" * 72,
         "Messenger helpdesk is running (Ctrl-C to stop)",
-        f"  Inbox / admin:  {base}/admin/",
+        f"  Agent inbox:    {base}/",
+        f"  Django admin:   {base}/admin/",
+        f"  Demo login:     {DEMO_USERNAME} / {DEMO_PASSWORD}",
         f"  API docs:       {base}/api/v1/docs",
         f"  OpenAPI:        {base}/api/v1/openapi.json",
-        f"  Webhook:        {base}/webhooks/messenger/",
-        f"  Demo login:     {DEMO_USERNAME} / {DEMO_PASSWORD}",
         f"  API token:      {token}",
+        f"  Webhook:        {base}/webhooks/messenger/",
         f"  GRAPH_API_URL:  {graph_api_url}",
-        "                  (the Messenger emulator comes in a later issue)",
-        f"  Redis:          {os.environ['REDIS_URL']}",
-        "=" * 72,
-        "",
     ]
+    if emulator_port is not None:
+        emulator = f"http://127.0.0.1:{emulator_port}"
+        lines += [
+            f"  Customer page:  {emulator}/   (play the Messenger user)",
+            f"  Emulator faults:{emulator}/control",
+        ]
+    lines += [f"  Redis:          {os.environ['REDIS_URL']}", "=" * 72, ""]
     return "\n".join(lines)
 
 
@@ -159,6 +165,14 @@ def main() -> int:
         if not os.environ.get("REDIS_URL"):
             redis_process, redis_url = localservices.start_redis(var / "redis")
             os.environ["REDIS_URL"] = redis_url
+        emulator_port: int | None = None
+        if not os.environ.get("GRAPH_API_URL"):
+            emulator_port = int(os.environ.get("EMULATOR_PORT") or 8001)
+            if not port_is_free(emulator_port):
+                raise RuntimeError(
+                    f"port {emulator_port} is in use; set EMULATOR_PORT to another one"
+                )
+            os.environ["GRAPH_API_URL"] = f"http://127.0.0.1:{emulator_port}/v23.0"
 
         # Read after the environment is final, so the banner shows what the app uses.
         from helpdesk import settings
@@ -176,6 +190,14 @@ def main() -> int:
         )
         token = token_from(agent_output)
 
+        if emulator_port is not None:
+            spawn(
+                children,
+                "messenger emulator",
+                [sys.executable, str(BASE_DIR / "manage.py"), "messenger_emulator",
+                 "--port", str(emulator_port),
+                 "--callback-url", f"http://127.0.0.1:{port}/webhooks/messenger/"],
+            )  # fmt: skip
         spawn(
             children,
             "daphne",
@@ -195,7 +217,9 @@ def main() -> int:
              "--schedule", str(var / "celerybeat-schedule")],
         )  # fmt: skip
         wait_for_http(port, children)
-        print(banner(port, token, settings.GRAPH_API_URL), flush=True)
+        if emulator_port is not None:
+            localservices.wait_for_port(emulator_port, timeout=30)
+        print(banner(port, token, settings.GRAPH_API_URL, emulator_port), flush=True)
 
         while True:
             children_check(children)
