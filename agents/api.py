@@ -9,15 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema, Status
+from ninja import NinjaAPI, Query, Schema, Status
 from ninja.security import HttpBearer, django_auth
 
 from agents import selectors, services
 from agents.auth import token_user
 from agents.errors import NotFound, ServiceError
-from agents.models import Message, Ticket
+from agents.models import ControlState, ControlTransition, Message, Ticket, TicketEvent
 
 
 class BearerToken(HttpBearer):
@@ -59,6 +58,13 @@ class ContactOut(Schema):
     profile_pic: str
 
 
+class LastMessageOut(Schema):
+    author_kind: str
+    text: str
+    attachment_types: list[str]
+    timestamp: int
+
+
 class TicketOut(Schema):
     id: int
     status: Literal["waiting", "open", "closed"]
@@ -68,13 +74,54 @@ class TicketOut(Schema):
     conversation_id: int
     contact: ContactOut
     control_state: str
+    control_state_label: str
     flagged: bool
     flag_reason: str
     handover_metadata: str
     closing_note: str
     opened_at: datetime
     closed_at: datetime | None
+    updated_at: datetime
     last_user_message_at: datetime | None
+    last_message: LastMessageOut | None
+    waiting_since: datetime | None
+    window_closes_at: datetime | None
+    human_agent_enabled: bool
+    human_agent_window_closes_at: datetime | None
+    lock_reason: str
+    can_request_control: bool
+
+
+class TransitionOut(Schema):
+    from_state: str
+    to_state: str
+    cause: str
+    detail: str
+    metadata: str
+    created_at: datetime
+
+
+class TicketEventOut(Schema):
+    kind: str
+    actor: UserOut | None
+    detail: str
+    created_at: datetime
+
+
+class TicketDetailOut(TicketOut):
+    transitions: list[TransitionOut]
+    events: list[TicketEventOut]
+
+
+class QueuesOut(Schema):
+    waiting: int
+    mine: int
+    all_open: int
+    closed: int
+
+
+class TypingOut(Schema):
+    sent: bool
 
 
 class MessageOut(Schema):
@@ -118,9 +165,26 @@ def _user(user) -> dict | None:
     }
 
 
-def _ticket(ticket: Ticket) -> dict:
+def _last_message(ticket: Ticket) -> dict | None:
+    timestamp = getattr(ticket, "last_message_ts", None)
+    if timestamp is None:
+        return None
+    attachments = getattr(ticket, "last_message_attachments", None) or []
+    return {
+        "author_kind": ticket.last_message_author,
+        "text": ticket.last_message_text or "",
+        "attachment_types": [
+            str(a.get("type") or "file") for a in attachments if isinstance(a, dict)
+        ],
+        "timestamp": timestamp,
+    }
+
+
+def _ticket(ticket: Ticket, user) -> dict:
+    """A ticket from `selectors.ticket_list` (its joins and annotations), as `user` sees it."""
     conversation = ticket.conversation
     contact = conversation.contact
+    windows = services.conversation_windows(conversation=conversation)
     return {
         "id": ticket.pk,
         "status": ticket.status,
@@ -134,21 +198,50 @@ def _ticket(ticket: Ticket) -> dict:
             "profile_pic": contact.profile_pic,
         },
         "control_state": conversation.control_state,
+        "control_state_label": ControlState(conversation.control_state).label,
         "flagged": ticket.flagged,
         "flag_reason": ticket.flag_reason,
         "handover_metadata": ticket.handover_metadata,
         "closing_note": ticket.closing_note,
         "opened_at": ticket.opened_at,
         "closed_at": ticket.closed_at,
+        "updated_at": ticket.updated_at,
         "last_user_message_at": conversation.last_user_message_at,
+        "last_message": _last_message(ticket),
+        "waiting_since": selectors.ticket_waiting_since(ticket),
+        "window_closes_at": windows.standard_closes_at,
+        "human_agent_enabled": conversation.page.human_agent_enabled,
+        "human_agent_window_closes_at": windows.human_agent_closes_at,
+        "lock_reason": services.reply_lock_reason(ticket=ticket, user=user),
+        "can_request_control": services.control_request_allowed(ticket=ticket),
     }
 
 
-def _message(message: Message, ticket_id: int | None = None) -> dict:
+def _transition(transition: ControlTransition) -> dict:
+    return {
+        "from_state": transition.from_state,
+        "to_state": transition.to_state,
+        "cause": transition.cause,
+        "detail": transition.detail,
+        "metadata": transition.metadata,
+        "created_at": transition.created_at,
+    }
+
+
+def _event(event: TicketEvent) -> dict:
+    return {
+        "kind": event.kind,
+        "actor": _user(event.actor),
+        "detail": event.detail,
+        "created_at": event.created_at,
+    }
+
+
+def _message(message: Message, ticket: Ticket | None = None) -> dict:
     return {
         "id": message.pk,
         "ticket_id": message.ticket_id,
-        "context": ticket_id is not None and message.ticket_id != ticket_id,
+        "context": ticket is not None and selectors.message_is_context(message, ticket=ticket),
         "direction": message.direction,
         "author_kind": message.author_kind,
         "author": _user(message.author),
@@ -176,14 +269,39 @@ def tickets_list(
     request: HttpRequest,
     status: Literal["waiting", "open", "closed"] | None = None,
     mine: bool = False,
+    queue: selectors.Queue | None = None,
+    limit: int | None = Query(None, ge=1, le=1000),
 ):
-    """Tickets the agent may see, oldest first; filter by status and by assignee."""
-    return [_ticket(t) for t in selectors.ticket_list(user=request.user, status=status, mine=mine)]
+    """Tickets the agent may see, oldest first; filter by status and by assignee, or
+    ask for one of the inbox's queues: `waiting`, `mine` (your unclosed tickets),
+    `all_open` (waiting or open), `closed` (most recently closed first).
+
+    Each ticket carries a preview of the conversation's last message, since when the
+    customer has been waiting (`waiting_since`, null when not waiting), when the
+    messaging windows close, and why you cannot reply now (`lock_reason`, "" if you can).
+    """
+    tickets = selectors.ticket_list(
+        user=request.user, status=status, mine=mine, queue=queue, limit=limit
+    )
+    return [_ticket(t, request.user) for t in tickets]
 
 
-@api.get("/tickets/{ticket_id}", response={200: TicketOut, 404: Error}, tags=["tickets"])
+@api.get("/queues", response=QueuesOut, tags=["tickets"])
+def queues(request: HttpRequest):
+    """How many tickets each inbox queue holds."""
+    return selectors.ticket_counts(user=request.user)
+
+
+@api.get("/tickets/{ticket_id}", response={200: TicketDetailOut, 404: Error}, tags=["tickets"])
 def ticket_detail(request: HttpRequest, ticket_id: int):
-    return _ticket(_visible_ticket(request, ticket_id))
+    """One ticket, with its conversation's thread-control history (`transitions`) and
+    the ticket's own changes (`events`: opened, claimed, transferred, closed…)."""
+    ticket = _visible_ticket(request, ticket_id)
+    return {
+        **_ticket(ticket, request.user),
+        "transitions": [_transition(t) for t in selectors.ticket_transitions(ticket=ticket)],
+        "events": [_event(e) for e in selectors.ticket_events(ticket=ticket)],
+    }
 
 
 @api.get(
@@ -193,7 +311,7 @@ def ticket_messages(request: HttpRequest, ticket_id: int):
     """The conversation in timestamp order: bot-side context (`context: true`) and the
     ticket's own messages, with each outbound message's delivery status and error."""
     ticket = _visible_ticket(request, ticket_id)
-    return [_message(m, ticket.pk) for m in selectors.ticket_messages(ticket=ticket)]
+    return [_message(m, ticket) for m in selectors.ticket_messages(ticket=ticket)]
 
 
 @api.post(
@@ -204,7 +322,7 @@ def ticket_messages(request: HttpRequest, ticket_id: int):
 def ticket_claim(request: HttpRequest, ticket_id: int):
     """Assign a waiting ticket to yourself. 409 when someone else was first."""
     services.ticket_claim(ticket_id=ticket_id, user=request.user)
-    return _ticket(_visible_ticket(request, ticket_id))
+    return _ticket(_visible_ticket(request, ticket_id), request.user)
 
 
 @api.post(
@@ -216,7 +334,7 @@ def ticket_reply(request: HttpRequest, ticket_id: int, payload: ReplyIn):
     """Queue a reply; it is sent by a worker. Its `status` goes pending → sent (or failed,
     with `error`). 409 when the helpdesk does not own the thread, with the reason."""
     message = services.ticket_reply(ticket_id=ticket_id, user=request.user, text=payload.text)
-    return Status(201, _message(message, ticket_id))
+    return Status(201, _message(message))  # an agent's reply is never context
 
 
 @api.post(
@@ -233,7 +351,7 @@ def ticket_close(request: HttpRequest, ticket_id: int, payload: CloseIn):
         closing_message=payload.closing_message,
         outcome=payload.outcome,
     )
-    return _ticket(_visible_ticket(request, ticket_id))
+    return _ticket(_visible_ticket(request, ticket_id), request.user)
 
 
 @api.post(
@@ -243,7 +361,7 @@ def ticket_close(request: HttpRequest, ticket_id: int, payload: CloseIn):
 )
 def ticket_transfer(request: HttpRequest, ticket_id: int, payload: TransferIn):
     services.ticket_transfer(ticket_id=ticket_id, user=request.user, to_user_id=payload.agent_id)
-    return _ticket(_visible_ticket(request, ticket_id))
+    return _ticket(_visible_ticket(request, ticket_id), request.user)
 
 
 @api.post(
@@ -254,7 +372,19 @@ def ticket_transfer(request: HttpRequest, ticket_id: int, payload: TransferIn):
 def ticket_request_control(request: HttpRequest, ticket_id: int):
     """Ask the bot for the conversation again (after it took it back)."""
     services.ticket_request_control(ticket_id=ticket_id, user=request.user)
-    return Status(202, _ticket(_visible_ticket(request, ticket_id)))
+    return Status(202, _ticket(_visible_ticket(request, ticket_id), request.user))
+
+
+@api.post(
+    "/tickets/{ticket_id}/typing",
+    response={202: TypingOut, 404: Error},
+    tags=["tickets"],
+)
+def ticket_typing(request: HttpRequest, ticket_id: int):
+    """The agent is typing: the customer sees Messenger's typing indicator
+    (`sender_action: typing_on`), at most once per 10 seconds per conversation and only
+    while you could reply. `sent` says whether this call queued one."""
+    return Status(202, {"sent": services.ticket_typing(ticket_id=ticket_id, user=request.user)})
 
 
 @api.post(
@@ -271,5 +401,4 @@ def message_retry(request: HttpRequest, message_id: int):
 @api.get("/agents", response=list[UserOut], tags=["agents"])
 def agents_list(request: HttpRequest):
     """Active agents, e.g. to choose whom to transfer a ticket to."""
-    users = get_user_model().objects.filter(is_active=True).order_by("username")
-    return [_user(u) for u in users]
+    return [_user(u) for u in selectors.agent_list()]

@@ -108,6 +108,11 @@ class Conversation(models.Model):
     requested_at = models.DateTimeField(null=True, blank=True)
     last_user_message_at = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
+    typing_sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a typing indicator was last sent: they are throttled per conversation.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

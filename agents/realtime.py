@@ -2,6 +2,10 @@
 
 The database is the truth: clients refetch what an event names. Losing an event (the
 channel layer drops messages by design) costs freshness, never data.
+
+Routing: an event about a conversation goes to the group of its page (`page.<pk>`),
+which only sockets of agents who may see that page join (agents.consumers); an event
+about no conversation (`pages.changed`) goes to every agent (`inbox`).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -17,12 +22,38 @@ logger = logging.getLogger(__name__)
 INBOX_GROUP = "inbox"
 
 
+def page_group(page_pk: int) -> str:
+    return f"page.{page_pk}"
+
+
+def groups_for(user: AbstractBaseUser) -> set[str]:
+    """The groups an agent's socket joins: everyone's, and one per page they may see."""
+    from agents.selectors import page_ids_visible
+
+    return {INBOX_GROUP} | {page_group(pk) for pk in page_ids_visible(user)}
+
+
+def _group(ids: dict[str, int]) -> str:
+    from agents.models import Conversation
+
+    conversation_id = ids.get("conversation_id")
+    if conversation_id is None:
+        return INBOX_GROUP
+    page_pk = (
+        Conversation.objects.filter(pk=conversation_id).values_list("page_id", flat=True).first()
+    )
+    # A conversation that is gone concerns nobody's page: tell everyone to refetch.
+    return INBOX_GROUP if page_pk is None else page_group(page_pk)
+
+
 def broadcast(kind: str, **ids: int) -> None:
+    """Send one event to the sockets that may see it. Call from sync code, after commit."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(INBOX_GROUP, {"type": "inbox.event", "event": kind, **ids})
+        group = _group(ids)
+        async_to_sync(layer.group_send)(group, {"type": "inbox.event", "event": kind, **ids})
     except Exception as exc:  # noqa: BLE001 -- a lost live update must not fail the caller
         logger.warning("could not broadcast %s (%s)", kind, type(exc).__name__)
 

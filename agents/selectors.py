@@ -1,12 +1,24 @@
-"""Reads for the API and the inbox, filtered by what the agent may see."""
+"""Reads for the API and the inbox, filtered by what the agent may see.
+
+Lists cost a constant number of queries, whatever the number of tickets: related rows
+are joined (select_related) and per-ticket facts (last message, oldest unanswered
+message) are subquery annotations of the one list query.
+"""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from datetime import UTC, datetime
+from typing import Literal
 
-from agents.models import Message, Team, Ticket
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, JSONField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from agents.models import ControlTransition, Message, Team, Ticket, TicketEvent
 from webhooks.models import Page
+
+Queue = Literal["waiting", "mine", "all_open", "closed"]
+UNCLOSED = (Ticket.Status.WAITING, Ticket.Status.OPEN)
 
 
 def visible_page_ids(user: AbstractBaseUser) -> set[int] | None:
@@ -23,24 +35,137 @@ def visible_page_ids(user: AbstractBaseUser) -> set[int] | None:
     return open_pages | mine
 
 
-def ticket_list(
-    *, user: AbstractBaseUser, status: str | None = None, mine: bool = False
-) -> QuerySet[Ticket]:
-    tickets = Ticket.objects.select_related(
-        "conversation__contact", "conversation__page", "assignee"
-    ).order_by("opened_at", "id")
+def page_ids_visible(user: AbstractBaseUser) -> set[int]:
+    """Like `visible_page_ids`, with "all" spelled out as the pages that exist now."""
+    visible = visible_page_ids(user)
+    if visible is None:
+        return set(Page.objects.values_list("pk", flat=True))
+    return visible
+
+
+def _visible_tickets(user: AbstractBaseUser) -> QuerySet[Ticket]:
+    tickets = Ticket.objects.all()
     visible = visible_page_ids(user)
     if visible is not None:
         tickets = tickets.filter(conversation__page_id__in=visible)
+    return tickets
+
+
+def _with_inbox_facts(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
+    """Annotate the last message of the conversation (for a preview) and, for the
+    waiting time, the ticket's last reply and its oldest customer message after it."""
+    last = (
+        Message.objects.filter(conversation_id=OuterRef("conversation_id"))
+        .exclude(author_kind=Message.Author.SYSTEM)
+        .order_by("-timestamp", "-id")
+    )
+    replies = (
+        Message.objects.filter(ticket_id=OuterRef("pk"), direction=Message.Direction.OUTBOUND)
+        .exclude(status=Message.Status.FAILED)
+        .order_by("-timestamp")
+    )
+    return tickets.annotate(
+        last_message_text=Subquery(last.values("text")[:1]),
+        last_message_author=Subquery(last.values("author_kind")[:1]),
+        last_message_attachments=Subquery(last.values("attachments")[:1], output_field=JSONField()),
+        last_message_ts=Subquery(last.values("timestamp")[:1]),
+        last_reply_ts=Subquery(replies.values("timestamp")[:1]),
+    ).annotate(
+        unanswered_since_ts=Subquery(
+            Message.objects.filter(
+                ticket_id=OuterRef("pk"),
+                author_kind=Message.Author.CUSTOMER,
+                timestamp__gt=Coalesce(OuterRef("last_reply_ts"), Value(0)),
+            )
+            .order_by("timestamp")
+            .values("timestamp")[:1]
+        )
+    )
+
+
+def ticket_list(
+    *,
+    user: AbstractBaseUser,
+    status: str | None = None,
+    mine: bool = False,
+    queue: Queue | None = None,
+    limit: int | None = None,
+) -> QuerySet[Ticket]:
+    """Tickets the agent may see, with the facts the inbox shows (`_with_inbox_facts`).
+
+    `queue` is one of the inbox's lists: waiting; mine (my unclosed tickets); all_open
+    (waiting or open); closed (most recently closed first).
+    """
+    tickets = _with_inbox_facts(
+        _visible_tickets(user).select_related(
+            "conversation__contact", "conversation__page", "assignee"
+        )
+    ).order_by("opened_at", "id")
     if status:
         tickets = tickets.filter(status=status)
     if mine:
         tickets = tickets.filter(assignee=user)
+    if queue == "waiting":
+        tickets = tickets.filter(status=Ticket.Status.WAITING)
+    elif queue == "mine":
+        tickets = tickets.filter(status__in=UNCLOSED, assignee=user)
+    elif queue == "all_open":
+        tickets = tickets.filter(status__in=UNCLOSED)
+    elif queue == "closed":
+        tickets = tickets.filter(status=Ticket.Status.CLOSED).order_by("-closed_at", "-id")
+    if limit is not None:
+        tickets = tickets[:limit]
     return tickets
+
+
+def ticket_counts(*, user: AbstractBaseUser) -> dict[str, int]:
+    """How many tickets each inbox queue holds, in one query."""
+    return _visible_tickets(user).aggregate(
+        waiting=Count("pk", filter=Q(status=Ticket.Status.WAITING)),
+        mine=Count("pk", filter=Q(status__in=UNCLOSED, assignee=user)),
+        all_open=Count("pk", filter=Q(status__in=UNCLOSED)),
+        closed=Count("pk", filter=Q(status=Ticket.Status.CLOSED)),
+    )
 
 
 def ticket_get(*, user: AbstractBaseUser, ticket_id: int) -> Ticket | None:
     return ticket_list(user=user).filter(pk=ticket_id).first()
+
+
+def _ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def ticket_waiting_since(ticket: Ticket) -> datetime | None:
+    """Since when the customer has been waiting for us, or None when they are not.
+
+    A waiting ticket waits since control came to us; an open one since the customer's
+    oldest message after the ticket's last reply. Needs `ticket_list`'s annotations.
+    """
+    if ticket.status == Ticket.Status.WAITING:
+        if ticket.handover_timestamp:
+            return _ms(ticket.handover_timestamp)
+        return ticket.opened_at
+    since = getattr(ticket, "unanswered_since_ts", None)
+    if ticket.status == Ticket.Status.OPEN and since:
+        return _ms(since)
+    return None
+
+
+def ticket_transitions(*, ticket: Ticket, limit: int = 100) -> list[ControlTransition]:
+    """The conversation's latest thread-control changes, oldest first."""
+    latest = ControlTransition.objects.filter(conversation_id=ticket.conversation_id).order_by(
+        "-created_at", "-id"
+    )[:limit]
+    return list(reversed(latest))
+
+
+def ticket_events(*, ticket: Ticket) -> QuerySet[TicketEvent]:
+    return (
+        TicketEvent.objects.filter(ticket=ticket)
+        .select_related("actor")
+        .order_by("created_at", "id")
+    )
 
 
 def ticket_messages(*, ticket: Ticket) -> QuerySet[Message]:
@@ -53,9 +178,25 @@ def ticket_messages(*, ticket: Ticket) -> QuerySet[Message]:
     )
 
 
+def message_is_context(message: Message, *, ticket: Ticket) -> bool:
+    """Bot-side history, shown above the handover point: another ticket's or no ticket's
+    message, or one the customer or the bot sent before control came to us (deliveries
+    can be processed after the handover that followed them)."""
+    if message.ticket_id != ticket.pk:
+        return True
+    before = message.timestamp < ticket.handover_timestamp
+    return before and message.author_kind not in (Message.Author.AGENT, Message.Author.SYSTEM)
+
+
 def message_visible(*, user: AbstractBaseUser, message_id: int) -> Message | None:
     visible = visible_page_ids(user)
     messages = Message.objects.filter(pk=message_id)
     if visible is not None:
         messages = messages.filter(conversation__page_id__in=visible)
     return messages.first()
+
+
+def agent_list() -> QuerySet:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(is_active=True).order_by("username")

@@ -18,6 +18,7 @@ from enum import Enum
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from agents import realtime
@@ -54,6 +55,9 @@ MESSAGE_TEXT_LIMIT = 2000  # Messenger's limit for a text message
 METADATA_LIMIT = 1000
 STANDARD_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
+# Messenger shows a typing indicator for about 20 s or until the next message; one
+# typing_on per conversation every 10 s keeps it up while an agent types.
+TYPING_THROTTLE = timedelta(seconds=10)
 OWN_METADATA = re.compile(r"^helpdesk:message=(\d+)$")
 DEFAULT_TRIGGERS = (
     (Trigger.Kind.POSTBACK_TITLE, "Talk to a human"),
@@ -79,7 +83,11 @@ def _metadata(**fields: object) -> str:
 
 
 def page_defaults_ensure(page_pk: int) -> None:
-    """Give a newly connected page the default trigger list (once; admins edit it after)."""
+    """Give a newly connected page the default trigger list (once; admins edit it after).
+
+    Emits `pages.changed`: open inbox sockets recompute which pages they follow.
+    """
+    realtime.broadcast_on_commit("pages.changed")
     page = Page.objects.get(pk=page_pk)
     if page.triggers.exists():
         return
@@ -91,14 +99,17 @@ def page_defaults_ensure(page_pk: int) -> None:
 def conversation_get_or_create(*, page: Page, psid: str) -> Conversation:
     """The conversation for (page, PSID), created with its contact on first sight.
 
-    A new contact gets its profile fetched after commit.
+    A contact whose profile is missing or older than PROFILE_CACHE_SECONDS gets it
+    fetched after commit (the Graph call is keyed per cache period, so a burst of events
+    makes one call).
     """
     try:
         with transaction.atomic():
-            contact, created = Contact.objects.get_or_create(page=page, psid=psid)
+            contact, _ = Contact.objects.get_or_create(page=page, psid=psid)
     except IntegrityError:
-        contact, created = Contact.objects.get(page=page, psid=psid), False
-    if created:
+        contact = Contact.objects.get(page=page, psid=psid)
+    fresh_after = timezone.now() - timedelta(seconds=settings.PROFILE_CACHE_SECONDS)
+    if contact.profile_fetched_at is None or contact.profile_fetched_at <= fresh_after:
         from agents.tasks import contact_profile_refresh
 
         transaction.on_commit(lambda: _enqueue(contact_profile_refresh, contact.pk))
@@ -122,8 +133,11 @@ def contact_profile_refresh(*, contact_id: int) -> None:
     fresh_after = timezone.now() - timedelta(seconds=settings.PROFILE_CACHE_SECONDS)
     if contact.profile_fetched_at and contact.profile_fetched_at > fresh_after:
         return
+    period = int(time.time() // settings.PROFILE_CACHE_SECONDS)
     try:
-        profile = graph.user_profile(contact.page, psid=contact.psid)
+        profile = graph.user_profile(
+            contact.page, psid=contact.psid, key=f"profile:{contact.pk}:{period}"
+        )
     except graph.GraphError as exc:
         if exc.retryable:
             raise
@@ -541,16 +555,16 @@ def _attach_ticket(conversation: Conversation) -> Ticket | None:
 
 
 def _touch(conversation: Conversation, *, timestamp: int, from_user: bool) -> None:
+    """Move the conversation's clocks forward, never back (a late event is older)."""
     at = ms_to_datetime(timestamp)
-    updates: dict[str, datetime] = {}
-    if conversation.last_message_at is None or at > conversation.last_message_at:
-        updates["last_message_at"] = at
-    if from_user and (
-        conversation.last_user_message_at is None or at > conversation.last_user_message_at
-    ):
-        updates["last_user_message_at"] = at
-    if updates:
-        Conversation.objects.filter(pk=conversation.pk).update(**updates)
+    rows = Conversation.objects.filter(pk=conversation.pk)
+    rows.filter(Q(last_message_at__isnull=True) | Q(last_message_at__lt=at)).update(
+        last_message_at=at
+    )
+    if from_user:
+        rows.filter(Q(last_user_message_at__isnull=True) | Q(last_user_message_at__lt=at)).update(
+            last_user_message_at=at
+        )
 
 
 def _inbound_record(page: Page, event: MessageEvent | PostbackEvent) -> str:
@@ -815,6 +829,112 @@ def _reply_check(ticket: Ticket, user: AbstractBaseUser) -> None:
         raise Conflict(f"This ticket is assigned to {ticket.assignee}.")
 
 
+def reply_lock_reason(*, ticket: Ticket, user: AbstractBaseUser) -> str:
+    """Why the agent cannot reply to this ticket now, in words; "" when they can.
+
+    The checks of `ticket_reply`, without locking or raising, for the inbox to show on
+    the composer. Reads `ticket.conversation.page` and `ticket.assignee`: select them
+    with the ticket to keep lists at a constant number of queries.
+    """
+    conversation = ticket.conversation
+    if (
+        ticket.status != Ticket.Status.CLOSED
+        and conversation.control_state == ControlState.TAKEN
+        and ticket.flag_reason
+    ):
+        return ticket.flag_reason  # names who took it
+    try:
+        _reply_check(ticket, user)
+        _send_policy(conversation)
+    except Conflict as exc:
+        return exc.message
+    return ""
+
+
+def control_request_allowed(*, ticket: Ticket) -> bool:
+    """Whether an agent may ask the bot for this ticket's thread now.
+
+    Mirrors `handover_request_start`, which decides for real under the row lock.
+    """
+    if ticket.status == Ticket.Status.CLOSED:
+        return False
+    conversation = ticket.conversation
+    state = conversation.control_state
+    if state in (ControlState.BOT, ControlState.TAKEN, ControlState.IDLE):
+        return True
+    if state == ControlState.REQUESTED:
+        timeout = timedelta(seconds=settings.HANDOVER_REQUEST_TIMEOUT_SECONDS)
+        return (
+            conversation.requested_at is None
+            or timezone.now() - conversation.requested_at >= timeout
+        )
+    return False
+
+
+@dataclass(frozen=True)
+class Windows:
+    """When the messaging windows close (None: the user never wrote, or no such window)."""
+
+    standard_closes_at: datetime | None
+    human_agent_closes_at: datetime | None
+
+
+def conversation_windows(*, conversation: Conversation) -> Windows:
+    """The 24-hour window and, where the page has the Human Agent feature, the 7-day one,
+    both counted from the user's last message (the rule `_send_policy` applies)."""
+    last = conversation.last_user_message_at
+    if last is None:
+        return Windows(None, None)
+    human = last + HUMAN_AGENT_WINDOW if conversation.page.human_agent_enabled else None
+    return Windows(last + STANDARD_WINDOW, human)
+
+
+def ticket_typing(*, ticket_id: int, user: AbstractBaseUser) -> bool:
+    """An agent is typing: show the customer Messenger's typing indicator.
+
+    Throttled per conversation to one `typing_on` per TYPING_THROTTLE, across processes:
+    a conditional UPDATE of `typing_sent_at` picks the one caller that sends. Does
+    nothing while the agent could not reply (see `reply_lock_reason`). No row lock: the
+    indicator is ephemeral and the task checks the thread owner again. Returns whether
+    a `typing_on` was queued (sent by a task after commit).
+    """
+    ticket = (
+        Ticket.objects.select_related("conversation__page", "assignee").filter(pk=ticket_id).first()
+    )
+    if ticket is None or not _can_see(user, ticket.conversation.page_id):
+        raise NotFound(f"Ticket {ticket_id} does not exist.")
+    if reply_lock_reason(ticket=ticket, user=user):
+        return False
+    now = timezone.now()
+    with transaction.atomic():
+        won = (
+            Conversation.objects.filter(pk=ticket.conversation_id)
+            .filter(Q(typing_sent_at__isnull=True) | Q(typing_sent_at__lte=now - TYPING_THROTTLE))
+            .update(typing_sent_at=now)
+        )
+        if won:
+            from agents.tasks import typing_send
+
+            transaction.on_commit(lambda: _enqueue(typing_send, ticket.conversation_id))
+    return bool(won)
+
+
+def typing_send(*, conversation_id: int) -> Outcome:
+    """Send `sender_action: typing_on` while the helpdesk owns the thread.
+
+    One attempt, never retried: an indicator that arrives late is worse than none.
+    """
+    conversation = Conversation.objects.select_related("page", "contact").get(pk=conversation_id)
+    if conversation.control_state != ControlState.AGENT:
+        return Outcome.SKIPPED
+    try:
+        graph.sender_action(conversation.page, psid=conversation.contact.psid, action="typing_on")
+    except graph.GraphError as exc:
+        logger.info("typing indicator for conversation %s not sent: %s", conversation_id, exc)
+        return Outcome.FAILED
+    return Outcome.DONE
+
+
 def _clean_text(text: str) -> str:
     text = (text or "").strip()
     if not text:
@@ -1076,6 +1196,8 @@ def ticket_return(*, ticket_id: int) -> Outcome:
         if message_send(message_id=message_id) == Outcome.BUSY:
             return Outcome.BUSY
     key = f"return:{ticket.pk}:{int(ticket.closed_at.timestamp() * 1000)}"
+    # Stamped before the call: the bot may greet the user before our call returns.
+    passed_at = now_ms()
     try:
         graph.pass_thread_control(
             conversation.page,
@@ -1101,7 +1223,10 @@ def ticket_return(*, ticket_id: int) -> Outcome:
                 owner_app_id=conversation.page.bot_app_id,
             )
             _system_message(
-                conversation, "The conversation went back to the bot.", timestamp=now_ms()
+                conversation,
+                "The conversation went back to the bot.",
+                timestamp=passed_at,
+                ticket=ticket,
             )
     return Outcome.DONE
 
@@ -1159,6 +1284,54 @@ def ticket_request_control(*, ticket_id: int, user: AbstractBaseUser) -> Ticket:
             raise Conflict("The helpdesk already owns this conversation.")
         raise Conflict("Control was already requested; waiting for the bot.")
     return ticket
+
+
+# --- Reconciliation ---------------------------------------------------------------
+
+CONTROL_LAPSE = timedelta(hours=24)
+
+
+def control_lapse_reconcile() -> list[int]:
+    """Under Conversation Routing, control lapses 24 h after the user's last message,
+    and Meta sends no webhook for it. Conversations we still think we own past that go
+    `idle` (composer locked, ticket flagged), so agents are not told they can reply.
+
+    Returns the conversations changed. Legacy Handover Protocol pages are left alone.
+    """
+    cutoff = timezone.now() - CONTROL_LAPSE
+    candidates = list(
+        Conversation.objects.filter(
+            control_state=ControlState.AGENT,
+            page__conversation_routing=True,
+            last_user_message_at__lt=cutoff,
+        ).values_list("pk", flat=True)
+    )
+    changed = []
+    for conversation_id in candidates:
+        with transaction.atomic():
+            conversation = conversation_lock(conversation_id)
+            last = conversation.last_user_message_at
+            if conversation.control_state != ControlState.AGENT or not last or last >= cutoff:
+                continue
+            _transition(
+                conversation,
+                to_state=ControlState.IDLE,
+                cause=ControlTransition.Cause.RECONCILE,
+                detail="control lapsed: no message from the user for 24 hours "
+                "(Conversation Routing)",
+                owner_app_id="",
+            )
+            ticket = _unclosed_ticket(conversation)
+            if ticket is not None:
+                ticket.flagged = True
+                ticket.flag_reason = (
+                    "Control lapsed after 24 hours without a message from the user; "
+                    "request control to reply."
+                )
+                ticket.save(update_fields=["flagged", "flag_reason", "updated_at"])
+                _ticket_event(ticket, "control_lost", detail=ticket.flag_reason)
+            changed.append(conversation_id)
+    return changed
 
 
 # --- Re-drive -------------------------------------------------------------------

@@ -65,6 +65,17 @@ def contact_profile_refresh(self, contact_id: int) -> None:
         raise self.retry(countdown=_countdown(self.request.retries)) from None
 
 
+@shared_task(time_limit=30)
+def typing_send(conversation_id: int) -> None:
+    """No retries: a typing indicator that arrives late is worse than none."""
+    services.typing_send(conversation_id=conversation_id)
+
+
 @shared_task(time_limit=60)
 def outbound_redrive() -> None:
     services.outbound_redrive()
+
+
+@shared_task(time_limit=60)
+def control_lapse_reconcile() -> None:
+    services.control_lapse_reconcile()

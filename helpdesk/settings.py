@@ -74,6 +74,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from Daphne itself: no separate web server, no build step.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -127,8 +129,13 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Whitenoise finds files where Django's finders do (static/, apps' static/), so that
+# `collectstatic` is optional: `make run` and the tests serve without it.
+WHITENOISE_USE_FINDERS = True
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 # --- Redis, Celery, Channels -------------------------------------------------
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -153,6 +160,10 @@ CELERY_BEAT_SCHEDULE = {
     "agents-redrive-outbound": {
         "task": "agents.tasks.outbound_redrive",
         "schedule": env_int("REDRIVE_INTERVAL_SECONDS", 30),
+    },
+    "agents-control-lapse": {
+        "task": "agents.tasks.control_lapse_reconcile",
+        "schedule": 60,
     },
 }
 

@@ -7,4 +7,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("webhooks.urls")),
     path("api/v1/", api.urls),
+    path("", include("agents.urls")),
 ]

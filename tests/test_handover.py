@@ -379,3 +379,45 @@ def test_read_and_delivery_receipts_update_outbound_status(page, deliver, clock,
     }
     deliver(payloads.read(ts=clock(), watermark=t2), channel="standby")
     assert dict(Message.objects.values_list("mid", "status")) == {"m_o1": "read", "m_o2": "read"}
+
+
+# --- Conversation Routing: control lapses -------------------------------------------
+
+
+def test_control_lapses_24_hours_after_the_users_last_message(
+    page, deliver, clock, fake_graph, api
+):
+    from agents import services
+
+    deliver(payloads.pass_control(ts=clock()))
+    ticket = Ticket.objects.get()
+    Conversation.objects.update(last_user_message_at=timezone.now() - timedelta(hours=23))
+    assert services.control_lapse_reconcile() == []
+
+    Conversation.objects.update(last_user_message_at=timezone.now() - timedelta(hours=25))
+    assert services.control_lapse_reconcile() == [conversation().pk]
+
+    assert conversation().control_state == ControlState.IDLE
+    assert transitions()[-1] == ("agent", "idle", "reconcile")
+    ticket.refresh_from_db()
+    assert ticket.flagged is True
+    response = api.post(
+        f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hi"}, content_type="application/json"
+    )
+    assert (response.status_code, response.json()) == (
+        409,
+        {"detail": "Nobody owns this conversation; request control to reply."},
+    )
+    assert fake_graph.calls_to("/me/messages") == []
+    assert services.control_lapse_reconcile() == []  # once
+
+
+def test_control_never_lapses_on_a_legacy_handover_page(page, deliver, clock, fake_graph):
+    from agents import services
+
+    page.conversation_routing = False
+    page.save()
+    deliver(payloads.pass_control(ts=clock()))
+    Conversation.objects.update(last_user_message_at=timezone.now() - timedelta(days=3))
+    assert services.control_lapse_reconcile() == []
+    assert conversation().control_state == ControlState.AGENT

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from agents import views
+
+urlpatterns = [
+    path("", views.inbox, name="inbox"),
+    path("tickets/<int:ticket_id>/", views.inbox, name="inbox-ticket"),
+    path("login/", views.login, name="login"),
+    path("logout/", views.logout, name="logout"),
+]

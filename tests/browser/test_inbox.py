@@ -1,0 +1,367 @@
+"""The agent inbox in a real browser (Debian's Chromium) against the real stack: Daphne,
+Celery worker and beat, Redis, signed webhooks, and the recording Graph fake."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from helpdesk.localservices import free_port, stop
+from tests import payloads
+from tests.browser.support import (
+    Clock,
+    daphne_port,
+    daphne_start,
+    fake_of,
+    login,
+    sender_actions,
+)
+from tests.fakegraph import graph_error
+from tests.stack import eventually
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+LIVE = 2000  # ms: "the ticket appears in the agent's page within 2 s without a reload"
+
+
+def _handover(stack, clock, *, psid: str, context_text: str, name: str) -> None:
+    """A customer talks to the bot on standby; the bot passes the thread to us."""
+    fake_of(stack).profiles[psid] = {"first_name": name, "last_name": "Tester", "profile_pic": ""}
+    stack.post_webhook(
+        payloads.user_message(context_text, ts=clock(), psid=psid), channel="standby"
+    )
+    stack.post_webhook(payloads.pass_control(ts=clock(), psid=psid, metadata="asked for a human"))
+
+
+def _waiting_psids(stack, port: int, psid: str) -> bool:
+    tickets = requests.get(
+        f"http://127.0.0.1:{port}/api/v1/tickets",
+        params={"queue": "waiting"},
+        headers={"Authorization": f"Bearer {stack.tokens['ana']}"},
+        timeout=5,
+    ).json()
+    return any(t["contact"]["psid"] == psid for t in tickets)
+
+
+def _to(call, psid: str) -> bool:
+    return call.body["recipient"] == {"id": psid}
+
+
+def _texts_sent(fake, psid: str) -> list[str]:
+    return [
+        c.body["message"]["text"]
+        for c in fake.calls_to("/me/messages")
+        if c.body["recipient"]["id"] == psid and "message" in c.body
+    ]
+
+
+def _open(page, text: str):
+    row = page.locator(".ticket-row", has_text=text)
+    expect(row).to_be_visible(timeout=LIVE)
+    row.click()
+    expect(page.locator("#conversation")).to_be_visible()
+    return row
+
+
+def test_a_ticket_appears_live_and_the_agent_replies_and_closes(stack, context):
+    clock, fake, psid = Clock(), fake_of(stack), "3000000000000101"
+    page = login(context, "ana")
+    expect(page.locator("#live-notice")).to_be_hidden()
+    expect(page.locator("#app[data-live=on]")).to_be_attached()
+
+    # the customer asks the bot for a person; the bot hands over: the ticket shows up live
+    _handover(stack, clock, psid=psid, context_text="my parcel is late", name="Grace")
+    row = _open(page, "my parcel is late")
+    expect(row.locator(".badge")).to_have_text("with us")
+    expect(row.locator(".badge")).to_have_attribute("title", "helpdesk owns the thread")
+    expect(row.locator(".ticket-assignee")).to_have_text("unassigned")
+
+    # the bot-side history is folded above the handover point
+    context_block = page.locator("#timeline details.context")
+    expect(context_block.locator("summary")).to_have_text(
+        "Before the handover: 1 message with the bot"
+    )
+    expect(context_block).not_to_have_attribute("open", "")
+    expect(page.locator("#timeline .msg-system .system-text").first).to_have_text(
+        "Control passed to the helpdesk."
+    )
+    expect(page.locator("#conv-windows")).to_contain_text("24-hour window: 23 h")
+
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator("#conv-assignee")).to_have_text("assigned to you")
+    expect(page.locator("[data-count=mine]")).to_have_text("1")
+
+    # a burst of keystrokes: one typing indicator; Shift+Enter is a new line, Enter sends
+    composer = page.locator("#composer-text")
+    composer.press_sequentially("Hello Grace,", delay=25)
+    composer.press("Shift+Enter")
+    composer.press_sequentially("I'm on it.", delay=25)
+    [typing] = eventually(lambda: sender_actions(stack, psid), what="typing_on")
+    assert typing.body == {"recipient": {"id": psid}, "sender_action": "typing_on"}
+    composer.press("Enter")
+    expect(composer).to_have_value("")
+    reply = page.locator("#timeline .msg-agent").last
+    expect(reply.locator(".text")).to_have_text("Hello Grace,\nI'm on it.")
+    expect(reply.locator(".msg-status")).to_have_text("Sent", timeout=10_000)
+    assert _texts_sent(fake, psid) == ["Hello Grace,\nI'm on it."]
+    assert len(sender_actions(stack, psid)) == 1
+
+    # read receipts show on the agent's message
+    stack.post_webhook(payloads.read(ts=clock(), watermark=clock(), psid=psid))
+    expect(reply.locator(".msg-status")).to_have_text("Read", timeout=LIVE)
+
+    # the customer answers; it shows without a reload
+    stack.post_webhook(payloads.user_message("thank you!", ts=clock(), psid=psid))
+    expect(page.locator("#timeline .msg-customer").last).to_contain_text("thank you!", timeout=LIVE)
+
+    # close with a closing message: it goes out first, then control goes back to the bot
+    page.get_by_role("button", name="Close…").click()
+    page.get_by_label("Closing message").fill("Glad I could help!")
+    page.get_by_label("Outcome").fill("delivered")
+    page.get_by_role("button", name="Close ticket").click()
+    [passed] = eventually(
+        lambda: [c for c in fake.calls_to("/me/pass_thread_control") if _to(c, psid)],
+        what="control passed back",
+    )
+    assert passed.body["target_app_id"] == payloads.BOT_APP_ID
+    expect(page.locator("#conv-status")).to_have_text("closed", timeout=LIVE)
+    expect(page.locator("#conv-state")).to_have_text("bot owns the thread", timeout=10_000)
+    expect(page.locator("#timeline .msg-system .system-text").last).to_have_text(
+        "The conversation went back to the bot."
+    )
+    expect(composer).to_be_disabled()
+    expect(page.locator("#composer-lock-reason")).to_have_text("This ticket is closed.")
+    assert _texts_sent(fake, psid) == ["Hello Grace,\nI'm on it.", "Glad I could help!"]
+    assert len(sender_actions(stack, psid)) == 1
+    expect(page.locator("[data-count=mine]")).to_have_text("0")
+
+
+def test_what_a_customer_wrote_is_shown_as_text_never_as_html(stack, context):
+    clock, psid = Clock(), "3000000000000102"
+    attack = "<img src=x onerror=alert(1)>"
+    fake_of(stack).profiles[psid] = {
+        "first_name": "<b>Mallory</b>",
+        "last_name": "<script>alert(2)</script>",
+        "profile_pic": "javascript:alert(3)",
+    }
+    page = login(context, "ana")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    stack.post_webhook(payloads.user_message("hi", ts=clock(), psid=psid), channel="standby")
+    stack.post_webhook(payloads.pass_control(ts=clock(), psid=psid))
+    stack.post_webhook(payloads.user_message(attack, ts=clock(), psid=psid))
+
+    row = _open(page, attack)
+    expect(row.locator(".ticket-preview")).to_have_text(attack)
+    expect(page.locator("#timeline .msg-customer .text").last).to_have_text(attack)
+    expect(page.locator("#conv-name")).to_have_text(
+        "<b>Mallory</b> <script>alert(2)</script>", timeout=10_000
+    )
+    assert page.locator("img[src=x]").count() == 0
+    assert page.locator("#app b, #app script").count() == 0
+    assert page.locator("#conv-avatar img").count() == 0  # javascript: is no picture
+    assert dialogs == []
+
+
+def test_an_anonymous_websocket_is_refused(stack, context):
+    page = context.new_page()
+    page.goto("/login/")
+    probe = """() => new Promise((resolve) => {
+        const socket = new WebSocket(`ws://${location.host}/ws/inbox/`);
+        let opened = false;
+        socket.onopen = () => { opened = true; socket.close(); };
+        socket.onclose = () => resolve(opened);
+    })"""
+    assert page.evaluate(probe) is False
+    page = login(context, "ana")
+    assert page.evaluate(probe) is True
+
+
+def test_the_composer_locks_when_the_bot_takes_control(stack, context):
+    clock, fake, psid = Clock(), fake_of(stack), "3000000000000103"
+    page = login(context, "ana")
+    _handover(stack, clock, psid=psid, context_text="need to change my address", name="Ada")
+    _open(page, "need to change my address")
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator("#conv-assignee")).to_have_text("assigned to you")
+    composer = page.locator("#composer-text")
+    expect(composer).to_be_enabled()
+    expect(page.locator("#composer-lock")).to_be_hidden()
+    composer.fill("Your new address is")  # a half-written answer
+
+    stack.post_webhook(payloads.take_control(ts=clock(), psid=psid))
+    expect(composer).to_be_disabled(timeout=LIVE)
+    expect(page.locator("#composer-lock-reason")).to_have_text(
+        "The bot took the conversation; replies are locked."
+    )
+    expect(page.locator("#send-btn")).to_be_disabled()
+    expect(page.locator("#conv-state")).to_have_text("taken by another app")
+    expect(page.locator("#timeline .msg-system .system-text").last).to_have_text(
+        "The bot took the conversation."
+    )
+    expect(composer).to_have_value("Your new address is")  # nothing typed is lost
+
+    page.get_by_role("button", name="Request control").click()
+    eventually(
+        lambda: [c for c in fake.calls_to("/me/request_thread_control") if _to(c, psid)],
+        what="control requested",
+    )
+    expect(page.locator("#composer-lock-reason")).to_have_text(
+        "Control was requested and the bot has not passed it yet."
+    )
+    expect(page.get_by_role("button", name="Request control")).to_be_hidden()
+
+    stack.post_webhook(payloads.pass_control(ts=clock(), psid=psid, metadata="here you go"))
+    expect(composer).to_be_enabled(timeout=LIVE)
+    expect(composer).to_have_value("Your new address is")
+    assert _texts_sent(fake, psid) == []  # typing indicators only
+
+
+def test_the_socket_reconnects_by_itself_and_refetches(stack, context):
+    """Daphne goes away: the page says live updates are paused; a ticket opened meanwhile
+    (through a second Daphne) is there once the socket is back, without a reload."""
+    clock, psid = Clock(), "3000000000000104"
+    port, other = daphne_port(stack), free_port()
+    daphne_start(stack, "daphne-other", other)
+    page = login(context, "ana")
+    expect(page.locator("#app[data-live=on]")).to_be_attached()
+    notice = page.locator("#live-notice")
+    base = stack.base_url
+    try:
+        stop(stack.processes.pop("daphne"))
+        expect(notice).to_be_visible(timeout=5000)
+        expect(notice).to_have_text("Live updates paused — reconnecting…")
+        stack.base_url = f"http://127.0.0.1:{other}"
+        _handover(stack, clock, psid=psid, context_text="opened while you were away", name="Lin")
+        eventually(
+            lambda: _waiting_psids(stack, other, psid),
+            what="the new ticket, processed while the page was cut off",
+        )
+    finally:
+        stack.base_url = base
+        if "daphne" not in stack.processes:
+            daphne_start(stack, "daphne", port)
+        stop(stack.processes.pop("daphne-other"))
+    expect(notice).to_be_hidden(timeout=15_000)
+    expect(page.locator(".ticket-row", has_text="opened while you were away")).to_be_visible()
+
+
+def test_a_failed_reply_shows_the_reason_and_can_be_retried(stack, context):
+    clock, fake, psid = Clock(), fake_of(stack), "3000000000000105"
+    page = login(context, "ana")
+    _handover(stack, clock, psid=psid, context_text="is anyone there?", name="Noor")
+    _open(page, "is anyone there?")
+    fake.fail_next("/me/messages", graph_error(551, message="This person isn't available"))
+
+    composer = page.locator("#composer-text")
+    # set without an input event: no typing indicator takes the scripted failure
+    composer.evaluate("(node) => { node.value = 'Hello Noor'; }")
+    composer.press("Enter")
+    reply = page.locator("#timeline .msg-agent").last
+    expect(reply.locator(".msg-status")).to_contain_text(
+        "Failed: this person isn't available right now (code 551)", timeout=10_000
+    )
+    reply.get_by_role("button", name="Retry").click()
+    expect(reply.locator(".msg-status")).to_have_text("Sent", timeout=10_000)
+    assert _texts_sent(fake, psid) == ["Hello Noor", "Hello Noor"]
+    expect(page.locator("#timeline .msg-agent")).to_have_count(1)
+
+
+def test_desktop_notifications_and_sound_are_opt_in(stack, context):
+    clock, psids = Clock(), ("3000000000000106", "3000000000000107")
+    context.add_init_script(FAKE_NOTIFICATIONS)
+    page = login(context, "ana")
+
+    _handover(stack, clock, psid=psids[0], context_text="first, while they are off", name="A")
+    expect(page.locator(".ticket-row", has_text="while they are off")).to_be_visible(timeout=LIVE)
+    assert page.evaluate("[window.__notes, window.__beeps]") == [[], 0]
+
+    page.get_by_role("button", name="Notifications: off").click()
+    expect(page.get_by_role("button", name="Notifications: on")).to_be_visible()
+    assert page.evaluate("window.__beeps") == 1  # a sample of the sound, in the click
+
+    _handover(stack, clock, psid=psids[1], context_text="second, now they are on", name="B")
+    expect(page.locator("html[data-notes='1']")).to_be_attached(timeout=LIVE)
+    [[title, body]] = page.evaluate("window.__notes")
+    assert (title, body.endswith(" is waiting.")) == ("New waiting ticket", True)
+    assert page.evaluate("window.__beeps") == 2
+    assert page.evaluate("localStorage.getItem('helpdesk.notify')") == "1"
+
+
+# Notification and AudioContext stand-ins that record what the page asks of them.
+FAKE_NOTIFICATIONS = """
+window.__notes = [];
+window.__beeps = 0;
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) {
+    window.__notes.push([title, options.body]);
+    document.documentElement.dataset.notes = String(window.__notes.length);
+  }
+};
+window.AudioContext = class {
+  constructor() { this.currentTime = 0; this.destination = {}; }
+  createOscillator() {
+    window.__beeps += 1;
+    return { frequency: {}, connect: () => ({ connect() {} }), start() {}, stop() {} };
+  }
+  createGain() {
+    return { gain: { setValueAtTime() {}, exponentialRampToValueAtTime() {} }, connect() {} };
+  }
+};
+document.hasFocus = () => false;  // the agent is in another window
+"""
+
+
+def test_a_transfer_shows_up_live_for_both_agents(stack, chromium, context):
+    from tests.browser.support import new_context
+
+    clock, psid = Clock(), "3000000000000108"
+    ana = login(context, "ana")
+    bo_context = new_context(chromium, stack, viewport={"width": 1280, "height": 800})
+    try:
+        bo = login(bo_context, "bo")
+        bo.get_by_role("button", name="Mine").click()
+        expect(bo.locator("[data-count=mine]")).to_have_text("0")
+
+        _handover(stack, clock, psid=psid, context_text="please pass me to Bo", name="Kim")
+        _open(ana, "please pass me to Bo")
+        ana.get_by_role("button", name="Claim").click()
+        expect(ana.locator("#conv-assignee")).to_have_text("assigned to you")
+        ana.locator("#transfer-select").select_option(label="bo")
+        ana.get_by_role("button", name="Transfer").click()
+        expect(ana.locator("#conv-assignee")).to_have_text("assigned to bo")
+
+        row = bo.locator(".ticket-row", has_text="please pass me to Bo")
+        expect(row).to_be_visible(timeout=LIVE)
+        expect(row.locator(".ticket-assignee")).to_have_text("you")
+        expect(bo.locator("[data-count=mine]")).to_have_text("1")
+        row.click()
+        expect(bo).to_have_url(re.compile(r"/tickets/\d+/\?queue=mine$"))
+        expect(bo.locator("#timeline .msg-event .system-text")).to_have_text(
+            ["ana claimed the ticket", "ana transferred the ticket from ana to bo"]
+        )
+        expect(bo.locator("#composer-text")).to_be_enabled()
+        expect(ana.locator("#composer-lock-reason")).to_have_text("This ticket is assigned to bo.")
+    finally:
+        bo_context.close()
+
+
+def test_a_draft_stays_with_its_ticket(stack, context):
+    clock = Clock()
+    page = login(context, "ana")
+    _handover(stack, clock, psid="3000000000000109", context_text="draft one", name="Ola")
+    _handover(stack, clock, psid="3000000000000110", context_text="draft two", name="Per")
+    composer = page.locator("#composer-text")
+    _open(page, "draft one")
+    composer.fill("half an answer for Ola")
+    _open(page, "draft two")
+    expect(composer).to_have_value("")
+    page.go_back()
+    expect(page.locator("#conv-name")).to_contain_text("Ola")
+    expect(composer).to_have_value("half an answer for Ola")
