@@ -78,6 +78,7 @@ class TicketOut(Schema):
     flagged: bool
     flag_reason: str
     handover_metadata: str
+    handover_timestamp: int
     closing_note: str
     opened_at: datetime
     closed_at: datetime | None
@@ -202,6 +203,7 @@ def _ticket(ticket: Ticket, user) -> dict:
         "flagged": ticket.flagged,
         "flag_reason": ticket.flag_reason,
         "handover_metadata": ticket.handover_metadata,
+        "handover_timestamp": ticket.handover_timestamp,
         "closing_note": ticket.closing_note,
         "opened_at": ticket.opened_at,
         "closed_at": ticket.closed_at,

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -12,15 +14,23 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 
+def _graph_origin() -> str:
+    """Where the Graph API lives; in development the emulator serves profile pictures
+    from there over plain http."""
+    parts = urlsplit(settings.GRAPH_API_URL)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
 def content_security_policy(request: HttpRequest) -> str:
-    """Our own script and style only, no inline code; pictures from Meta's CDN (https)."""
+    """Our own script and style only, no inline code; pictures from Meta's CDN (https)
+    or from the Graph API's own origin (the emulator, in development)."""
     socket = ("wss://" if request.is_secure() else "ws://") + request.get_host()
     return "; ".join(
         [
             "default-src 'self'",
             "script-src 'self'",
             "style-src 'self'",
-            "img-src 'self' https:",
+            f"img-src 'self' https: {_graph_origin()}".strip(),
             f"connect-src 'self' {socket}",
             "object-src 'none'",
             "base-uri 'none'",

@@ -337,15 +337,20 @@ function beep() {
 }
 
 function announce(counts, tickets) {
-  const waitingIds = state.queue === "waiting" ? new Set(tickets.map((t) => t.id)) : null;
-  const first = state.counts === null;
-  const more = !first && counts.waiting > state.counts.waiting;
+  let more;
   let name = null;
-  if (waitingIds && state.waitingSeen) {
-    const fresh = tickets.find((t) => !state.waitingSeen.has(t.id));
+  if (state.queue === "waiting") {
+    // Watching the waiting list: a ticket not seen before is new. (The counts come
+    // from a parallel request and may run ahead of the list; the list names who.)
+    const seen = state.waitingSeen;
+    const fresh = seen ? tickets.find((t) => !seen.has(t.id)) : null;
     if (fresh) name = fresh.contact.name;
+    state.waitingSeen = new Set([...(seen || []), ...tickets.map((t) => t.id)]);
+    more = Boolean(fresh);
+  } else {
+    state.waitingSeen = null;
+    more = state.counts !== null && counts.waiting > state.counts.waiting;
   }
-  if (waitingIds) state.waitingSeen = waitingIds;
   if (!more || !notifyEnabled()) return;
   beep();
   if ("Notification" in window && Notification.permission === "granted" && !document.hasFocus()) {
@@ -512,14 +517,17 @@ function renderTimeline({ scroll = false } = {}) {
   for (const event of ticket.events) {
     if (EVENT_TEXT[event.kind]) items.push({ at: Date.parse(event.created_at), event });
   }
-  items.sort((a, b) => a.at - b.at);
+  // On a tie (a reply that claims the ticket is stamped with its claim), the ticket
+  // event goes first: the claim happened before the message it came with.
+  items.sort((a, b) => a.at - b.at || (a.event ? 0 : 1) - (b.event ? 0 : 1));
 
   const nodes = [];
   let group = null;
   for (const item of items) {
     if (item.message && item.message.context) {
       if (!group) {
-        group = { first: item.message.id, nodes: [] };
+        const before = item.message.timestamp < ticket.handover_timestamp;
+        group = { first: item.message.id, before, nodes: [] };
         nodes.push(group);
       }
       group.nodes.push(messageNode(item.message, ticket));
@@ -542,7 +550,7 @@ function contextNode(group) {
     "details",
     { class: "context", open: state.openContext.has(group.first) },
     el("summary", {
-      text: `Before the handover: ${group.nodes.length} message${group.nodes.length === 1 ? "" : "s"} with the bot`,
+      text: `${group.before ? "Before the handover" : "After this ticket"}: ${group.nodes.length} message${group.nodes.length === 1 ? "" : "s"} with the bot`,
     }),
     el("ol", { class: "context-messages" }, ...group.nodes),
   );
@@ -565,6 +573,8 @@ function eventNode(event) {
 function attachmentNode(attachment) {
   const url = safeUrl(attachment.url);
   const label = attachment.title || `${attachment.type || "file"} attachment`;
+  // A bot's template (buttons) carries its text in the message itself.
+  if (!url && attachment.type === "template") return null;
   if (!url) return el("span", { class: "attachment", text: `[${label}]` });
   if (attachment.type === "image") {
     const img = el("img", { class: "attachment-image", alt: attachment.title || "picture", loading: "lazy", referrerPolicy: "no-referrer" });
@@ -596,7 +606,10 @@ function messageNode(message, ticket) {
   if (message.quick_reply_payload && !message.postback_title) {
     body.append(el("span", { class: "quick-reply-note", text: "quick reply" }));
   }
-  for (const attachment of message.attachments || []) body.append(attachmentNode(attachment));
+  for (const attachment of message.attachments || []) {
+    const node = attachmentNode(attachment);
+    if (node) body.append(node);
+  }
 
   const node = el(
     "li",
