@@ -4,6 +4,7 @@ Celery worker and beat, Redis, signed webhooks, and the recording Graph fake."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import requests
@@ -365,3 +366,56 @@ def test_a_draft_stays_with_its_ticket(stack, context):
     page.go_back()
     expect(page.locator("#conv-name")).to_contain_text("Ola")
     expect(composer).to_have_value("half an answer for Ola")
+
+
+def test_attachments_authors_and_windows_are_shown(stack, context):
+    psid = "3000000000000109"
+    fake_of(stack).profiles[psid] = {"first_name": "Ida", "last_name": "B", "profile_pic": ""}
+    three_hours_ago = int(time.time() * 1000) - 3 * 3600 * 1000
+    image_url = "https://cdn.example/photo.jpg"
+    file_url = "https://cdn.example/invoice.pdf"
+
+    def with_attachment(kind: str, url: str, ts: int) -> dict:
+        event = payloads.user_message("", ts=ts, psid=psid)
+        del event["message"]["text"]
+        event["message"]["attachments"] = [{"type": kind, "payload": {"url": url}}]
+        return event
+
+    stack.post_webhook(
+        payloads.user_message("my parcel", ts=three_hours_ago, psid=psid),
+        payloads.echo("Let me check.", ts=three_hours_ago + 1, psid=psid),
+        channel="standby",
+    )
+    stack.post_webhook(payloads.pass_control(ts=three_hours_ago + 2, psid=psid))
+    stack.post_webhook(with_attachment("image", image_url, three_hours_ago + 3))
+    stack.post_webhook(with_attachment("file", file_url, three_hours_ago + 4))
+    stack.post_webhook(
+        payloads.echo(
+            "A colleague here.",
+            ts=three_hours_ago + 5,
+            psid=psid,
+            app_id=payloads.PAGE_INBOX_APP_ID,
+        )
+    )
+    page = login(context, "ana")
+    _open(page, "Ida B")
+
+    timeline = page.locator("#timeline")
+    image = timeline.locator(".msg-customer img.attachment-image")
+    expect(image).to_have_attribute("src", image_url)
+    link = timeline.locator(".msg-customer a.attachment-file")
+    expect(link).to_have_attribute("href", file_url)
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect(link).to_have_text("Attachment: file attachment")
+    expect(timeline.locator(".msg-page_inbox .author")).to_have_text("Page Inbox")
+    expect(timeline.locator(".msg-page_inbox .text")).to_have_text("A colleague here.")
+    expect(timeline.locator(".context-group summary")).to_have_text(
+        "Before the handover: 2 messages with the bot"
+    )
+    expect(timeline.locator(".context-group .msg-bot .author")).to_have_text("Bot")
+    expect(page.locator("#conv-windows")).to_have_text(
+        re.compile(
+            r"^24-hour window: 2[01] h \d+ min left · "
+            r"7-day Human Agent window: not enabled for this page$"
+        )
+    )
