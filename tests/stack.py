@@ -12,7 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class Stack:
     graph_url: str
     env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    page_name: str = "E2E Page"
     base_url: str = ""
     redis_port: int = 0
     cleanups: list[Callable[[], None]] = field(default_factory=list)
@@ -112,7 +114,7 @@ class Stack:
             "--bot-app-id",
             payloads.BOT_APP_ID,
             "--name",
-            "E2E Page",
+            self.page_name,
         )
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
@@ -192,3 +194,53 @@ def eventually(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "
             return last
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or check}; last value: {last!r}")
+
+
+@contextmanager
+def fake_graph_stack(tmp: Path) -> Iterator[Stack]:
+    """The helpdesk's processes against the recording Graph fake (`stack.fake`)."""
+    from tests.fakegraph import start_fake_graph
+
+    fake, server = start_fake_graph()
+    stack = Stack(tmp=tmp, graph_url=fake.url)
+    stack.fake = fake  # type: ignore[attr-defined]
+    try:
+        stack.start()
+        yield stack
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.close()
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def emulator_stack(tmp: Path, *, page_name: str = "E2E Page") -> Iterator[tuple[Any, Stack]]:
+    """The Messenger emulator (its demo bot as the page's default app) and the helpdesk's
+    processes, wired to each other: the emulator's Graph API for the helpdesk, the
+    helpdesk's webhook for the emulator (known once Daphne has its port)."""
+    from webhooks.emulator import Emulator, EmulatorConfig
+
+    config = EmulatorConfig.demo(
+        port=0,
+        page_name=page_name,
+        helpdesk_app_id=payloads.APP_ID,
+        helpdesk_secret=payloads.APP_SECRET,
+        helpdesk_token="e2e-page-token",
+        helpdesk_callback_url=None,
+    )
+    emulator = Emulator(config)
+    emulator.start()
+    stack = Stack(tmp=tmp, graph_url=emulator.graph_url, page_name=page_name)
+    try:
+        stack.start()
+        emulator.set_callback_url(payloads.APP_ID, f"{stack.base_url}/webhooks/messenger/")
+        yield emulator, stack
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.close()
+        emulator.stop()

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from tests import payloads
-from tests.fakegraph import Call, start_fake_graph
-from tests.stack import Stack, eventually
+from tests.fakegraph import Call
+from tests.stack import eventually, fake_graph_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -34,18 +34,8 @@ def _clock():
 
 @pytest.fixture
 def stack(tmp_path):
-    fake, server = start_fake_graph()
-    stack = Stack(tmp=tmp_path, graph_url=fake.url)
-    stack.fake = fake
-    try:
-        stack.start()
+    with fake_graph_stack(tmp_path) as stack:
         yield stack
-    except BaseException:
-        print(stack.logs())
-        raise
-    finally:
-        stack.close()
-        server.shutdown()
 
 
 def test_the_whole_handover_loop(stack):

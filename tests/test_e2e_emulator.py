@@ -12,34 +12,16 @@ import pytest
 import requests
 
 from tests import payloads
-from tests.stack import Stack, eventually
-from webhooks.emulator import Emulator, EmulatorConfig
+from tests.stack import emulator_stack, eventually
+from webhooks.emulator import Emulator
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def world(tmp_path):
-    config = EmulatorConfig.demo(
-        port=0,
-        helpdesk_app_id=payloads.APP_ID,
-        helpdesk_secret=payloads.APP_SECRET,
-        helpdesk_token="e2e-page-token",
-        helpdesk_callback_url=None,  # known once Daphne has its port
-    )
-    emulator = Emulator(config)
-    emulator.start()
-    stack = Stack(tmp=tmp_path, graph_url=emulator.graph_url)
-    try:
-        stack.start()
-        emulator.set_callback_url(payloads.APP_ID, f"{stack.base_url}/webhooks/messenger/")
-        yield emulator, stack
-    except BaseException:
-        print(stack.logs())
-        raise
-    finally:
-        stack.close()
-        emulator.stop()
+    with emulator_stack(tmp_path) as world:
+        yield world
 
 
 def helpdesk_calls(emulator: Emulator, path: str) -> list[dict]:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.fakegraph import FakeGraph, start_fake_graph
-from tests.stack import BIN, Stack
+from tests.fakegraph import FakeGraph
+from tests.stack import BIN, Stack, fake_graph_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -45,21 +43,7 @@ class Clock:
             return self._last
 
 
-@contextmanager
-def running_stack(tmp: Path) -> Iterator[Stack]:
-    fake, server = start_fake_graph()
-    stack = Stack(tmp=tmp, graph_url=fake.url)
-    stack.fake = fake  # type: ignore[attr-defined]
-    try:
-        stack.start()
-        yield stack
-    except BaseException:
-        print(stack.logs())
-        raise
-    finally:
-        stack.close()
-        server.shutdown()
-        server.server_close()
+running_stack = fake_graph_stack
 
 
 def daphne_port(stack: Stack) -> int:

@@ -369,7 +369,7 @@ def test_a_draft_stays_with_its_ticket(stack, context):
 
 
 def test_attachments_authors_and_windows_are_shown(stack, context):
-    psid = "3000000000000109"
+    psid = "3000000000000111"
     fake_of(stack).profiles[psid] = {"first_name": "Ida", "last_name": "B", "profile_pic": ""}
     three_hours_ago = int(time.time() * 1000) - 3 * 3600 * 1000
     image_url = "https://cdn.example/photo.jpg"
@@ -396,6 +396,19 @@ def test_attachments_authors_and_windows_are_shown(stack, context):
             psid=psid,
             app_id=payloads.PAGE_INBOX_APP_ID,
         )
+    )
+    # Everything is stored (and the profile fetched) before the page opens.
+    eventually(
+        lambda: any(
+            t["contact"]["name"] == "Ida B"
+            and (t["last_message"] or {}).get("text") == "A colleague here."
+            for t in requests.get(
+                f"{stack.base_url}/api/v1/tickets",
+                headers={"Authorization": f"Bearer {stack.tokens['ana']}"},
+                timeout=5,
+            ).json()
+        ),
+        what="Ida's ticket with all its messages",
     )
     page = login(context, "ana")
     _open(page, "Ida B")

@@ -23,8 +23,8 @@ from playwright.sync_api import expect
 
 from tests import payloads
 from tests.browser.support import CHROMIUM, NOT_LOOPBACK, launch, login, new_context
-from tests.stack import Stack
-from webhooks.emulator import Emulator, EmulatorConfig
+from tests.stack import Stack, emulator_stack
+from webhooks.emulator import Emulator
 from webhooks.emulator.bot import ANSWERS, ASKING_FOR_HUMAN, GREETING, HUMAN_TITLE, WELCOME_BACK
 
 pytestmark = [
@@ -46,33 +46,9 @@ Snap = Callable[[str, Any], None]
 
 @contextmanager
 def emulator_world(tmp: Path) -> Iterator[tuple[Emulator, Stack]]:
-    """The emulator (demo bot as the page's default app) and the helpdesk's processes,
-    wired to each other; the agent `ana` (Ana Silva) exists."""
-    config = EmulatorConfig.demo(
-        port=0,
-        page_name=PAGE_NAME,
-        helpdesk_app_id=payloads.APP_ID,
-        helpdesk_secret=payloads.APP_SECRET,
-        helpdesk_token="e2e-page-token",
-        helpdesk_callback_url=None,  # known once Daphne has its port
-    )
-    emulator = Emulator(config)
-    emulator.start()
-    stack = Stack(tmp=tmp, graph_url=emulator.graph_url)
-    try:
-        stack.start()
-        emulator.set_callback_url(payloads.APP_ID, f"{stack.base_url}/webhooks/messenger/")
-        stack.manage(
-            "connect_page",
-            "--page-id",
-            payloads.PAGE_ID,
-            "--access-token",
-            "e2e-page-token",
-            "--bot-app-id",
-            payloads.BOT_APP_ID,
-            "--name",
-            PAGE_NAME,
-        )
+    """The emulator and the helpdesk's processes (tests.stack.emulator_stack); the agent
+    `ana` (Ana Silva) exists."""
+    with emulator_stack(tmp, page_name=PAGE_NAME) as (emulator, stack):
         stack.agent_token("ana")
         stack.manage(
             "shell",
@@ -81,12 +57,6 @@ def emulator_world(tmp: Path) -> Iterator[tuple[Emulator, Stack]]:
             "User.objects.filter(username='ana').update(first_name='Ana', last_name='Silva')",
         )
         yield emulator, stack
-    except BaseException:
-        print(stack.logs())
-        raise
-    finally:
-        stack.close()
-        emulator.stop()
 
 
 # --- reading the two pages --------------------------------------------------------------
