@@ -305,6 +305,11 @@ def _control_gained(conversation: Conversation, event: PassThreadControlEvent) -
             )
             _ticket_event(ticket, "opened", detail=event.metadata)
             outcome = "ticket opened"
+    # Deliveries are processed concurrently: what the user or the page sent after the
+    # handover may have been stored before it, as context. It belongs to the ticket.
+    Message.objects.filter(
+        conversation=conversation, ticket__isnull=True, timestamp__gte=event.timestamp
+    ).update(ticket=ticket)
     _system_message(
         conversation, "Control passed to the helpdesk.", timestamp=event.timestamp, ticket=ticket
     )
@@ -543,15 +548,19 @@ def messenger_event_handle(page: Page, event: Event) -> str | None:
     return "not handled"
 
 
-def _attach_ticket(conversation: Conversation) -> Ticket | None:
-    """The ticket a new message belongs to: the open one, while we own the thread."""
+def _attach_ticket(conversation: Conversation, *, timestamp: int) -> Ticket | None:
+    """The ticket a new message belongs to: the open one, while we own the thread, unless
+    the message is older than the handover (a late delivery: it is context)."""
     if conversation.control_state not in (ControlState.AGENT, ControlState.RETURNING):
         return None
-    return (
+    ticket = (
         Ticket.objects.filter(conversation=conversation)
         .exclude(status=Ticket.Status.CLOSED)
         .first()
     )
+    if ticket is None or timestamp < ticket.handover_timestamp:
+        return None
+    return ticket
 
 
 def _touch(conversation: Conversation, *, timestamp: int, from_user: bool) -> None:
@@ -569,7 +578,7 @@ def _touch(conversation: Conversation, *, timestamp: int, from_user: bool) -> No
 
 def _inbound_record(page: Page, event: MessageEvent | PostbackEvent) -> str:
     conversation = conversation_get_or_create(page=page, psid=event.psid)
-    ticket = _attach_ticket(conversation)
+    ticket = _attach_ticket(conversation, timestamp=event.timestamp)
     if isinstance(event, MessageEvent):
         fields = {
             "mid": event.mid,
@@ -637,7 +646,7 @@ def _echo_record(page: Page, event: EchoEvent) -> str:
         author = Message.Author.BOT
     message = Message.objects.create(
         conversation=conversation,
-        ticket=_attach_ticket(conversation),
+        ticket=_attach_ticket(conversation, timestamp=event.timestamp),
         direction=Message.Direction.OUTBOUND,
         author_kind=author,
         app_id=event.app_id,

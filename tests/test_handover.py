@@ -421,3 +421,35 @@ def test_control_never_lapses_on_a_legacy_handover_page(page, deliver, clock, fa
     Conversation.objects.update(last_user_message_at=timezone.now() - timedelta(days=3))
     assert services.control_lapse_reconcile() == []
     assert conversation().control_state == ControlState.AGENT
+
+
+def test_messages_processed_before_the_handover_they_follow_join_the_ticket(
+    page, deliver, clock, fake_graph, api
+):
+    # Deliveries are processed concurrently: a message stamped after the pass can be
+    # applied before it.
+    t_before, t_pass, t_after = clock(), clock(), clock()
+    deliver(payloads.user_message("before", ts=t_before, mid="m_b"), channel="standby")
+    deliver(payloads.user_message("after", ts=t_after, mid="m_a"))
+    deliver(
+        payloads.echo(
+            "typed in the Page Inbox", ts=t_after + 1, mid="m_i", app_id=payloads.PAGE_INBOX_APP_ID
+        )
+    )
+    deliver(payloads.pass_control(ts=t_pass))
+
+    ticket = Ticket.objects.get()
+    messages = api.get(f"/api/v1/tickets/{ticket.pk}/messages").json()
+    assert [(m["mid"], m["author_kind"], m["context"]) for m in messages] == [
+        ("m_b", "customer", True),
+        (None, "system", False),
+        ("m_a", "customer", False),
+        ("m_i", "page_inbox", False),
+    ]
+
+
+def test_a_late_message_older_than_the_handover_stays_context(page, deliver, clock, fake_graph):
+    t_before, t_pass = clock(), clock()
+    deliver(payloads.pass_control(ts=t_pass))
+    deliver(payloads.user_message("sent before", ts=t_before, mid="m_late"), channel="standby")
+    assert Message.objects.get(mid="m_late").ticket is None

@@ -281,7 +281,8 @@ def test_bot_side_messages_processed_after_the_handover_are_still_context(
     page, deliver, clock, fake_graph, api
 ):
     # Deliveries can be applied out of order: the customer's "talk to a human" on standby
-    # may be processed after the handover it caused. It stays above the handover point.
+    # may be processed after the handover it caused. It stays above the handover point,
+    # and belongs to no ticket.
     before, handover = clock(), clock()
     deliver(payloads.pass_control(ts=handover))
     deliver(payloads.user_message("talk to a human", ts=before, mid="m_late"), channel="standby")
@@ -289,7 +290,7 @@ def test_bot_side_messages_processed_after_the_handover_are_still_context(
     ticket = Ticket.objects.get()
     shown = api.get(f"/api/v1/tickets/{ticket.pk}/messages").json()
     assert [(m["mid"], m["author_kind"], m["ticket_id"], m["context"]) for m in shown] == [
-        ("m_late", "customer", ticket.pk, True),
+        ("m_late", "customer", None, True),
         (None, "system", ticket.pk, False),
         ("m_after", "customer", ticket.pk, False),
     ]
