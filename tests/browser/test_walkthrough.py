@@ -266,7 +266,7 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
 
     # The customer answers; it shows in the open conversation, without a reload.
     customer_says(customer, THANKS)
-    timeline(agent, [*replied, f"Grace Hopper: {THANKS}"], timeout=LIVE)
+    timeline(agent, [*replied, f"Grace Hopper: {THANKS}"])
 
     # 5. The agent closes with a closing message: it goes out first, then the thread goes
     # back to the bot, which welcomes the customer back and answers again.
