@@ -392,6 +392,18 @@ def test_attachments_authors_and_windows_are_shown(stack, context):
         channel="standby",
     )
     stack.post_webhook(payloads.pass_control(ts=three_hours_ago + 2, psid=psid))
+    # The ticket first: a message applied concurrently with the pass is a known race.
+    eventually(
+        lambda: any(
+            t["contact"]["psid"] == psid
+            for t in requests.get(
+                f"{stack.base_url}/api/v1/tickets",
+                headers={"Authorization": f"Bearer {stack.tokens['ana']}"},
+                timeout=5,
+            ).json()
+        ),
+        what="Ida's ticket",
+    )
     stack.post_webhook(with_attachment("image", image_url, three_hours_ago + 3))
     stack.post_webhook(with_attachment("file", file_url, three_hours_ago + 4))
     stack.post_webhook(
