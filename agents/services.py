@@ -577,7 +577,9 @@ def _touch(conversation: Conversation, *, timestamp: int, from_user: bool) -> No
 
 
 def _inbound_record(page: Page, event: MessageEvent | PostbackEvent) -> str:
-    conversation = conversation_get_or_create(page=page, psid=event.psid)
+    # Locked like the handover path: a message and the pass that opens a ticket,
+    # processed concurrently, are applied one after the other.
+    conversation = conversation_lock(conversation_get_or_create(page=page, psid=event.psid).pk)
     ticket = _attach_ticket(conversation, timestamp=event.timestamp)
     if isinstance(event, MessageEvent):
         fields = {
@@ -627,7 +629,7 @@ def _inbound_record(page: Page, event: MessageEvent | PostbackEvent) -> str:
 
 
 def _echo_record(page: Page, event: EchoEvent) -> str:
-    conversation = conversation_get_or_create(page=page, psid=event.psid)
+    conversation = conversation_lock(conversation_get_or_create(page=page, psid=event.psid).pk)
     if event.app_id == settings.MESSENGER_APP_ID:
         own = Message.objects.filter(mid=event.mid).first()
         match = OWN_METADATA.match(event.metadata)
