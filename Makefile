@@ -28,7 +28,7 @@ test: system-packages venv
 	$(PYTHON) -m tests.run_suite
 
 lint: venv
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
 # The settings refuse to start without secrets unless DEBUG is on; a local migrate is
 # for development, like `make run`.
