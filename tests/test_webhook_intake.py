@@ -66,13 +66,15 @@ def test_verification_with_wrong_token_or_mode_is_403(client, params):
         payloads.signature(b"x", secret="not-the-secret"),
     ],
 )
-def test_missing_or_wrong_signature_is_403_and_stores_nothing(client, signature):
+def test_missing_or_wrong_signature_is_403_and_stores_nothing(
+    client, signature, django_capture_on_commit_callbacks
+):
     body = payloads.body_bytes(payloads.delivery(payloads.user_message("hi", ts=1)))
-    with mock.patch("webhooks.services._enqueue") as enqueue:
+    with django_capture_on_commit_callbacks() as enqueued:
         response = _post(client, body, signature)
     assert response.status_code == 403
     assert WebhookDelivery.objects.count() == 0
-    enqueue.assert_not_called()
+    assert enqueued == []  # nothing to process after commit
 
 
 @pytest.mark.django_db

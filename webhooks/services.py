@@ -20,8 +20,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from webhooks import tasks
 from webhooks.events import Event, parse_delivery
+from webhooks.locks import delivery_lock
 from webhooks.models import Page, WebhookDelivery, WebhookEvent
+from webhooks.queue import enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -58,21 +61,8 @@ def delivery_receive(*, body: bytes) -> WebhookDelivery:
             digest=digest, defaults={"body": body}
         )
         if created:
-            transaction.on_commit(lambda: _enqueue(delivery.pk))
+            enqueue_on_commit(tasks.delivery_process, delivery.pk)
     return delivery
-
-
-def _enqueue(delivery_id: int) -> None:
-    from webhooks.tasks import delivery_process
-
-    try:
-        delivery_process.delay(delivery_id)
-    except Exception as exc:  # noqa: BLE001 -- any broker failure: the row is safe, beat re-drives it
-        logger.warning(
-            "could not enqueue delivery %s (%s); it will be re-driven",
-            delivery_id,
-            type(exc).__name__,
-        )
 
 
 @cache
@@ -90,7 +80,7 @@ def delivery_process(*, delivery_id: int) -> bool:
     """
     try:
         with transaction.atomic():
-            delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+            delivery = delivery_lock(delivery_id)
             if delivery.status == WebhookDelivery.Status.PROCESSED:
                 return False
             payload = json.loads(bytes(delivery.body))
@@ -107,7 +97,7 @@ def delivery_process(*, delivery_id: int) -> bool:
     except Exception as exc:
         logger.exception("delivery %s failed", delivery_id)
         with transaction.atomic():
-            delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+            delivery = delivery_lock(delivery_id)
             delivery.attempts += 1
             delivery.status = WebhookDelivery.Status.FAILED
             delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -162,7 +152,7 @@ def deliveries_redrive() -> list[int]:
         .values_list("pk", flat=True)[:500]
     )
     for delivery_id in ids:
-        _enqueue(delivery_id)
+        enqueue(tasks.delivery_process, delivery_id)
     return ids
 
 

@@ -1,3 +1,7 @@
+"""Celery tasks of the Messenger side: take ids, call one service."""
+
+from __future__ import annotations
+
 from celery import shared_task
 
 from webhooks import services

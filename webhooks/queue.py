@@ -1,0 +1,84 @@
+"""Celery plumbing both apps share: enqueueing work, and the base of tasks that call
+the Graph API.
+
+Enqueueing never fails its caller: the work is already a row in the database (a
+delivery, a pending message, a conversation in `requested`…), and beat re-drives rows
+whose task was lost, so a broker outage costs latency, never data.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from celery import Task
+from django.conf import settings
+from django.db import transaction
+
+from webhooks.graph import GraphError
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue(task: Task[Any, Any], *args: int) -> None:
+    """Publish `task(*args)` now. A broker failure is logged, not raised."""
+    try:
+        task.delay(*args)
+    except Exception as exc:  # noqa: BLE001 -- any broker failure: the row is safe, beat re-drives
+        logger.warning(
+            "could not enqueue %s%r (%s); it will be re-driven", task.name, args, type(exc).__name__
+        )
+
+
+def enqueue_on_commit(task: Task[Any, Any], *args: int) -> None:
+    """Publish `task(*args)` once the current transaction commits (never, if it rolls back)."""
+    transaction.on_commit(lambda: enqueue(task, *args))
+
+
+class Busy(Exception):
+    """Another worker holds the work right now: the task tries again in about a second."""
+
+
+def backoff_seconds(retries: int) -> float:
+    """Exponential backoff with full jitter: uniform in [0, base * 2**retries]."""
+    return random.uniform(0, settings.GRAPH_RETRY_BACKOFF_SECONDS * (2**retries))
+
+
+class GraphTask(Task):  # type: ignore[type-arg] # Celery's Task is generic only in stubs
+    """Base of the tasks whose service calls the Graph API.
+
+    The service raises `GraphError` only for transient failures (it records terminal
+    ones itself); those are retried with `backoff_seconds`, up to GRAPH_RETRY_MAX times,
+    then `give_up` is called once with the last reason. A send that timed out may have
+    reached Meta, so its retry waits at least GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS, long
+    enough for its echo to confirm it. `Busy` (another worker is on it) retries after
+    about a second.
+
+    Tasks are acked late: a worker that dies mid-task leaves the message to another.
+    """
+
+    acks_late = True
+    max_retries = None  # counted against GRAPH_RETRY_MAX, read at run time, in __call__
+    time_limit = 60
+
+    def give_up(self, pk: int, /, *, reason: str) -> None:
+        """Retries are exhausted for the row `pk` (these tasks take one id). Tasks whose
+        work must then be marked failed override this."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Celery's tracer has already pushed this run's request (with its retry count).
+        try:
+            return self.run(*args, **kwargs)
+        except Busy:
+            raise self.retry(countdown=1 + backoff_seconds(0)) from None
+        except GraphError as exc:
+            if not exc.retryable:
+                raise
+            if self.request.retries >= settings.GRAPH_RETRY_MAX:
+                self.give_up(*args, reason=exc.describe())
+                return None
+            countdown = backoff_seconds(self.request.retries)
+            if exc.uncertain:
+                countdown = max(countdown, settings.GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS)
+            raise self.retry(countdown=countdown) from None
