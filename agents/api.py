@@ -13,10 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Query, Schema, Status
 from ninja.security import HttpBearer, django_auth
 
-from agents import selectors, services
+from agents import rules, selectors
 from agents.auth import token_user
 from agents.errors import NotFound, ServiceError
 from agents.models import ControlState, ControlTransition, Message, Ticket, TicketEvent
+from agents.services import outbound, tickets
 
 
 class BearerToken(HttpBearer):
@@ -185,7 +186,7 @@ def _ticket(ticket: Ticket, user) -> dict:
     """A ticket from `selectors.ticket_list` (its joins and annotations), as `user` sees it."""
     conversation = ticket.conversation
     contact = conversation.contact
-    windows = services.conversation_windows(conversation=conversation)
+    windows = rules.conversation_windows(conversation)
     return {
         "id": ticket.pk,
         "status": ticket.status,
@@ -214,8 +215,8 @@ def _ticket(ticket: Ticket, user) -> dict:
         "window_closes_at": windows.standard_closes_at,
         "human_agent_enabled": conversation.page.human_agent_enabled,
         "human_agent_window_closes_at": windows.human_agent_closes_at,
-        "lock_reason": services.reply_lock_reason(ticket=ticket, user=user),
-        "can_request_control": services.control_request_allowed(ticket=ticket),
+        "lock_reason": rules.reply_lock_reason(ticket, user),
+        "can_request_control": rules.control_request_allowed(ticket),
     }
 
 
@@ -323,7 +324,7 @@ def ticket_messages(request: HttpRequest, ticket_id: int):
 )
 def ticket_claim(request: HttpRequest, ticket_id: int):
     """Assign a waiting ticket to yourself. 409 when someone else was first."""
-    services.ticket_claim(ticket_id=ticket_id, user=request.user)
+    tickets.ticket_claim(ticket_id=ticket_id, user=request.user)
     return _ticket(_visible_ticket(request, ticket_id), request.user)
 
 
@@ -335,7 +336,7 @@ def ticket_claim(request: HttpRequest, ticket_id: int):
 def ticket_reply(request: HttpRequest, ticket_id: int, payload: ReplyIn):
     """Queue a reply; it is sent by a worker. Its `status` goes pending → sent (or failed,
     with `error`). 409 when the helpdesk does not own the thread, with the reason."""
-    message = services.ticket_reply(ticket_id=ticket_id, user=request.user, text=payload.text)
+    message = outbound.ticket_reply(ticket_id=ticket_id, user=request.user, text=payload.text)
     return Status(201, _message(message))  # an agent's reply is never context
 
 
@@ -347,7 +348,7 @@ def ticket_reply(request: HttpRequest, ticket_id: int, payload: ReplyIn):
 def ticket_close(request: HttpRequest, ticket_id: int, payload: CloseIn):
     """Close the ticket and pass the conversation back to the bot (after an optional
     closing message). `outcome` travels to the bot in the handover metadata."""
-    services.ticket_close(
+    tickets.ticket_close(
         ticket_id=ticket_id,
         user=request.user,
         closing_message=payload.closing_message,
@@ -362,7 +363,7 @@ def ticket_close(request: HttpRequest, ticket_id: int, payload: CloseIn):
     tags=["tickets"],
 )
 def ticket_transfer(request: HttpRequest, ticket_id: int, payload: TransferIn):
-    services.ticket_transfer(ticket_id=ticket_id, user=request.user, to_user_id=payload.agent_id)
+    tickets.ticket_transfer(ticket_id=ticket_id, user=request.user, to_user_id=payload.agent_id)
     return _ticket(_visible_ticket(request, ticket_id), request.user)
 
 
@@ -373,7 +374,7 @@ def ticket_transfer(request: HttpRequest, ticket_id: int, payload: TransferIn):
 )
 def ticket_request_control(request: HttpRequest, ticket_id: int):
     """Ask the bot for the conversation again (after it took it back)."""
-    services.ticket_request_control(ticket_id=ticket_id, user=request.user)
+    tickets.ticket_request_control(ticket_id=ticket_id, user=request.user)
     return Status(202, _ticket(_visible_ticket(request, ticket_id), request.user))
 
 
@@ -386,7 +387,7 @@ def ticket_typing(request: HttpRequest, ticket_id: int):
     """The agent is typing: the customer sees Messenger's typing indicator
     (`sender_action: typing_on`), at most once per 10 seconds per conversation and only
     while you could reply. `sent` says whether this call queued one."""
-    return Status(202, {"sent": services.ticket_typing(ticket_id=ticket_id, user=request.user)})
+    return Status(202, {"sent": outbound.ticket_typing(ticket_id=ticket_id, user=request.user)})
 
 
 @api.post(
@@ -396,7 +397,7 @@ def ticket_typing(request: HttpRequest, ticket_id: int):
 )
 def message_retry(request: HttpRequest, message_id: int):
     """Send a failed message again."""
-    message = services.message_retry(message_id=message_id, user=request.user)
+    message = outbound.message_retry(message_id=message_id, user=request.user)
     return _message(message)
 
 

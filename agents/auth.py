@@ -5,23 +5,22 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from agents.models import ApiToken
+from agents.models import Agent, ApiToken
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def token_create(*, user: AbstractBaseUser) -> str:
+def token_create(*, user: Agent) -> str:
     token = "hd_" + secrets.token_urlsafe(32)
     ApiToken.objects.create(user=user, digest=_digest(token), prefix=token[:8])
     return token
 
 
-def token_user(token: str) -> AbstractBaseUser | None:
+def token_user(token: str) -> Agent | None:
     record = (
         ApiToken.objects.select_related("user")
         .filter(digest=_digest(token), user__is_active=True)

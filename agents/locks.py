@@ -1,20 +1,52 @@
-"""Row locks, one helper per model: the only place `select_for_update` is called."""
+"""Row locks, one helper per kind of row: the only place `select_for_update` is called
+in `agents`.
+
+Each helper locks only the rows of its own table (`of=("self",)`): the page and contact
+joined in for reading are not locked, so conversations of one page never queue behind
+each other. Call them inside `transaction.atomic()`. When several rows are needed, lock
+the conversation first, then its ticket, then a message: one order everywhere, no
+deadlock. (SQLite has no row locks; its IMMEDIATE transactions serialise writers.)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
 
 from agents.models import Conversation, Message, Ticket
 
 
 def conversation_lock(conversation_id: int) -> Conversation:
-    """Lock a conversation row. Call inside `transaction.atomic()`."""
+    """The conversation, locked, with its page and contact read (not locked)."""
     return (
-        Conversation.objects.select_for_update()
+        Conversation.objects.select_for_update(of=("self",))
         .select_related("page", "contact")
         .get(pk=conversation_id)
     )
 
 
 def ticket_lock(ticket_id: int) -> Ticket:
-    """Lock a ticket row. Lock its conversation first when both are needed."""
+    """A ticket, locked. Lock its conversation first when both are needed."""
     return Ticket.objects.select_for_update().get(pk=ticket_id)
+
+
+def ticket_lock_unclosed(conversation: Conversation) -> Ticket | None:
+    """The conversation's unclosed ticket (there is at most one), locked, or None."""
+    return (
+        Ticket.objects.select_for_update()
+        .filter(conversation=conversation)
+        .exclude(status=Ticket.Status.CLOSED)
+        .first()
+    )
+
+
+def ticket_lock_closed_since(conversation: Conversation, since: datetime) -> Ticket | None:
+    """The conversation's most recently closed ticket, if closed at or after `since`, locked."""
+    return (
+        Ticket.objects.select_for_update()
+        .filter(conversation=conversation, status=Ticket.Status.CLOSED, closed_at__gte=since)
+        .order_by("-closed_at")
+        .first()
+    )
 
 
 def message_lock(message_id: int) -> Message:

@@ -1,10 +1,15 @@
 """The helpdesk side: contacts, conversations and their thread-control state, tickets, messages."""
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import models
 from django.db.models import Q
 
 from webhooks.models import Page
+
+# Support agents are Django's users (AUTH_USER_MODEL is not swapped): the type services,
+# rules and selectors take for "the agent acting".
+Agent = User
 
 
 class Team(models.Model):
@@ -196,8 +201,19 @@ class Ticket(models.Model):
 class TicketEvent(models.Model):
     """Every change to a ticket leaves a row: opened, claimed, closed, reopened, flagged…"""
 
+    class Kind(models.TextChoices):
+        OPENED = "opened"
+        REOPENED = "reopened"
+        CLAIMED = "claimed"
+        TRANSFERRED = "transferred"
+        CLOSED = "closed"
+        CONTROL_REGAINED = "control_regained", "control regained"
+        CONTROL_LOST = "control_lost", "control lost"
+        CONTROL_REQUESTED_BY_OTHER = "control_requested_by_other", "another app asked for control"
+        RETURN_FAILED = "return_failed", "hand-back to the bot failed"
+
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=32)
+    kind = models.CharField(max_length=32, choices=Kind)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

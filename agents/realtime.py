@@ -14,8 +14,10 @@ import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+
+from agents.models import Agent, Conversation
+from agents.selectors import page_ids_visible
 
 logger = logging.getLogger(__name__)
 
@@ -26,16 +28,12 @@ def page_group(page_pk: int) -> str:
     return f"page.{page_pk}"
 
 
-def groups_for(user: AbstractBaseUser) -> set[str]:
+def groups_for(user: Agent) -> set[str]:
     """The groups an agent's socket joins: everyone's, and one per page they may see."""
-    from agents.selectors import page_ids_visible
-
     return {INBOX_GROUP} | {page_group(pk) for pk in page_ids_visible(user)}
 
 
 def _group(ids: dict[str, int]) -> str:
-    from agents.models import Conversation
-
     conversation_id = ids.get("conversation_id")
     if conversation_id is None:
         return INBOX_GROUP

@@ -10,18 +10,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, JSONField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from agents.models import ControlTransition, Message, Team, Ticket, TicketEvent
+from agents.models import Agent, ControlTransition, Message, Team, Ticket, TicketEvent
 from webhooks.models import Page
 
 Queue = Literal["waiting", "mine", "all_open", "closed"]
 UNCLOSED = (Ticket.Status.WAITING, Ticket.Status.OPEN)
 
 
-def visible_page_ids(user: AbstractBaseUser) -> set[int] | None:
+def visible_page_ids(user: Agent) -> set[int] | None:
     """Pages the agent may see; None means all of them.
 
     A page that no team lists is visible to every agent; a page that teams list is
@@ -35,7 +34,12 @@ def visible_page_ids(user: AbstractBaseUser) -> set[int] | None:
     return open_pages | mine
 
 
-def page_ids_visible(user: AbstractBaseUser) -> set[int]:
+def page_visible(user: Agent, page_id: int) -> bool:
+    visible = visible_page_ids(user)
+    return visible is None or page_id in visible
+
+
+def page_ids_visible(user: Agent) -> set[int]:
     """Like `visible_page_ids`, with "all" spelled out as the pages that exist now."""
     visible = visible_page_ids(user)
     if visible is None:
@@ -43,7 +47,7 @@ def page_ids_visible(user: AbstractBaseUser) -> set[int]:
     return visible
 
 
-def _visible_tickets(user: AbstractBaseUser) -> QuerySet[Ticket]:
+def _visible_tickets(user: Agent) -> QuerySet[Ticket]:
     tickets = Ticket.objects.all()
     visible = visible_page_ids(user)
     if visible is not None:
@@ -85,7 +89,7 @@ def _with_inbox_facts(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
 
 def ticket_list(
     *,
-    user: AbstractBaseUser,
+    user: Agent,
     status: str | None = None,
     mine: bool = False,
     queue: Queue | None = None,
@@ -118,7 +122,7 @@ def ticket_list(
     return tickets
 
 
-def ticket_counts(*, user: AbstractBaseUser) -> dict[str, int]:
+def ticket_counts(*, user: Agent) -> dict[str, int]:
     """How many tickets each inbox queue holds, in one query."""
     return _visible_tickets(user).aggregate(
         waiting=Count("pk", filter=Q(status=Ticket.Status.WAITING)),
@@ -128,7 +132,7 @@ def ticket_counts(*, user: AbstractBaseUser) -> dict[str, int]:
     )
 
 
-def ticket_get(*, user: AbstractBaseUser, ticket_id: int) -> Ticket | None:
+def ticket_get(*, user: Agent, ticket_id: int) -> Ticket | None:
     return ticket_list(user=user).filter(pk=ticket_id).first()
 
 
@@ -188,7 +192,7 @@ def message_is_context(message: Message, *, ticket: Ticket) -> bool:
     return before and message.author_kind not in (Message.Author.AGENT, Message.Author.SYSTEM)
 
 
-def message_visible(*, user: AbstractBaseUser, message_id: int) -> Message | None:
+def message_visible(*, user: Agent, message_id: int) -> Message | None:
     visible = visible_page_ids(user)
     messages = Message.objects.filter(pk=message_id)
     if visible is not None:
@@ -196,7 +200,5 @@ def message_visible(*, user: AbstractBaseUser, message_id: int) -> Message | Non
     return messages.first()
 
 
-def agent_list() -> QuerySet:
-    from django.contrib.auth import get_user_model
-
-    return get_user_model().objects.filter(is_active=True).order_by("username")
+def agent_list() -> QuerySet[Agent]:
+    return Agent.objects.filter(is_active=True).order_by("username")

@@ -194,7 +194,7 @@ WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)
 # Deliveries whose processing failed this many times are left for an admin.
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
 # Who applies parsed Messenger events: `webhooks` does not import `agents`.
-MESSENGER_EVENT_HANDLER = "agents.services.messenger_event_handle"
+MESSENGER_EVENT_HANDLER = "agents.services.inbound.messenger_event_handle"
 
 # A handover request that got no answer for this long no longer blocks a new one.
 HANDOVER_REQUEST_TIMEOUT_SECONDS = env_int("HANDOVER_REQUEST_TIMEOUT_SECONDS", 15 * 60)
@@ -214,4 +214,4 @@ LOGGING = {
 # Stored deliveries and outbound messages older than this are re-driven by beat.
 REDRIVE_GRACE_SECONDS = env_int("REDRIVE_GRACE_SECONDS", 60)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, WEBHOOK_MAX_BODY_BYTES)
-MESSENGER_PAGE_CONNECTED_HANDLER = "agents.services.page_defaults_ensure"
+MESSENGER_PAGE_CONNECTED_HANDLER = "agents.services.inbound.page_defaults_ensure"

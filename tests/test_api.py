@@ -11,9 +11,9 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from agents import services
 from agents.errors import Conflict
 from agents.models import ControlState, Conversation, Message, Team, Ticket
+from agents.services import tickets
 from tests import payloads
 from tests.fakegraph import Scripted, graph_error
 
@@ -131,7 +131,7 @@ def test_two_concurrent_claims_exactly_one_wins(page, agent, agent2, clock, fake
     def claim(user):
         try:
             barrier.wait()
-            results[user.username] = services.ticket_claim(ticket_id=ticket.pk, user=user)
+            results[user.username] = tickets.ticket_claim(ticket_id=ticket.pk, user=user)
         except Conflict as exc:
             results[user.username] = exc
         finally:

@@ -247,11 +247,11 @@ def test_pass_to_another_app_opens_no_ticket(page, deliver, clock, fake_graph):
 def test_control_coming_back_soon_after_close_reopens_the_ticket(
     page, deliver, clock, fake_graph, agent, run_on_commit, settings
 ):
-    from agents import services
+    from agents.services import tickets
 
     deliver(payloads.pass_control(ts=clock()))
     first = Ticket.objects.get()
-    run_on_commit(services.ticket_close, ticket_id=first.pk, user=agent)
+    run_on_commit(tickets.ticket_close, ticket_id=first.pk, user=agent)
     assert conversation().control_state == ControlState.BOT
 
     deliver(payloads.pass_control(ts=clock(), metadata="again"))
@@ -264,7 +264,7 @@ def test_control_coming_back_soon_after_close_reopens_the_ticket(
         "reopened",
     ]
 
-    run_on_commit(services.ticket_close, ticket_id=ticket.pk, user=agent)
+    run_on_commit(tickets.ticket_close, ticket_id=ticket.pk, user=agent)
     Ticket.objects.update(
         closed_at=timezone.now() - timedelta(seconds=settings.TICKET_REOPEN_WINDOW_SECONDS + 5)
     )
@@ -387,15 +387,15 @@ def test_read_and_delivery_receipts_update_outbound_status(page, deliver, clock,
 def test_control_lapses_24_hours_after_the_users_last_message(
     page, deliver, clock, fake_graph, api
 ):
-    from agents import services
+    from agents.services import reconcile
 
     deliver(payloads.pass_control(ts=clock()))
     ticket = Ticket.objects.get()
     Conversation.objects.update(last_user_message_at=timezone.now() - timedelta(hours=23))
-    assert services.control_lapse_reconcile() == []
+    assert reconcile.control_lapse_reconcile() == []
 
     Conversation.objects.update(last_user_message_at=timezone.now() - timedelta(hours=25))
-    assert services.control_lapse_reconcile() == [conversation().pk]
+    assert reconcile.control_lapse_reconcile() == [conversation().pk]
 
     assert conversation().control_state == ControlState.IDLE
     assert transitions()[-1] == ("agent", "idle", "reconcile")
@@ -409,17 +409,17 @@ def test_control_lapses_24_hours_after_the_users_last_message(
         {"detail": "Nobody owns this conversation; request control to reply."},
     )
     assert fake_graph.calls_to("/me/messages") == []
-    assert services.control_lapse_reconcile() == []  # once
+    assert reconcile.control_lapse_reconcile() == []  # once
 
 
 def test_control_never_lapses_on_a_legacy_handover_page(page, deliver, clock, fake_graph):
-    from agents import services
+    from agents.services import reconcile
 
     page.conversation_routing = False
     page.save()
     deliver(payloads.pass_control(ts=clock()))
     Conversation.objects.update(last_user_message_at=timezone.now() - timedelta(days=3))
-    assert services.control_lapse_reconcile() == []
+    assert reconcile.control_lapse_reconcile() == []
     assert conversation().control_state == ControlState.AGENT
 
 

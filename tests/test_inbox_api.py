@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agents import services
 from agents.models import Conversation, Team, Ticket
+from agents.services import outbound
+from agents.services.state import Outcome, now_ms
 from tests import payloads
 
 pytestmark = pytest.mark.django_db
@@ -124,7 +125,7 @@ def test_waiting_since_is_the_handover_then_the_oldest_unanswered_message(
     assert api.get(f"/api/v1/tickets/{ticket.pk}").json()["waiting_since"] is None
 
     # after the reply, which is stamped with our clock
-    first, second = services.now_ms() + 1000, services.now_ms() + 2000
+    first, second = now_ms() + 1000, now_ms() + 2000
     deliver(payloads.user_message("it never came", ts=first))
     deliver(payloads.user_message("hello??", ts=second))
     assert _ms(api.get(f"/api/v1/tickets/{ticket.pk}").json()["waiting_since"]) == first
@@ -233,8 +234,8 @@ def test_the_typing_task_sends_nothing_once_control_is_gone(
 ):
     ticket = open_ticket()
     deliver(payloads.take_control(ts=clock()))
-    outcome = services.typing_send(conversation_id=ticket.conversation_id)
-    assert outcome == services.Outcome.SKIPPED
+    outcome = outbound.typing_send(conversation_id=ticket.conversation_id)
+    assert outcome == Outcome.SKIPPED
     assert [c for c in fake_graph.calls if "sender_action" in c.body] == []
 
 
@@ -258,7 +259,7 @@ def test_the_ticket_list_costs_the_same_queries_for_1_or_15_tickets(
     for psid in PSIDS[1:15]:
         ticket = open_ticket(psid)
         post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hi"})
-        deliver(payloads.user_message("thanks", ts=services.now_ms() + 1000, psid=psid))
+        deliver(payloads.user_message("thanks", ts=now_ms() + 1000, psid=psid))
     with django_assert_max_num_queries(6):
         listed = api.get("/api/v1/tickets", {"queue": "all_open"}).json()
     assert len(listed) == 15
@@ -304,7 +305,7 @@ def test_the_messages_of_a_ticket_cost_the_same_queries_however_many(
     with django_assert_max_num_queries(7):
         assert len(api.get(url).json()) == 2
     for n in range(10):
-        deliver(payloads.user_message(f"message {n}", ts=services.now_ms() + n))
+        deliver(payloads.user_message(f"message {n}", ts=now_ms() + n))
     with django_assert_max_num_queries(7):
         assert len(api.get(url).json()) == 12
 

@@ -8,10 +8,11 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
-from agents import services
 from agents.consumers import InboxConsumer
 from agents.models import Team
 from agents.realtime import broadcast
+from agents.services import contacts
+from agents.services.state import now_ms
 from webhooks.services import page_connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,7 +26,7 @@ def _page(page_id: str, name: str):
 
 
 def _conversation(page, psid: str) -> int:
-    return services.conversation_get_or_create(page=page, psid=psid).pk
+    return contacts.conversation_get_or_create(page=page, psid=psid).pk
 
 
 async def _connect(user) -> WebsocketCommunicator:
@@ -128,7 +129,7 @@ async def _webhook_reaches_team(agent, agent2):
         body = payloads.body_bytes(
             payloads.delivery(
                 payloads.user_message(
-                    "hello billing", ts=services.now_ms(), psid="31", page_id="1000000000000011"
+                    "hello billing", ts=now_ms(), psid="31", page_id="1000000000000011"
                 ),
                 channel="standby",
                 page_id="1000000000000011",

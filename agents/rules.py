@@ -1,0 +1,152 @@
+"""The helpdesk's read-only rules: when an agent may reply, how a message may go out,
+when the messaging windows close, whether control may be requested.
+
+Pure functions of rows already loaded: no query of their own, no lock, no write.
+Services call them to refuse (raising `Conflict` with the reason they give); selectors
+and the API call them to explain (a composer's lock reason, a window's countdown). A
+reason is a sentence for agents; "" means allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from agents.models import Agent, ControlState, Conversation, Ticket
+
+STANDARD_WINDOW = timedelta(hours=24)
+HUMAN_AGENT_WINDOW = timedelta(days=7)
+# Under Conversation Routing, control lapses 24 h after the user's last message.
+CONTROL_LAPSE = timedelta(hours=24)
+
+# Why an agent cannot write while the thread is in a state the helpdesk does not own.
+LOCK_REASONS: dict[str, str] = {
+    ControlState.BOT: "The bot owns this conversation; request control to reply.",
+    ControlState.REQUESTED: "Control was requested and the bot has not passed it yet.",
+    ControlState.RETURNING: "The conversation is being passed back to the bot.",
+    ControlState.TAKEN: "Another app took this conversation back; request control to reply.",
+    ControlState.IDLE: "Nobody owns this conversation; request control to reply.",
+}
+NOT_OWNER = "The helpdesk does not own this conversation."
+
+
+def lock_reason(state: str) -> str:
+    """Why nobody may write in a conversation in `state`; "" when the helpdesk owns it."""
+    if state == ControlState.AGENT:
+        return ""
+    return LOCK_REASONS.get(state, NOT_OWNER)
+
+
+def sending_allowed(state: str) -> bool:
+    """Whether a queued message may still go out: we own the thread, or we are about to
+    pass it back (the closing message goes first)."""
+    return state in (ControlState.AGENT, ControlState.RETURNING)
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """How a message may go out now (`messaging_type`, `tag`), or why not (`refusal`)."""
+
+    messaging_type: str = ""
+    tag: str | None = None
+    refusal: str = ""
+
+
+def send_policy(conversation: Conversation, *, now: datetime | None = None) -> SendPolicy:
+    """`RESPONSE` inside 24 h of the user's last message, `MESSAGE_TAG`/`HUMAN_AGENT` up to
+    7 days where the page has that feature, refused otherwise. Reads `conversation.page`."""
+    last = conversation.last_user_message_at
+    age = (now or timezone.now()) - last if last else None
+    human_agent = conversation.page.human_agent_enabled
+    if age is not None and age <= STANDARD_WINDOW:
+        return SendPolicy("RESPONSE")
+    if age is not None and age <= HUMAN_AGENT_WINDOW and human_agent:
+        return SendPolicy("MESSAGE_TAG", "HUMAN_AGENT")
+    if age is not None and age <= HUMAN_AGENT_WINDOW:
+        return SendPolicy(
+            refusal="The 24-hour messaging window is closed and this page does not have "
+            "the Human Agent feature."
+        )
+    return SendPolicy(
+        refusal="The messaging window is closed: the user last wrote more than "
+        + ("7 days" if human_agent else "24 hours")
+        + " ago."
+    )
+
+
+@dataclass(frozen=True)
+class Windows:
+    """When the messaging windows close (None: the user never wrote, or no such window)."""
+
+    standard_closes_at: datetime | None
+    human_agent_closes_at: datetime | None
+
+
+def conversation_windows(conversation: Conversation) -> Windows:
+    """The 24-hour window and, where the page has the Human Agent feature, the 7-day one,
+    both counted from the user's last message (the rule `send_policy` applies)."""
+    last = conversation.last_user_message_at
+    if last is None:
+        return Windows(None, None)
+    human = last + HUMAN_AGENT_WINDOW if conversation.page.human_agent_enabled else None
+    return Windows(last + STANDARD_WINDOW, human)
+
+
+def reply_refusal(ticket: Ticket, user: Agent) -> str:
+    """Why `user` may not write in this ticket, windows aside; "" when they may.
+
+    Reads `ticket.conversation` and `ticket.assignee`.
+    """
+    if ticket.status == Ticket.Status.CLOSED:
+        return "This ticket is closed."
+    reason = lock_reason(ticket.conversation.control_state)
+    if reason:
+        return reason
+    if ticket.assignee_id not in (None, user.pk):
+        return f"This ticket is assigned to {ticket.assignee}."
+    return ""
+
+
+def reply_lock_reason(ticket: Ticket, user: Agent) -> str:
+    """Why the agent cannot reply to this ticket now, in words; "" when they can.
+
+    What `ticket_reply` would refuse, for the composer to show. Reads
+    `ticket.conversation.page` and `ticket.assignee`: select them with the ticket to
+    keep lists at a constant number of queries.
+    """
+    conversation = ticket.conversation
+    if (
+        ticket.status != Ticket.Status.CLOSED
+        and conversation.control_state == ControlState.TAKEN
+        and ticket.flag_reason
+    ):
+        return ticket.flag_reason  # names who took it
+    return reply_refusal(ticket, user) or send_policy(conversation).refusal
+
+
+def control_request_refusal(conversation: Conversation, *, now: datetime | None = None) -> str:
+    """Why the helpdesk may not ask for this thread now; "" when it may.
+
+    A request unanswered for HANDOVER_REQUEST_TIMEOUT_SECONDS no longer counts as
+    pending: a bot that ignores requests must not lock the user out of humans.
+    """
+    state = conversation.control_state
+    if state == ControlState.AGENT:
+        return "The helpdesk already owns this conversation."
+    if state == ControlState.RETURNING:
+        return LOCK_REASONS[ControlState.RETURNING]
+    if state == ControlState.REQUESTED and conversation.requested_at is not None:
+        timeout = timedelta(seconds=settings.HANDOVER_REQUEST_TIMEOUT_SECONDS)
+        if (now or timezone.now()) - conversation.requested_at < timeout:
+            return "Control was already requested; waiting for the bot."
+    return ""
+
+
+def control_request_allowed(ticket: Ticket) -> bool:
+    """Whether an agent may ask the bot for this ticket's thread now."""
+    return ticket.status != Ticket.Status.CLOSED and not control_request_refusal(
+        ticket.conversation
+    )

@@ -1,0 +1,245 @@
+"""Applying Messenger's events to the helpdesk: messages, echoes, receipts, handovers,
+and the triggers that make the helpdesk ask for a conversation.
+
+`messenger_event_handle` is `settings.MESSENGER_EVENT_HANDLER`: `webhooks` calls it
+once per event, inside the transaction that records the event's dedupe key, so a
+redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+
+from agents import realtime
+from agents.locks import conversation_lock
+from agents.models import ControlState, Conversation, Message, Ticket, Trigger
+from agents.services.contacts import conversation_get_or_create
+from agents.services.control import handover_event_apply, handover_request_start
+from agents.services.outbound import outbound_confirm
+from agents.services.state import app_label, ms_to_datetime
+from webhooks.events import (
+    CHANNEL_STANDBY,
+    DeliveryEvent,
+    EchoEvent,
+    Event,
+    MessageEvent,
+    PassThreadControlEvent,
+    PostbackEvent,
+    ReadEvent,
+    RequestThreadControlEvent,
+    TakeThreadControlEvent,
+)
+from webhooks.models import Page
+
+OWN_METADATA = re.compile(r"^helpdesk:message=(\d+)$")
+DEFAULT_TRIGGERS = (
+    (Trigger.Kind.POSTBACK_TITLE, "Talk to a human"),
+    (Trigger.Kind.QUICK_REPLY_PAYLOAD, "TALK_TO_HUMAN"),
+    (Trigger.Kind.KEYWORD, "talk to a human"),
+)
+# Triggers count only while the helpdesk does not have, or is not getting, the thread.
+TRIGGER_STATES = (ControlState.BOT, ControlState.IDLE, ControlState.TAKEN, ControlState.REQUESTED)
+
+
+def messenger_event_handle(page: Page, event: Event) -> str | None:
+    """Apply one parsed Messenger event; returns a note for the event log."""
+    if isinstance(event, MessageEvent | PostbackEvent):
+        return message_record_inbound(page, event)
+    if isinstance(event, EchoEvent):
+        return message_record_echo(page, event)
+    if isinstance(
+        event, PassThreadControlEvent | TakeThreadControlEvent | RequestThreadControlEvent
+    ):
+        return handover_event_apply(page, event)
+    if isinstance(event, ReadEvent | DeliveryEvent):
+        return receipt_apply(page, event)
+    return "not handled"
+
+
+def page_defaults_ensure(page_pk: int) -> None:
+    """Give a newly connected page the default trigger list (once; admins edit it after).
+
+    `settings.MESSENGER_PAGE_CONNECTED_HANDLER`. Emits `pages.changed`: open inbox
+    sockets recompute which pages they follow.
+    """
+    realtime.broadcast_on_commit("pages.changed")
+    page = Page.objects.get(pk=page_pk)
+    if Trigger.objects.filter(page=page).exists():
+        return
+    Trigger.objects.bulk_create(
+        [Trigger(page=page, kind=kind, value=value) for kind, value in DEFAULT_TRIGGERS]
+    )
+
+
+def trigger_match(page: Page, event: MessageEvent | PostbackEvent) -> str | None:
+    """The trigger that this event matches, described, or None."""
+    for trigger in Trigger.objects.filter(page=page, active=True):
+        value = trigger.value.strip().casefold()
+        if not value:
+            continue
+        if isinstance(event, PostbackEvent):
+            if (
+                trigger.kind == Trigger.Kind.POSTBACK_TITLE
+                and event.title.strip().casefold() == value
+            ):
+                return f"postback '{event.title}'"
+            continue
+        if (
+            trigger.kind == Trigger.Kind.QUICK_REPLY_PAYLOAD
+            and event.quick_reply_payload
+            and event.quick_reply_payload.strip().casefold() == value
+        ):
+            return f"quick reply '{event.quick_reply_payload}'"
+        if trigger.kind == Trigger.Kind.KEYWORD and re.search(
+            rf"(?<!\w){re.escape(value)}(?!\w)", event.text.casefold()
+        ):
+            return f"keyword '{trigger.value}'"
+    return None
+
+
+def _ticket_for_new_message(conversation: Conversation, *, timestamp: int) -> Ticket | None:
+    """The ticket a new message belongs to: the open one, while we own the thread, unless
+    the message is older than the handover (a late delivery: it is context)."""
+    if conversation.control_state not in (ControlState.AGENT, ControlState.RETURNING):
+        return None
+    ticket = (
+        Ticket.objects.filter(conversation=conversation)
+        .exclude(status=Ticket.Status.CLOSED)
+        .first()
+    )
+    if ticket is None or timestamp < ticket.handover_timestamp:
+        return None
+    return ticket
+
+
+def _touch(conversation: Conversation, *, timestamp: int, from_user: bool) -> None:
+    """Move the conversation's clocks forward, never back (a late event is older)."""
+    at = ms_to_datetime(timestamp)
+    rows = Conversation.objects.filter(pk=conversation.pk)
+    rows.filter(Q(last_message_at__isnull=True) | Q(last_message_at__lt=at)).update(
+        last_message_at=at
+    )
+    if from_user:
+        rows.filter(Q(last_user_message_at__isnull=True) | Q(last_user_message_at__lt=at)).update(
+            last_user_message_at=at
+        )
+
+
+def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> str:
+    """A message or button tap from the user: context, or a ticket message; on standby
+    a trigger may ask for the thread. Caller is in a transaction."""
+    # Locked like the handover path: a message and the pass that opens a ticket,
+    # processed concurrently, are applied one after the other.
+    conversation = conversation_lock(conversation_get_or_create(page=page, psid=event.psid).pk)
+    ticket = _ticket_for_new_message(conversation, timestamp=event.timestamp)
+    fields: dict[str, Any]
+    if isinstance(event, MessageEvent):
+        fields = {
+            "mid": event.mid,
+            "text": event.text,
+            "attachments": [a.as_dict() for a in event.attachments],
+            "quick_reply_payload": event.quick_reply_payload,
+        }
+    else:
+        fields = {"mid": event.mid or None, "text": event.title, "postback_title": event.title}
+    if fields["mid"] and Message.objects.filter(mid=fields["mid"]).exists():
+        return "duplicate mid"
+    message = Message.objects.create(
+        conversation=conversation,
+        ticket=ticket,
+        direction=Message.Direction.INBOUND,
+        author_kind=Message.Author.CUSTOMER,
+        channel=event.channel,
+        timestamp=event.timestamp,
+        status=Message.Status.RECEIVED,
+        **fields,
+    )
+    _touch(conversation, timestamp=event.timestamp, from_user=True)
+    realtime.broadcast_on_commit(
+        "message.created", conversation_id=conversation.pk, message_id=message.pk
+    )
+    if ticket is not None:
+        realtime.broadcast_on_commit(
+            "ticket.updated", ticket_id=ticket.pk, conversation_id=conversation.pk
+        )
+    note = "context" if ticket is None else "ticket message"
+    if event.channel == CHANNEL_STANDBY and conversation.control_state in TRIGGER_STATES:
+        reason = trigger_match(page, event)
+        if reason is not None:
+            refusal = handover_request_start(conversation_id=conversation.pk, reason=reason)
+            note += f"; trigger {reason}: " + (
+                "a request is already pending" if refusal else "control requested"
+            )
+    return note
+
+
+def message_record_echo(page: Page, event: EchoEvent) -> str:
+    """A copy of what the page sent: ours confirms our send; the bot's or the Page
+    Inbox's joins the timeline. Caller is in a transaction."""
+    conversation = conversation_lock(conversation_get_or_create(page=page, psid=event.psid).pk)
+    if event.app_id == settings.MESSENGER_APP_ID:
+        own = Message.objects.filter(mid=event.mid).first()
+        match = OWN_METADATA.match(event.metadata)
+        if own is None and match:
+            own = Message.objects.filter(pk=int(match.group(1)), conversation=conversation).first()
+        if own is not None:
+            outbound_confirm(own.pk, mid=event.mid)
+            return "own echo matched"
+    elif Message.objects.filter(mid=event.mid).exists():
+        return "duplicate mid"
+    if event.app_id == settings.MESSENGER_APP_ID:
+        author = Message.Author.AGENT
+    elif event.app_id == settings.PAGE_INBOX_APP_ID:
+        author = Message.Author.PAGE_INBOX
+    else:
+        author = Message.Author.BOT
+    message = Message.objects.create(
+        conversation=conversation,
+        ticket=_ticket_for_new_message(conversation, timestamp=event.timestamp),
+        direction=Message.Direction.OUTBOUND,
+        author_kind=author,
+        app_id=event.app_id,
+        mid=event.mid,
+        text=event.text,
+        attachments=[a.as_dict() for a in event.attachments],
+        channel=event.channel,
+        timestamp=event.timestamp,
+        status=Message.Status.SENT,
+    )
+    _touch(conversation, timestamp=event.timestamp, from_user=False)
+    realtime.broadcast_on_commit(
+        "message.created", conversation_id=conversation.pk, message_id=message.pk
+    )
+    return f"echo from {app_label(page, event.app_id)}"
+
+
+def receipt_apply(page: Page, event: ReadEvent | DeliveryEvent) -> str:
+    """Delivery and read receipts move our outbound messages' status forward."""
+    conversation = Conversation.objects.filter(page=page, contact__psid=event.psid).first()
+    if conversation is None:
+        return "receipt for an unknown conversation"
+    outbound = Message.objects.filter(
+        conversation=conversation, direction=Message.Direction.OUTBOUND
+    )
+    if isinstance(event, ReadEvent):
+        changed = outbound.filter(
+            timestamp__lte=event.watermark,
+            status__in=[Message.Status.SENT, Message.Status.DELIVERED],
+        ).update(status=Message.Status.READ)
+    else:
+        changed = (
+            outbound.filter(status=Message.Status.SENT)
+            .filter(timestamp__lte=event.watermark)
+            .update(status=Message.Status.DELIVERED)
+        )
+        if event.mids:
+            changed += outbound.filter(status=Message.Status.SENT, mid__in=event.mids).update(
+                status=Message.Status.DELIVERED
+            )
+    if changed:
+        realtime.broadcast_on_commit("conversation.updated", conversation_id=conversation.pk)
+    return f"{changed} message(s) marked {event.kind}"

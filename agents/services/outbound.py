@@ -1,0 +1,267 @@
+"""What agents send: replies, retries, the Send API call itself, typing indicators.
+
+A reply is stored `pending` and sent by a task after commit; the task claims it
+(`sending`) before the HTTP call, and the answer or the echo confirms it (`sent`). It
+is sent once, or shown `failed` with the reason in words.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from agents import realtime, rules, tasks
+from agents.errors import Conflict, InvalidInput, NotFound
+from agents.locks import conversation_lock, message_lock
+from agents.models import Agent, ControlState, Conversation, Message, Ticket
+from agents.selectors import page_visible
+from agents.services.control import ownership_drift
+from agents.services.state import Outcome, now_ms, require, ticket_assign, ticket_for_agent
+from webhooks import graph
+from webhooks.queue import Busy, enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_TEXT_LIMIT = 2000  # Messenger's limit for a text message
+# Messenger shows a typing indicator for about 20 s or until the next message; one
+# typing_on per conversation every 10 s keeps it up while an agent types.
+TYPING_THROTTLE = timedelta(seconds=10)
+
+
+def text_clean(text: str) -> str:
+    """The text of a message an agent wrote, trimmed; InvalidInput if empty or too long."""
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput("The message is empty.")
+    if len(text) > MESSAGE_TEXT_LIMIT:
+        raise InvalidInput(f"The message is longer than {MESSAGE_TEXT_LIMIT} characters.")
+    return text
+
+
+def outbound_create(ticket: Ticket, user: Agent, text: str) -> Message:
+    """A pending agent message in the ticket; whoever calls this enqueues its sending."""
+    message = Message.objects.create(
+        conversation=ticket.conversation,
+        ticket=ticket,
+        direction=Message.Direction.OUTBOUND,
+        author_kind=Message.Author.AGENT,
+        author=user,
+        app_id=settings.MESSENGER_APP_ID,
+        text=text,
+        timestamp=now_ms(),
+        status=Message.Status.PENDING,
+    )
+    realtime.broadcast_on_commit(
+        "message.created", conversation_id=ticket.conversation_id, message_id=message.pk
+    )
+    return message
+
+
+def ticket_reply(*, ticket_id: int, user: Agent, text: str) -> Message:
+    """Queue an agent's reply; Celery sends it after commit.
+
+    A waiting ticket is claimed by the agent who replies. Refused (Conflict, nothing
+    stored, no Graph call) when we do not own the thread, the ticket is closed or
+    someone else's, or the messaging window is closed.
+    """
+    text = text_clean(text)
+    with transaction.atomic():
+        ticket = ticket_for_agent(ticket_id, user)
+        require(rules.reply_refusal(ticket, user))
+        require(rules.send_policy(ticket.conversation).refusal)
+        if ticket.status == Ticket.Status.WAITING:
+            ticket_assign(ticket, assignee=user, actor=user, detail="by replying")
+        message = outbound_create(ticket, user, text)
+        enqueue_on_commit(tasks.message_send, message.pk)
+    return message
+
+
+def message_retry(*, message_id: int, user: Agent) -> Message:
+    """Send a failed agent message again (a new attempt of the same message)."""
+    with transaction.atomic():
+        message = Message.objects.filter(pk=message_id).first()
+        if message is None or message.ticket_id is None:
+            raise NotFound(f"Message {message_id} does not exist.")
+        ticket = ticket_for_agent(message.ticket_id, user)
+        message = message_lock(message_id)
+        if message.status != Message.Status.FAILED or message.author_kind != Message.Author.AGENT:
+            raise Conflict("Only a failed agent message can be retried.")
+        require(rules.reply_refusal(ticket, user))
+        require(rules.send_policy(ticket.conversation).refusal)
+        message.status = Message.Status.PENDING
+        message.error = ""
+        message.save(update_fields=["status", "error"])
+        enqueue_on_commit(tasks.message_send, message.pk)
+        realtime.broadcast_on_commit(
+            "message.updated", conversation_id=message.conversation_id, message_id=message.pk
+        )
+    return message
+
+
+_DONE_STATUSES = (
+    Message.Status.SENT,
+    Message.Status.DELIVERED,
+    Message.Status.READ,
+    Message.Status.FAILED,
+)
+
+
+def message_send(*, message_id: int) -> Outcome:
+    """Send one outbound message through the Send API, at most once.
+
+    The message is claimed (pending -> sending) in a short transaction, the HTTP call is
+    made outside it. Raises `Busy` while another worker holds a recent claim. A
+    transient error puts it back to pending and is raised for the task to retry; a
+    terminal one marks it failed with the reason in words. A timed-out attempt is
+    uncertain: before trying again, an echo carrying the message's id may have
+    confirmed it (then it is not sent twice).
+    """
+    stale = timezone.now() - timedelta(seconds=settings.GRAPH_API_TIMEOUT_SECONDS * 3)
+    conversation_id = (
+        Message.objects.filter(pk=message_id).values_list("conversation_id", flat=True).get()
+    )
+    with transaction.atomic():
+        # Conversation, then message: the lock order of every service (agents.locks).
+        conversation = conversation_lock(conversation_id)
+        message = message_lock(message_id)
+        if message.status in _DONE_STATUSES:
+            return Outcome.SKIPPED
+        if (
+            message.status == Message.Status.SENDING
+            and message.sending_since
+            and (message.sending_since > stale)
+        ):
+            raise Busy(f"message {message_id} is being sent by another worker")
+        if not rules.sending_allowed(conversation.control_state):
+            outbound_fail(message, f"Not sent: {rules.lock_reason(conversation.control_state)}")
+            return Outcome.FAILED
+        policy = rules.send_policy(conversation)
+        if policy.refusal:
+            outbound_fail(message, f"Not sent: {policy.refusal}")
+            return Outcome.FAILED
+        message.status = Message.Status.SENDING
+        message.sending_since = timezone.now()
+        message.attempts += 1
+        message.save(update_fields=["status", "sending_since", "attempts"])
+    try:
+        mid = graph.send_text(
+            conversation.page,
+            key=f"message:{message.pk}",
+            psid=conversation.contact.psid,
+            text=message.text,
+            metadata=f"helpdesk:message={message.pk}",
+            messaging_type=policy.messaging_type,
+            tag=policy.tag,
+        )
+    except graph.GraphError as exc:
+        with transaction.atomic():
+            conversation_lock(conversation_id)
+            message = message_lock(message_id)
+            if message.status != Message.Status.SENDING:
+                return Outcome.SKIPPED  # confirmed by its echo meanwhile
+            if exc.retryable:
+                message.status = Message.Status.PENDING
+                message.error = f"Retrying: {exc.describe()}"[:1000]
+                message.save(update_fields=["status", "error"])
+            else:
+                outbound_fail(message, exc.describe())
+                if exc.not_owner:
+                    ownership_drift(conversation_id, reason=exc.describe())
+        if exc.retryable:
+            raise
+        return Outcome.FAILED
+    outbound_confirm(message.pk, mid=mid)
+    return Outcome.DONE
+
+
+def message_send_give_up(*, message_id: int, reason: str) -> None:
+    """Retries are exhausted: the message is failed, with the last reason."""
+    with transaction.atomic():
+        message = message_lock(message_id)
+        if message.status in (Message.Status.PENDING, Message.Status.SENDING):
+            outbound_fail(message, f"Gave up after {message.attempts} attempts: {reason}")
+
+
+def outbound_confirm(message_id: int, *, mid: str) -> None:
+    """Our send is confirmed (answer or echo): store the mid, mark it sent once."""
+    with transaction.atomic():
+        message = message_lock(message_id)
+        fields = []
+        if not message.mid:
+            message.mid = mid
+            fields.append("mid")
+        if message.status in (
+            Message.Status.PENDING,
+            Message.Status.SENDING,
+            Message.Status.FAILED,
+        ):
+            message.status = Message.Status.SENT
+            message.error = ""
+            fields += ["status", "error"]
+        if fields:
+            message.save(update_fields=fields)
+            realtime.broadcast_on_commit(
+                "message.updated", conversation_id=message.conversation_id, message_id=message.pk
+            )
+
+
+def outbound_fail(message: Message, reason: str) -> None:
+    """The message is failed, with `reason` in words. Caller holds the message lock."""
+    message.status = Message.Status.FAILED
+    message.error = reason[:1000]
+    message.save(update_fields=["status", "error"])
+    realtime.broadcast_on_commit(
+        "message.updated", conversation_id=message.conversation_id, message_id=message.pk
+    )
+
+
+# --- Typing -------------------------------------------------------------------------
+
+
+def ticket_typing(*, ticket_id: int, user: Agent) -> bool:
+    """An agent is typing: show the customer Messenger's typing indicator.
+
+    Throttled per conversation to one `typing_on` per TYPING_THROTTLE, across processes:
+    a conditional UPDATE of `typing_sent_at` picks the one caller that sends. Does
+    nothing while the agent could not reply (see `rules.reply_lock_reason`). No row
+    lock: the indicator is ephemeral and the task checks the thread owner again. Returns
+    whether a `typing_on` was queued (sent by a task after commit).
+    """
+    ticket = (
+        Ticket.objects.select_related("conversation__page", "assignee").filter(pk=ticket_id).first()
+    )
+    if ticket is None or not page_visible(user, ticket.conversation.page_id):
+        raise NotFound(f"Ticket {ticket_id} does not exist.")
+    if rules.reply_lock_reason(ticket, user):
+        return False
+    now = timezone.now()
+    with transaction.atomic():
+        won = (
+            Conversation.objects.filter(pk=ticket.conversation_id)
+            .filter(Q(typing_sent_at__isnull=True) | Q(typing_sent_at__lte=now - TYPING_THROTTLE))
+            .update(typing_sent_at=now)
+        )
+        if won:
+            enqueue_on_commit(tasks.typing_send, ticket.conversation_id)
+    return bool(won)
+
+
+def typing_send(*, conversation_id: int) -> Outcome:
+    """Send `sender_action: typing_on` while the helpdesk owns the thread.
+
+    One attempt, never retried: an indicator that arrives late is worse than none.
+    """
+    conversation = Conversation.objects.select_related("page", "contact").get(pk=conversation_id)
+    if conversation.control_state != ControlState.AGENT:
+        return Outcome.SKIPPED
+    try:
+        graph.sender_action(conversation.page, psid=conversation.contact.psid, action="typing_on")
+    except graph.GraphError as exc:
+        logger.info("typing indicator for conversation %s not sent: %s", conversation_id, exc)
+        return Outcome.FAILED
+    return Outcome.DONE

@@ -1,0 +1,277 @@
+"""The two funnels every state change goes through, and what the services share.
+
+`control_transition` changes a conversation's thread-control state; `ticket_change`
+changes a ticket. Each writes its audit row (`ControlTransition`, `TicketEvent`) in the
+caller's transaction and tells the agents' browsers after commit. Nothing else writes
+`Conversation.control_state` or a ticket's status, assignee or flag.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from agents import realtime
+from agents.errors import Conflict, NotFound
+from agents.locks import conversation_lock, ticket_lock
+from agents.models import (
+    Agent,
+    ControlState,
+    ControlTransition,
+    Conversation,
+    Message,
+    Ticket,
+    TicketEvent,
+)
+from agents.selectors import page_visible
+from webhooks.models import Page
+
+METADATA_LIMIT = 1000
+
+
+class Outcome(Enum):
+    """What a task-driven service did (tasks log it; tests assert it)."""
+
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def handover_metadata(**fields: object) -> str:
+    """The metadata string of our thread-control calls: short JSON the other app reads."""
+    text = json.dumps({"source": "helpdesk", **fields}, separators=(",", ":"))
+    return text[:METADATA_LIMIT]
+
+
+def app_label(page: Page, app_id: str) -> str:
+    """An app as agents know it: the bot, the Page Inbox, the helpdesk, or its id."""
+    if app_id == page.bot_app_id:
+        return "the bot"
+    if app_id == settings.PAGE_INBOX_APP_ID:
+        return "the Page Inbox"
+    if app_id == settings.MESSENGER_APP_ID:
+        return "the helpdesk"
+    return f"app {app_id}" if app_id else "nobody (idle)"
+
+
+def sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# --- Conversations --------------------------------------------------------------
+
+
+def control_transition(
+    conversation: Conversation,
+    *,
+    to_state: ControlState,
+    cause: ControlTransition.Cause,
+    detail: str = "",
+    metadata: str = "",
+    event_timestamp: int | None = None,
+    owner_app_id: str | None = None,
+) -> None:
+    """Change the thread-control state and write its audit row.
+
+    `event_timestamp` (of a handover webhook) only moves forward: a late, older event
+    must not undo a newer one. Entering `requested` stamps `requested_at`. The caller
+    holds the conversation's lock (agents.locks.conversation_lock).
+    """
+    from_state = conversation.control_state
+    conversation.control_state = to_state
+    fields = ["control_state"]
+    if owner_app_id is not None:
+        conversation.owner_app_id = owner_app_id
+        fields.append("owner_app_id")
+    if event_timestamp is not None:
+        conversation.control_event_timestamp = max(
+            conversation.control_event_timestamp, event_timestamp
+        )
+        fields.append("control_event_timestamp")
+    if metadata:
+        conversation.control_metadata = metadata
+        fields.append("control_metadata")
+    if to_state == ControlState.REQUESTED:
+        conversation.requested_at = timezone.now()
+        fields.append("requested_at")
+    conversation.save(update_fields=fields)
+    ControlTransition.objects.create(
+        conversation=conversation,
+        from_state=from_state,
+        to_state=to_state,
+        cause=cause,
+        detail=detail[:500],
+        metadata=metadata,
+        event_timestamp=event_timestamp,
+    )
+    realtime.broadcast_on_commit("conversation.updated", conversation_id=conversation.pk)
+
+
+def system_message_add(
+    conversation: Conversation, text: str, *, timestamp: int, ticket: Ticket | None = None
+) -> Message:
+    """A line in the conversation's timeline that no person wrote ("Control passed…")."""
+    message = Message.objects.create(
+        conversation=conversation,
+        ticket=ticket,
+        direction=Message.Direction.INBOUND,
+        author_kind=Message.Author.SYSTEM,
+        text=text,
+        timestamp=timestamp,
+        status=Message.Status.RECEIVED,
+    )
+    realtime.broadcast_on_commit(
+        "message.created", conversation_id=conversation.pk, message_id=message.pk
+    )
+    return message
+
+
+# --- Tickets ----------------------------------------------------------------------
+
+
+def ticket_change(
+    ticket: Ticket,
+    kind: TicketEvent.Kind,
+    *,
+    actor: Agent | None = None,
+    detail: str = "",
+    **fields: Any,
+) -> None:
+    """The one way a ticket changes: set and save `fields`, write the `TicketEvent`,
+    tell the agents after commit. An event without fields records a fact (another app
+    asked for the thread) without changing the ticket.
+
+    The caller holds the ticket's lock (and its conversation's, taken first), or has
+    just created the ticket in its transaction.
+    """
+    for name, value in fields.items():
+        setattr(ticket, name, value)
+    if fields:
+        ticket.save(update_fields=[*fields, "updated_at"])
+    TicketEvent.objects.create(ticket=ticket, kind=kind, actor=actor, detail=detail[:500])
+    realtime.broadcast_on_commit(
+        "ticket.updated", ticket_id=ticket.pk, conversation_id=ticket.conversation_id
+    )
+
+
+def ticket_open(conversation: Conversation, *, metadata: str, timestamp: int) -> Ticket:
+    """A new waiting ticket: control came to us at `timestamp` (what is older is context)."""
+    ticket = Ticket.objects.create(
+        conversation=conversation,
+        status=Ticket.Status.WAITING,
+        handover_metadata=metadata,
+        handover_timestamp=timestamp,
+    )
+    ticket_change(ticket, TicketEvent.Kind.OPENED, detail=metadata)
+    return ticket
+
+
+def ticket_reopen(ticket: Ticket, *, metadata: str, timestamp: int) -> None:
+    """A recently closed ticket waits again, unassigned and unflagged."""
+    ticket_change(
+        ticket,
+        TicketEvent.Kind.REOPENED,
+        detail=metadata,
+        status=Ticket.Status.WAITING,
+        assignee=None,
+        closed_at=None,
+        flagged=False,
+        flag_reason="",
+        handover_metadata=metadata,
+        handover_timestamp=timestamp,
+    )
+
+
+def ticket_unflag(ticket: Ticket, *, metadata: str) -> None:
+    """Control came back to an open ticket: replies are possible again."""
+    ticket_change(
+        ticket,
+        TicketEvent.Kind.CONTROL_REGAINED,
+        detail=metadata,
+        flagged=False,
+        flag_reason="",
+        handover_metadata=metadata,
+    )
+
+
+def ticket_flag(
+    ticket: Ticket,
+    *,
+    reason: str,
+    kind: TicketEvent.Kind = TicketEvent.Kind.CONTROL_LOST,
+    detail: str | None = None,
+) -> None:
+    """Something needs an agent's eye: `reason` is shown on the ticket and its composer."""
+    ticket_change(
+        ticket,
+        kind,
+        detail=reason if detail is None else detail,
+        flagged=True,
+        flag_reason=reason[:500],
+    )
+
+
+def ticket_assign(
+    ticket: Ticket,
+    *,
+    assignee: Agent,
+    actor: Agent,
+    kind: TicketEvent.Kind = TicketEvent.Kind.CLAIMED,
+    detail: str = "",
+) -> None:
+    """The ticket is `assignee`'s now, and open."""
+    ticket_change(
+        ticket, kind, actor=actor, detail=detail, status=Ticket.Status.OPEN, assignee=assignee
+    )
+
+
+def ticket_mark_closed(ticket: Ticket, *, actor: Agent, outcome: str) -> None:
+    """The ticket is closed with its outcome (handing the thread back is the caller's)."""
+    ticket_change(
+        ticket,
+        TicketEvent.Kind.CLOSED,
+        actor=actor,
+        detail=outcome,
+        status=Ticket.Status.CLOSED,
+        closed_at=timezone.now(),
+        closing_note=outcome,
+    )
+
+
+def ticket_for_agent(ticket_id: int, user: Agent) -> Ticket:
+    """Lock a ticket the agent may see, and its conversation first (`ticket.conversation`).
+
+    Raises NotFound for a ticket that does not exist or that the agent may not see: the
+    two are not told apart. Call inside `transaction.atomic()`.
+    """
+    conversation_id = (
+        Ticket.objects.filter(pk=ticket_id).values_list("conversation_id", flat=True).first()
+    )
+    if conversation_id is None:
+        raise NotFound(f"Ticket {ticket_id} does not exist.")
+    conversation = conversation_lock(conversation_id)
+    if not page_visible(user, conversation.page_id):
+        raise NotFound(f"Ticket {ticket_id} does not exist.")
+    ticket = ticket_lock(ticket_id)
+    ticket.conversation = conversation
+    return ticket
+
+
+def require(reason: str) -> None:
+    """Refuse with `reason` (a rule's answer, `agents.rules`) unless it is empty."""
+    if reason:
+        raise Conflict(reason)

@@ -1,0 +1,240 @@
+"""What agents do to tickets: claim, transfer, close (and the hand-back to the bot that
+closing starts), ask for control again.
+
+Every change goes through `state.ticket_change` (one `TicketEvent` each), under the
+conversation's and the ticket's locks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from agents import rules, tasks
+from agents.errors import Conflict, InvalidInput, PermissionDenied
+from agents.locks import conversation_lock, ticket_lock, ticket_lock_unclosed
+from agents.models import Agent, ControlState, ControlTransition, Message, Ticket, TicketEvent
+from agents.selectors import page_visible
+from agents.services.control import handover_request_start
+from agents.services.outbound import message_send, outbound_create, text_clean
+from agents.services.state import (
+    Outcome,
+    control_transition,
+    handover_metadata,
+    now_ms,
+    require,
+    system_message_add,
+    ticket_assign,
+    ticket_change,
+    ticket_for_agent,
+    ticket_mark_closed,
+)
+from webhooks import graph
+from webhooks.queue import enqueue_on_commit
+
+
+def ticket_claim(*, ticket_id: int, user: Agent) -> Ticket:
+    """Assign a waiting ticket to the agent. Of two concurrent claims exactly one wins:
+    the second finds the ticket open under the lock and gets a Conflict. Claiming your
+    own open ticket again is a no-op."""
+    with transaction.atomic():
+        ticket = ticket_for_agent(ticket_id, user)
+        if ticket.status == Ticket.Status.OPEN and ticket.assignee_id == user.pk:
+            return ticket
+        if ticket.status == Ticket.Status.CLOSED:
+            raise Conflict("This ticket is closed.")
+        if ticket.status != Ticket.Status.WAITING:
+            raise Conflict(f"This ticket was already claimed by {ticket.assignee}.")
+        ticket_assign(ticket, assignee=user, actor=user)
+    return ticket
+
+
+def ticket_transfer(*, ticket_id: int, user: Agent, to_user_id: int) -> Ticket:
+    """Give an unclosed ticket to another agent (who can see its page)."""
+    target = Agent.objects.filter(pk=to_user_id, is_active=True).first()
+    if target is None:
+        raise InvalidInput(f"There is no active agent with id {to_user_id}.")
+    with transaction.atomic():
+        ticket = ticket_for_agent(ticket_id, user)
+        if ticket.status == Ticket.Status.CLOSED:
+            raise Conflict("This ticket is closed.")
+        if not page_visible(target, ticket.conversation.page_id):
+            raise InvalidInput(f"{target} is not in a team that handles this page.")
+        if ticket.assignee_id not in (None, user.pk) and not user.is_superuser:
+            raise PermissionDenied(
+                f"This ticket is assigned to {ticket.assignee}; only they "
+                "or an admin can transfer it."
+            )
+        ticket_assign(
+            ticket,
+            assignee=target,
+            actor=user,
+            kind=TicketEvent.Kind.TRANSFERRED,
+            detail=f"from {ticket.assignee or 'nobody'} to {target}",
+        )
+    return ticket
+
+
+def ticket_request_control(*, ticket_id: int, user: Agent) -> Ticket:
+    """An agent asks the bot for the thread again (after it was taken)."""
+    with transaction.atomic():
+        ticket = ticket_for_agent(ticket_id, user)
+        if ticket.status == Ticket.Status.CLOSED:
+            raise Conflict("This ticket is closed.")
+    require(
+        handover_request_start(
+            conversation_id=ticket.conversation_id,
+            reason=f"agent {user} asked for control",
+            cause=ControlTransition.Cause.AGENT,
+        )
+    )
+    return ticket
+
+
+# --- Closing, and handing the thread back ---------------------------------------------
+
+
+def ticket_close(
+    *, ticket_id: int, user: Agent, closing_message: str = "", outcome: str = "resolved"
+) -> Ticket:
+    """Close a ticket and, when we own the thread, hand it back to the bot.
+
+    An optional closing message is queued first; the pass happens in a task after all of
+    the ticket's pending messages went out (so nothing reaches the user after the bot
+    is back). When we do not own the thread, the ticket just closes (and a closing
+    message is refused: it could not be sent).
+    """
+    outcome = (outcome or "resolved").strip()[:100]
+    closing_message = (closing_message or "").strip()
+    if closing_message:
+        closing_message = text_clean(closing_message)
+    with transaction.atomic():
+        ticket = ticket_for_agent(ticket_id, user)
+        if ticket.status == Ticket.Status.CLOSED:
+            raise Conflict("This ticket is already closed.")
+        conversation = ticket.conversation
+        owned = conversation.control_state == ControlState.AGENT
+        if closing_message:
+            if not owned:
+                raise Conflict(
+                    "The closing message cannot be sent: "
+                    + rules.lock_reason(conversation.control_state)
+                )
+            require(rules.send_policy(conversation).refusal)
+            outbound_create(ticket, user, closing_message)
+        previous_assignee = ticket.assignee
+        ticket_mark_closed(ticket, actor=user, outcome=outcome)
+        if owned:
+            control_transition(
+                conversation,
+                to_state=ControlState.RETURNING,
+                cause=ControlTransition.Cause.AGENT,
+                detail=f"ticket {ticket.pk} closed by {user}; passing control to the bot",
+                metadata=handover_metadata(
+                    ticket=ticket.pk, outcome=outcome, agent=str(previous_assignee or user)
+                ),
+            )
+            enqueue_on_commit(tasks.ticket_return, ticket.pk)
+    return ticket
+
+
+def ticket_return(*, ticket_id: int) -> Outcome:
+    """Pass control of a closed ticket's conversation back to the bot.
+
+    First sends what the conversation still has pending (raises `Busy` when another
+    worker is sending one; transient errors are raised for the task to retry), then
+    calls pass_thread_control with target_app_id = the page's bot. Idempotent: keyed on
+    the ticket and its close time, and a no-op unless the state is `returning`.
+    """
+    ticket = Ticket.objects.select_related("conversation__page", "conversation__contact").get(
+        pk=ticket_id
+    )
+    conversation = ticket.conversation
+    if conversation.control_state != ControlState.RETURNING or ticket.closed_at is None:
+        return Outcome.SKIPPED
+    pending = (
+        Message.objects.filter(
+            conversation=conversation,
+            direction=Message.Direction.OUTBOUND,
+            status__in=[Message.Status.PENDING, Message.Status.SENDING],
+        )
+        .order_by("timestamp", "id")
+        .values_list("pk", flat=True)
+    )
+    for message_id in pending:
+        message_send(message_id=message_id)
+    key = f"return:{ticket.pk}:{int(ticket.closed_at.timestamp() * 1000)}"
+    # Stamped before the call: the bot may greet the user before our call returns.
+    passed_at = now_ms()
+    try:
+        graph.pass_thread_control(
+            conversation.page,
+            key=key,
+            psid=conversation.contact.psid,
+            target_app_id=conversation.page.bot_app_id,
+            metadata=conversation.control_metadata,
+        )
+    except graph.GraphError as exc:
+        if exc.retryable:
+            raise
+        ticket_return_fail(ticket_id=ticket_id, reason=exc.describe(), not_owner=exc.not_owner)
+        return Outcome.FAILED
+    with transaction.atomic():
+        conversation = conversation_lock(conversation.pk)
+        if conversation.control_state == ControlState.RETURNING:
+            control_transition(
+                conversation,
+                to_state=ControlState.BOT,
+                cause=ControlTransition.Cause.API,
+                detail="control passed back to the bot",
+                metadata=conversation.control_metadata,
+                owner_app_id=conversation.page.bot_app_id,
+            )
+            system_message_add(
+                conversation,
+                "The conversation went back to the bot.",
+                timestamp=passed_at,
+                ticket=ticket,
+            )
+    return Outcome.DONE
+
+
+def ticket_return_fail(*, ticket_id: int, reason: str, not_owner: bool = False) -> None:
+    """The pass back failed for good.
+
+    If Meta says we are not the owner, someone else has the thread: record it. Otherwise
+    we still own a thread nobody is watching: reopen the ticket, flagged with the reason.
+    """
+    with transaction.atomic():
+        conversation_id = Ticket.objects.values_list("conversation_id", flat=True).get(pk=ticket_id)
+        conversation = conversation_lock(conversation_id)
+        if conversation.control_state != ControlState.RETURNING:
+            return
+        if not_owner:
+            control_transition(
+                conversation,
+                to_state=ControlState.BOT,
+                cause=ControlTransition.Cause.RECONCILE,
+                detail=f"pass back failed, we were no longer the owner: {reason}",
+            )
+            return
+        control_transition(
+            conversation,
+            to_state=ControlState.AGENT,
+            cause=ControlTransition.Cause.API,
+            detail=f"pass back to the bot failed: {reason}",
+        )
+        reopen = ticket_lock_unclosed(conversation) is None
+        ticket = ticket_lock(ticket_id)
+        reopened: dict[str, Any] = (
+            {"status": Ticket.Status.WAITING, "assignee": None, "closed_at": None} if reopen else {}
+        )
+        ticket_change(
+            ticket,
+            TicketEvent.Kind.RETURN_FAILED,
+            detail=reason,
+            flagged=True,
+            flag_reason=f"Could not hand the conversation back to the bot: {reason}"[:500],
+            **reopened,
+        )
