@@ -175,7 +175,7 @@ def main() -> int:
             os.environ["GRAPH_API_URL"] = f"http://127.0.0.1:{emulator_port}/v23.0"
 
         # Read after the environment is final, so the banner shows what the app uses.
-        from helpdesk import settings
+        from helpdesk import settings  # noqa: PLC0415 -- after the environment is final
 
         manage("migrate", "--noinput")
         manage(

