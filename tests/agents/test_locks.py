@@ -1,0 +1,95 @@
+"""Row locks lock only their own row: conversations of one page never queue behind
+each other (PostgreSQL; SQLite has no row locks and serialises writers instead)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from agents.locks import conversation_lock
+from agents.models import Contact, Conversation, Message
+from agents.services.contacts import conversation_get_or_create
+from tests import payloads
+from webhooks.models import Page, WebhookDelivery
+from webhooks.services import delivery_process
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def postgresql_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite serialises writers instead")
+
+
+def _conversation(page: Page, psid: str) -> Conversation:
+    conversation = conversation_get_or_create(page=page, psid=psid)
+    Contact.objects.filter(pk=conversation.contact_id).update(profile_fetched_at=timezone.now())
+    return conversation
+
+
+@contextmanager
+def held(conversation: Conversation) -> Iterator[None]:
+    """Another connection holds the conversation's lock until the block ends."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                conversation_lock(conversation.pk)
+                holding.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(30), "the other connection never got the lock"
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(60)
+
+
+def _lock_timeout(seconds: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = '{seconds}s'")
+
+
+def test_a_conversation_lock_leaves_its_page_and_contact_unlocked(page):
+    first, second = _conversation(page, "1001"), _conversation(page, "1002")
+    with held(first), transaction.atomic():
+        _lock_timeout(5)
+        assert conversation_lock(second.pk).pk == second.pk  # did not wait for `first`
+        Page.objects.select_for_update(nowait=True).get(pk=page.pk)
+        Contact.objects.select_for_update(nowait=True).get(pk=first.contact_id)
+        # The held row itself is locked: this test can tell the difference.
+        with pytest.raises(OperationalError), transaction.atomic():
+            Conversation.objects.select_for_update(nowait=True).get(pk=first.pk)
+
+
+def test_two_conversations_of_one_page_are_processed_concurrently(page, clock):
+    first = _conversation(page, "1001")
+    _conversation(page, "1002")
+    body = payloads.body_bytes(
+        payloads.delivery(
+            payloads.user_message("hello", ts=clock(), psid="1002"), channel="standby"
+        )
+    )
+    delivery = WebhookDelivery.objects.create(body=body, digest=hashlib.sha256(body).hexdigest())
+    with held(first):
+        _lock_timeout(5)  # a wait for `first`'s page row would fail the processing
+        try:
+            assert delivery_process(delivery_id=delivery.pk) is True
+        finally:
+            _lock_timeout(0)
+    assert list(Message.objects.values_list("conversation__contact__psid", "text")) == [
+        ("1002", "hello")
+    ]
