@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from django.test import Client
 
 pytestmark = pytest.mark.django_db
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+# The inbox's ES modules (no build step) and stylesheets, as the browser asks for them.
+SCRIPTS = sorted(f"/static/{p.relative_to(STATIC)}" for p in (STATIC / "agents").rglob("*.js"))
+STYLES = sorted(f"/static/{p.relative_to(STATIC)}" for p in (STATIC / "agents").rglob("*.css"))
+
+
+def static_text(path: str) -> str:
+    return b"".join(Client().get(path).streaming_content).decode()
 
 
 def test_the_inbox_needs_a_login():
@@ -64,7 +74,7 @@ def test_the_inbox_page_is_a_shell_with_one_script_and_no_inline_code(agent):
     assert response.status_code == 200
     html = response.content.decode()
     assert 'data-ticket-id="42"' in html
-    assert '<script type="module" src="/static/agents/inbox.js"></script>' in html
+    assert '<script type="module" src="/static/agents/inbox/main.js"></script>' in html
     assert html.count("<script") == 1
     assert re.search(r"\son[a-z]+=", html) is None  # no onclick= and the like
     assert "csrftoken" in response.cookies  # for the X-CSRFToken header of API calls
@@ -79,18 +89,16 @@ def test_no_page_loads_anything_from_outside(agent):
     browser.force_login(agent)
     for html in (browser.get("/").content.decode(), Client().get("/login/").content.decode()):
         assert re.search(r'(src|href|action)="(https?:)?//', html) is None
-    for path in ("/static/agents/inbox.js", "/static/agents/inbox.css"):
-        text = b"".join(Client().get(path).streaming_content).decode()
+    assert "/static/agents/inbox/main.js" in SCRIPTS
+    for path in SCRIPTS + STYLES:
+        text = static_text(path)
         for outside in ("http://", "https://", "@import", "url("):
             assert outside not in text, (path, outside)
 
 
 @pytest.mark.parametrize(
     "path,content_type",
-    [
-        ("/static/agents/inbox.js", "text/javascript"),
-        ("/static/agents/inbox.css", "text/css"),
-    ],
+    [(path, "text/javascript") for path in SCRIPTS] + [(path, "text/css") for path in STYLES],
 )
 def test_static_files_are_served_by_whitenoise(path, content_type):
     response = Client().get(path)
@@ -99,7 +107,8 @@ def test_static_files_are_served_by_whitenoise(path, content_type):
     assert response.__class__.__name__ == "WhiteNoiseFileResponse"
 
 
-def test_the_script_never_parses_data_as_html():
-    script = b"".join(Client().get("/static/agents/inbox.js").streaming_content).decode()
+@pytest.mark.parametrize("path", SCRIPTS)
+def test_the_script_never_parses_data_as_html(path):
+    script = static_text(path)
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in script, sink

@@ -1,0 +1,58 @@
+// The JSON API (/api/v1/, session cookie + CSRF header). A 401 shows the session notice
+// before the call fails; every failure is an ApiError with a status (0: unreachable) and
+// a message that can be shown to the agent as it is.
+
+import { $ } from "./dom.js";
+
+const API = "/api/v1";
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") {
+    headers["Content-Type"] = "application/json";
+    headers["X-CSRFToken"] = csrfToken();
+  }
+  let response;
+  try {
+    response = await fetch(API + path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "The helpdesk could not be reached.");
+  }
+  if (response.status === 401) {
+    sessionEnded();
+    throw new ApiError(401, "Your session has ended.");
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const detail = data && typeof data.detail === "string" ? data.detail : `Error ${response.status}`;
+    throw new ApiError(response.status, detail);
+  }
+  return data;
+}
+
+function sessionEnded() {
+  $("session-notice").hidden = false;
+  $("live-notice").hidden = true;
+}

@@ -1,0 +1,130 @@
+// One ticket: choosing it, fetching it, its header (contact, state, assignee,
+// transfer), the messaging windows, and the actions on it with their error line.
+
+import { api } from "./api.js";
+import { renderComposer } from "./composer.js";
+import { $, el, fillAvatar } from "./dom.js";
+import { duration, STATE_CLASS } from "./format.js";
+import { loadList } from "./list.js";
+import { ME, state } from "./state.js";
+import { renderTimeline } from "./timeline.js";
+
+export async function selectTicket(id, { push = true } = {}) {
+  if (id !== state.ticketId) {
+    if (state.ticketId) state.drafts.set(state.ticketId, $("composer-text").value);
+    state.ticketId = id;
+    state.ticket = null;
+    state.messages = [];
+    state.local = [];
+    state.openContext = new Set();
+    $("composer-text").value = state.drafts.get(id) || "";
+    hideError();
+  }
+  if (push) history.pushState({ id }, "", id ? `/tickets/${id}/?queue=${state.queue}` : `/?queue=${state.queue}`);
+  for (const row of document.querySelectorAll(".ticket-row")) {
+    row.classList.toggle("selected", Number(row.dataset.ticketId) === id);
+  }
+  await loadTicket({ scroll: true });
+}
+
+export async function loadTicket({ scroll = false } = {}) {
+  const id = state.ticketId;
+  if (!id) {
+    $("conversation").hidden = true;
+    $("conversation-placeholder").hidden = false;
+    return;
+  }
+  let ticket, messages;
+  try {
+    [ticket, messages] = await Promise.all([api("GET", `/tickets/${id}`), api("GET", `/tickets/${id}/messages`)]);
+  } catch (error) {
+    if (error.status === 404) {
+      state.ticketId = null;
+      $("conversation").hidden = true;
+      $("conversation-placeholder").hidden = false;
+      $("conversation-placeholder").textContent = "This ticket does not exist or is not yours to see.";
+    }
+    return;
+  }
+  if (id !== state.ticketId) return; // the agent moved on meanwhile
+  state.ticket = ticket;
+  state.messages = messages;
+  renderTicket({ scroll });
+}
+
+function renderTicket({ scroll = false } = {}) {
+  const ticket = state.ticket;
+  $("conversation-placeholder").hidden = true;
+  $("conversation").hidden = false;
+  $("conversation").dataset.ticketId = String(ticket.id);
+  fillAvatar($("conv-avatar"), ticket.contact);
+  $("conv-name").textContent = ticket.contact.name;
+  $("conv-page").textContent = ticket.page_name;
+  const badge = $("conv-state");
+  badge.textContent = ticket.control_state_label;
+  badge.className = `badge badge-${STATE_CLASS[ticket.control_state] || "muted"}`;
+  badge.dataset.state = ticket.control_state;
+  $("conv-assignee").textContent = ticket.assignee
+    ? `assigned to ${ticket.assignee.id === ME.id ? "you" : ticket.assignee.name}`
+    : "unassigned";
+  $("conv-status").textContent = ticket.status;
+  $("claim-btn").hidden = ticket.status !== "waiting";
+  $("close-btn").hidden = ticket.status === "closed";
+  renderTransfer(ticket);
+  renderWindows(ticket);
+  renderComposer(ticket);
+  renderTimeline({ scroll });
+}
+
+export function renderTransfer(ticket) {
+  const box = $("transfer-box");
+  box.hidden = ticket.status === "closed";
+  const select = $("transfer-select");
+  const current = select.value;
+  const options = state.agents
+    .filter((a) => !ticket.assignee || a.id !== ticket.assignee.id)
+    .map((a) => el("option", { value: String(a.id), text: a.id === ME.id ? `${a.name} (you)` : a.name }));
+  select.replaceChildren(el("option", { value: "", text: "Transfer to…" }), ...options);
+  select.value = options.some((o) => o.value === current) ? current : "";
+}
+
+export function renderWindows(ticket) {
+  const now = Date.now();
+  const node = $("conv-windows");
+  if (!ticket.last_user_message_at) {
+    node.textContent = "Messaging windows: the customer has not written yet.";
+    return;
+  }
+  const standard = Date.parse(ticket.window_closes_at);
+  const parts = [
+    standard > now ? `24-hour window: ${duration(standard - now)} left` : "24-hour window: closed",
+  ];
+  if (!ticket.human_agent_enabled) {
+    parts.push("7-day Human Agent window: not enabled for this page");
+  } else {
+    const human = Date.parse(ticket.human_agent_window_closes_at);
+    parts.push(human > now ? `7-day Human Agent window: ${duration(human - now)} left` : "7-day Human Agent window: closed");
+  }
+  node.textContent = parts.join(" · ");
+  node.classList.toggle("closing", standard - now < 60 * 60000);
+}
+
+function showError(text) {
+  const node = $("conv-error");
+  node.textContent = text;
+  node.hidden = false;
+}
+
+function hideError() {
+  $("conv-error").hidden = true;
+}
+
+export async function action(fn) {
+  hideError();
+  try {
+    await fn();
+  } catch (error) {
+    if (error.status !== 401) showError(error.message);
+  }
+  await Promise.all([loadTicket(), loadList()]).catch(() => {});
+}

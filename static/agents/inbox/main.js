@@ -1,0 +1,74 @@
+// The agent inbox: native ES modules, no build step. This entry module wires the page
+// and starts it; the others only define things, so the order in which they are
+// evaluated does not matter (imports between them are used when called, not on load).
+//
+// State comes from the JSON API (/api/v1/, session + CSRF header); /ws/inbox/ only says
+// what changed (small events with ids), and the page refetches it. Everything a
+// customer (or the bot, or Meta) wrote is put in the page with textContent or as a DOM
+// property, never parsed as HTML.
+
+import { api } from "./api.js";
+import { sendReply, typing } from "./composer.js";
+import { action, loadTicket, renderTransfer, selectTicket } from "./conversation.js";
+import { closeTicket, openCloseDialog } from "./dialogs.js";
+import { $ } from "./dom.js";
+import { loadList, refreshTimes, renderList } from "./list.js";
+import { renderNotifyToggle, toggleNotify } from "./notify.js";
+import { connect } from "./socket.js";
+import { state } from "./state.js";
+
+function wire() {
+  for (const button of document.querySelectorAll(".queue")) {
+    button.addEventListener("click", () => {
+      state.queue = button.dataset.queue;
+      history.replaceState(history.state, "", `${location.pathname}?queue=${state.queue}`);
+      state.tickets = [];
+      renderList();
+      loadList().catch(() => {});
+    });
+  }
+  const text = $("composer-text");
+  text.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      sendReply();
+    }
+  });
+  text.addEventListener("input", typing);
+  $("send-btn").addEventListener("click", sendReply);
+  $("claim-btn").addEventListener("click", () => action(() => api("POST", `/tickets/${state.ticket.id}/claim`)));
+  $("request-control-btn").addEventListener("click", () =>
+    action(() => api("POST", `/tickets/${state.ticket.id}/request-control`)),
+  );
+  $("transfer-btn").addEventListener("click", () => {
+    const agentId = Number($("transfer-select").value);
+    if (!agentId) return;
+    action(() => api("POST", `/tickets/${state.ticket.id}/transfer`, { agent_id: agentId }));
+  });
+  $("close-btn").addEventListener("click", openCloseDialog);
+  $("close-dialog").addEventListener("close", () => {
+    if ($("close-dialog").returnValue === "close") closeTicket();
+  });
+  $("notify-toggle").addEventListener("click", toggleNotify);
+  window.addEventListener("popstate", () => {
+    const match = location.pathname.match(/^\/tickets\/(\d+)\//);
+    selectTicket(match ? Number(match[1]) : null, { push: false });
+  });
+  setInterval(refreshTimes, 30000);
+}
+
+async function start() {
+  wire();
+  renderNotifyToggle();
+  renderList();
+  api("GET", "/agents")
+    .then((agents) => {
+      state.agents = agents;
+      if (state.ticket) renderTransfer(state.ticket);
+    })
+    .catch(() => {});
+  connect();
+  await Promise.all([loadList(), loadTicket({ scroll: true })]).catch(() => {});
+}
+
+start();

@@ -1,0 +1,73 @@
+// Desktop notification and sound for new waiting tickets, switched on per browser
+// (localStorage).
+
+import { $ } from "./dom.js";
+import { state } from "./state.js";
+
+const NOTIFY_KEY = "helpdesk.notify";
+
+function notifyEnabled() {
+  return localStorage.getItem(NOTIFY_KEY) === "1";
+}
+
+let audio = null;
+
+function beep() {
+  try {
+    audio = audio || new AudioContext();
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.12, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.4);
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.4);
+  } catch {
+    // no sound available: the notification is enough
+  }
+}
+
+export function announce(counts, tickets) {
+  let more;
+  let name = null;
+  if (state.queue === "waiting") {
+    // Watching the waiting list: a ticket not seen before is new. (The counts come
+    // from a parallel request and may run ahead of the list; the list names who.)
+    const seen = state.waitingSeen;
+    const fresh = seen ? tickets.find((t) => !seen.has(t.id)) : null;
+    if (fresh) name = fresh.contact.name;
+    state.waitingSeen = new Set([...(seen || []), ...tickets.map((t) => t.id)]);
+    more = Boolean(fresh);
+  } else {
+    state.waitingSeen = null;
+    more = state.counts !== null && counts.waiting > state.counts.waiting;
+  }
+  if (!more || !notifyEnabled()) return;
+  beep();
+  if ("Notification" in window && Notification.permission === "granted" && !document.hasFocus()) {
+    const body = name ? `${name} is waiting.` : `${counts.waiting} ticket(s) waiting.`;
+    new Notification("New waiting ticket", { body, tag: "helpdesk-waiting" });
+  }
+}
+
+export function renderNotifyToggle() {
+  const on = notifyEnabled();
+  const button = $("notify-toggle");
+  button.textContent = on ? "Notifications: on" : "Notifications: off";
+  button.setAttribute("aria-pressed", on ? "true" : "false");
+}
+
+export async function toggleNotify() {
+  if (notifyEnabled()) {
+    localStorage.removeItem(NOTIFY_KEY);
+  } else {
+    localStorage.setItem(NOTIFY_KEY, "1");
+    audio = audio || new AudioContext(); // created in a click, so it may play later
+    if ("Notification" in window && Notification.permission === "default") {
+      await Notification.requestPermission();
+    }
+    beep();
+  }
+  renderNotifyToggle();
+}

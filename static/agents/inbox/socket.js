@@ -1,0 +1,93 @@
+// /ws/inbox/: small events that say what changed; the page refetches it. Pings every
+// 25 s (a dead connection is closed after 10 s without a pong), reconnects with
+// backoff and refetches everything on (re)connect, since events sent meanwhile are gone.
+
+import { api } from "./api.js";
+import { loadTicket } from "./conversation.js";
+import { $ } from "./dom.js";
+import { loadList } from "./list.js";
+import { app, state } from "./state.js";
+
+let socket = null;
+let attempts = 0;
+let pingTimer = null;
+let pongDeadline = null;
+let listTimer = null;
+let ticketTimer = null;
+
+function schedule(which) {
+  // Events come in bursts (a webhook batch): one refetch per burst.
+  if (which === "list" && !listTimer) {
+    listTimer = setTimeout(() => {
+      listTimer = null;
+      loadList().catch(() => {});
+    }, 100);
+  }
+  if (which === "ticket" && !ticketTimer) {
+    ticketTimer = setTimeout(() => {
+      ticketTimer = null;
+      loadTicket().catch(() => {});
+    }, 100);
+  }
+}
+
+function onEvent(event) {
+  if (event.type === "pong") {
+    clearTimeout(pongDeadline);
+    return;
+  }
+  schedule("list");
+  const ticket = state.ticket;
+  if (
+    event.event === "pages.changed" ||
+    (ticket && (event.ticket_id === ticket.id || event.conversation_id === ticket.conversation_id))
+  ) {
+    schedule("ticket");
+  }
+}
+
+function setLive(live) {
+  state.live = live;
+  app.dataset.live = live ? "on" : "off";
+  $("live-notice").hidden = live || !$("session-notice").hidden;
+}
+
+export function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws/inbox/`);
+  socket.addEventListener("open", () => {
+    attempts = 0;
+    $("session-notice").hidden = true;
+    setLive(true);
+    // Events sent while we were away are gone: fetch the state again.
+    loadList().catch(() => {});
+    loadTicket().catch(() => {});
+    clearInterval(pingTimer);
+    pingTimer = setInterval(ping, 25000);
+  });
+  socket.addEventListener("message", (message) => {
+    try {
+      onEvent(JSON.parse(message.data));
+    } catch {
+      // not JSON: ignore
+    }
+  });
+  socket.addEventListener("close", () => {
+    clearInterval(pingTimer);
+    clearTimeout(pongDeadline);
+    setLive(false);
+    const delay = Math.min(10000, 500 * 2 ** attempts) * (0.5 + Math.random() / 2);
+    attempts += 1;
+    setTimeout(connect, delay);
+    // A refused socket looks like any other close: ask the API whether we are logged out.
+    api("GET", "/queues").catch(() => {});
+  });
+}
+
+function ping() {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  socket.send(JSON.stringify({ type: "ping" }));
+  clearTimeout(pongDeadline);
+  // No answer: the connection is dead without having said so; start over.
+  pongDeadline = setTimeout(() => socket.close(), 10000);
+}

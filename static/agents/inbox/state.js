@@ -1,0 +1,27 @@
+// What the page knows, shared by every module: the signed-in agent (from the
+// template's data attributes) and one mutable `state` object. Modules change its
+// properties; none replaces it.
+
+export const app = document.getElementById("app");
+export const ME = { id: Number(app.dataset.userId), username: app.dataset.username };
+export const LOGIN_URL = app.dataset.loginUrl;
+
+const QUEUES = ["waiting", "mine", "all_open", "closed"];
+
+export const state = {
+  queue: QUEUES.includes(new URLSearchParams(location.search).get("queue"))
+    ? new URLSearchParams(location.search).get("queue")
+    : "waiting",
+  tickets: [],
+  counts: null,
+  ticketId: Number(app.dataset.ticketId) || null,
+  ticket: null,
+  messages: [],
+  local: [], // replies typed here, not yet accepted by the server
+  drafts: new Map(), // what was typed in each ticket's composer, kept when switching
+  agents: [],
+  openContext: new Set(), // context groups the agent unfolded, by first message id
+  lastTypingAt: 0,
+  waitingSeen: null, // ids of waiting tickets already announced
+  live: false,
+};
