@@ -8,9 +8,20 @@ message) are subquery annotations of the one list query.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
-from django.db.models import Count, JSONField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    JSONField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 
 from agents.models import Agent, ControlTransition, Message, Team, Ticket, TicketEvent
@@ -140,6 +151,30 @@ def _ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+class LastMessage(NamedTuple):
+    """A preview of a conversation's last message, for the ticket list."""
+
+    author_kind: str
+    text: str
+    attachment_types: list[str]
+    timestamp: int
+
+
+def ticket_last_message(ticket: Ticket) -> LastMessage | None:
+    """The conversation's last message (not a system line). Needs `ticket_list`'s
+    annotations."""
+    timestamp = getattr(ticket, "last_message_ts", None)
+    if timestamp is None:
+        return None
+    attachments: list[Any] = getattr(ticket, "last_message_attachments", None) or []
+    return LastMessage(
+        author_kind=getattr(ticket, "last_message_author", ""),
+        text=getattr(ticket, "last_message_text", None) or "",
+        attachment_types=[str(a.get("type") or "file") for a in attachments if isinstance(a, dict)],
+        timestamp=timestamp,
+    )
+
+
 def ticket_waiting_since(ticket: Ticket) -> datetime | None:
     """Since when the customer has been waiting for us, or None when they are not.
 
@@ -173,23 +208,27 @@ def ticket_events(*, ticket: Ticket) -> QuerySet[TicketEvent]:
 
 
 def ticket_messages(*, ticket: Ticket) -> QuerySet[Message]:
-    """The conversation's whole history, in timestamp order: bot-side context and the
-    ticket's own messages (callers tell them apart by `ticket_id`)."""
+    """The conversation's whole history, in timestamp order, each message annotated
+    `is_context`: bot-side history, shown above the handover point. That is another
+    ticket's or no ticket's message, or one the customer or the bot sent before control
+    came to us (deliveries can be processed after the handover that followed them)."""
     return (
         Message.objects.filter(conversation_id=ticket.conversation_id)
         .select_related("author")
+        .annotate(
+            is_context=Case(
+                When(~Q(ticket_id=ticket.pk), then=Value(True)),
+                When(
+                    Q(timestamp__lt=ticket.handover_timestamp)
+                    & ~Q(author_kind__in=[Message.Author.AGENT, Message.Author.SYSTEM]),
+                    then=Value(True),
+                ),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
+        )
         .order_by("timestamp", "id")
     )
-
-
-def message_is_context(message: Message, *, ticket: Ticket) -> bool:
-    """Bot-side history, shown above the handover point: another ticket's or no ticket's
-    message, or one the customer or the bot sent before control came to us (deliveries
-    can be processed after the handover that followed them)."""
-    if message.ticket_id != ticket.pk:
-        return True
-    before = message.timestamp < ticket.handover_timestamp
-    return before and message.author_kind not in (Message.Author.AGENT, Message.Author.SYSTEM)
 
 
 def message_visible(*, user: Agent, message_id: int) -> Message | None:

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from agents.api import api
+from agents.api.endpoints import api
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -1,0 +1,207 @@
+"""The agent JSON API, `/api/v1/`, described at `/api/v1/openapi.json`.
+
+Thin: parse, authorize, call one service or selector, return rows; the schemas
+(`agents.api.schemas`) shape them. Service errors become answers with their status
+(400, 403, 404, 409) and a `detail` in words.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI, Query, Status
+from ninja.security import HttpBearer, django_auth
+
+from agents import selectors
+from agents.api.schemas import (
+    CloseIn,
+    Error,
+    MessageOut,
+    QueuesOut,
+    ReplyIn,
+    TicketDetailOut,
+    TicketOut,
+    TransferIn,
+    TypingOut,
+    UserOut,
+)
+from agents.auth import token_user
+from agents.errors import NotFound, ServiceError
+from agents.models import Agent, Message, Ticket
+from agents.services import outbound, tickets
+
+
+class AgentRequest(HttpRequest):
+    """A request the API has authenticated: its user is an agent."""
+
+    user: Agent  # narrower than HttpRequest's: set by authentication
+
+
+class BearerToken(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Agent | None:
+        user = token_user(token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+class AgentApi(NinjaAPI):
+    def get_openapi_operation_id(self, operation: Any) -> str:
+        # The ids clients were generated with, from when the API was one module.
+        return f"agents_api_{operation.view_func.__name__}"
+
+
+api = AgentApi(
+    title="Messenger helpdesk agent API",
+    version="1",
+    description="Tickets, messages and thread control for support agents. Authenticate "
+    "with `Authorization: Bearer <token>` (from `manage.py create_agent`) or a session.",
+    auth=[BearerToken(), django_auth],
+    urls_namespace="api-v1",
+)
+
+
+@api.exception_handler(ServiceError)
+def service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
+    return api.create_response(request, {"detail": exc.message}, status=exc.status)
+
+
+def _visible_ticket(request: AgentRequest, ticket_id: int) -> Ticket:
+    ticket = selectors.ticket_get(user=request.user, ticket_id=ticket_id)
+    if ticket is None:
+        raise NotFound(f"Ticket {ticket_id} does not exist.")
+    return ticket
+
+
+@api.get("/tickets", response=list[TicketOut], tags=["tickets"])
+def tickets_list(
+    request: AgentRequest,
+    status: Literal["waiting", "open", "closed"] | None = None,
+    mine: bool = False,
+    queue: selectors.Queue | None = None,
+    limit: int | None = Query(None, ge=1, le=1000),  # type: ignore[type-arg]
+) -> QuerySet[Ticket]:
+    """Tickets the agent may see, oldest first; filter by status and by assignee, or
+    ask for one of the inbox's queues: `waiting`, `mine` (your unclosed tickets),
+    `all_open` (waiting or open), `closed` (most recently closed first).
+
+    Each ticket carries a preview of the conversation's last message, since when the
+    customer has been waiting (`waiting_since`, null when not waiting), when the
+    messaging windows close, and why you cannot reply now (`lock_reason`, "" if you can).
+    """
+    return selectors.ticket_list(
+        user=request.user, status=status, mine=mine, queue=queue, limit=limit
+    )
+
+
+@api.get("/queues", response=QueuesOut, tags=["tickets"])
+def queues(request: AgentRequest) -> dict[str, int]:
+    """How many tickets each inbox queue holds."""
+    return selectors.ticket_counts(user=request.user)
+
+
+@api.get("/tickets/{ticket_id}", response={200: TicketDetailOut, 404: Error}, tags=["tickets"])
+def ticket_detail(request: AgentRequest, ticket_id: int) -> Ticket:
+    """One ticket, with its conversation's thread-control history (`transitions`) and
+    the ticket's own changes (`events`: opened, claimed, transferred, closed…)."""
+    return _visible_ticket(request, ticket_id)
+
+
+@api.get(
+    "/tickets/{ticket_id}/messages", response={200: list[MessageOut], 404: Error}, tags=["tickets"]
+)
+def ticket_messages(request: AgentRequest, ticket_id: int) -> QuerySet[Message]:
+    """The conversation in timestamp order: bot-side context (`context: true`) and the
+    ticket's own messages, with each outbound message's delivery status and error."""
+    return selectors.ticket_messages(ticket=_visible_ticket(request, ticket_id))
+
+
+@api.post(
+    "/tickets/{ticket_id}/claim",
+    response={200: TicketOut, 404: Error, 409: Error},
+    tags=["tickets"],
+)
+def ticket_claim(request: AgentRequest, ticket_id: int) -> Ticket:
+    """Assign a waiting ticket to yourself. 409 when someone else was first."""
+    tickets.ticket_claim(ticket_id=ticket_id, user=request.user)
+    return _visible_ticket(request, ticket_id)
+
+
+@api.post(
+    "/tickets/{ticket_id}/reply",
+    response={201: MessageOut, 400: Error, 404: Error, 409: Error},
+    tags=["tickets"],
+)
+def ticket_reply(request: AgentRequest, ticket_id: int, payload: ReplyIn) -> Status[Message]:
+    """Queue a reply; it is sent by a worker. Its `status` goes pending → sent (or failed,
+    with `error`). 409 when the helpdesk does not own the thread, with the reason."""
+    message = outbound.ticket_reply(ticket_id=ticket_id, user=request.user, text=payload.text)
+    return Status(201, message)  # an agent's reply is never context
+
+
+@api.post(
+    "/tickets/{ticket_id}/close",
+    response={200: TicketOut, 400: Error, 404: Error, 409: Error},
+    tags=["tickets"],
+)
+def ticket_close(request: AgentRequest, ticket_id: int, payload: CloseIn) -> Ticket:
+    """Close the ticket and pass the conversation back to the bot (after an optional
+    closing message). `outcome` travels to the bot in the handover metadata."""
+    tickets.ticket_close(
+        ticket_id=ticket_id,
+        user=request.user,
+        closing_message=payload.closing_message,
+        outcome=payload.outcome,
+    )
+    return _visible_ticket(request, ticket_id)
+
+
+@api.post(
+    "/tickets/{ticket_id}/transfer",
+    response={200: TicketOut, 400: Error, 403: Error, 404: Error, 409: Error},
+    tags=["tickets"],
+)
+def ticket_transfer(request: AgentRequest, ticket_id: int, payload: TransferIn) -> Ticket:
+    tickets.ticket_transfer(ticket_id=ticket_id, user=request.user, to_user_id=payload.agent_id)
+    return _visible_ticket(request, ticket_id)
+
+
+@api.post(
+    "/tickets/{ticket_id}/request-control",
+    response={202: TicketOut, 404: Error, 409: Error},
+    tags=["tickets"],
+)
+def ticket_request_control(request: AgentRequest, ticket_id: int) -> Status[Ticket]:
+    """Ask the bot for the conversation again (after it took it back)."""
+    tickets.ticket_request_control(ticket_id=ticket_id, user=request.user)
+    return Status(202, _visible_ticket(request, ticket_id))
+
+
+@api.post(
+    "/tickets/{ticket_id}/typing",
+    response={202: TypingOut, 404: Error},
+    tags=["tickets"],
+)
+def ticket_typing(request: AgentRequest, ticket_id: int) -> Status[dict[str, bool]]:
+    """The agent is typing: the customer sees Messenger's typing indicator
+    (`sender_action: typing_on`), at most once per 10 seconds per conversation and only
+    while you could reply. `sent` says whether this call queued one."""
+    return Status(202, {"sent": outbound.ticket_typing(ticket_id=ticket_id, user=request.user)})
+
+
+@api.post(
+    "/messages/{message_id}/retry",
+    response={200: MessageOut, 404: Error, 409: Error},
+    tags=["messages"],
+)
+def message_retry(request: AgentRequest, message_id: int) -> Message:
+    """Send a failed message again."""
+    return outbound.message_retry(message_id=message_id, user=request.user)
+
+
+@api.get("/agents", response=list[UserOut], tags=["agents"])
+def agents_list(request: AgentRequest) -> QuerySet[Agent]:
+    """Active agents, e.g. to choose whom to transfer a ticket to."""
+    return selectors.agent_list()

@@ -1,0 +1,217 @@
+"""The agent API's shapes, each defined once.
+
+Output schemas read the rows that `agents.selectors` returns (with their joins and
+annotations); the `resolve_*` methods derive what is not a column, through
+`agents.rules` and `agents.selectors`, so that the API explains with the same rules
+that the services enforce. Resolvers that depend on who asks read the agent from the
+request in Ninja's validation context.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from ninja import Schema
+
+from agents import rules, selectors
+from agents.models import Agent, ControlState, ControlTransition, Ticket, TicketEvent
+
+
+def _agent(context: dict[str, Any]) -> Agent:
+    # Every operation of the API authenticates: the user is an agent, never anonymous.
+    return cast(Agent, context["request"].user)
+
+
+class Error(Schema):
+    detail: str
+
+
+class UserOut(Schema):
+    id: int
+    username: str
+    name: str
+
+    @staticmethod
+    def resolve_username(obj: Agent) -> str:
+        return obj.get_username()
+
+    @staticmethod
+    def resolve_name(obj: Agent) -> str:
+        return obj.get_full_name() or obj.get_username()
+
+
+class ContactOut(Schema):
+    psid: str
+    name: str
+    profile_pic: str
+
+    @staticmethod
+    def resolve_name(obj: Any) -> str:
+        return str(obj.display_name)
+
+
+class LastMessageOut(Schema):
+    author_kind: str
+    text: str
+    attachment_types: list[str]
+    timestamp: int
+
+
+# A ticket as an agent sees it in a list: a row of `selectors.ticket_list`.
+class TicketOut(Schema):
+    id: int
+    status: Literal["waiting", "open", "closed"]
+    assignee: UserOut | None
+    page_id: str
+    page_name: str
+    conversation_id: int
+    contact: ContactOut
+    control_state: str
+    control_state_label: str
+    flagged: bool
+    flag_reason: str
+    handover_metadata: str
+    handover_timestamp: int
+    closing_note: str
+    opened_at: datetime
+    closed_at: datetime | None
+    updated_at: datetime
+    last_user_message_at: datetime | None
+    last_message: LastMessageOut | None
+    waiting_since: datetime | None
+    window_closes_at: datetime | None
+    human_agent_enabled: bool
+    human_agent_window_closes_at: datetime | None
+    lock_reason: str
+    can_request_control: bool
+
+    @staticmethod
+    def resolve_page_id(obj: Ticket) -> str:
+        return obj.conversation.page.page_id
+
+    @staticmethod
+    def resolve_page_name(obj: Ticket) -> str:
+        return obj.conversation.page.name
+
+    @staticmethod
+    def resolve_contact(obj: Ticket) -> Any:
+        return obj.conversation.contact
+
+    @staticmethod
+    def resolve_control_state(obj: Ticket) -> str:
+        return obj.conversation.control_state
+
+    @staticmethod
+    def resolve_control_state_label(obj: Ticket) -> str:
+        return str(ControlState(obj.conversation.control_state).label)
+
+    @staticmethod
+    def resolve_last_user_message_at(obj: Ticket) -> datetime | None:
+        return obj.conversation.last_user_message_at
+
+    @staticmethod
+    def resolve_last_message(obj: Ticket) -> dict[str, Any] | None:
+        preview = selectors.ticket_last_message(obj)
+        return None if preview is None else preview._asdict()
+
+    @staticmethod
+    def resolve_waiting_since(obj: Ticket) -> datetime | None:
+        return selectors.ticket_waiting_since(obj)
+
+    @staticmethod
+    def resolve_window_closes_at(obj: Ticket) -> datetime | None:
+        return rules.conversation_windows(obj.conversation).standard_closes_at
+
+    @staticmethod
+    def resolve_human_agent_enabled(obj: Ticket) -> bool:
+        return obj.conversation.page.human_agent_enabled
+
+    @staticmethod
+    def resolve_human_agent_window_closes_at(obj: Ticket) -> datetime | None:
+        return rules.conversation_windows(obj.conversation).human_agent_closes_at
+
+    @staticmethod
+    def resolve_lock_reason(obj: Ticket, context: dict[str, Any]) -> str:
+        return rules.reply_lock_reason(obj, _agent(context))
+
+    @staticmethod
+    def resolve_can_request_control(obj: Ticket) -> bool:
+        return rules.control_request_allowed(obj)
+
+
+class TransitionOut(Schema):
+    from_state: str
+    to_state: str
+    cause: str
+    detail: str
+    metadata: str
+    created_at: datetime
+
+
+class TicketEventOut(Schema):
+    kind: str
+    actor: UserOut | None
+    detail: str
+    created_at: datetime
+
+
+class TicketDetailOut(TicketOut):
+    transitions: list[TransitionOut]
+    events: list[TicketEventOut]
+
+    @staticmethod
+    def resolve_transitions(obj: Ticket) -> list[ControlTransition]:
+        return selectors.ticket_transitions(ticket=obj)
+
+    @staticmethod
+    def resolve_events(obj: Ticket) -> list[TicketEvent]:
+        return list(selectors.ticket_events(ticket=obj))
+
+
+class QueuesOut(Schema):
+    waiting: int
+    mine: int
+    all_open: int
+    closed: int
+
+
+class TypingOut(Schema):
+    sent: bool
+
+
+# `context` comes from `selectors.ticket_messages` (bot-side history above the handover
+# point); a message shown on its own (a new reply) is never context.
+class MessageOut(Schema):
+    id: int
+    ticket_id: int | None
+    context: bool
+    direction: Literal["in", "out"]
+    author_kind: str
+    author: UserOut | None
+    app_id: str
+    mid: str | None
+    text: str
+    attachments: list[dict[str, Any]]
+    postback_title: str
+    quick_reply_payload: str
+    timestamp: int
+    status: str
+    error: str
+
+    @staticmethod
+    def resolve_context(obj: Any) -> bool:
+        return bool(getattr(obj, "is_context", False))
+
+
+class ReplyIn(Schema):
+    text: str
+
+
+class CloseIn(Schema):
+    closing_message: str = ""
+    outcome: str = "resolved"
+
+
+class TransferIn(Schema):
+    agent_id: int
