@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
 
 from agents.models import (
     ApiToken,
@@ -24,7 +26,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ("user", "prefix", "created_at", "last_used_at")
     readonly_fields = ("user", "prefix", "digest", "created_at", "last_used_at")
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tokens are made by `manage.py create_agent`, shown once
 
 
@@ -55,7 +57,7 @@ class TransitionInline(admin.TabularInline):
         "event_timestamp",
     )
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -88,7 +90,7 @@ class TicketEventInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ("created_at", "kind", "actor", "detail")
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -32,11 +34,11 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
         self.groups_joined = frozenset(groups)
 
-    async def receive_json(self, content, **kwargs) -> None:
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong"})
 
-    async def inbox_event(self, event: dict) -> None:
+    async def inbox_event(self, event: dict[str, Any]) -> None:
         if event.get("event") == "pages.changed":
             # A page was connected or changed: follow the pages this agent now sees.
             await self._follow(

@@ -61,21 +61,21 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def spawn(children: list[tuple[str, subprocess.Popen]], name: str, argv: list[str]) -> None:
+def spawn(children: list[tuple[str, subprocess.Popen[bytes]]], name: str, argv: list[str]) -> None:
     # Own process group: Ctrl-C reaches only this script, which then stops the children
     # itself, and a whole group (Celery's pool processes included) can be killed at the end.
     process = subprocess.Popen(argv, cwd=BASE_DIR, process_group=0)
     children.append((name, process))
 
 
-def children_check(children: list[tuple[str, subprocess.Popen]]) -> None:
+def children_check(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for name, process in children:
         code = process.poll()
         if code is not None:
             raise RuntimeError(f"{name} exited unexpectedly with code {code}")
 
 
-def wait_for_http(port: int, children: list[tuple[str, subprocess.Popen]]) -> None:
+def wait_for_http(port: int, children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     """Wait until Daphne answers any HTTP request; fail early if a child dies meanwhile."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -93,7 +93,7 @@ def wait_for_http(port: int, children: list[tuple[str, subprocess.Popen]]) -> No
     raise RuntimeError(f"Daphne did not answer on port {port} within 60 s")
 
 
-def stop_all(children: list[tuple[str, subprocess.Popen]]) -> None:
+def stop_all(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     # SIGTERM everyone first so they shut down in parallel, then wait; Celery's warm
     # shutdown lets a running task finish.
     for _, process in children:
@@ -159,8 +159,8 @@ def main() -> int:
 
     var = BASE_DIR / "var"
     var.mkdir(exist_ok=True)
-    redis_process: subprocess.Popen | None = None
-    children: list[tuple[str, subprocess.Popen]] = []
+    redis_process: subprocess.Popen[bytes] | None = None
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
         if not os.environ.get("REDIS_URL"):
             redis_process, redis_url = localservices.start_redis(var / "redis")

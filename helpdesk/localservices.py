@@ -16,7 +16,8 @@ from pathlib import Path
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def redis_server_binary() -> str:
@@ -39,7 +40,7 @@ def wait_for_port(port: int, *, timeout: float = 15.0, host: str = "127.0.0.1") 
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
 
 
-def start_redis(workdir: Path, *, port: int | None = None) -> tuple[subprocess.Popen, str]:
+def start_redis(workdir: Path, *, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """Start a private Redis on loopback; returns the process and its URL.
 
     No persistence: it is a broker and channel layer for one run. The caller stops it.
@@ -71,7 +72,7 @@ def start_redis(workdir: Path, *, port: int | None = None) -> tuple[subprocess.P
     return process, f"redis://127.0.0.1:{port}/0"
 
 
-def stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
+def stop(process: subprocess.Popen[bytes], *, timeout: float = 10.0) -> None:
     if process.poll() is not None:
         return
     process.terminate()

@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from webhooks.models import GraphCall, Page, WebhookDelivery, WebhookEvent
 
@@ -26,7 +27,7 @@ class PageForm(forms.ModelForm):
     def clean_access_token(self) -> str:
         token = self.cleaned_data.get("access_token") or ""
         if not token and self.instance.pk:
-            return self.instance.access_token
+            return str(self.instance.access_token)
         if not token:
             raise forms.ValidationError("A new page needs its Page access token.")
         return token
@@ -58,7 +59,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def body_text(self, obj: WebhookDelivery) -> str:
         return bytes(obj.body).decode("utf-8", errors="replace")
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
@@ -69,7 +70,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
     search_fields = ("key", "psid", "page_id")
     readonly_fields = [f.name for f in WebhookEvent._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
@@ -80,5 +81,5 @@ class GraphCallAdmin(admin.ModelAdmin):
     search_fields = ("key", "psid")
     readonly_fields = [f.name for f in GraphCall._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

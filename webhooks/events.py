@@ -75,7 +75,7 @@ def _attachments(message: dict[str, Any]) -> tuple[Attachment, ...]:
     for item in _list(message.get("attachments")):
         if not isinstance(item, dict):
             continue
-        payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
+        payload = _dict(item.get("payload"))
         result.append(
             Attachment(
                 type=str(item.get("type", "")),
@@ -234,9 +234,7 @@ def _parse_event(raw: dict[str, Any], *, page_id: str, channel: str, entry_time:
                 attachments=_attachments(message),
                 **common,
             )
-        quick_reply = (
-            message.get("quick_reply") if isinstance(message.get("quick_reply"), dict) else {}
-        )
+        quick_reply = _dict(message.get("quick_reply"))
         return MessageEvent(
             psid=sender,
             mid=str(message["mid"]),

@@ -67,7 +67,8 @@ def delivery_receive(*, body: bytes) -> WebhookDelivery:
 
 @cache
 def _handler() -> EventHandler:
-    return import_string(settings.MESSENGER_EVENT_HANDLER)
+    handler: EventHandler = import_string(settings.MESSENGER_EVENT_HANDLER)
+    return handler
 
 
 def delivery_process(*, delivery_id: int) -> bool:

@@ -1,5 +1,7 @@
+from typing import Any
+
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from agents.auth import token_create
@@ -9,7 +11,7 @@ from agents.models import Team
 class Command(BaseCommand):
     help = "Create a support agent (or update one) and print a new personal API token."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--password", help="Password for the web inbox and admin.")
         parser.add_argument(
@@ -23,7 +25,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--email", default="")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         username = options["username"].strip()
         if not username:
             raise CommandError("The username is empty.")

@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from webhooks.services import page_connect
 
@@ -6,7 +8,7 @@ from webhooks.services import page_connect
 class Command(BaseCommand):
     help = "Register (or update) a Facebook Page: id, Page access token, the bot's app id, name."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--page-id", required=True)
         parser.add_argument("--access-token", required=True)
         parser.add_argument("--bot-app-id", required=True)
@@ -23,7 +25,7 @@ class Command(BaseCommand):
             "Conversation Routing, where it lapses 24 h after the user's last message).",
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             page, created = page_connect(
                 page_id=options["page_id"],
