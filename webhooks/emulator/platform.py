@@ -35,7 +35,7 @@ from webhooks.emulator.config import (
 from webhooks.emulator.errors import (
     OUTSIDE_WINDOW_MESSAGE,
     EmulatorError,
-    GraphError,
+    PlatformRefusal,
     invalid,
     not_owner,
     permissions_error,
@@ -514,21 +514,21 @@ class Platform:
     ) -> Result:
         """One Graph API call (path without the version prefix, e.g. `/me/messages`).
 
-        Never raises GraphError: errors come back as a Result with Graph's envelope.
+        Never raises PlatformRefusal: errors come back as a Result with Graph's envelope.
         """
         with self.lock:
             try:
                 app, page = self._authenticate(access_token, appsecret_proof)
                 return self._dispatch(method.upper(), path, params, app, page)
-            except GraphError as error:
+            except PlatformRefusal as error:
                 return Result(error.envelope(self.fbtrace_id()), status=error.status)
 
     def _authenticate(self, token: str | None, proof: str | None) -> tuple[AppConfig, PageConfig]:
         if not token:
-            raise GraphError(104, "An access token is required to request this resource.")
+            raise PlatformRefusal(104, "An access token is required to request this resource.")
         found = self.tokens.get(token)
         if found is None:
-            raise GraphError(190, "Invalid OAuth access token - Cannot parse access token")
+            raise PlatformRefusal(190, "Invalid OAuth access token - Cannot parse access token")
         app = self.apps[found[0]]
         if proof:
             expected = hmac.new(app.secret.encode(), token.encode(), hashlib.sha256).hexdigest()
@@ -543,7 +543,7 @@ class Platform:
     ) -> Result:
         parts = [p for p in path.split("/") if p]
         if not parts or len(parts) > 2:
-            raise GraphError(2500, f"Unknown path components: {path}")
+            raise PlatformRefusal(2500, f"Unknown path components: {path}")
         node, edge = parts[0], (parts[1] if len(parts) == 2 else None)
         if node == "me" or node == page.page_id:
             return self._page_call(method, edge, params, app, page)
@@ -605,7 +605,7 @@ class Platform:
             return Result({"success": True})
         if edge in posts or edge in gets or edge in ("personas", "subscribed_apps"):
             raise invalid(f"Unsupported {method.lower()} request.")
-        raise GraphError(2500, f"Unknown path components: /{edge}")
+        raise PlatformRefusal(2500, f"Unknown path components: /{edge}")
 
     # --- parameters ----------------------------------------------------------------
 
@@ -673,7 +673,7 @@ class Platform:
         while times and now - times[0] > 1.0:
             times.popleft()
         if len(times) >= limit:
-            raise GraphError(613, "(#613) Calls to this API have exceeded the rate limit.")
+            raise PlatformRefusal(613, "(#613) Calls to this API have exceeded the rate limit.")
         times.append(now)
 
     def _may_send(self, app: AppConfig, page: PageConfig, thread: Thread) -> bool:
@@ -821,7 +821,7 @@ class Platform:
         else:
             limit = WINDOW_MS
         if last is None or now - last > limit:
-            raise GraphError(10, OUTSIDE_WINDOW_MESSAGE, 2018278)
+            raise PlatformRefusal(10, OUTSIDE_WINDOW_MESSAGE, 2018278)
 
     def _sender_action(
         self,
@@ -945,7 +945,7 @@ class Platform:
             self._refresh(thread, now)
             try:
                 hooks = self._take(app_id, page, thread, metadata, now)
-            except GraphError as error:
+            except PlatformRefusal as error:
                 raise EmulatorError(error.message, status=409) from None
             return Result({"success": True}, hooks)
 
