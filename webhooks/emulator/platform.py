@@ -491,7 +491,7 @@ class Platform:
         mid, index = ref
         for entry in thread.transcript:
             if entry.get("mid") == mid and entry["author"] != "user":
-                choices = entry.get(kind) or []
+                choices: list[dict[str, Any]] = entry.get(kind) or []
                 if 0 <= index < len(choices):
                     return choices[index]
                 break
