@@ -19,9 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 from webhooks.emulator.bot import DemoBot
+from webhooks.emulator.callbacks import verify_callback
 from webhooks.emulator.clock import Clock, ClockLike
 from webhooks.emulator.config import EmulatorConfig
-from webhooks.emulator.delivery import Delivery, Dispatcher, verify_callback
+from webhooks.emulator.delivery import Delivery, Dispatcher
 from webhooks.emulator.errors import EmulatorError
 from webhooks.emulator.faults import FaultKind, GraphFault, GraphFaults
 from webhooks.emulator.platform import Platform, Result, User
