@@ -110,8 +110,10 @@ def take(
     metadata: str | None,
     now: int,
 ) -> list[Webhook]:
-    """[doc] §8.10 take_thread_control; the previous owner is told. Caller holds the lock
-    and has refreshed the thread."""
+    """§8.10 take_thread_control: `app_id` owns the thread, the previous owner is told.
+
+    Caller holds the lock and has refreshed the thread.
+    """
     may_take(app_id, page, thread)
     previous = thread.owner
     if previous == app_id:
