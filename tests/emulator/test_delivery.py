@@ -22,7 +22,7 @@ from tests.emulator.support import (
     user_texts,
     valid_signature,
 )
-from webhooks.emulator.delivery import encode_body
+from webhooks.emulator.envelopes import encode_body
 
 
 def test_webhooks_are_signed_with_the_apps_secret_over_the_raw_escaped_bytes(emulator, receiver):

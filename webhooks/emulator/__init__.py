@@ -8,7 +8,7 @@ for the endpoints, `platform` for the rules, `delivery` for webhook delivery.
 from webhooks.emulator.clock import Clock, ManualClock
 from webhooks.emulator.config import AppConfig, EmulatorConfig, PageConfig, UserConfig
 from webhooks.emulator.emulator import Emulator
-from webhooks.emulator.errors import EmulatorError, GraphError
+from webhooks.emulator.errors import EmulatorError, PlatformRefusal
 from webhooks.emulator.platform import Platform, Result, Webhook
 
 __all__ = [
@@ -17,10 +17,10 @@ __all__ = [
     "Emulator",
     "EmulatorConfig",
     "EmulatorError",
-    "GraphError",
     "ManualClock",
     "PageConfig",
     "Platform",
+    "PlatformRefusal",
     "Result",
     "UserConfig",
     "Webhook",

@@ -1,10 +1,7 @@
 """Webhook delivery: one worker thread per app, signed POSTs, retries, injected faults.
 
-What Meta does (messenger-platform.md §1.4-1.5, §8.1, §8.17) and what this copies:
-- the body is JSON with non-ASCII escaped (`\\u00e4`, lowercase hex) and, like Meta's
-  PHP-style encoder, `/` escaped as `\\/`; it is signed over those exact bytes with the
-  receiving app's secret: `X-Hub-Signature-256: sha256=<hex>` (and the legacy
-  `X-Hub-Signature: sha1=<hex>`);
+What Meta does (messenger-platform.md §1.5, §8.1, §8.17) and what this copies (the
+envelope, its bytes and signature are in `envelopes`, the HTTP in `callbacks`):
 - a non-2xx answer, or none within 5 s, is a failure; the delivery is retried a bounded
   number of times with backoff (`EmulatorConfig.retry_delays_seconds`, [conv]);
 - after 15 min of failures an alert is recorded, after 1 h the app is unsubscribed
@@ -19,113 +16,27 @@ Every attempt is recorded, for tests and the control page.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import itertools
 import json
 import logging
 import queue
-import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
+from webhooks.emulator.callbacks import http_request
 from webhooks.emulator.clock import ClockLike
 from webhooks.emulator.config import AppConfig, EmulatorConfig
+from webhooks.emulator.envelopes import encode_body, envelope, event_kind, sign
 from webhooks.emulator.platform import Webhook
 
 logger = logging.getLogger(__name__)
 
 _STOP = object()
-
-
-def encode_body(payload: dict[str, Any], *, escape_slashes: bool = True) -> bytes:
-    """Serialize like Meta: compact, ASCII only (`\\u00e4`), `/` as `\\/`."""
-    text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
-    if escape_slashes:
-        # Safe on serialized JSON: "/" can only occur inside strings.
-        text = text.replace("/", "\\/")
-    return text.encode("ascii")
-
-
-def sign(secret: str, body: bytes) -> dict[str, str]:
-    sha256 = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    sha1 = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-    return {"X-Hub-Signature-256": f"sha256={sha256}", "X-Hub-Signature": f"sha1={sha1}"}
-
-
-def envelope(hooks: list[Webhook]) -> dict[str, Any]:
-    """Meta's envelope: one entry per event (§1.3: "it will only contain one")."""
-    return {
-        "object": "page",
-        "entry": [{"id": h.page_id, "time": h.time, h.channel: [h.event]} for h in hooks],
-    }
-
-
-def event_kind(event: dict[str, Any]) -> str:
-    message = event.get("message")
-    if isinstance(message, dict):
-        return "echo" if message.get("is_echo") else "message"
-    for kind in (
-        "postback",
-        "read",
-        "delivery",
-        "pass_thread_control",
-        "take_thread_control",
-        "request_thread_control",
-        "app_roles",
-    ):
-        if kind in event:
-            return kind
-    return "unknown"
-
-
-def _http_request(
-    method: str, url: str, *, body: bytes | None, headers: dict[str, str], timeout: float
-) -> tuple[int, bytes]:
-    """One request with http.client: unlike urllib/requests it ignores http_proxy, which
-    must never catch loopback callbacks."""
-    parts = urlsplit(url)
-    connection_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_class(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
-def verify_callback(app: AppConfig, *, timeout: float = 5.0) -> tuple[bool, str]:
-    """§8.2 handshake: GET with hub.* parameters; 200 and the challenge echoed back."""
-    if not app.callback_url:
-        return True, "in-process app"
-    challenge = str(secrets.randbelow(10**10))
-    query = urlencode(
-        {"hub.mode": "subscribe", "hub.verify_token": app.verify_token, "hub.challenge": challenge}
-    )
-    separator = "&" if "?" in app.callback_url else "?"
-    try:
-        status, body = _http_request(
-            "GET", f"{app.callback_url}{separator}{query}", body=None, headers={}, timeout=timeout
-        )
-    except (OSError, http.client.HTTPException) as exc:
-        return False, f"no answer: {type(exc).__name__}"
-    if status != 200:
-        return False, f"HTTP {status}"
-    if body.decode("utf-8", "replace") != challenge:
-        return False, "the answer was not the challenge"
-    return True, "verified"
 
 
 @dataclass
@@ -150,7 +61,8 @@ class Delivery:
 
     @property
     def payload(self) -> dict[str, Any]:
-        return json.loads(self.body)
+        payload: dict[str, Any] = json.loads(self.body)
+        return payload
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -420,7 +332,7 @@ class Dispatcher:
         if not app.callback_url:
             return None, "no callback URL"
         try:
-            status, _ = _http_request(
+            status, _ = http_request(
                 "POST",
                 app.callback_url,
                 body=body,

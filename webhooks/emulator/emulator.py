@@ -19,12 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 from webhooks.emulator.bot import DemoBot
+from webhooks.emulator.callbacks import verify_callback
 from webhooks.emulator.clock import Clock, ClockLike
 from webhooks.emulator.config import EmulatorConfig
-from webhooks.emulator.delivery import Delivery, Dispatcher, verify_callback
+from webhooks.emulator.delivery import Delivery, Dispatcher
 from webhooks.emulator.errors import EmulatorError
 from webhooks.emulator.faults import FaultKind, GraphFault, GraphFaults
 from webhooks.emulator.platform import Platform, Result, User
+from webhooks.emulator.server import make_server
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +74,6 @@ class Emulator:
 
     def start(self) -> str:
         """Bind the server, start delivery workers; returns the base URL."""
-        from webhooks.emulator.server import make_server
-
         self._server = make_server(self, self.config.host, self.config.port)
         host, port = self._server.server_address[:2]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 -- a comparison
@@ -336,7 +336,8 @@ class Emulator:
 
     def transcript(self, psid: str, *, page_id: str | None = None) -> list[dict[str, Any]]:
         """Messages and platform events of a thread, oldest first."""
-        return self.thread(psid, page_id=page_id)["messages"]
+        messages: list[dict[str, Any]] = self.thread(psid, page_id=page_id)["messages"]
+        return messages
 
     def owner(self, psid: str, *, page_id: str | None = None) -> str | None:
         return self.platform.owner(page_id=self._page(page_id), psid=psid)

@@ -8,8 +8,12 @@ NOT_OWNER_MESSAGE = "(#10) The action is invalid since it's not the thread owner
 OUTSIDE_WINDOW_MESSAGE = "(#10) This message is sent outside of allowed window."
 
 
-class GraphError(Exception):
-    """An error answer in Graph's envelope (§8.19): HTTP 400 unless said otherwise."""
+class PlatformRefusal(Exception):
+    """The platform refuses the call; answered in Graph's error envelope (§8.19).
+
+    HTTP 400 unless said otherwise. Not `webhooks.graph.GraphError`, which is what the
+    helpdesk's client raises when it reads such an answer.
+    """
 
     def __init__(
         self,
@@ -38,17 +42,17 @@ class GraphError(Exception):
         return {"error": error}
 
 
-def not_owner() -> GraphError:
+def not_owner() -> PlatformRefusal:
     # [conv] Meta documents no code for this; 10/2018300 is what clients see in the wild.
-    return GraphError(10, NOT_OWNER_MESSAGE, 2018300)
+    return PlatformRefusal(10, NOT_OWNER_MESSAGE, 2018300)
 
 
-def invalid(message: str, subcode: int | None = None) -> GraphError:
-    return GraphError(100, f"(#100) {message}", subcode)
+def invalid(message: str, subcode: int | None = None) -> PlatformRefusal:
+    return PlatformRefusal(100, f"(#100) {message}", subcode)
 
 
-def permissions_error(detail: str) -> GraphError:
-    return GraphError(200, f"(#200) Permissions error: {detail}")
+def permissions_error(detail: str) -> PlatformRefusal:
+    return PlatformRefusal(200, f"(#200) Permissions error: {detail}")
 
 
 class EmulatorError(Exception):

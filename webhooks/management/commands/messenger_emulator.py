@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from webhooks.emulator import Emulator, EmulatorConfig
+from webhooks.emulator.callbacks import verify_callback
 from webhooks.emulator.config import (
     DEMO_BOT_APP_ID,
     DEMO_BOT_TOKEN,
@@ -33,7 +34,6 @@ from webhooks.emulator.config import (
     DEMO_PAGE_NAME,
     MODES,
 )
-from webhooks.emulator.delivery import verify_callback
 
 
 def config_from_options(options: dict[str, Any]) -> EmulatorConfig:

@@ -1,0 +1,142 @@
+"""The Graph API's front door: the access token, `appsecret_proof`, and which node or
+edge answers a call.
+
+`graph_call` never raises `PlatformRefusal`: a refusal becomes Graph's error envelope
+in the `Result`. Callers hold `Platform.lock`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+from webhooks.emulator.config import AppConfig, PageConfig
+from webhooks.emulator.errors import PlatformRefusal, invalid
+from webhooks.emulator.platform import graph_nodes, send_api, thread_control
+from webhooks.emulator.platform.state import PlatformState, Result
+
+Edge = Callable[[PlatformState, AppConfig, PageConfig, dict[str, Any]], Result]
+
+# The page's edges (`/me/<edge>` or `/<page id>/<edge>`); None is the page node itself.
+POST_EDGES: dict[str | None, Edge] = {
+    "messages": send_api.send,
+    "pass_thread_control": thread_control.pass_call,
+    "take_thread_control": thread_control.take_call,
+    "request_thread_control": thread_control.request_call,
+    "release_thread_control": thread_control.release_call,
+    "extend_thread_control": thread_control.extend_call,
+    "personas": graph_nodes.persona_create,
+    "subscribed_apps": graph_nodes.subscribe_call,
+}
+GET_EDGES: dict[str | None, Edge] = {
+    None: graph_nodes.page_info,
+    "thread_owner": thread_control.thread_owner,
+    "secondary_receivers": thread_control.secondary_receivers,
+    "personas": graph_nodes.personas_list,
+    "subscribed_apps": graph_nodes.subscribed_apps,
+}
+DELETE_EDGES: dict[str | None, Edge] = {
+    "subscribed_apps": graph_nodes.unsubscribe_call,
+}
+EDGES = {"POST": POST_EDGES, "GET": GET_EDGES, "DELETE": DELETE_EDGES}
+
+
+def appsecret_proof(secret: str, token: str) -> str:
+    """HMAC-SHA256(app secret, access token), hex: what Graph checks (§4.8)."""
+    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def app_for_token(state: PlatformState, token: str | None) -> str | None:
+    """The app a page access token belongs to; None for no or an unknown token."""
+    found = state.tokens.get(token or "")
+    return found[0] if found else None
+
+
+def graph_call(
+    state: PlatformState,
+    method: str,
+    path: str,
+    params: dict[str, Any],
+    *,
+    access_token: str | None,
+    proof: str | None,
+) -> Result:
+    """One Graph API call (path without the version prefix, e.g. `/me/messages`).
+
+    Never raises PlatformRefusal: errors come back as a Result with Graph's envelope.
+    """
+    try:
+        app, page = authenticate(state, access_token, proof)
+        return dispatch(state, method.upper(), path, params, app, page)
+    except PlatformRefusal as error:
+        return Result(error.envelope(state.fbtrace_id()), status=error.status)
+
+
+def authenticate(
+    state: PlatformState, token: str | None, proof: str | None
+) -> tuple[AppConfig, PageConfig]:
+    """The app and page of a page access token, with its appsecret_proof checked."""
+    if not token:
+        raise PlatformRefusal(104, "An access token is required to request this resource.")
+    found = state.tokens.get(token)
+    if found is None:
+        raise PlatformRefusal(190, "Invalid OAuth access token - Cannot parse access token")
+    app = state.apps[found[0]]
+    if proof:
+        expected = appsecret_proof(app.secret, token)
+        if not hmac.compare_digest(proof.lower(), expected):
+            raise invalid("Invalid appsecret_proof provided in the API argument")
+    elif app.require_appsecret_proof:
+        raise invalid("API calls from the server require an appsecret_proof argument")
+    return app, state.pages[found[1]]
+
+
+def dispatch(
+    state: PlatformState,
+    method: str,
+    path: str,
+    params: dict[str, Any],
+    app: AppConfig,
+    page: PageConfig,
+) -> Result:
+    """The node: the token's page (and its edges), one of its users, or a persona."""
+    parts = [p for p in path.split("/") if p]
+    if not parts or len(parts) > 2:
+        raise PlatformRefusal(2500, f"Unknown path components: {path}")
+    node, edge = parts[0], (parts[1] if len(parts) == 2 else None)
+    if node == "me" or node == page.page_id:
+        return page_call(state, method, edge, params, app, page)
+    if node in state.pages:
+        # A page node with another page's token.
+        raise invalid("The access token does not belong to this page", 33)
+    if edge is None and (page.page_id, node) in state.users:
+        if method != "GET":
+            raise invalid(f"Unsupported {method.lower()} request.")
+        return graph_nodes.profile(state, app, state.users[(page.page_id, node)], params)
+    persona = state.personas.get(node)
+    if edge is None and persona is not None and persona["page_id"] == page.page_id:
+        return graph_nodes.persona_node(state, method, node)
+    raise invalid(
+        f"Unsupported {method.lower()} request. Object with ID '{node}' does not exist, "
+        "cannot be loaded due to missing permissions, or does not support this operation",
+        33,
+    )
+
+
+def page_call(
+    state: PlatformState,
+    method: str,
+    edge: str | None,
+    params: dict[str, Any],
+    app: AppConfig,
+    page: PageConfig,
+) -> Result:
+    """An edge of the page: a known edge with another method is an unsupported request."""
+    handler = EDGES.get(method, {}).get(edge)
+    if handler is not None:
+        return handler(state, app, page, params)
+    if any(edge in edges for edges in EDGES.values()):
+        raise invalid(f"Unsupported {method.lower()} request.")
+    raise PlatformRefusal(2500, f"Unknown path components: /{edge}")
