@@ -10,19 +10,18 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from agents.auth import token_create
-from tests import payloads
-from tests.fakegraph import FakeGraph, start_fake_graph
+from tests.support import payloads
+from tests.support.fakegraph import FakeGraph
 from webhooks.models import Page
 from webhooks.services import page_connect
 
 
 @pytest.fixture
 def fake_graph(settings) -> Iterator[FakeGraph]:
-    fake, server = start_fake_graph()
+    fake = FakeGraph().start()
     settings.GRAPH_API_URL = fake.url
     yield fake
-    server.shutdown()
-    server.server_close()
+    fake.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 
 from agents.models import Ticket
-from tests import payloads
+from tests.support import payloads
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 from agents.errors import Conflict
 from agents.models import ControlState, Conversation, Message, Team, Ticket
 from agents.services import tickets
-from tests import payloads
-from tests.fakegraph import Scripted, graph_error
+from tests.support import payloads
+from tests.support.fakegraph import Scripted, graph_error
 
 pytestmark = pytest.mark.django_db
 

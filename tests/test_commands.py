@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from agents.models import ApiToken, Team, Trigger
-from tests import payloads
+from tests.support import payloads
 from webhooks.models import Page
 
 pytestmark = pytest.mark.django_db

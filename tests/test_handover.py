@@ -17,8 +17,8 @@ from agents.models import (
     Ticket,
     TicketEvent,
 )
-from tests import payloads
-from tests.fakegraph import Scripted, graph_error
+from tests.support import payloads
+from tests.support.fakegraph import Scripted, graph_error
 from webhooks.models import GraphCall
 
 pytestmark = pytest.mark.django_db

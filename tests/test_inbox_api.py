@@ -12,7 +12,7 @@ from django.utils import timezone
 from agents.models import Conversation, Team, Ticket
 from agents.services import outbound
 from agents.services.state import Outcome, now_ms
-from tests import payloads
+from tests.support import payloads
 
 pytestmark = pytest.mark.django_db
 
@@ -240,7 +240,7 @@ def test_the_typing_task_sends_nothing_once_control_is_gone(
 
 
 def test_a_failed_typing_indicator_is_not_retried(open_ticket, api, post, fake_graph):
-    from tests.fakegraph import Scripted
+    from tests.support.fakegraph import Scripted
 
     ticket = open_ticket()
     fake_graph.fail_next("/me/messages", Scripted(503, {}))

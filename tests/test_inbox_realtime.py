@@ -120,7 +120,7 @@ def test_a_webhook_reaches_the_sockets_of_the_pages_team(teams, agent, agent2):
 
 
 async def _webhook_reaches_team(agent, agent2):
-    from tests import payloads
+    from tests.support import payloads
     from webhooks.services import delivery_process, delivery_receive
 
     ana, bo = await _connect(agent), await _connect(agent2)

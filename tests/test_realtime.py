@@ -10,7 +10,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from agents.consumers import InboxConsumer
 from agents.realtime import broadcast
-from tests import payloads
+from tests.support import payloads
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 
 from agents.models import Conversation, Message, Ticket
-from tests import payloads
+from tests.support import payloads
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookEvent
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from agents.locks import conversation_lock
 from agents.models import Contact, Conversation, Message
 from agents.services.contacts import conversation_get_or_create
-from tests import payloads
+from tests.support import payloads
 from webhooks.models import Page, WebhookDelivery
 from webhooks.services import delivery_process
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.support import CHROMIUM, launch, new_context, running_stack
-from tests.stack import Stack
+from tests.browser.support import CHROMIUM, launch, new_context
+from tests.support.stack import Stack, fake_graph_stack
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     """One real stack per module (starting one takes seconds); tests use their own PSIDs."""
     if not CHROMIUM.exists():
         pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with running_stack(tmp_path_factory.mktemp("browser-stack")) as stack:
+    with fake_graph_stack(tmp_path_factory.mktemp("browser-stack")) as stack:
         stack.tokens = {name: stack.agent_token(name) for name in ("ana", "bo")}  # type: ignore[attr-defined]
         yield stack
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests import payloads
 from tests.browser.support import CHROMIUM, NOT_LOOPBACK, launch, login, new_context
-from tests.stack import Stack, emulator_stack
+from tests.support import payloads
+from tests.support.stack import Stack, emulator_stack
 from webhooks.emulator import Emulator
 from webhooks.emulator.bot import ANSWERS, ASKING_FOR_HUMAN, GREETING, HUMAN_TITLE, WELCOME_BACK
 
@@ -46,8 +46,8 @@ Snap = Callable[[str, Any], None]
 
 @contextmanager
 def emulator_world(tmp: Path) -> Iterator[tuple[Emulator, Stack]]:
-    """The emulator and the helpdesk's processes (tests.stack.emulator_stack); the agent
-    `ana` (Ana Silva) exists."""
+    """The emulator and the helpdesk's processes (tests.support.stack.emulator_stack);
+    the agent `ana` (Ana Silva) exists."""
     with emulator_stack(tmp, page_name=PAGE_NAME) as (emulator, stack):
         stack.agent_token("ana")
         stack.manage(

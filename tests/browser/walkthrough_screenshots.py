@@ -22,7 +22,7 @@ from typing import Any
 
 from tests.browser.support import launch
 from tests.browser.test_walkthrough import emulator_world, play_story
-from tests.stack import ROOT
+from tests.support.stack import ROOT
 
 
 def main(out: Path) -> None:
