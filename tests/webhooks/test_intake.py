@@ -276,9 +276,7 @@ def test_a_failing_handler_keeps_nothing_and_records_the_error(page, clock):
 
     services._handler.cache_clear()
     try:
-        with mock.patch(
-            "django.conf.settings.MESSENGER_EVENT_HANDLER", "tests.test_webhook_intake._flaky"
-        ):
+        with mock.patch("django.conf.settings.MESSENGER_EVENT_HANDLER", f"{__name__}._flaky"):
             globals()["_flaky"] = flaky
             with pytest.raises(RuntimeError):
                 services.delivery_process(delivery_id=delivery.pk)
