@@ -79,6 +79,14 @@ class FakeGraph:
     def calls_to(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
 
+    def sends(self) -> list[Call]:
+        """Calls to the Send API: messages and sender actions."""
+        return self.calls_to("/me/messages")
+
+    def sender_actions(self) -> list[Call]:
+        """Send API calls that are sender actions (the typing indicator)."""
+        return [c for c in self.calls if "sender_action" in c.body]
+
     def wait_for(self, path: str, count: int = 1, timeout: float = 20.0) -> list[Call]:
         """The calls to `path` once there are at least `count` of them."""
 
