@@ -448,8 +448,20 @@ def test_messages_processed_before_the_handover_they_follow_join_the_ticket(
     ]
 
 
-def test_a_late_message_older_than_the_handover_stays_context(page, deliver, clock, fake_graph):
-    t_before, t_pass = clock(), clock()
-    deliver(payloads.pass_control(ts=t_pass))
-    deliver(payloads.user_message("sent before", ts=t_before, mid="m_late"), channel="standby")
-    assert Message.objects.get(mid="m_late").ticket is None
+def test_bot_side_messages_processed_after_the_handover_are_still_context(
+    page, deliver, clock, fake_graph, api
+):
+    # Deliveries can be applied out of order: the customer's "talk to a human" on standby
+    # may be processed after the handover it caused. It stays above the handover point,
+    # and belongs to no ticket.
+    before, handover = clock(), clock()
+    deliver(payloads.pass_control(ts=handover))
+    deliver(payloads.user_message("talk to a human", ts=before, mid="m_late"), channel="standby")
+    deliver(payloads.user_message("hello?", ts=clock(), mid="m_after"))
+    ticket = Ticket.objects.get()
+    shown = api.get(f"/api/v1/tickets/{ticket.pk}/messages").json()
+    assert [(m["mid"], m["author_kind"], m["ticket_id"], m["context"]) for m in shown] == [
+        ("m_late", "customer", None, True),
+        (None, "system", ticket.pk, False),
+        ("m_after", "customer", ticket.pk, False),
+    ]
