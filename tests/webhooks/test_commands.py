@@ -1,11 +1,10 @@
-"""`manage.py connect_page`, and the Page admin that keeps its token out of sight."""
+"""`manage.py connect_page`: a page, its default triggers, and a token never shown."""
 
 from __future__ import annotations
 
 from io import StringIO
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from agents.models import Trigger
@@ -147,40 +146,3 @@ def test_connect_page_refuses_its_own_app_id_with_a_clear_message():
 
     assert Page.objects.count() == 0
     assert Trigger.objects.count() == 0
-
-
-def test_page_admin_never_shows_the_token(client):
-    _connect()
-    page = Page.objects.get()
-    get_user_model().objects.create_superuser("root", "root@example.org", "pw-12345678")
-    assert client.login(username="root", password="pw-12345678")
-
-    changelist = client.get("/admin/webhooks/page/")
-    change = client.get(f"/admin/webhooks/page/{page.pk}/change/")
-    search = client.get("/admin/webhooks/page/", {"q": "Acme"})
-
-    for response in (changelist, change, search):
-        assert response.status_code == 200
-        assert b"Acme" in response.content
-        assert TOKEN.encode() not in response.content
-
-
-def test_page_admin_saving_without_a_token_keeps_the_current_one(client):
-    _connect()
-    page = Page.objects.get()
-    get_user_model().objects.create_superuser("root", "root@example.org", "pw-12345678")
-    client.login(username="root", password="pw-12345678")
-
-    response = client.post(
-        f"/admin/webhooks/page/{page.pk}/change/",
-        {
-            "page_id": page.page_id,
-            "name": "Acme renamed",
-            "access_token": "",
-            "bot_app_id": page.bot_app_id,
-        },
-    )
-
-    assert response.status_code == 302
-    page.refresh_from_db()
-    assert (page.name, page.access_token) == ("Acme renamed", TOKEN)
