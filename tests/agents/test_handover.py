@@ -17,6 +17,7 @@ from agents.models import (
     Ticket,
     TicketEvent,
 )
+from agents.services import reconcile, tickets
 from tests.support import payloads
 from tests.support.fakegraph import Scripted, graph_error
 from webhooks.models import GraphCall
@@ -247,8 +248,6 @@ def test_pass_to_another_app_opens_no_ticket(page, deliver, clock, fake_graph):
 def test_control_coming_back_soon_after_close_reopens_the_ticket(
     page, deliver, clock, fake_graph, agent, run_on_commit, settings
 ):
-    from agents.services import tickets
-
     deliver(payloads.pass_control(ts=clock()))
     first = Ticket.objects.get()
     run_on_commit(tickets.ticket_close, ticket_id=first.pk, user=agent)
@@ -387,8 +386,6 @@ def test_read_and_delivery_receipts_update_outbound_status(page, deliver, clock,
 def test_control_lapses_24_hours_after_the_users_last_message(
     page, deliver, clock, fake_graph, api
 ):
-    from agents.services import reconcile
-
     deliver(payloads.pass_control(ts=clock()))
     ticket = Ticket.objects.get()
     Conversation.objects.update(last_user_message_at=timezone.now() - timedelta(hours=23))
@@ -413,8 +410,6 @@ def test_control_lapses_24_hours_after_the_users_last_message(
 
 
 def test_control_never_lapses_on_a_legacy_handover_page(page, deliver, clock, fake_graph):
-    from agents.services import reconcile
-
     page.conversation_routing = False
     page.save()
     deliver(payloads.pass_control(ts=clock()))

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.browser.support import CHROMIUM, launch, new_context
 from tests.support.stack import Stack, fake_graph_stack
@@ -21,9 +22,6 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def chromium(stack) -> Iterator[Any]:
-    # Imported here: without Chromium the module is skipped before Playwright is needed.
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = launch(playwright)
         yield browser

@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import requests
+from playwright.sync_api import expect, sync_playwright
 
 from tests.browser.support import fake_of, launch, login, new_context
 from tests.support import payloads
@@ -220,8 +221,6 @@ def seed(stack: Stack) -> dict[str, str]:
 
 
 def main(out: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, fake_graph_stack(Path(tmp)) as stack:
         tokens = seed(stack)

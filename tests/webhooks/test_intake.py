@@ -7,6 +7,7 @@ import json
 from unittest import mock
 
 import pytest
+from django.test import Client
 
 from agents.models import Conversation, Message, Ticket, TicketEvent
 from tests.support import factories, payloads
@@ -242,8 +243,6 @@ def test_unknown_event_kinds_and_unknown_pages_are_stored_and_ignored(client, pa
         },
     ):
         body = payloads.body_bytes(payload)
-        from django.test import Client
-
         response = Client().post(
             URL,
             body,
