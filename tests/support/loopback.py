@@ -50,8 +50,10 @@ class LoopbackServer:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def start(self) -> Self:
+        # `stop` waits until the loop next looks at its flag: a short poll keeps every
+        # test that starts a server from paying most of a poll interval at teardown.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
         return self
