@@ -1,39 +1,33 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
-from agents.auth import token_create
-from tests import payloads
-from tests.fakegraph import FakeGraph, start_fake_graph
+from agents.models import Agent
+from tests.support import factories, payloads
+from tests.support.fakegraph import FakeGraph
 from webhooks.models import Page
-from webhooks.services import page_connect
 
 
 @pytest.fixture
 def fake_graph(settings) -> Iterator[FakeGraph]:
-    fake, server = start_fake_graph()
+    fake = FakeGraph().start()
     settings.GRAPH_API_URL = fake.url
     yield fake
-    server.shutdown()
-    server.server_close()
+    fake.stop()
 
 
 @pytest.fixture
 def page(db) -> Page:
-    page, _ = page_connect(
-        page_id=payloads.PAGE_ID,
-        access_token="page-token-secret",
-        bot_app_id=payloads.BOT_APP_ID,
-        name="Acme",
-    )
-    return page
+    """The page Acme (payloads.PAGE_ID), its token "page-token-secret", its bot
+    payloads.BOT_APP_ID, and the default triggers."""
+    return factories.page()
 
 
 @pytest.fixture
@@ -43,22 +37,14 @@ def clock() -> Callable[[], int]:
     return lambda: next(counter)
 
 
-def _agent(username: str, **extra: Any):
-    user = get_user_model().objects.create_user(
-        username=username, password="pw-12345678", is_staff=True, **extra
-    )
-    user.api_token = token_create(user=user)
-    return user
+@pytest.fixture
+def agent(db) -> Agent:
+    return factories.agent("ana")
 
 
 @pytest.fixture
-def agent(db):
-    return _agent("ana")
-
-
-@pytest.fixture
-def agent2(db):
-    return _agent("bo")
+def agent2(db) -> Agent:
+    return factories.agent("bo")
 
 
 @pytest.fixture
@@ -86,6 +72,17 @@ def deliver(client, django_capture_on_commit_callbacks) -> Callable[..., Any]:
             )
         assert response.status_code == expect, response.content
         return response
+
+    return post
+
+
+@pytest.fixture
+def post(django_capture_on_commit_callbacks) -> Callable[..., Any]:
+    """POST JSON with a client and run what the request enqueued (tasks run eagerly)."""
+
+    def post(client: Client, url: str, data: dict[str, Any] | None = None) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(url, json.dumps(data or {}), content_type="application/json")
 
     return post
 

@@ -12,7 +12,7 @@ import sys
 
 import psycopg
 
-from tests.pgcluster import pg_bindir, pg_version, postgres_cluster
+from tests.support.pgcluster import pg_bindir, pg_version, postgres_cluster
 
 NO_TESTS_COLLECTED = 5
 

@@ -10,12 +10,10 @@ from contextlib import contextmanager
 
 import pytest
 from django.db import OperationalError, connection, transaction
-from django.utils import timezone
 
 from agents.locks import conversation_lock
 from agents.models import Contact, Conversation, Message
-from agents.services.contacts import conversation_get_or_create
-from tests import payloads
+from tests.support import factories, payloads
 from webhooks.models import Page, WebhookDelivery
 from webhooks.services import delivery_process
 
@@ -26,12 +24,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def postgresql_only() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's; SQLite serialises writers instead")
-
-
-def _conversation(page: Page, psid: str) -> Conversation:
-    conversation = conversation_get_or_create(page=page, psid=psid)
-    Contact.objects.filter(pk=conversation.contact_id).update(profile_fetched_at=timezone.now())
-    return conversation
 
 
 @contextmanager
@@ -64,7 +56,10 @@ def _lock_timeout(seconds: int) -> None:
 
 
 def test_a_conversation_lock_leaves_its_page_and_contact_unlocked(page):
-    first, second = _conversation(page, "1001"), _conversation(page, "1002")
+    first, second = (
+        factories.conversation(page=page, psid="1001"),
+        factories.conversation(page=page, psid="1002"),
+    )
     with held(first), transaction.atomic():
         _lock_timeout(5)
         assert conversation_lock(second.pk).pk == second.pk  # did not wait for `first`
@@ -76,8 +71,8 @@ def test_a_conversation_lock_leaves_its_page_and_contact_unlocked(page):
 
 
 def test_two_conversations_of_one_page_are_processed_concurrently(page, clock):
-    first = _conversation(page, "1001")
-    _conversation(page, "1002")
+    first = factories.conversation(page=page, psid="1001")
+    factories.conversation(page=page, psid="1002")
     body = payloads.body_bytes(
         payloads.delivery(
             payloads.user_message("hello", ts=clock(), psid="1002"), channel="standby"

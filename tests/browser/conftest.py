@@ -4,9 +4,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
-from tests.browser.support import CHROMIUM, launch, new_context, running_stack
-from tests.stack import Stack
+from tests.browser.support import CHROMIUM, launch, new_context
+from tests.support.stack import Stack, fake_graph_stack
 
 
 @pytest.fixture(scope="module")
@@ -14,16 +15,13 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     """One real stack per module (starting one takes seconds); tests use their own PSIDs."""
     if not CHROMIUM.exists():
         pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with running_stack(tmp_path_factory.mktemp("browser-stack")) as stack:
+    with fake_graph_stack(tmp_path_factory.mktemp("browser-stack")) as stack:
         stack.tokens = {name: stack.agent_token(name) for name in ("ana", "bo")}  # type: ignore[attr-defined]
         yield stack
 
 
 @pytest.fixture(scope="module")
 def chromium(stack) -> Iterator[Any]:
-    # Imported here: without Chromium the module is skipped before Playwright is needed.
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = launch(playwright)
         yield browser

@@ -16,10 +16,12 @@ import zlib
 from pathlib import Path
 
 import requests
+from playwright.sync_api import expect, sync_playwright
 
-from tests import payloads
-from tests.browser.support import fake_of, launch, login, new_context, running_stack
-from tests.stack import ROOT, Stack, eventually
+from tests.browser.support import fake_of, launch, login, new_context
+from tests.support import payloads
+from tests.support.polling import eventually
+from tests.support.stack import ROOT, Stack, fake_graph_stack
 
 PHOTO_URL = "https://cdn.example/messenger/parcel.png"
 MINUTE = 60_000
@@ -219,10 +221,8 @@ def seed(stack: Stack) -> dict[str, str]:
 
 
 def main(out: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp)) as stack:
+    with tempfile.TemporaryDirectory() as tmp, fake_graph_stack(Path(tmp)) as stack:
         tokens = seed(stack)
         aiko = ticket_of(stack, tokens["ana"], "3000000000000201")
         maria = ticket_of(stack, tokens["ana"], "3000000000000202")

@@ -11,17 +11,11 @@ import requests
 from playwright.sync_api import expect
 
 from helpdesk.localservices import free_port, stop
-from tests import payloads
-from tests.browser.support import (
-    Clock,
-    daphne_port,
-    daphne_start,
-    fake_of,
-    login,
-    sender_actions,
-)
-from tests.fakegraph import graph_error
-from tests.stack import eventually
+from tests.browser.support import fake_of, login, new_context, sender_actions
+from tests.support import payloads
+from tests.support.fakegraph import graph_error
+from tests.support.polling import eventually
+from tests.support.stack import Clock, daphne_port, daphne_start
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -325,8 +319,6 @@ document.hasFocus = () => false;  // the agent is in another window
 
 
 def test_a_transfer_shows_up_live_for_both_agents(stack, chromium, context):
-    from tests.browser.support import new_context
-
     clock, psid = Clock(), "3000000000000108"
     ana = login(context, "ana")
     bo_context = new_context(chromium, stack, viewport={"width": 1280, "height": 800})

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect, sync_playwright
 
-from tests import payloads
 from tests.browser.support import CHROMIUM, NOT_LOOPBACK, launch, login, new_context
-from tests.stack import Stack, emulator_stack
+from tests.support import payloads
+from tests.support.stack import Stack, emulator_stack
 from webhooks.emulator import Emulator
 from webhooks.emulator.bot import ANSWERS, ASKING_FOR_HUMAN, GREETING, HUMAN_TITLE, WELCOME_BACK
 
@@ -46,8 +47,8 @@ Snap = Callable[[str, Any], None]
 
 @contextmanager
 def emulator_world(tmp: Path) -> Iterator[tuple[Emulator, Stack]]:
-    """The emulator and the helpdesk's processes (tests.stack.emulator_stack); the agent
-    `ana` (Ana Silva) exists."""
+    """The emulator and the helpdesk's processes (tests.support.stack.emulator_stack);
+    the agent `ana` (Ana Silva) exists."""
     with emulator_stack(tmp, page_name=PAGE_NAME) as (emulator, stack):
         stack.agent_token("ana")
         stack.manage(
@@ -95,8 +96,6 @@ TIMELINE = """() => {
 
 def expect_lines(page: Any, script: str, expected: list[str], *, timeout: float = SLOW) -> None:
     """Wait until the page reads exactly `expected` (auto-waiting, polled in the page)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
     with suppress(PlaywrightTimeout):  # the assertion below says what the page shows
         page.wait_for_function(
             f"""(expected) => JSON.stringify(({script})()) === JSON.stringify(expected)""",
@@ -336,8 +335,6 @@ def world(tmp_path) -> Iterator[tuple[Emulator, Stack]]:
 
 @pytest.fixture
 def browser(world) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = launch(playwright)
         yield browser

@@ -20,14 +20,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import sync_playwright
+
 from tests.browser.support import launch
 from tests.browser.test_walkthrough import emulator_world, play_story
-from tests.stack import ROOT
+from tests.support.stack import ROOT
 
 
 def main(out: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 

@@ -1,32 +1,26 @@
-"""Live updates follow teams: a socket only hears of the pages its agent may see."""
+"""The agents' WebSocket: only logged-in agents, small events sent after commit, and
+only about the pages the agent's teams may see."""
 
 from __future__ import annotations
+
+from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
 
 from agents.consumers import InboxConsumer
 from agents.models import Team
 from agents.realtime import broadcast
-from agents.services import contacts
 from agents.services.state import now_ms
-from webhooks.services import page_connect
+from tests.support import factories, payloads
+from webhooks.services import delivery_process, delivery_receive
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _page(page_id: str, name: str):
-    page, _ = page_connect(
-        page_id=page_id, access_token="token", bot_app_id="200000000000002", name=name
-    )
-    return page
-
-
-def _conversation(page, psid: str) -> int:
-    return contacts.conversation_get_or_create(page=page, psid=psid).pk
+BILLING_PAGE = "1000000000000011"
 
 
 async def _connect(user) -> WebsocketCommunicator:
@@ -37,12 +31,69 @@ async def _connect(user) -> WebsocketCommunicator:
     return communicator
 
 
+# --- the socket -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_anonymous_sockets_are_refused():
+    async_to_sync(_anonymous_sockets_are_refused)()
+
+
+async def _anonymous_sockets_are_refused():
+    communicator = WebsocketCommunicator(InboxConsumer.as_asgi(), "/ws/inbox/")
+    communicator.scope["user"] = AnonymousUser()
+    connected, code = await communicator.connect()
+    assert (connected, code) == (False, 4401)
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_agents_get_small_events(agent):
+    async_to_sync(_agents_get_small_events)(agent)
+
+
+async def _agents_get_small_events(agent):
+    communicator = await _connect(agent)
+    await database_sync_to_async(broadcast)("ticket.updated", ticket_id=7, conversation_id=3)
+    assert await communicator.receive_json_from(timeout=2) == {
+        "event": "ticket.updated",
+        "ticket_id": 7,
+        "conversation_id": 3,
+    }
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from(timeout=2) == {"type": "pong"}
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db
+def test_events_leave_only_after_commit(
+    page, clock, fake_graph, settings, django_capture_on_commit_callbacks
+):
+    delivery = delivery_receive(
+        body=payloads.body_bytes(payloads.delivery(payloads.pass_control(ts=clock())))
+    )
+    with mock.patch("agents.realtime.broadcast") as sent:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+            delivery_process(delivery_id=delivery.pk)
+            sent.assert_not_called()
+        for callback in callbacks:
+            callback()
+    kinds = [c.args[0] for c in sent.call_args_list]
+    assert kinds == ["conversation.updated", "ticket.updated", "message.created"]
+
+
+# --- teams: a socket only hears of the pages its agent may see -----------------------
+
+
 @pytest.fixture
 def teams(fake_graph, agent, agent2):
-    """ana handles billing's page, bo handles shipping's; a third page has no team."""
-    billing_page = _page("1000000000000011", "Billing")
-    shipping_page = _page("1000000000000012", "Shipping")
-    open_page = _page("1000000000000013", "General")
+    """ana handles billing's page, bo handles shipping's; a third page has no team.
+    Returns each page's conversation id."""
+    billing_page = factories.page(page_id=BILLING_PAGE, access_token="token", name="Billing")
+    shipping_page = factories.page(
+        page_id="1000000000000012", access_token="token", name="Shipping"
+    )
+    open_page = factories.page(page_id="1000000000000013", access_token="token", name="General")
     billing = Team.objects.create(name="billing")
     billing.pages.add(billing_page)
     billing.members.add(agent)
@@ -50,12 +101,13 @@ def teams(fake_graph, agent, agent2):
     shipping.pages.add(shipping_page)
     shipping.members.add(agent2)
     return {
-        "billing": _conversation(billing_page, "31"),
-        "shipping": _conversation(shipping_page, "32"),
-        "general": _conversation(open_page, "33"),
+        "billing": factories.conversation(page=billing_page, psid="31").pk,
+        "shipping": factories.conversation(page=shipping_page, psid="32").pk,
+        "general": factories.conversation(page=open_page, psid="33").pk,
     }
 
 
+@pytest.mark.django_db(transaction=True)
 def test_agents_hear_only_of_their_teams_pages(teams, agent, agent2):
     async_to_sync(_only_their_teams)(teams, agent, agent2)
 
@@ -81,6 +133,7 @@ async def _only_their_teams(teams, agent, agent2):
     await bo.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_superusers_hear_of_every_page(teams):
     admin = get_user_model().objects.create_superuser("root", password="pw-12345678")
     async_to_sync(_superuser_hears_all)(teams, admin)
@@ -97,6 +150,7 @@ async def _superuser_hears_all(teams, admin):
     await root.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_newly_connected_page_is_followed_without_reconnecting(teams, agent):
     async_to_sync(_new_page_followed)(agent)
 
@@ -104,35 +158,35 @@ def test_a_newly_connected_page_is_followed_without_reconnecting(teams, agent):
 async def _new_page_followed(agent):
     ana = await _connect(agent)
     # connect_page emits pages.changed after commit; the socket then follows the new page
-    page = await database_sync_to_async(_page)("1000000000000014", "New")
+    page = await database_sync_to_async(factories.page)(
+        page_id="1000000000000014", access_token="token", name="New"
+    )
     assert await ana.receive_json_from(timeout=2) == {"event": "pages.changed"}
-    conversation_id = await database_sync_to_async(_conversation)(page, "34")
-    await database_sync_to_async(broadcast)("conversation.updated", conversation_id=conversation_id)
+    conversation = await database_sync_to_async(factories.conversation)(page=page, psid="34")
+    await database_sync_to_async(broadcast)("conversation.updated", conversation_id=conversation.pk)
     assert await ana.receive_json_from(timeout=2) == {
         "event": "conversation.updated",
-        "conversation_id": conversation_id,
+        "conversation_id": conversation.pk,
     }
     await ana.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_webhook_reaches_the_sockets_of_the_pages_team(teams, agent, agent2):
     async_to_sync(_webhook_reaches_team)(agent, agent2)
 
 
 async def _webhook_reaches_team(agent, agent2):
-    from tests import payloads
-    from webhooks.services import delivery_process, delivery_receive
-
     ana, bo = await _connect(agent), await _connect(agent2)
 
     def deliver() -> None:
         body = payloads.body_bytes(
             payloads.delivery(
                 payloads.user_message(
-                    "hello billing", ts=now_ms(), psid="31", page_id="1000000000000011"
+                    "hello billing", ts=now_ms(), psid="31", page_id=BILLING_PAGE
                 ),
                 channel="standby",
-                page_id="1000000000000011",
+                page_id=BILLING_PAGE,
             )
         )
         delivery_process(delivery_id=delivery_receive(body=body).pk)

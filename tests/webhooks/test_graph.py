@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from tests import payloads
-from tests.fakegraph import Scripted, graph_error
+from tests.support import payloads
+from tests.support.fakegraph import Scripted, graph_error
 from webhooks import graph
 from webhooks.graph import GraphError
 from webhooks.models import GraphCall

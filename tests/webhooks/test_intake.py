@@ -1,4 +1,5 @@
-"""The webhook endpoint: verification, signature, size, storage, idempotent processing."""
+"""The webhook endpoint: verification, signature, size, storage, idempotent processing,
+and the number of queries processing costs."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import json
 from unittest import mock
 
 import pytest
+from django.test import Client
 
-from agents.models import Conversation, Message, Ticket
-from tests import payloads
+from agents.models import Conversation, Message, Ticket, TicketEvent
+from tests.support import factories, payloads
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookEvent
 
@@ -241,8 +243,6 @@ def test_unknown_event_kinds_and_unknown_pages_are_stored_and_ignored(client, pa
         },
     ):
         body = payloads.body_bytes(payload)
-        from django.test import Client
-
         response = Client().post(
             URL,
             body,
@@ -276,9 +276,7 @@ def test_a_failing_handler_keeps_nothing_and_records_the_error(page, clock):
 
     services._handler.cache_clear()
     try:
-        with mock.patch(
-            "django.conf.settings.MESSENGER_EVENT_HANDLER", "tests.test_webhook_intake._flaky"
-        ):
+        with mock.patch("django.conf.settings.MESSENGER_EVENT_HANDLER", f"{__name__}._flaky"):
             globals()["_flaky"] = flaky
             with pytest.raises(RuntimeError):
                 services.delivery_process(delivery_id=delivery.pk)
@@ -293,3 +291,46 @@ def test_a_failing_handler_keeps_nothing_and_records_the_error(page, clock):
     assert services.delivery_process(delivery_id=delivery.pk) is True  # the real handler
     assert list(Message.objects.values_list("text", flat=True)) == ["one", "two"]
     assert services.delivery_process(delivery_id=delivery.pk) is False
+
+
+# --- the hot path's cost -------------------------------------------------------------
+# Exact counts, the same on SQLite and PostgreSQL: a change shows up here first. The
+# conversation exists (its contact's profile is fresh); what processing enqueues or
+# broadcasts runs after commit, so outside the count.
+
+
+@pytest.mark.django_db
+def test_processing_a_standby_message_costs_23_queries(page, clock, django_assert_num_queries):
+    factories.conversation(page=page)
+    body = payloads.body_bytes(
+        payloads.delivery(payloads.user_message("hello", ts=clock()), channel="standby")
+    )
+    delivery = services.delivery_receive(body=body)
+    # The delivery's lock, the pages, its status (3); the event's key and outcome (2);
+    # the contact, the conversation, its lock (3); the message: its mid unseen, stored,
+    # the conversation's two clocks (4); the triggers (1); and 10 savepoint statements.
+    with django_assert_num_queries(23):
+        assert services.delivery_process(delivery_id=delivery.pk) is True
+    assert list(Message.objects.values_list("text", "channel", "ticket")) == [
+        ("hello", "standby", None)
+    ]
+
+
+@pytest.mark.django_db
+def test_processing_a_pass_that_opens_a_ticket_costs_28_queries(
+    page, clock, django_assert_num_queries
+):
+    factories.conversation(page=page)
+    body = payloads.body_bytes(payloads.delivery(payloads.pass_control(ts=clock())))
+    delivery = services.delivery_receive(body=body)
+    # The delivery (3); the event's key and outcome (2); the contact, the conversation,
+    # its lock (3); the new state and its transition (2); no unclosed ticket, none closed
+    # lately (2); the ticket and its "opened" event (2); later messages join it (1); the
+    # system line (1); and 12 savepoint statements.
+    with django_assert_num_queries(28):
+        assert services.delivery_process(delivery_id=delivery.pk) is True
+    assert Conversation.objects.get().control_state == "agent"
+    assert list(TicketEvent.objects.values_list("kind", flat=True)) == ["opened"]
+    assert list(Message.objects.values_list("author_kind", "ticket")) == [
+        ("system", Ticket.objects.get().pk)
+    ]

@@ -19,6 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+
 DATABASE = "helpdesk"
 SUPERUSER = "postgres"
 
@@ -146,8 +148,6 @@ def postgres_cluster(bindir: Path | None = None) -> Iterator[str]:
 def _database_create(port: int) -> None:
     # pytest-django creates test_helpdesk itself, but it connects to the database named
     # in DATABASE_URL first, so that one has to exist.
-    import psycopg
-
     with psycopg.connect(
         host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", autocommit=True
     ) as conn:

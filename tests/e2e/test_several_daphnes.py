@@ -4,7 +4,6 @@ through another (production runs several behind a proxy)."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import requests
@@ -12,16 +11,11 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from helpdesk.localservices import free_port
-from tests import payloads
-from tests.browser.support import PASSWORD, Clock, daphne_port, daphne_start, running_stack
+from tests.support import payloads
+from tests.support.polling import eventually
+from tests.support.stack import PASSWORD, Clock, daphne_port, daphne_start
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def stack(tmp_path):
-    with running_stack(tmp_path) as stack:
-        yield stack
 
 
 def _login(base_url: str, username: str) -> str:
@@ -55,17 +49,17 @@ def _socket(port: int, cookie: str | None = None):
 
 def _until(socket, match, *, timeout: float = 20.0) -> dict:
     """Read events until one matches; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
+    seen: list[dict] = []
+
+    def next_match() -> dict | None:
         try:
-            event = json.loads(socket.recv(timeout=max(0.01, deadline - time.monotonic())))
+            event = json.loads(socket.recv(timeout=0.5))
         except TimeoutError:
-            break
+            return None
         seen.append(event)
-        if match(event):
-            return event
-    raise AssertionError(f"no matching event; got {seen}")
+        return event if match(event) else None
+
+    return eventually(next_match, timeout=timeout, what=lambda: f"a matching event; got {seen}")
 
 
 def test_an_agent_on_one_daphne_hears_what_happens_through_another(stack):

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,21 +19,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import requests
 
 from helpdesk.localservices import free_port, start_redis, stop, wait_for_port
-from tests import payloads
+from tests.support import payloads
+from tests.support.fakegraph import FakeGraph
+from webhooks.emulator import Emulator, EmulatorConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+PASSWORD = "e2e-password-1"  # what Stack.agent_token gives every agent
 
 
 def _database_url(tmp: Path) -> tuple[str, Callable[[], None]]:
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith(("postgres://", "postgresql://")):
         return f"sqlite:///{tmp / 'e2e.sqlite3'}", lambda: None
-    import psycopg
-
     name = f"helpdesk_e2e_{uuid.uuid4().hex[:8]}"
     admin_url = re.sub(r"/[^/]*$", "/postgres", base)
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -153,7 +156,7 @@ class Stack:
         wait_for_port(port, timeout=30)
 
     def agent_token(self, username: str) -> str:
-        output = self.manage("create_agent", username, "--password", "e2e-password-1")
+        output = self.manage("create_agent", username, "--password", PASSWORD)
         return re.search(r"API token \(shown once\): (\S+)", output).group(1)
 
     def post_webhook(self, *events: dict[str, Any], channel: str = "messaging") -> None:
@@ -184,24 +187,35 @@ class Stack:
             cleanup()
 
 
-def eventually(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "") -> Any:
-    """Poll until `check` returns a truthy value (the end-to-end flow is asynchronous)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}; last value: {last!r}")
+class Clock:
+    """Event timestamps as Meta stamps them: real time, strictly increasing."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            self._last = max(int(time.time() * 1000), self._last + 1)
+            return self._last
+
+
+def daphne_port(stack: Stack) -> int:
+    return int(stack.base_url.rsplit(":", 1)[1])
+
+
+def daphne_start(stack: Stack, name: str, port: int) -> None:
+    """Another Daphne process of the stack (several run behind a proxy in production)."""
+    stack.spawn(
+        name, str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "helpdesk.asgi:application"
+    )
+    wait_for_port(port, timeout=30)
 
 
 @contextmanager
 def fake_graph_stack(tmp: Path) -> Iterator[Stack]:
     """The helpdesk's processes against the recording Graph fake (`stack.fake`)."""
-    from tests.fakegraph import start_fake_graph
-
-    fake, server = start_fake_graph()
+    fake = FakeGraph().start()
     stack = Stack(tmp=tmp, graph_url=fake.url)
     stack.fake = fake  # type: ignore[attr-defined]
     try:
@@ -212,8 +226,7 @@ def fake_graph_stack(tmp: Path) -> Iterator[Stack]:
         raise
     finally:
         stack.close()
-        server.shutdown()
-        server.server_close()
+        fake.stop()
 
 
 @contextmanager
@@ -221,8 +234,6 @@ def emulator_stack(tmp: Path, *, page_name: str = "E2E Page") -> Iterator[tuple[
     """The Messenger emulator (its demo bot as the page's default app) and the helpdesk's
     processes, wired to each other: the emulator's Graph API for the helpdesk, the
     helpdesk's webhook for the emulator (known once Daphne has its port)."""
-    from webhooks.emulator import Emulator, EmulatorConfig
-
     config = EmulatorConfig.demo(
         port=0,
         page_name=page_name,

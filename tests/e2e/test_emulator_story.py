@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests import payloads
-from tests.stack import emulator_stack, eventually
+from tests.support import payloads
+from tests.support.polling import eventually
+from tests.support.stack import emulator_stack
 from webhooks.emulator import Emulator
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 
 from agents.models import Ticket
-from tests import payloads
+from tests.support import payloads
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +40,15 @@ def test_admin_pages_show_the_loop_and_never_the_token(client, page, deliver, cl
                 detail = client.get(f"/admin/{app}/{name}/{first.pk}/change/")
                 assert detail.status_code == 200, name
                 assert b"page-token-secret" not in detail.content, name
+    # The page's own admin, searched too: its name is shown, its token never.
+    for response in (
+        client.get("/admin/webhooks/page/"),
+        client.get(f"/admin/webhooks/page/{page.pk}/change/"),
+        client.get("/admin/webhooks/page/", {"q": "Acme"}),
+    ):
+        assert response.status_code == 200
+        assert b"Acme" in response.content
+        assert b"page-token-secret" not in response.content
     shown = client.get(f"/admin/agents/ticket/{ticket.pk}/change/").content.decode()
     assert "handover" in shown and "opened" in shown
     transitions = client.get("/admin/agents/conversation/").content.decode()

@@ -14,32 +14,16 @@ import time
 import pytest
 import requests
 
-from tests import payloads
-from tests.fakegraph import Call
-from tests.stack import eventually, fake_graph_stack
+from tests.support import payloads
+from tests.support.fakegraph import Call
+from tests.support.polling import eventually
+from tests.support.stack import Clock
 
 pytestmark = pytest.mark.e2e
 
 
-def _clock():
-    """Event timestamps as Meta stamps them: real time, strictly increasing."""
-    state = {"t": 0}
-
-    def next_ts() -> int:
-        state["t"] = max(int(time.time() * 1000), state["t"] + 1)
-        return state["t"]
-
-    return next_ts
-
-
-@pytest.fixture
-def stack(tmp_path):
-    with fake_graph_stack(tmp_path) as stack:
-        yield stack
-
-
 def test_the_whole_handover_loop(stack):
-    fake, clock = stack.fake, _clock()
+    fake, clock = stack.fake, Clock()
 
     def bot_passes_control(call: Call) -> None:
         # The bot answers a request by passing the thread, as its own app would.
@@ -183,7 +167,7 @@ def test_the_whole_handover_loop(stack):
 
 
 def test_deliveries_stored_while_redis_is_down_are_processed_by_beat(stack):
-    fake, clock = stack.fake, _clock()
+    fake, clock = stack.fake, Clock()
     token = stack.agent_token("ana")
     api = f"{stack.base_url}/api/v1"
     stack.stop_redis()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import payloads
+from tests.support import payloads
 from webhooks.events import (
     Attachment,
     DeliveryEvent,

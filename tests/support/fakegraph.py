@@ -12,9 +12,11 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback import LoopbackServer, QuietHandler
+from tests.support.polling import eventually
 
 VERSION_PREFIX = re.compile(r"^/v\d+\.\d+")
 
@@ -58,6 +60,17 @@ class FakeGraph:
     url: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _mid: int = 0
+    _server: LoopbackServer | None = None
+
+    def start(self) -> Self:
+        """Serve on a free loopback port; `url` is then the Graph API base URL."""
+        self._server = LoopbackServer(_handler(self)).start()
+        self.url = self._server.url("/v23.0")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
 
     def fail_next(self, path: str, answer: Scripted, times: int = 1) -> None:
         for _ in range(times):
@@ -66,14 +79,26 @@ class FakeGraph:
     def calls_to(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
 
+    def sends(self) -> list[Call]:
+        """Calls to the Send API: messages and sender actions."""
+        return self.calls_to("/me/messages")
+
+    def sender_actions(self) -> list[Call]:
+        """Send API calls that are sender actions (the typing indicator)."""
+        return [c for c in self.calls if "sender_action" in c.body]
+
     def wait_for(self, path: str, count: int = 1, timeout: float = 20.0) -> list[Call]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """The calls to `path` once there are at least `count` of them."""
+
+        def enough() -> list[Call] | None:
             calls = self.calls_to(path)
-            if len(calls) >= count:
-                return calls
-            time.sleep(0.02)
-        raise AssertionError(f"expected {count} call(s) to {path}, got {self.calls_to(path)}")
+            return calls if len(calls) >= count else None
+
+        return eventually(
+            enough,
+            timeout=timeout,
+            what=lambda: f"{count} call(s) to {path}, got {self.calls_to(path)}",
+        )
 
     def answer(self, call: Call) -> Scripted:
         with self._lock:
@@ -113,17 +138,13 @@ class FakeGraph:
         )
 
 
-def _handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
+def _handler(fake: FakeGraph) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         def _handle(self) -> None:
             parts = urlsplit(self.path)
             path = VERSION_PREFIX.sub("", parts.path) or "/"
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.body()
             try:
                 body = json.loads(raw) if raw else {}
             except ValueError:
@@ -132,15 +153,7 @@ def _handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
             answer = fake.answer(call)
             if answer.delay:
                 time.sleep(answer.delay)
-            data = json.dumps(answer.body).encode()
-            try:
-                self.send_response(answer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a scripted timeout)
+            self.reply(answer.status, json.dumps(answer.body).encode(), "application/json")
             for hook in list(fake.on_call):
                 hook(call)
 
@@ -148,14 +161,3 @@ def _handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
         do_POST = _handle
 
     return Handler
-
-
-def start_fake_graph() -> tuple[FakeGraph, ThreadingHTTPServer]:
-    fake = FakeGraph()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}/v23.0"
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    return fake, server

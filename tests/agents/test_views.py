@@ -10,7 +10,7 @@ from django.test import Client
 
 pytestmark = pytest.mark.django_db
 
-STATIC = Path(__file__).resolve().parents[1] / "static"
+STATIC = Path(__file__).resolve().parents[2] / "static"
 # The inbox's ES modules (no build step) and stylesheets, as the browser asks for them.
 SCRIPTS = sorted(f"/static/{p.relative_to(STATIC)}" for p in (STATIC / "agents").rglob("*.js"))
 STYLES = sorted(f"/static/{p.relative_to(STATIC)}" for p in (STATIC / "agents").rglob("*.css"))

@@ -1,0 +1,247 @@
+"""Messages through the agent API: a reply is sent once (retried when Meta's error is
+transient, failed in words when not), matched with its echo, refused while it could not
+be sent; a failed one can be retried; a ticket's messages cost a fixed number of queries.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from celery.exceptions import Retry
+from django.utils import timezone
+
+from agents.models import ControlState, Conversation, Message, Ticket
+from agents.services.state import now_ms
+from agents.tasks import message_send
+from tests.support import factories, payloads
+from tests.support.fakegraph import Scripted, graph_error
+
+pytestmark = pytest.mark.django_db
+
+
+# --- reply ------------------------------------------------------------------------
+
+
+def test_reply_is_sent_once_and_its_echo_is_matched(
+    handed_over, api, post, fake_graph, deliver, clock
+):
+    ticket = handed_over()
+    response = post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "Hi, I'm Ana."})
+    assert response.status_code == 201
+    message = Message.objects.get(author_kind="agent")
+    assert (message.status, message.mid, message.author.username) == ("sent", "m_fake_2", "ana")
+    [send] = fake_graph.sends()
+    assert send.body == {
+        "recipient": {"id": payloads.PSID},
+        "messaging_type": "RESPONSE",
+        "message": {"text": "Hi, I'm Ana.", "metadata": f"helpdesk:message={message.pk}"},
+    }
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.assignee.username) == ("open", "ana")  # claimed by replying
+
+    deliver(
+        payloads.echo(
+            "Hi, I'm Ana.",
+            ts=clock(),
+            app_id=payloads.APP_ID,
+            mid=message.mid,
+            metadata=f"helpdesk:message={message.pk}",
+        )
+    )
+    assert Message.objects.filter(author_kind="agent").count() == 1
+    shown = api.get(f"/api/v1/tickets/{ticket.pk}/messages").json()[-1]
+    assert (shown["id"], shown["status"], shown["error"]) == (message.pk, "sent", "")
+
+
+def test_an_echo_before_the_send_answer_confirms_the_message(
+    ticket, api, post, deliver, clock, fake_graph
+):
+    # The echo can overtake the Send API answer; its metadata names our message.
+    fake_graph.fail_next("/me/messages", Scripted(200, {}, delay=2), times=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("django.conf.settings.GRAPH_API_TIMEOUT_SECONDS", 0.2)
+        mp.setattr("django.conf.settings.GRAPH_RETRY_MAX", 0)
+        post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "uncertain"})
+    message = Message.objects.get(author_kind="agent")
+    assert message.status == "failed"  # timed out, retries exhausted in this test
+    deliver(
+        payloads.echo(
+            "uncertain",
+            ts=clock(),
+            app_id=payloads.APP_ID,
+            mid="m_real",
+            metadata=f"helpdesk:message={message.pk}",
+        )
+    )
+    message.refresh_from_db()
+    assert (message.status, message.mid, message.error) == ("sent", "m_real", "")
+    assert Message.objects.filter(author_kind="agent").count() == 1
+
+
+def test_transient_send_errors_are_retried(ticket, api, post, fake_graph):
+    fake_graph.fail_next("/me/messages", graph_error(1200, message="Temporary failure"))
+    fake_graph.fail_next("/me/messages", Scripted(500, {}))
+    post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
+    message = Message.objects.get(author_kind="agent")
+    assert (message.status, message.attempts, message.error) == ("sent", 3, "")
+    assert len(fake_graph.sends()) == 3
+
+
+def test_terminal_send_errors_fail_the_message_with_the_reason(ticket, api, post, fake_graph):
+    fake_graph.fail_next("/me/messages", graph_error(551, message="This person isn't available"))
+    post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
+    message = Message.objects.get(author_kind="agent")
+    assert message.status == "failed"
+    assert message.error == (
+        "this person isn't available right now (code 551): This person isn't available"
+    )
+    assert len(fake_graph.sends()) == 1
+    shown = api.get(f"/api/v1/tickets/{ticket.pk}/messages").json()[-1]
+    assert (shown["status"], shown["error"]) == ("failed", message.error)
+
+
+def test_a_failed_message_can_be_retried(handed_over, api, post, fake_graph):
+    ticket = handed_over()
+    fake_graph.fail_next("/me/messages", graph_error(100, 2018001, "No matching user"))
+    post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
+    message = Message.objects.get(author_kind="agent")
+    response = post(api, f"/api/v1/messages/{message.pk}/retry")
+    assert response.status_code == 200
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == ("sent", 2)
+    assert post(api, f"/api/v1/messages/{message.pk}/retry").status_code == 409
+
+
+def test_exhausted_retries_fail_the_message(ticket, api, post, fake_graph, settings):
+    fake_graph.fail_next("/me/messages", graph_error(613, message="rate limited"), times=10)
+    post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
+    message = Message.objects.get(author_kind="agent")
+    assert message.status == "failed"
+    assert message.error.startswith(
+        f"Gave up after {settings.GRAPH_RETRY_MAX + 1} attempts: "
+        "Meta's rate limit was reached (code 613)"
+    )
+    assert len(fake_graph.sends()) == settings.GRAPH_RETRY_MAX + 1
+
+
+def test_not_owner_send_error_locks_the_conversation(ticket, api, post, fake_graph):
+    fake_graph.fail_next(
+        "/me/messages",
+        graph_error(10, 2018300, "(#10) The action is invalid since it's not the thread owner."),
+    )
+    post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
+    message = Message.objects.get(author_kind="agent")
+    assert message.status == "failed"
+    assert message.error.startswith("another app owns this conversation")
+    conversation = Conversation.objects.get()
+    assert conversation.control_state == ControlState.TAKEN
+    assert conversation.transitions.last().cause == "reconcile"
+    assert Ticket.objects.get().flagged is True
+
+
+@pytest.mark.parametrize(
+    "text,detail",
+    [
+        ("", "The message is empty."),
+        ("   ", "The message is empty."),
+        ("x" * 2001, "The message is longer than 2000 characters."),
+    ],
+)
+def test_bad_replies_are_refused_and_change_nothing(ticket, api, post, fake_graph, text, detail):
+    response = post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": text})
+    assert (response.status_code, response.json()) == (400, {"detail": detail})
+    assert Message.objects.filter(author_kind="agent").count() == 0
+    assert fake_graph.sends() == []
+    assert Ticket.objects.get().status == "waiting"
+
+
+def test_reply_to_someone_elses_ticket_is_refused(ticket, api, api2, post, fake_graph):
+    post(api, f"/api/v1/tickets/{ticket.pk}/claim")
+    response = post(api2, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "me too"})
+    assert (response.status_code, response.json()) == (
+        409,
+        {"detail": "This ticket is assigned to ana."},
+    )
+    assert fake_graph.sends() == []
+
+
+def test_windows_choose_the_messaging_type(ticket, api, post, fake_graph, page):
+    Conversation.objects.update(last_user_message_at=timezone.now() - timedelta(hours=30))
+    response = post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "late"})
+    assert response.status_code == 409
+    assert "24-hour messaging window is closed" in response.json()["detail"]
+    assert fake_graph.sends() == []
+
+    page.human_agent_enabled = True
+    page.save()
+    assert post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "late"}).status_code == 201
+    [send] = fake_graph.sends()
+    assert (send.body["messaging_type"], send.body["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+
+    Conversation.objects.update(last_user_message_at=timezone.now() - timedelta(days=8))
+    response = post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "too late"})
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        "The messaging window is closed: the user last wrote more than 7 days ago."
+    )
+    assert len(fake_graph.sends()) == 1
+
+
+def test_a_timed_out_send_waits_for_its_echo_and_is_not_sent_twice(
+    ticket, api, post, fake_graph, deliver, clock, settings
+):
+    settings.GRAPH_API_TIMEOUT_SECONDS = 0.2
+    fake_graph.fail_next("/me/messages", Scripted(200, {"message_id": "m_late"}, delay=1))
+    with mock.patch.object(message_send, "retry", side_effect=Retry) as retry:
+        post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "did it arrive?"})
+    [(_, kwargs)] = retry.call_args_list
+    assert kwargs["countdown"] >= settings.GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS
+    message = Message.objects.get(author_kind="agent")
+    assert (message.status, message.error) == (
+        "pending",
+        "Retrying: the Graph API did not answer in time",
+    )
+
+    # Meta did get it: the echo names our message before the retry runs.
+    deliver(
+        payloads.echo(
+            "did it arrive?",
+            ts=clock(),
+            app_id=payloads.APP_ID,
+            mid="m_late",
+            metadata=f"helpdesk:message={message.pk}",
+        )
+    )
+    message_send.apply(args=(message.pk,))  # the delayed retry
+    message.refresh_from_db()
+    assert (message.status, message.mid) == ("sent", "m_late")
+    assert len(fake_graph.sends()) == 1
+
+
+def test_a_send_that_never_connected_is_retried_without_waiting(ticket, api, post, settings):
+    settings.GRAPH_API_URL = "http://127.0.0.1:9/v23.0"  # nothing listens: refused
+    with mock.patch.object(message_send, "retry", side_effect=Retry) as retry:
+        post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
+    [(_, kwargs)] = retry.call_args_list
+    assert kwargs["countdown"] <= settings.GRAPH_RETRY_BACKOFF_SECONDS
+
+
+# --- a ticket's messages ------------------------------------------------------------
+
+
+def test_the_messages_of_a_ticket_cost_the_same_queries_however_many(
+    ticket, api, django_assert_max_num_queries
+):
+    factories.message(conversation=ticket.conversation, text="I need help", channel="standby")
+    factories.message(
+        ticket=ticket, text="Control passed to the helpdesk.", author_kind=Message.Author.SYSTEM
+    )
+    url = f"/api/v1/tickets/{ticket.pk}/messages"
+    with django_assert_max_num_queries(7):
+        assert len(api.get(url).json()) == 2
+    for n in range(10):
+        factories.message(ticket=ticket, text=f"message {n}", timestamp=now_ms() + n)
+    with django_assert_max_num_queries(7):
+        assert len(api.get(url).json()) == 12

@@ -1,0 +1,175 @@
+"""Settings from the environment: dev defaults with DEBUG on, a hard failure without secrets.
+
+Django reads its settings once per process, so each case runs helpdesk/settings.py
+afresh (runpy) under a patched environment and reads the names it defines. One smoke
+test starts a real interpreter, as `manage.py` would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = ROOT / "helpdesk" / "settings.py"
+SECRETS = ("SECRET_KEY", "MESSENGER_APP_ID", "MESSENGER_APP_SECRET", "MESSENGER_VERIFY_TOKEN")
+PRODUCTION = {
+    "SECRET_KEY": "prod-secret-key-value",
+    "MESSENGER_APP_ID": "100000000000009",
+    "MESSENGER_APP_SECRET": "prod-app-secret-value",
+    "MESSENGER_VERIFY_TOKEN": "prod-verify-token-value",
+}
+
+
+def _unset(name: str) -> bool:
+    """What the test process's environment must not lend the settings under test."""
+    return name in ("DEBUG", "SECRET_KEY", "DATABASE_URL") or name.startswith("MESSENGER_")
+
+
+@pytest.fixture
+def load(monkeypatch) -> Any:
+    """Run helpdesk/settings.py with exactly these variables of ours; returns its names."""
+
+    def load(**env: str) -> dict[str, Any]:
+        for name in [n for n in os.environ if _unset(n)]:
+            monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return runpy.run_path(str(SETTINGS))
+
+    return load
+
+
+@pytest.fixture
+def refusal(load) -> Any:
+    """The message of the ImproperlyConfigured (exactly that class) the settings raise."""
+
+    def refusal(**env: str) -> str:
+        with pytest.raises(ImproperlyConfigured) as info:
+            load(**env)
+        assert type(info.value) is ImproperlyConfigured
+        return str(info.value)
+
+    return refusal
+
+
+def _db(settings: dict[str, Any]) -> dict[str, Any]:
+    db = settings["DATABASES"]["default"]
+    return {k: db.get(k) for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT")}
+
+
+@pytest.mark.parametrize("debug", [None, "", "0", "false", "off", "no"])
+def test_without_debug_and_secrets_settings_refuse_to_load(refusal, debug):
+    env = {} if debug is None else {"DEBUG": debug}
+
+    message = refusal(**env)
+
+    for name in SECRETS:
+        assert name in message
+
+
+@pytest.mark.parametrize("missing", [("SECRET_KEY",), ("MESSENGER_APP_SECRET",), SECRETS[1:]])
+def test_the_error_names_exactly_the_missing_secrets_and_no_values(refusal, missing):
+    present = {k: v for k, v in PRODUCTION.items() if k not in missing}
+
+    message = refusal(DEBUG="0", **present)
+
+    named = message.rsplit(": ", 1)[1].split(", ")
+    assert named == list(missing)
+    for value in present.values():
+        assert value not in message
+
+
+def test_with_all_secrets_production_settings_load(load):
+    settings = load(DEBUG="0", **PRODUCTION)
+
+    assert settings["DEBUG"] is False
+    for name, value in PRODUCTION.items():
+        assert settings[name] == value
+    assert "testserver" not in settings["ALLOWED_HOSTS"]
+
+
+def test_with_debug_on_settings_load_with_dev_defaults(load):
+    settings = load(DEBUG="1")
+
+    assert settings["DEBUG"] is True
+    assert settings["SECRET_KEY"].startswith("dev-only-insecure")
+    assert (
+        settings["MESSENGER_APP_ID"],
+        settings["MESSENGER_APP_SECRET"],
+        settings["MESSENGER_VERIFY_TOKEN"],
+    ) == ("100000000000001", "dev-app-secret", "dev-verify-token")
+    assert "testserver" in settings["ALLOWED_HOSTS"]
+    assert _db(settings)["ENGINE"] == "django.db.backends.sqlite3"
+    assert settings["DATABASES"]["default"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+@pytest.mark.parametrize("debug", ["1", "true", "TRUE", "yes", "on"])
+def test_debug_accepts_the_usual_true_spellings(load, debug):
+    assert load(DEBUG=debug)["DEBUG"] is True
+
+
+def test_database_url_selects_postgresql(load):
+    settings = load(DEBUG="0", DATABASE_URL="postgres://u:p@h:5432/db", **PRODUCTION)
+
+    assert _db(settings) == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "db",
+        "USER": "u",
+        "PASSWORD": "p",
+        "HOST": "h",
+        "PORT": 5432,
+    }
+    assert "transaction_mode" not in settings["DATABASES"]["default"].get("OPTIONS", {})
+
+
+@pytest.mark.parametrize("debug", ["maybe", "2", "ture"])
+def test_a_non_boolean_debug_is_a_clear_error(refusal, debug):
+    message = refusal(DEBUG=debug, **PRODUCTION)
+
+    assert "DEBUG must be a boolean" in message
+    assert repr(debug) in message
+
+
+# --- a real interpreter ----------------------------------------------------------------
+
+SETUP = """
+import json, sys
+import django
+try:
+    django.setup()
+except Exception as exc:
+    print(json.dumps({"error": f"{type(exc).__module__}.{type(exc).__name__}",
+                      "message": str(exc)}))
+    sys.exit(3)
+print(json.dumps({"error": None}))
+"""
+
+
+def test_production_settings_refuse_to_start_without_secrets():
+    base = {k: v for k, v in os.environ.items() if not _unset(k)}
+    result = subprocess.run(
+        [sys.executable, "-c", SETUP],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "helpdesk.settings", "DEBUG": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.stdout.strip(), result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (result.returncode, answer["error"]) == (
+        3,
+        "django.core.exceptions.ImproperlyConfigured",
+    )
+    for name in SECRETS:
+        assert name in answer["message"]
