@@ -10,10 +10,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.loopback import LoopbackServer, QuietHandler
+from tests.support.polling import eventually
 from webhooks.emulator import EmulatorConfig, ManualClock, Platform, Result, UserConfig
 from webhooks.emulator.config import AppConfig
 from webhooks.emulator.platform import Webhook, appsecret_proof
@@ -189,29 +190,23 @@ class Receiver:
     script: deque[tuple[int, float]] = field(default_factory=deque)
     default_status: int = 200
     url: str = ""
-    _server: ThreadingHTTPServer | None = None
+    _server: LoopbackServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> Receiver:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
                 ok = query.get("hub.mode") == "subscribe" and (
                     query.get("hub.verify_token") == receiver.verify_token
                 )
                 body = query.get("hub.challenge", "").encode() if ok else b"forbidden"
-                self.send_response(200 if ok else 403)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(200 if ok else 403, body)
 
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                raw = self.body()
                 with receiver._lock:
                     status, delay = (
                         receiver.script.popleft()
@@ -223,26 +218,15 @@ class Receiver:
                     )
                 if delay:
                     time.sleep(delay)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", "14")
-                    self.end_headers()
-                    self.wfile.write(b"EVENT_RECEIVED")
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                self.reply(status, b"EVENT_RECEIVED")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/webhooks/messenger/"
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = LoopbackServer(Handler).start()
+        self.url = self._server.url("/webhooks/messenger/")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def posts(self) -> list[Received]:
         with self._lock:
@@ -252,13 +236,13 @@ class Receiver:
         return [e for r in self.posts() for e in r.events()]
 
     def wait_for_posts(self, count: int, timeout: float = 5.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            posts = self.posts()
-            if len(posts) >= count:
-                return posts
-            time.sleep(0.01)
-        raise AssertionError(f"expected {count} webhook POSTs, got {len(self.posts())}")
+        eventually(
+            lambda: len(self.posts()) >= count,
+            timeout=timeout,
+            interval=0.01,
+            what=lambda: f"{count} webhook POSTs, got {len(self.posts())}",
+        )
+        return self.posts()
 
 
 def valid_signature(received: Received, secret: str) -> bool:

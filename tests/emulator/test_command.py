@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from django.conf import settings
 from django.core.management import CommandError
 
 from helpdesk.localservices import free_port
+from tests.support.polling import eventually
 from webhooks.management.commands.messenger_emulator import Command, config_from_options
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,16 +115,16 @@ def test_the_command_serves_until_sigterm():
     )
     session = requests.Session()
     session.trust_env = False
+
+    def answer() -> list[requests.Response]:
+        try:
+            return [session.get(f"http://127.0.0.1:{port}/emulator/api/state", timeout=1)]
+        except requests.ConnectionError:
+            assert process.poll() is None, process.stdout.read()
+            return []  # not listening yet
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = session.get(f"http://127.0.0.1:{port}/emulator/api/state", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None, process.stdout.read()
-                assert time.monotonic() < deadline, "the emulator did not start"
-                time.sleep(0.1)
+        [response] = eventually(answer, timeout=20, interval=0.1, what="the emulator to start")
         assert response.json()["graph_url"] == f"http://127.0.0.1:{port}/v23.0"
     finally:
         process.send_signal(signal.SIGTERM)

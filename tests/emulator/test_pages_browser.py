@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, NOT_LOOPBACK
 from tests.emulator.support import BOT, HELPDESK_SECRET, HELPDESK_TOKEN, PSID
@@ -20,8 +21,6 @@ pytestmark = pytest.mark.browser
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
@@ -54,8 +53,6 @@ def helpdesk(emulator, body: dict[str, Any], edge: str = "messages") -> None:
 
 
 def test_the_customer_chats_with_the_bot_taps_a_quick_reply_and_a_button(page, emulator):
-    from playwright.sync_api import expect
-
     page.goto(f"/?psid={PSID}")
     page.locator("#composer").fill("hello")
     page.locator("#send").click()
@@ -74,8 +71,6 @@ def test_the_customer_chats_with_the_bot_taps_a_quick_reply_and_a_button(page, e
 
 
 def test_agent_messages_and_typing_arrive_live_and_text_is_never_html(page, emulator):
-    from playwright.sync_api import expect
-
     emulator.user_says(PSID, "hi")
     assert emulator.wait_idle()
     helpdesk(emulator, {"metadata": "agent"}, edge="request_thread_control")
@@ -104,8 +99,6 @@ def test_agent_messages_and_typing_arrive_live_and_text_is_never_html(page, emul
 
 
 def test_a_new_user_from_the_customer_page(page, emulator):
-    from playwright.sync_api import expect
-
     page.goto("/")
     page.locator("#new-user-first").fill("Grace")
     page.locator("#new-user-last").fill("Hopper")
@@ -118,8 +111,6 @@ def test_a_new_user_from_the_customer_page(page, emulator):
 
 
 def test_the_control_page_shows_threads_and_the_bot_takes_control(page, emulator):
-    from playwright.sync_api import expect
-
     emulator.user_says(PSID, "hi")
     assert emulator.wait_idle()
     helpdesk(emulator, {}, edge="request_thread_control")
