@@ -10,14 +10,17 @@ about no conversation (`pages.changed`) goes to every agent (`inbox`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 from agents.models import Agent, Conversation
 from agents.selectors import page_ids_visible
+from webhooks.queue import publisher
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +48,29 @@ def _group(ids: dict[str, int]) -> str:
 
 
 def broadcast(kind: str, **ids: int) -> None:
-    """Send one event to the sockets that may see it. Call from sync code, after commit."""
+    """Send one event to the sockets that may see it. Call from sync code, after commit.
+
+    The group is looked up here; the send itself runs on the background publisher and
+    gives up after CHANNEL_SEND_TIMEOUT_SECONDS, so a hung Redis never holds the caller.
+    """
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
-        group = _group(ids)
-        async_to_sync(layer.group_send)(group, {"type": "inbox.event", "event": kind, **ids})
-    except Exception as exc:  # noqa: BLE001 -- a lost live update must not fail the caller
-        logger.warning("could not broadcast %s (%s)", kind, type(exc).__name__)
+    group = _group(ids)
+    message = {"type": "inbox.event", "event": kind, **ids}
+
+    async def send() -> None:
+        await asyncio.wait_for(
+            layer.group_send(group, message), timeout=settings.CHANNEL_SEND_TIMEOUT_SECONDS
+        )
+
+    def job() -> None:
+        try:
+            async_to_sync(send)()
+        except Exception as exc:  # noqa: BLE001 -- a lost live update must not fail anyone
+            logger.warning("could not broadcast %s (%s)", kind, type(exc).__name__)
+
+    publisher.submit(job)
 
 
 def broadcast_on_commit(kind: str, **ids: int) -> None:

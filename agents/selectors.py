@@ -7,7 +7,7 @@ message) are subquery annotations of the one list query.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 from django.db.models import (
@@ -25,6 +25,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from agents.models import Agent, ControlTransition, Message, Team, Ticket, TicketEvent
+from webhooks.events import timestamp_to_datetime
 from webhooks.models import Page
 
 Queue = Literal["waiting", "mine", "all_open", "closed"]
@@ -148,7 +149,7 @@ def ticket_get(*, user: Agent, ticket_id: int) -> Ticket | None:
 
 
 def _ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return timestamp_to_datetime(ms)
 
 
 class LastMessage(NamedTuple):

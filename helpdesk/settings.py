@@ -213,5 +213,17 @@ LOGGING = {
 }
 # Stored deliveries and outbound messages older than this are re-driven by beat.
 REDRIVE_GRACE_SECONDS = env_int("REDRIVE_GRACE_SECONDS", 60)
+# Work queued (or running) less than this long ago is not queued again by the re-drive;
+# longer than a task's hard time limit.
+REDRIVE_LEASE_SECONDS = env_int("REDRIVE_LEASE_SECONDS", 300)
+# A large delivery is processed in chunks of about this long, each task well within its
+# time limit, so that no transaction and no task grows with the delivery.
+WEBHOOK_CHUNK_SECONDS = float(env("WEBHOOK_CHUNK_SECONDS", "20"))
+# Publishing tasks and live events from a background thread: requests and tasks never
+# wait on Redis. Off in the in-process tests, which run them inline.
+SIDE_EFFECTS_IN_BACKGROUND = env_bool("SIDE_EFFECTS_IN_BACKGROUND", True)
+# How long a live event may wait on the channel layer before it is dropped (the
+# database stays the truth; clients refetch).
+CHANNEL_SEND_TIMEOUT_SECONDS = float(env("CHANNEL_SEND_TIMEOUT_SECONDS", "2"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, WEBHOOK_MAX_BODY_BYTES)
 MESSENGER_PAGE_CONNECTED_HANDLER = "agents.services.inbound.page_defaults_ensure"

@@ -23,6 +23,8 @@ CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 # In-process tests run tasks eagerly (retries included, without their countdown); the
 # end-to-end tests run a real worker against real Redis.
 CELERY_TASK_ALWAYS_EAGER = True
+# Tasks and live events are published inline, so tests see them when the commit ends.
+SIDE_EFFECTS_IN_BACKGROUND = False
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BROKER_URL = "memory://"
 GRAPH_API_TIMEOUT_SECONDS = 1.0

@@ -37,6 +37,7 @@ class WebhookDelivery(models.Model):
     class Status(models.TextChoices):
         RECEIVED = "received"
         PROCESSED = "processed"
+        PARTIAL = "partial", "processed; some events failed (see them)"
         FAILED = "failed"
 
     body = models.BinaryField()
@@ -46,6 +47,20 @@ class WebhookDelivery(models.Model):
     last_error = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its processing was last queued; empty when queueing failed. The "
+        "re-drive leaves it alone for a while after, so one delivery is not queued many times.",
+    )
+    running_since = models.DateTimeField(
+        null=True, blank=True, help_text="A worker is processing it since then."
+    )
+    events_done = models.PositiveIntegerField(
+        default=0,
+        help_text="A large delivery is processed in chunks: how many of its events (in "
+        "timestamp order) the chunks before went through.",
+    )
 
     class Meta:
         verbose_name_plural = "webhook deliveries"
@@ -65,6 +80,7 @@ class WebhookEvent(models.Model):
     class Outcome(models.TextChoices):
         APPLIED = "applied"
         IGNORED = "ignored"
+        FAILED = "failed", "failed (kept to apply again)"
 
     key = models.CharField(max_length=255, unique=True)
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="events")
@@ -75,6 +91,8 @@ class WebhookEvent(models.Model):
     timestamp = models.BigIntegerField(help_text="The event's timestamp, epoch ms.")
     outcome = models.CharField(max_length=16, choices=Outcome)
     note = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True, help_text="Why applying it failed, for a failed event.")
+    attempts = models.PositiveIntegerField(default=1)
     payload = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -9,7 +9,11 @@ whose task was lost, so a broker outage costs latency, never data.
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import random
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -21,23 +25,76 @@ from webhooks.graph import GraphError
 logger = logging.getLogger(__name__)
 
 
-def enqueue(task: Task[Any, Any], *args: int) -> None:
-    """Publish `task(*args)` now. A broker failure is logged, not raised."""
+class _Publisher:
+    """Runs side effects that leave the process (publishing a task, a live event) on one
+    background thread per process, in the order they were submitted.
+
+    The request or task that submits them never waits on Redis: a hung broker (SIGSTOP,
+    a network stall) used to hold every webhook acknowledgement for 5 to 15 seconds. A
+    job lost with its process is not lost work: the rows it names are re-driven. With
+    SIDE_EFFECTS_IN_BACKGROUND off (the in-process test suite), jobs run inline.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pid = 0
+
+    def submit(self, job: Callable[[], object]) -> None:
+        if not settings.SIDE_EFFECTS_IN_BACKGROUND:
+            job()
+            return
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a forked worker child
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(target=self._run, name="side-effects", daemon=True).start()
+                self._pid = os.getpid()
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except Exception:
+                logger.exception("a background side effect failed")
+
+
+publisher = _Publisher()
+
+
+def enqueue(task: Task[Any, Any], *args: int, on_failure: Callable[[], None] | None = None) -> bool:
+    """Publish `task(*args)` now. A broker failure is logged, not raised; `on_failure`
+    then runs (e.g. to mark the row for an early re-drive). Returns whether it was sent."""
     try:
         task.delay(*args)
     except Exception as exc:  # noqa: BLE001 -- any broker failure: the row is safe, beat re-drives
         logger.warning(
             "could not enqueue %s%r (%s); it will be re-driven", task.name, args, type(exc).__name__
         )
+        if on_failure is not None:
+            on_failure()
+        return False
+    return True
 
 
-def enqueue_on_commit(task: Task[Any, Any], *args: int) -> None:
-    """Publish `task(*args)` once the current transaction commits (never, if it rolls back)."""
-    transaction.on_commit(lambda: enqueue(task, *args))
+def enqueue_on_commit(
+    task: Task[Any, Any], *args: int, on_failure: Callable[[], None] | None = None
+) -> None:
+    """Publish `task(*args)` once the current transaction commits (never, if it rolls
+    back), from the background publisher: the caller does not wait on the broker."""
+    transaction.on_commit(
+        lambda: publisher.submit(lambda: enqueue(task, *args, on_failure=on_failure))
+    )
 
 
 class Busy(Exception):
-    """Another worker holds the work right now: the task tries again in about a second."""
+    """Another worker holds the work right now: the task tries again in `retry_in`
+    seconds (about one by default)."""
+
+    def __init__(self, reason: str, *, retry_in: float = 1.0) -> None:
+        super().__init__(reason)
+        self.retry_in = retry_in
 
 
 def backoff_seconds(retries: int) -> float:
@@ -70,8 +127,8 @@ class GraphTask(Task):  # type: ignore[type-arg] # Celery's Task is generic only
         # Celery's tracer has already pushed this run's request (with its retry count).
         try:
             return self.run(*args, **kwargs)
-        except Busy:
-            raise self.retry(countdown=1 + backoff_seconds(0)) from None
+        except Busy as busy:
+            raise self.retry(countdown=busy.retry_in + backoff_seconds(0)) from None
         except GraphError as exc:
             if not exc.retryable:
                 raise

@@ -11,22 +11,28 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from webhooks import tasks
-from webhooks.events import Event, parse_delivery
-from webhooks.locks import delivery_lock
+from webhooks.events import Event, InvalidEvent, parse_delivery, parse_event
+from webhooks.locks import delivery_lock, event_lock_by_key
 from webhooks.models import Page, WebhookDelivery, WebhookEvent
 from webhooks.queue import enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
+
+KEY_MAX = 255  # WebhookEvent.key
+TRANSIENT_ATTEMPTS = 3  # a deadlock or a busy database: tried again at once, this often
+REDRIVE_BATCH = 500
 
 EventHandler = Callable[[Page, Event], str | None]
 
@@ -36,33 +42,129 @@ class MalformedDelivery(ValueError):
 
 
 def signature_valid(*, body: bytes, header: str | None) -> bool:
-    """`X-Hub-Signature-256` over the raw bytes, compared in constant time."""
+    """`X-Hub-Signature-256` over the raw bytes, compared in constant time. A header
+    that is not ASCII hex is simply wrong (403), never an error."""
     if not header or not header.startswith("sha256="):
         return False
     expected = hmac.new(settings.MESSENGER_APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header.removeprefix("sha256=").lower(), expected)
+    given = header.removeprefix("sha256=").lower().encode("utf-8", "replace")
+    return hmac.compare_digest(given, expected.encode())
 
 
 def delivery_receive(*, body: bytes) -> WebhookDelivery:
     """Store a verified delivery durably and enqueue its processing after commit.
 
     A byte-identical redelivery returns the stored row and enqueues nothing new.
-    Raises MalformedDelivery, storing nothing, when the body is not a JSON object.
+    Raises MalformedDelivery, storing nothing, when the body is not a JSON object
+    (or nests too deep to decode).
     """
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise MalformedDelivery("the body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise MalformedDelivery("the body is not a JSON object")
     digest = hashlib.sha256(body).hexdigest()
     with transaction.atomic():
         delivery, created = WebhookDelivery.objects.get_or_create(
-            digest=digest, defaults={"body": body}
+            digest=digest, defaults={"body": body, "enqueued_at": timezone.now()}
         )
         if created:
-            enqueue_on_commit(tasks.delivery_process, delivery.pk)
+            _enqueue_on_commit(delivery.pk)
     return delivery
+
+
+def _enqueue_on_commit(delivery_id: int) -> None:
+    def unqueued() -> None:
+        # The broker refused it: let the re-drive take it after its grace period.
+        WebhookDelivery.objects.filter(pk=delivery_id).update(enqueued_at=None)
+
+    enqueue_on_commit(tasks.delivery_process, delivery_id, on_failure=unqueued)
+
+
+def _received_ms(delivery: WebhookDelivery) -> int:
+    return int(delivery.received_at.timestamp() * 1000)
+
+
+def delivery_process(*, delivery_id: int) -> bool:
+    """Apply every event of a delivery, in timestamp order, each exactly once.
+
+    Each event is applied in its own short transaction, with the unique record of its
+    dedupe key (a redelivered event changes nothing). An event that cannot be applied
+    is kept, failed, with its error (`event_replay` applies it again); its neighbours
+    are applied regardless. A deadlock or serialization failure is retried at once. A
+    large delivery yields after WEBHOOK_CHUNK_SECONDS and continues in a new task.
+
+    Returns False when there was nothing to do: processed already, being processed by
+    another worker (`running_since`, for up to REDRIVE_LEASE_SECONDS), or failed
+    WEBHOOK_MAX_ATTEMPTS times (left for an admin). A failure of the delivery itself
+    (the database went away) is recorded on the row for the re-drive, and raised.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            delivery = delivery_lock(delivery_id)
+        except WebhookDelivery.DoesNotExist:
+            return False
+        busy_since = now - timedelta(seconds=settings.REDRIVE_LEASE_SECONDS)
+        if (
+            delivery.status in (WebhookDelivery.Status.PROCESSED, WebhookDelivery.Status.PARTIAL)
+            or delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+            or (delivery.running_since is not None and delivery.running_since > busy_since)
+        ):
+            return False
+        delivery.running_since = now
+        delivery.save(update_fields=["running_since"])
+    try:
+        finished, failed = _events_apply(delivery)
+    except Exception as exc:
+        logger.exception("delivery %s failed", delivery_id)
+        WebhookDelivery.objects.filter(pk=delivery_id).update(
+            attempts=F("attempts") + 1,
+            status=WebhookDelivery.Status.FAILED,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            running_since=None,
+        )
+        raise
+    if finished:
+        # Failed events of earlier chunks are counted from their rows.
+        if not failed and delivery.events_done:
+            failed = WebhookEvent.objects.filter(
+                delivery_id=delivery_id, outcome=WebhookEvent.Outcome.FAILED
+            ).count()
+        _delivery_finish(delivery_id, failed=failed)
+    return True
+
+
+def _events_apply(delivery: WebhookDelivery) -> tuple[bool, int]:
+    """Apply the delivery's events from where the last chunk stopped. Returns whether
+    it finished (not yielded to a continuation task), and how many events failed."""
+    payload = json.loads(bytes(delivery.body))
+    events = parse_delivery(payload, received_ms=_received_ms(delivery))
+    pages = {p.page_id: p for p in Page.objects.all()}
+    deadline = time.monotonic() + settings.WEBHOOK_CHUNK_SECONDS
+    failed = 0
+    for index in range(delivery.events_done, len(events)):
+        event = events[index]
+        if not _event_apply(delivery, event, pages.get(event.page_id)):
+            failed += 1
+        if time.monotonic() > deadline and index + 1 < len(events):
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(
+                events_done=index + 1, running_since=None, enqueued_at=timezone.now()
+            )
+            _enqueue_on_commit(delivery.pk)
+            return False, failed
+    return True, failed
+
+
+def _delivery_finish(delivery_id: int, *, failed: int) -> None:
+    WebhookDelivery.objects.filter(pk=delivery_id).update(
+        status=WebhookDelivery.Status.PARTIAL if failed else WebhookDelivery.Status.PROCESSED,
+        attempts=F("attempts") + 1,
+        last_error=f"{failed} event(s) failed; see the delivery's events" if failed else "",
+        processed_at=timezone.now(),
+        running_since=None,
+    )
 
 
 @cache
@@ -71,87 +173,167 @@ def _handler() -> EventHandler:
     return handler
 
 
-def delivery_process(*, delivery_id: int) -> bool:
-    """Apply every event of a delivery, in timestamp order, each exactly once.
-
-    Idempotent: a processed delivery is left alone, and an event whose key is already
-    recorded (a redelivery) is skipped. Returns False when the delivery was already
-    processed. If the handler raises, nothing of the delivery is kept and the error is
-    recorded on the row for the re-drive.
-    """
-    try:
-        with transaction.atomic():
-            delivery = delivery_lock(delivery_id)
-            if delivery.status == WebhookDelivery.Status.PROCESSED:
-                return False
-            payload = json.loads(bytes(delivery.body))
-            pages = {p.page_id: p for p in Page.objects.all()}
-            for event in parse_delivery(payload):
-                _event_apply(delivery, event, pages.get(event.page_id))
-            delivery.status = WebhookDelivery.Status.PROCESSED
-            delivery.attempts += 1
-            delivery.last_error = ""
-            delivery.processed_at = timezone.now()
-            delivery.save(update_fields=["status", "attempts", "last_error", "processed_at"])
-    except WebhookDelivery.DoesNotExist:
-        return False
-    except Exception as exc:
-        logger.exception("delivery %s failed", delivery_id)
-        with transaction.atomic():
-            delivery = delivery_lock(delivery_id)
-            delivery.attempts += 1
-            delivery.status = WebhookDelivery.Status.FAILED
-            delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            delivery.save(update_fields=["attempts", "status", "last_error"])
-        raise
-    return True
+def _storage_key(event: Event) -> str:
+    key = event.key
+    if len(key) <= KEY_MAX:
+        return key
+    return f"{key[:180]}~sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-def _event_apply(delivery: WebhookDelivery, event: Event, page: Page | None) -> None:
-    """Caller holds the delivery's lock inside a transaction."""
-    with transaction.atomic():
+def _transient(exc: OperationalError) -> bool:
+    """A deadlock, a serialization failure or a busy SQLite file: trying again helps."""
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate in ("40P01", "40001") or "database is locked" in str(exc)
+
+
+def _event_apply(delivery: WebhookDelivery, event: Event, page: Page | None) -> bool:
+    """Apply one event in its own transaction; False when it failed (and was kept)."""
+    key = _storage_key(event)
+    error: Exception | None = None
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                record = WebhookEvent.objects.create(
-                    key=event.key[:255],
-                    delivery=delivery,
-                    kind=event.kind,
-                    channel=event.channel,
-                    page_id=event.page_id,
-                    psid=event.psid,
-                    timestamp=event.timestamp,
-                    outcome=WebhookEvent.Outcome.IGNORED,
-                    payload=event.raw,
-                )
-        except IntegrityError:
-            return  # already applied: a redelivery
-        if event.kind == "unknown":
-            record.note = "unknown event kind"
-        elif page is None:
-            record.note = "unknown page"
-        else:
-            note = _handler()(page, event)
-            record.outcome = WebhookEvent.Outcome.APPLIED
-            record.note = (note or "")[:255]
-        record.save(update_fields=["outcome", "note"])
+                record = _event_claim(delivery, event, key)
+                if record is not None:
+                    _event_run(record, event, page)
+            return True
+        except OperationalError as exc:
+            error = exc
+            if not _transient(exc) or attempt == TRANSIENT_ATTEMPTS:
+                break
+            logger.info("event %s: %s; trying again at once", key, exc)
+        except Exception as exc:  # noqa: BLE001 -- one poison event must not sink the others
+            error = exc
+            break
+    assert error is not None
+    _event_fail(delivery, event, key, error)
+    return False
+
+
+def _event_claim(delivery: WebhookDelivery, event: Event, key: str) -> WebhookEvent | None:
+    """The event's record, created under its unique key; None when it was applied (or
+    ignored) before. A failed record is taken again, locked. Caller is in a transaction."""
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(
+                key=key,
+                delivery=delivery,
+                kind=event.kind,
+                channel=event.channel[:16],
+                page_id=event.page_id,
+                psid=event.psid,
+                timestamp=event.timestamp,
+                outcome=WebhookEvent.Outcome.IGNORED,
+                payload=event.raw,
+            )
+    except IntegrityError:
+        existing = event_lock_by_key(key)
+        if existing is None:
+            raise  # not the dedupe key: a real error
+        if existing.outcome != WebhookEvent.Outcome.FAILED:
+            return None  # already applied: a redelivery
+        existing.attempts += 1
+        return existing
+
+
+def _event_run(record: WebhookEvent, event: Event, page: Page | None) -> None:
+    if isinstance(event, InvalidEvent):
+        outcome, note = WebhookEvent.Outcome.IGNORED, f"invalid: {event.problem}"
+    elif event.kind == "unknown":
+        outcome, note = WebhookEvent.Outcome.IGNORED, "unknown event kind"
+    elif page is None:
+        outcome, note = WebhookEvent.Outcome.IGNORED, "unknown page"
+    else:
+        outcome, note = WebhookEvent.Outcome.APPLIED, _handler()(page, event) or ""
+    record.outcome = outcome
+    record.note = "; ".join([note, *event.notes]).strip("; ")[:255]
+    record.error = ""
+    record.save(update_fields=["outcome", "note", "error", "attempts"])
+
+
+def _event_fail(delivery: WebhookDelivery, event: Event, key: str, error: Exception) -> None:
+    """Keep a failed event with its error, for an admin to see and `event_replay`.
+    Raises when even that cannot be stored (the database is gone)."""
+    logger.warning("event %s of delivery %s failed: %r", key, delivery.pk, error)
+    reason = f"{type(error).__name__}: {error}"[:2000]
+    with transaction.atomic():
+        record, created = WebhookEvent.objects.get_or_create(
+            key=key,
+            defaults={
+                "delivery": delivery,
+                "kind": event.kind,
+                "channel": event.channel[:16],
+                "page_id": event.page_id,
+                "psid": event.psid,
+                "timestamp": event.timestamp,
+                "outcome": WebhookEvent.Outcome.FAILED,
+                "note": "failed; see its error",
+                "error": reason,
+                "payload": event.raw,
+            },
+        )
+        if not created and record.outcome == WebhookEvent.Outcome.FAILED:
+            record.outcome = WebhookEvent.Outcome.FAILED
+            record.error = reason
+            record.note = "failed; see its error"
+            record.attempts += 1
+            record.save(update_fields=["outcome", "error", "note", "attempts"])
+
+
+def event_replay(*, event_id: int) -> bool:
+    """Apply a failed event again (an admin asks, once the cause is fixed). Returns
+    whether it is applied now; a delivery with no failed event left is processed."""
+    record = WebhookEvent.objects.select_related("delivery").get(pk=event_id)
+    if record.outcome != WebhookEvent.Outcome.FAILED:
+        return False
+    delivery = record.delivery
+    event = parse_event(
+        record.payload,
+        page_id=record.page_id,
+        channel=record.channel,
+        entry_time=record.timestamp,
+        received_ms=_received_ms(delivery),
+    )
+    page = Page.objects.filter(page_id=event.page_id).first()
+    applied = _event_apply(delivery, event, page)
+    if applied and delivery.status == WebhookDelivery.Status.PARTIAL:
+        _delivery_finish_again(delivery.pk)
+    return applied
+
+
+def _delivery_finish_again(delivery_id: int) -> None:
+    failed = WebhookEvent.objects.filter(
+        delivery_id=delivery_id, outcome=WebhookEvent.Outcome.FAILED
+    ).exists()
+    if not failed:
+        WebhookDelivery.objects.filter(pk=delivery_id).update(
+            status=WebhookDelivery.Status.PROCESSED, last_error=""
+        )
 
 
 def deliveries_redrive() -> list[int]:
     """Enqueue deliveries stored but not processed (e.g. Redis was down at intake).
 
-    Deliveries younger than a grace period are left to the task enqueued at intake;
-    those that failed WEBHOOK_MAX_ATTEMPTS times are left for an admin.
+    Left alone: deliveries younger than REDRIVE_GRACE_SECONDS (their intake task is on
+    its way), those queued or running less than REDRIVE_LEASE_SECONDS ago (one
+    delivery is never queued many times), and those that failed WEBHOOK_MAX_ATTEMPTS
+    times (for an admin).
     """
-    cutoff = timezone.now() - timedelta(seconds=settings.REDRIVE_GRACE_SECONDS)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.REDRIVE_GRACE_SECONDS)
+    lease = now - timedelta(seconds=settings.REDRIVE_LEASE_SECONDS)
     ids = list(
         WebhookDelivery.objects.filter(
             status__in=[WebhookDelivery.Status.RECEIVED, WebhookDelivery.Status.FAILED],
             attempts__lt=settings.WEBHOOK_MAX_ATTEMPTS,
             received_at__lte=cutoff,
         )
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=lease))
+        .filter(Q(running_since__isnull=True) | Q(running_since__lte=lease))
         .order_by("received_at")
-        .values_list("pk", flat=True)[:500]
+        .values_list("pk", flat=True)[:REDRIVE_BATCH]
     )
+    WebhookDelivery.objects.filter(pk__in=ids).update(enqueued_at=now)
     for delivery_id in ids:
         enqueue(tasks.delivery_process, delivery_id)
     return ids

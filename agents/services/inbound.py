@@ -20,7 +20,7 @@ from agents.models import ControlState, Conversation, Message, Ticket, Trigger
 from agents.services.contacts import conversation_get_or_create
 from agents.services.control import handover_event_apply, handover_request_start
 from agents.services.outbound import outbound_confirm
-from agents.services.state import app_label, ms_to_datetime
+from agents.services.state import app_label
 from webhooks.events import (
     CHANNEL_STANDBY,
     DeliveryEvent,
@@ -32,6 +32,7 @@ from webhooks.events import (
     ReadEvent,
     RequestThreadControlEvent,
     TakeThreadControlEvent,
+    timestamp_to_datetime,
 )
 from webhooks.models import Page
 
@@ -118,7 +119,7 @@ def _ticket_for_new_message(conversation: Conversation, *, timestamp: int) -> Ti
 
 def _touch(conversation: Conversation, *, timestamp: int, from_user: bool) -> None:
     """Move the conversation's clocks forward, never back (a late event is older)."""
-    at = ms_to_datetime(timestamp)
+    at = timestamp_to_datetime(timestamp)
     rows = Conversation.objects.filter(pk=conversation.pk)
     rows.filter(Q(last_message_at__isnull=True) | Q(last_message_at__lt=at)).update(
         last_message_at=at

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -45,10 +44,6 @@ class Outcome(Enum):
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def handover_metadata(**fields: object) -> str:

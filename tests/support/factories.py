@@ -18,8 +18,9 @@ from django.utils import timezone
 
 from agents.auth import token_create
 from agents.models import Agent, Contact, ControlState, Conversation, Message, Ticket
-from agents.services.state import ms_to_datetime, now_ms
+from agents.services.state import now_ms
 from tests.support import payloads
+from webhooks.events import timestamp_to_datetime
 from webhooks.models import Page
 from webhooks.services import page_connect
 
@@ -97,7 +98,7 @@ def conversation(
             ControlState.REQUESTED: page.bot_app_id,
         }.get(control_state, "")
     if last_user_message_at is _NOW:
-        last_user_message_at = ms_to_datetime(now_ms())  # event times are in ms
+        last_user_message_at = timestamp_to_datetime(now_ms())  # event times are in ms
     return Conversation.objects.create(
         contact=contact(page=page, psid=psid),
         page=page,

@@ -25,7 +25,7 @@ PSID = payloads.PSID
 
 
 def _one(raw: dict, channel: str = "messaging"):
-    [event] = parse_delivery(payloads.delivery(raw, channel=channel))
+    [event] = parse_delivery(payloads.delivery(raw, channel=channel), received_ms=T0)
     return event
 
 
@@ -212,7 +212,7 @@ def test_delivery_without_timestamp_takes_the_entry_time():
     assert "timestamp" not in raw
     payload = {"object": "page", "entry": [{"id": PAGE_ID, "time": T0 + 99, "messaging": [raw]}]}
 
-    [event] = parse_delivery(payload)
+    [event] = parse_delivery(payload, received_ms=T0)
 
     assert type(event) is DeliveryEvent
     assert (event.timestamp, event.watermark, event.mids) == (T0 + 99, T0, ("m_a", "m_b"))
@@ -268,7 +268,7 @@ def test_object_other_than_page_is_one_unknown_event():
         "entry": [{"id": "1", "time": T0, "messaging": [payloads.user_message("hi", ts=T0)]}],
     }
 
-    events = parse_delivery(payload)
+    events = parse_delivery(payload, received_ms=T0)
 
     assert len(events) == 1
     [event] = events
@@ -278,7 +278,7 @@ def test_object_other_than_page_is_one_unknown_event():
 
 @pytest.mark.parametrize("payload", [[], "page", 3, None])
 def test_a_body_that_is_not_an_object_gives_no_events(payload):
-    assert parse_delivery(payload) == []
+    assert parse_delivery(payload, received_ms=T0) == []
 
 
 # --- Ordering across entries ---------------------------------------------------------------
@@ -310,7 +310,7 @@ def test_events_are_sorted_by_timestamp_across_entries_and_pages():
         ],
     }
 
-    events = parse_delivery(payload)
+    events = parse_delivery(payload, received_ms=T0)
 
     assert [(e.mid, e.page_id, e.channel) for e in events] == [
         ("m_1", PAGE_ID, "standby"),
@@ -327,7 +327,7 @@ def test_equal_timestamps_keep_delivery_order():
         payloads.user_message("c", ts=T0, mid="m_c"),
     )
 
-    assert [e.mid for e in parse_delivery(payload)] == ["m_a", "m_b", "m_c"]
+    assert [e.mid for e in parse_delivery(payload, received_ms=T0)] == ["m_a", "m_b", "m_c"]
 
 
 def test_entry_level_fields_other_than_channels_become_unknown_events():
@@ -336,7 +336,7 @@ def test_entry_level_fields_other_than_channels_become_unknown_events():
         "entry": [{"id": PAGE_ID, "time": T0, "changes": [{"field": "feed"}], "messaging": []}],
     }
 
-    [event] = parse_delivery(payload)
+    [event] = parse_delivery(payload, received_ms=T0)
 
     assert type(event) is UnknownEvent
     assert (event.page_id, event.channel, event.timestamp, event.raw) == (
@@ -420,7 +420,7 @@ def test_non_dict_junk_inside_lists_is_skipped():
         ],
     }
 
-    events = parse_delivery(payload)
+    events = parse_delivery(payload, received_ms=T0)
 
     assert [(type(e), e.mid) for e in events] == [(MessageEvent, "m_kept")]
     assert [a.type for a in events[0].attachments] == ["image"]
@@ -454,7 +454,7 @@ def test_non_dict_junk_inside_lists_is_skipped():
     ],
 )
 def test_parsing_never_raises_on_a_well_formed_json_object(entry):
-    events = parse_delivery({"object": "page", "entry": [entry]})
+    events = parse_delivery({"object": "page", "entry": [entry]}, received_ms=T0)
 
     assert all(isinstance(e.key, str) for e in events)
 
@@ -480,7 +480,9 @@ def test_a_bot_button_template_echo_keeps_its_text():
             ],
         },
     }
-    [event] = parse_delivery({"object": "page", "entry": [{"id": PAGE_ID, "messaging": [raw]}]})
+    [event] = parse_delivery(
+        {"object": "page", "entry": [{"id": PAGE_ID, "messaging": [raw]}]}, received_ms=T0
+    )
     assert (event.kind, event.text, event.attachments[0].type) == (
         "echo",
         "Anything else?",
