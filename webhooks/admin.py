@@ -1,7 +1,9 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from webhooks import services
 from webhooks.models import GraphCall, Page, WebhookDelivery, WebhookEvent
 
 
@@ -69,6 +71,20 @@ class WebhookEventAdmin(admin.ModelAdmin):
     list_filter = ("kind", "channel", "outcome")
     search_fields = ("key", "psid", "page_id")
     readonly_fields = [f.name for f in WebhookEvent._meta.fields]
+    actions = ["replay"]
+
+    @admin.action(description="Apply the selected failed events again")
+    def replay(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        failed = queryset.filter(outcome=WebhookEvent.Outcome.FAILED).values_list("pk", flat=True)
+        applied = sum(services.event_replay(event_id=pk) for pk in failed)
+        still = len(failed) - applied
+        self.message_user(
+            request,
+            f"{applied} event(s) applied"
+            + (f"; {still} failed again (see their error)" if still else "")
+            + ".",
+            messages.SUCCESS if not still else messages.WARNING,
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
