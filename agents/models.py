@@ -243,6 +243,10 @@ class Message(models.Model):
         RECEIVED = "received"
         PENDING = "pending"
         SENDING = "sending"
+        # Meta did not answer in time: the send may have gone through. Its echo confirms
+        # it; without one, it fails after GRAPH_CONFIRM_SECONDS ("may not have been
+        # delivered"), for the agent to retry. Never sent again on its own.
+        CONFIRMING = "confirming", "confirming (waiting for Meta's echo)"
         SENT = "sent"
         DELIVERED = "delivered"
         READ = "read"

@@ -60,6 +60,7 @@ def typing_send(conversation_id: int) -> None:
 
 @shared_task(time_limit=60)
 def outbound_redrive() -> None:
+    reconcile.messages_unconfirmed_settle()
     reconcile.outbound_redrive()
 
 

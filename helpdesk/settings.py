@@ -167,6 +167,15 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Shared by every process: marks of queued work (webhooks.queue), rate windows.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -183,9 +192,15 @@ GRAPH_API_TIMEOUT_SECONDS = float(env("GRAPH_API_TIMEOUT_SECONDS", "10"))
 # Retries of transient Graph errors: delay = base * 2**attempt, with full jitter.
 GRAPH_RETRY_MAX = env_int("GRAPH_RETRY_MAX", 5)
 GRAPH_RETRY_BACKOFF_SECONDS = float(env("GRAPH_RETRY_BACKOFF_SECONDS", "2"))
-# A send that timed out may have reached Meta; its echo (which names the message in its
-# metadata) normally arrives within seconds and confirms it before any retry.
+# A thread-control call that timed out may have taken effect: its retry waits this long,
+# for the handover webhook that would show it.
 GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS = float(env("GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS", "15"))
+# A send whose answer was lost (a timeout after the request left, a worker that died
+# mid-call) waits this long for its echo; without one it fails as "may not have been
+# delivered" for the agent to retry. It is never sent twice on its own.
+GRAPH_CONFIRM_SECONDS = env_int("GRAPH_CONFIRM_SECONDS", 300)
+# Graph calls per page and second, across processes: under Meta's 300/s for the Send API.
+GRAPH_RATE_LIMIT_PER_SECOND = env_int("GRAPH_RATE_LIMIT_PER_SECOND", 250)
 
 # The Page Inbox app id: echoes with it are messages typed by people in the Page Inbox.
 PAGE_INBOX_APP_ID = "263902037430900"

@@ -7,12 +7,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from agents.models import Agent
 from tests.support import factories, payloads
 from tests.support.fakegraph import FakeGraph
 from webhooks.models import Page
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """The cache (marks of queued work, rate windows) outlives a test's database."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # In-process tests run tasks eagerly (retries included, without their countdown); the
 # end-to-end tests run a real worker against real Redis.
 CELERY_TASK_ALWAYS_EAGER = True

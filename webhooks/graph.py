@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import F
 
 from webhooks.models import GraphCall, Page
@@ -157,6 +159,31 @@ def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[st
     return body
 
 
+def _rate_wait(page: Page) -> None:
+    """Keep this page's calls under GRAPH_RATE_LIMIT_PER_SECOND, across processes: a
+    one-second window counted in the shared cache. Over the limit, wait for the next
+    window (twice at most), then raise a retryable 613 for the task to back off. A cache
+    that does not answer lets the call through: Meta's own 613 is the backstop."""
+    limit = settings.GRAPH_RATE_LIMIT_PER_SECOND
+    if not limit:
+        return
+    for _ in range(3):
+        now = time.time()
+        key = f"graph-rate:{page.pk}:{int(now)}"
+        try:
+            cache.add(key, 0, timeout=5)
+            count = cache.incr(key)
+        except Exception as exc:  # noqa: BLE001 -- the limiter must never stop a call
+            logger.warning("graph rate window unavailable (%s)", type(exc).__name__)
+            return
+        if count <= limit:
+            return
+        time.sleep(int(now) + 1 - now)
+    raise GraphError(
+        message=f"more than {limit} calls a second for this page", code=613, retryable=True
+    )
+
+
 def call(
     page: Page,
     *,
@@ -181,6 +208,7 @@ def call(
         return record.response or {}
     GraphCall.objects.filter(pk=record.pk).update(attempts=F("attempts") + 1)
     try:
+        _rate_wait(page)
         body = _http(page, method, path, params)
     except GraphError as exc:
         status = GraphCall.Status.PENDING if exc.retryable else GraphCall.Status.FAILED
@@ -191,6 +219,14 @@ def call(
         status=GraphCall.Status.SUCCEEDED, response=body, last_error=""
     )
     return body
+
+
+def call_confirm(key: str, response: dict[str, Any]) -> None:
+    """The call recorded under `key` is known to have taken effect (an echo confirmed a
+    send whose answer was lost): its record says so, and it is never made again."""
+    GraphCall.objects.filter(key=key).exclude(status=GraphCall.Status.SUCCEEDED).update(
+        status=GraphCall.Status.SUCCEEDED, response=response, last_error=""
+    )
 
 
 # --- The calls the helpdesk makes ------------------------------------------------

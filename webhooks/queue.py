@@ -18,7 +18,8 @@ from typing import Any
 
 from celery import Task
 from django.conf import settings
-from django.db import transaction
+from django.core.cache import cache
+from django.db import close_old_connections, transaction
 
 from webhooks.graph import GraphError
 
@@ -58,20 +59,63 @@ class _Publisher:
                 job()
             except Exception:
                 logger.exception("a background side effect failed")
+            finally:
+                close_old_connections()  # for a job that touched the database
 
 
 publisher = _Publisher()
 
 
+# --- Leases: a task queued for a row is not queued again by the re-drive ---------------
+#
+# Graph tasks take one id. Queueing one marks `queued:<task>:<id>` in the cache (Redis in
+# production, shared by every process) for REDRIVE_LEASE_SECONDS; the task clears it
+# when it starts. The re-drive queues only rows without a mark: a backlog is not
+# multiplied by re-queueing what still waits. A cache that does not answer costs a
+# duplicate (tasks are idempotent), never a lost task.
+
+
+def _lease_key(task: Task[Any, Any], pk: int) -> str:
+    return f"queued:{task.name}:{pk}"
+
+
+def _lease_mark(task: Task[Any, Any], pk: int) -> None:
+    try:
+        cache.set(_lease_key(task, pk), 1, timeout=settings.REDRIVE_LEASE_SECONDS)
+    except Exception as exc:  # noqa: BLE001 -- the cache is an optimisation here
+        logger.warning("could not mark %s %s as queued (%s)", task.name, pk, type(exc).__name__)
+
+
+def lease_release(task: Task[Any, Any], pk: int) -> None:
+    try:
+        cache.delete(_lease_key(task, pk))
+    except Exception as exc:  # noqa: BLE001 -- the cache is an optimisation here
+        logger.warning("could not clear the mark of %s %s (%s)", task.name, pk, type(exc).__name__)
+
+
+def lease_take(task: Task[Any, Any], pk: int) -> bool:
+    """Whether the re-drive may queue `task(pk)`: no copy was queued within the lease."""
+    try:
+        return bool(cache.add(_lease_key(task, pk), 1, timeout=settings.REDRIVE_LEASE_SECONDS))
+    except Exception as exc:  # noqa: BLE001 -- without the cache, queue (a duplicate is harmless)
+        logger.warning("could not read the mark of %s %s (%s)", task.name, pk, type(exc).__name__)
+        return True
+
+
 def enqueue(task: Task[Any, Any], *args: int, on_failure: Callable[[], None] | None = None) -> bool:
     """Publish `task(*args)` now. A broker failure is logged, not raised; `on_failure`
     then runs (e.g. to mark the row for an early re-drive). Returns whether it was sent."""
+    leased = isinstance(task, GraphTask) and len(args) == 1
+    if leased:
+        _lease_mark(task, args[0])  # before: an eager task clears it when it runs
     try:
         task.delay(*args)
     except Exception as exc:  # noqa: BLE001 -- any broker failure: the row is safe, beat re-drives
         logger.warning(
             "could not enqueue %s%r (%s); it will be re-driven", task.name, args, type(exc).__name__
         )
+        if leased:
+            lease_release(task, args[0])
         if on_failure is not None:
             on_failure()
         return False
@@ -125,6 +169,8 @@ class GraphTask(Task):  # type: ignore[type-arg] # Celery's Task is generic only
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # Celery's tracer has already pushed this run's request (with its retry count).
+        if len(args) == 1 and isinstance(args[0], int):
+            lease_release(self, args[0])
         try:
             return self.run(*args, **kwargs)
         except Busy as busy:

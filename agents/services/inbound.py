@@ -188,7 +188,7 @@ def message_record_echo(page: Page, event: EchoEvent) -> str:
         if own is None and match:
             own = Message.objects.filter(pk=int(match.group(1)), conversation=conversation).first()
         if own is not None:
-            outbound_confirm(own.pk, mid=event.mid)
+            outbound_confirm(own.pk, mid=event.mid, by_echo=True)
             return "own echo matched"
     elif Message.objects.filter(mid=event.mid).exists():
         return "duplicate mid"

@@ -2,7 +2,11 @@
 
 A reply is stored `pending` and sent by a task after commit; the task claims it
 (`sending`) before the HTTP call, and the answer or the echo confirms it (`sent`). It
-is sent once, or shown `failed` with the reason in words.
+is sent once, or shown `failed` with the reason in words. When Meta's answer is lost
+(a timeout, a worker that died mid-call) the send may have gone through: the message
+waits `confirming` for its echo and is never sent again on its own; without an echo
+it fails after GRAPH_CONFIRM_SECONDS as "may not have been delivered", and the agent
+decides whether to retry.
 """
 
 from __future__ import annotations
@@ -108,18 +112,34 @@ _DONE_STATUSES = (
     Message.Status.DELIVERED,
     Message.Status.READ,
     Message.Status.FAILED,
+    Message.Status.CONFIRMING,  # its echo, or the confirmation deadline, decides
 )
+UNCONFIRMED = (
+    "Meta did not answer in time: the message may have been sent. Waiting for its echo "
+    "to confirm it."
+)
+WORKER_LOST = (
+    "The worker sending it stopped before Meta answered: the message may have been "
+    "sent. Waiting for its echo to confirm it."
+)
+NEVER_CONFIRMED = (
+    "Meta never confirmed this message: it may not have been delivered. Retry to send it again."
+)
+
+
+def _send_key(message_id: int) -> str:
+    return f"message:{message_id}"
 
 
 def message_send(*, message_id: int) -> Outcome:
     """Send one outbound message through the Send API, at most once.
 
     The message is claimed (pending -> sending) in a short transaction, the HTTP call is
-    made outside it. Raises `Busy` while another worker holds a recent claim. A
-    transient error puts it back to pending and is raised for the task to retry; a
-    terminal one marks it failed with the reason in words. A timed-out attempt is
-    uncertain: before trying again, an echo carrying the message's id may have
-    confirmed it (then it is not sent twice).
+    made outside it. Raises `Busy` while another worker holds a recent claim; a claim
+    older than that means its worker died mid-call: the message waits `confirming`.
+    A transient error puts it back to pending and is raised for the task to retry; a
+    terminal one marks it failed with the reason in words; a timeout after the request
+    left (the send may have gone through) makes it `confirming`, never retried.
     """
     stale = timezone.now() - timedelta(seconds=settings.GRAPH_API_TIMEOUT_SECONDS * 3)
     conversation_id = (
@@ -131,12 +151,11 @@ def message_send(*, message_id: int) -> Outcome:
         message = message_lock(message_id)
         if message.status in _DONE_STATUSES:
             return Outcome.SKIPPED
-        if (
-            message.status == Message.Status.SENDING
-            and message.sending_since
-            and (message.sending_since > stale)
-        ):
-            raise Busy(f"message {message_id} is being sent by another worker")
+        if message.status == Message.Status.SENDING:
+            if message.sending_since and message.sending_since > stale:
+                raise Busy(f"message {message_id} is being sent by another worker")
+            outbound_unconfirmed(message, WORKER_LOST)
+            return Outcome.SKIPPED
         if not rules.sending_allowed(conversation.control_state):
             outbound_fail(message, f"Not sent: {rules.lock_reason(conversation.control_state)}")
             return Outcome.FAILED
@@ -151,7 +170,7 @@ def message_send(*, message_id: int) -> Outcome:
     try:
         mid = graph.send_text(
             conversation.page,
-            key=f"message:{message.pk}",
+            key=_send_key(message.pk),
             psid=conversation.contact.psid,
             text=message.text,
             metadata=f"helpdesk:message={message.pk}",
@@ -164,6 +183,9 @@ def message_send(*, message_id: int) -> Outcome:
             message = message_lock(message_id)
             if message.status != Message.Status.SENDING:
                 return Outcome.SKIPPED  # confirmed by its echo meanwhile
+            if exc.uncertain:
+                outbound_unconfirmed(message, UNCONFIRMED)
+                return Outcome.SKIPPED
             if exc.retryable:
                 message.status = Message.Status.PENDING
                 message.error = f"Retrying: {exc.describe()}"[:1000]
@@ -187,10 +209,13 @@ def message_send_give_up(*, message_id: int, reason: str) -> None:
             outbound_fail(message, f"Gave up after {message.attempts} attempts: {reason}")
 
 
-def outbound_confirm(message_id: int, *, mid: str) -> None:
-    """Our send is confirmed (answer or echo): store the mid, mark it sent once."""
+def outbound_confirm(message_id: int, *, mid: str, by_echo: bool = False) -> None:
+    """Our send is confirmed (answer or echo): store the mid, mark it sent once. An
+    echo also settles the Graph call's record, so that no retry sends it again."""
     with transaction.atomic():
         message = message_lock(message_id)
+        if by_echo:
+            graph.call_confirm(_send_key(message.pk), {"message_id": mid, "confirmed_by": "echo"})
         fields = []
         if not message.mid:
             message.mid = mid
@@ -198,6 +223,7 @@ def outbound_confirm(message_id: int, *, mid: str) -> None:
         if message.status in (
             Message.Status.PENDING,
             Message.Status.SENDING,
+            Message.Status.CONFIRMING,
             Message.Status.FAILED,
         ):
             message.status = Message.Status.SENT
@@ -208,6 +234,17 @@ def outbound_confirm(message_id: int, *, mid: str) -> None:
             realtime.broadcast_on_commit(
                 "message.updated", conversation_id=message.conversation_id, message_id=message.pk
             )
+
+
+def outbound_unconfirmed(message: Message, reason: str) -> None:
+    """The send may have gone through: wait for its echo (`confirming`), from when it
+    was sent. Caller holds the message lock."""
+    message.status = Message.Status.CONFIRMING
+    message.error = reason
+    message.save(update_fields=["status", "error"])
+    realtime.broadcast_on_commit(
+        "message.updated", conversation_id=message.conversation_id, message_id=message.pk
+    )
 
 
 def outbound_fail(message: Message, reason: str) -> None:

@@ -10,10 +10,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents import rules, tasks
-from agents.locks import conversation_lock, ticket_lock_unclosed
+from agents.locks import conversation_lock, message_lock, ticket_lock_unclosed
 from agents.models import ControlState, ControlTransition, Conversation, Message, Ticket
+from agents.services.outbound import (
+    NEVER_CONFIRMED,
+    WORKER_LOST,
+    outbound_fail,
+    outbound_unconfirmed,
+)
 from agents.services.state import control_transition, ticket_flag
-from webhooks.queue import enqueue
+from webhooks.queue import enqueue, lease_take
 
 REDRIVE_BATCH = 500
 
@@ -59,10 +65,43 @@ def control_lapse_reconcile() -> list[int]:
     return changed
 
 
+def messages_unconfirmed_settle() -> dict[str, list[int]]:
+    """Messages whose send has no known outcome. `sending` longer than three Graph
+    timeouts: the worker died mid-call, so the message waits `confirming` for its echo
+    (it used to stay `sending` forever). `confirming` longer than GRAPH_CONFIRM_SECONDS:
+    no echo came, it fails as "may not have been delivered", for the agent to retry."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.GRAPH_API_TIMEOUT_SECONDS * 3)
+    unconfirmed = now - timedelta(seconds=settings.GRAPH_CONFIRM_SECONDS)
+    settled: dict[str, list[int]] = {"confirming": [], "failed": []}
+    for status, before in (
+        (Message.Status.SENDING, stale),
+        (Message.Status.CONFIRMING, unconfirmed),
+    ):
+        ids = Message.objects.filter(status=status, sending_since__lt=before).values_list(
+            "pk", flat=True
+        )[:REDRIVE_BATCH]
+        for message_id in ids:
+            with transaction.atomic():
+                message = message_lock(message_id)
+                if message.status != status or not message.sending_since:
+                    continue
+                if message.sending_since >= before:
+                    continue
+                if status == Message.Status.SENDING:
+                    outbound_unconfirmed(message, WORKER_LOST)
+                    settled["confirming"].append(message_id)
+                else:
+                    outbound_fail(message, NEVER_CONFIRMED)
+                    settled["failed"].append(message_id)
+    return settled
+
+
 def outbound_redrive() -> dict[str, list[int]]:
     """Enqueue outbound work that lost its task (e.g. Redis was down at commit).
 
-    All of it is idempotent, so enqueueing something still queued is harmless.
+    Work queued within REDRIVE_LEASE_SECONDS is left alone (`webhooks.queue.lease_take`):
+    a backlog is not multiplied. All of it is idempotent besides.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.REDRIVE_GRACE_SECONDS)
     messages = list(
@@ -84,10 +123,13 @@ def outbound_redrive() -> dict[str, list[int]]:
             control_state=ControlState.REQUESTED, requested_at__lte=cutoff
         ).values_list("pk", flat=True)[:REDRIVE_BATCH]
     )
-    for pk in messages:
-        enqueue(tasks.message_send, pk)
-    for pk in returning:
-        enqueue(tasks.ticket_return, pk)
-    for pk in requested:
-        enqueue(tasks.handover_request, pk)
-    return {"messages": messages, "returning": returning, "requested": requested}
+    queued: dict[str, list[int]] = {}
+    for name, task, ids in (
+        ("messages", tasks.message_send, messages),
+        ("returning", tasks.ticket_return, returning),
+        ("requested", tasks.handover_request, requested),
+    ):
+        queued[name] = [pk for pk in ids if lease_take(task, pk)]
+        for pk in queued[name]:
+            enqueue(task, pk)
+    return queued

@@ -31,7 +31,7 @@ from agents.services.state import (
     ticket_mark_closed,
 )
 from webhooks import graph
-from webhooks.queue import enqueue_on_commit
+from webhooks.queue import Busy, enqueue_on_commit
 
 
 def ticket_claim(*, ticket_id: int, user: Agent) -> Ticket:
@@ -143,7 +143,8 @@ def ticket_return(*, ticket_id: int) -> Outcome:
     """Pass control of a closed ticket's conversation back to the bot.
 
     First sends what the conversation still has pending (raises `Busy` when another
-    worker is sending one; transient errors are raised for the task to retry), then
+    worker is sending one, or one waits `confirming` for its echo; transient errors are
+    raised for the task to retry), then
     calls pass_thread_control with target_app_id = the page's bot. Idempotent: keyed on
     the ticket and its close time, and a no-op unless the state is `returning`.
     """
@@ -153,17 +154,20 @@ def ticket_return(*, ticket_id: int) -> Outcome:
     conversation = ticket.conversation
     if conversation.control_state != ControlState.RETURNING or ticket.closed_at is None:
         return Outcome.SKIPPED
+    outbound = Message.objects.filter(
+        conversation=conversation, direction=Message.Direction.OUTBOUND
+    )
     pending = (
-        Message.objects.filter(
-            conversation=conversation,
-            direction=Message.Direction.OUTBOUND,
-            status__in=[Message.Status.PENDING, Message.Status.SENDING],
-        )
+        outbound.filter(status__in=[Message.Status.PENDING, Message.Status.SENDING])
         .order_by("timestamp", "id")
         .values_list("pk", flat=True)
     )
     for message_id in pending:
         message_send(message_id=message_id)
+    if outbound.filter(status=Message.Status.CONFIRMING).exists():
+        # Its echo (or the confirmation deadline) decides first: the bot must not be
+        # back before what the agent said has reached the user.
+        raise Busy("a message of the conversation is still confirming", retry_in=5)
     key = f"return:{ticket.pk}:{int(ticket.closed_at.timestamp() * 1000)}"
     # Stamped before the call: the bot may greet the user before our call returns.
     passed_at = now_ms()

@@ -377,3 +377,52 @@ def test_calls_without_a_key_get_distinct_rows(page, fake_graph):
         ("thread_owner", GraphCall.Status.SUCCEEDED, 1),
     ]
     assert len(fake_graph.calls) == 2
+
+
+# --- per-page rate limit ----------------------------------------------------------------
+
+
+class FakeClock:
+    """time.time and time.sleep for the limiter: sleeping moves the clock."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_calls_to_one_page_stay_under_the_rate_limit_across_windows(
+    page, fake_graph, settings, monkeypatch
+):
+    settings.GRAPH_RATE_LIMIT_PER_SECOND = 2
+    clock = FakeClock(1_000.25)
+    monkeypatch.setattr(graph, "time", clock)
+    windows = []
+    fake_graph.on_call.append(lambda call: windows.append(int(clock.now)))
+
+    for n in range(5):
+        graph.send_text(page, key=f"k-{n}", psid=PSID, text="hi", metadata="m")
+
+    assert windows == [1000, 1000, 1001, 1001, 1002]  # two a second, none dropped
+    assert clock.slept == [0.75, 1.0]
+
+
+def test_a_page_still_over_the_limit_gets_a_retryable_613(page, fake_graph, settings, monkeypatch):
+    settings.GRAPH_RATE_LIMIT_PER_SECOND = 1
+    clock = FakeClock(1_000.0)
+    clock.sleep = lambda seconds: None  # the windows stay full: other workers fill them
+    monkeypatch.setattr(graph, "time", clock)
+    graph.send_text(page, key="k-first", psid=PSID, text="hi", metadata="m")
+
+    with pytest.raises(GraphError) as info:
+        graph.send_text(page, key="k-second", psid=PSID, text="hi", metadata="m")
+
+    assert (info.value.code, info.value.retryable) == (613, True)
+    assert len(fake_graph.sends()) == 1
+    assert GraphCall.objects.get(key="k-second").status == GraphCall.Status.PENDING

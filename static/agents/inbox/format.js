@@ -64,6 +64,7 @@ export function previewText(last) {
 export const STATUS_TEXT = {
   pending: "Sending…",
   sending: "Sending…",
+  confirming: "Confirming…",
   sent: "Sent",
   delivered: "Delivered",
   read: "Read",

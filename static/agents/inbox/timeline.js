@@ -155,9 +155,10 @@ function statusNode(message) {
       }),
     );
   }
-  const retrying = message.status === "pending" && message.error;
+  // A retry on its way, or a send waiting for Meta's echo: the reason says which.
+  const explained = ["pending", "confirming"].includes(message.status) && message.error;
   return el("div", {
     class: `msg-status ${message.status}`,
-    text: retrying ? message.error : STATUS_TEXT[message.status] || message.status,
+    text: explained ? message.error : STATUS_TEXT[message.status] || message.status,
   });
 }

@@ -13,10 +13,12 @@ from celery.exceptions import Retry
 from django.utils import timezone
 
 from agents.models import ControlState, Conversation, Message, Ticket
+from agents.services import outbound, reconcile
 from agents.services.state import now_ms
-from agents.tasks import message_send
+from agents.tasks import message_send, ticket_return
 from tests.support import factories, payloads
 from tests.support.fakegraph import Scripted, graph_error
+from webhooks.models import GraphCall
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +67,7 @@ def test_an_echo_before_the_send_answer_confirms_the_message(
         mp.setattr("django.conf.settings.GRAPH_RETRY_MAX", 0)
         post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "uncertain"})
     message = Message.objects.get(author_kind="agent")
-    assert message.status == "failed"  # timed out, retries exhausted in this test
+    assert message.status == "confirming"  # timed out: it may have gone through
     deliver(
         payloads.echo(
             "uncertain",
@@ -189,22 +191,25 @@ def test_windows_choose_the_messaging_type(ticket, api, post, fake_graph, page):
     assert len(fake_graph.sends()) == 1
 
 
-def test_a_timed_out_send_waits_for_its_echo_and_is_not_sent_twice(
-    ticket, api, post, fake_graph, deliver, clock, settings
-):
+def _timed_out_reply(ticket, api, post, fake_graph, settings, text: str) -> Message:
+    """A reply whose Send API call took effect at Meta but whose answer never came."""
     settings.GRAPH_API_TIMEOUT_SECONDS = 0.2
     fake_graph.fail_next("/me/messages", Scripted(200, {"message_id": "m_late"}, delay=1))
     with mock.patch.object(message_send, "retry", side_effect=Retry) as retry:
-        post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "did it arrive?"})
-    [(_, kwargs)] = retry.call_args_list
-    assert kwargs["countdown"] >= settings.GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS
+        post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": text})
+    retry.assert_not_called()  # an uncertain send is never retried on its own
     message = Message.objects.get(author_kind="agent")
-    assert (message.status, message.error) == (
-        "pending",
-        "Retrying: the Graph API did not answer in time",
-    )
+    assert (message.status, message.error) == ("confirming", outbound.UNCONFIRMED)
+    return message
 
-    # Meta did get it: the echo names our message before the retry runs.
+
+def test_a_timed_out_send_waits_for_its_echo_and_is_not_sent_twice(
+    ticket, api, post, fake_graph, deliver, clock, settings
+):
+    message = _timed_out_reply(ticket, api, post, fake_graph, settings, "did it arrive?")
+    # The echo comes late (webhooks were delayed), still within the confirmation window.
+    assert reconcile.messages_unconfirmed_settle() == {"confirming": [], "failed": []}
+    assert reconcile.outbound_redrive()["messages"] == []
     deliver(
         payloads.echo(
             "did it arrive?",
@@ -214,10 +219,90 @@ def test_a_timed_out_send_waits_for_its_echo_and_is_not_sent_twice(
             metadata=f"helpdesk:message={message.pk}",
         )
     )
-    message_send.apply(args=(message.pk,))  # the delayed retry
     message.refresh_from_db()
-    assert (message.status, message.mid) == ("sent", "m_late")
+    assert (message.status, message.mid, message.error) == ("sent", "m_late", "")
     assert len(fake_graph.sends()) == 1
+    # The Graph call's record agrees: confirmed, and never made again.
+    record = GraphCall.objects.get(key=f"message:{message.pk}")
+    assert (record.status, record.response) == (
+        "succeeded",
+        {"message_id": "m_late", "confirmed_by": "echo"},
+    )
+    message_send.apply(args=(message.pk,))
+    assert len(fake_graph.sends()) == 1
+
+
+def test_an_unconfirmed_send_fails_in_words_and_only_the_agent_sends_it_again(
+    ticket, api, post, fake_graph, settings
+):
+    message = _timed_out_reply(ticket, api, post, fake_graph, settings, "are you there?")
+    settings.GRAPH_CONFIRM_SECONDS = 0  # no echo came in time
+    assert reconcile.messages_unconfirmed_settle() == {"confirming": [], "failed": [message.pk]}
+    message.refresh_from_db()
+    assert (message.status, message.error) == ("failed", outbound.NEVER_CONFIRMED)
+    assert reconcile.outbound_redrive()["messages"] == []
+    assert len(fake_graph.sends()) == 1  # nothing went out on its own
+
+    response = post(api, f"/api/v1/messages/{message.pk}/retry")
+    assert response.status_code == 200
+    message.refresh_from_db()
+    assert message.status == "sent"
+    assert len(fake_graph.sends()) == 2  # the agent chose to send it again
+
+
+def test_a_reply_left_sending_by_a_dead_worker_is_settled_not_resent(ticket, settings, fake_graph):
+    message = factories.message(
+        ticket=ticket,
+        direction=Message.Direction.OUTBOUND,
+        author_kind=Message.Author.AGENT,
+        status=Message.Status.SENDING,
+        sending_since=timezone.now() - timedelta(seconds=60),  # its worker died
+    )
+    assert reconcile.messages_unconfirmed_settle() == {"confirming": [message.pk], "failed": []}
+    message.refresh_from_db()
+    assert (message.status, message.error) == ("confirming", outbound.WORKER_LOST)
+    message_send.apply(args=(message.pk,))  # the task, redelivered, sends nothing
+    settings.GRAPH_CONFIRM_SECONDS = 0
+    assert reconcile.messages_unconfirmed_settle() == {"confirming": [], "failed": [message.pk]}
+    message.refresh_from_db()
+    assert message.status == "failed"
+    assert fake_graph.sends() == []
+
+
+def test_closing_waits_for_a_confirming_message_before_passing_control(
+    ticket, api, post, fake_graph, deliver, clock, settings
+):
+    message = _timed_out_reply(ticket, api, post, fake_graph, settings, "one last thing")
+    with mock.patch.object(ticket_return, "retry", side_effect=Retry) as retry:
+        post(api, f"/api/v1/tickets/{ticket.pk}/close", {"outcome": "resolved"})
+    assert retry.call_args.kwargs["countdown"] >= 5
+    assert fake_graph.calls_to("/me/pass_thread_control") == []
+    deliver(
+        payloads.echo(
+            "one last thing",
+            ts=clock(),
+            app_id=payloads.APP_ID,
+            mid="m_late",
+            metadata=f"helpdesk:message={message.pk}",
+        )
+    )
+    ticket_return.apply(args=(ticket.pk,))
+    assert len(fake_graph.calls_to("/me/pass_thread_control")) == 1
+    assert Conversation.objects.get().control_state == ControlState.BOT
+
+
+def test_the_redrive_does_not_queue_a_reply_queued_within_the_lease(ticket, settings):
+    settings.REDRIVE_GRACE_SECONDS = 0
+    message = factories.message(
+        ticket=ticket,
+        direction=Message.Direction.OUTBOUND,
+        author_kind=Message.Author.AGENT,
+        status=Message.Status.PENDING,
+    )
+    with mock.patch.object(message_send, "delay") as delay:
+        assert reconcile.outbound_redrive()["messages"] == [message.pk]
+        assert reconcile.outbound_redrive()["messages"] == []  # still queued: not again
+    delay.assert_called_once_with(message.pk)
 
 
 def test_a_send_that_never_connected_is_retried_without_waiting(ticket, api, post, settings):
