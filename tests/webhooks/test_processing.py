@@ -4,6 +4,7 @@ never waits on a hung broker."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from unittest import mock
 
 import psycopg
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import Client
 from django.utils import timezone
 
@@ -206,3 +207,49 @@ def test_the_background_publisher_runs_jobs_in_order_and_survives_a_failing_one(
     publisher.submit(finished.set)
     assert finished.wait(30)
     assert done == ["first", "third"]
+
+
+# --- concurrent deliveries on PostgreSQL --------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_for_one_page_all_apply_without_deadlock(page, clock):
+    """Four workers apply 60 deliveries of new users and known ones of one page:
+    messages, echoes and handovers. A new contact's insert takes a key-share lock on
+    its page; when a conversation's lock also locked the page (FOR UPDATE), the two
+    deadlocked (1.75 % of such deliveries)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and deadlocks are PostgreSQL's")
+    deliveries = []
+    for n in range(60):
+        psid = f"900000000000{n % 40:04d}"  # 40 users: most are new to the helpdesk
+        events = [
+            payloads.user_message(f"m{n}", ts=clock(), psid=psid),
+            payloads.echo(f"e{n}", ts=clock(), psid=psid),
+        ]
+        if n % 10 == 0:
+            events.append(payloads.pass_control(ts=clock(), psid=psid))
+        body = payloads.body_bytes(payloads.delivery(*events, channel="standby"))
+        stored = WebhookDelivery.objects.create(body=body, digest=hashlib.sha256(body).hexdigest())
+        deliveries.append(stored.pk)
+    errors: list[BaseException] = []
+
+    def worker(ids: list[int]) -> None:
+        try:
+            for delivery_id in ids:
+                services.delivery_process(delivery_id=delivery_id)
+        except BaseException as exc:  # noqa: BLE001 -- reported by the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(deliveries[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"processed"}
+    assert WebhookEvent.objects.filter(outcome="failed").count() == 0
+    assert Message.objects.filter(author_kind="customer").count() == 60
+    assert Message.objects.filter(author_kind="bot").count() == 60
