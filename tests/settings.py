@@ -29,3 +29,5 @@ GRAPH_API_TIMEOUT_SECONDS = 1.0
 GRAPH_RETRY_MAX = 3
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+# No Redis in-process: the API rate-limit counters live in this process's memory.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
