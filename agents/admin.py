@@ -4,6 +4,7 @@ from django.http import HttpRequest
 
 from agents.models import (
     ApiToken,
+    AuthFailures,
     Contact,
     ControlTransition,
     Conversation,
@@ -28,6 +29,18 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tokens are made by `manage.py create_agent`, shown once
+
+
+@admin.register(AuthFailures)
+class AuthFailuresAdmin(admin.ModelAdmin):
+    """Login failure counters, keyed by digests. Deleting a row lifts its block."""
+
+    list_display = ("scope", "failures", "window_ends_at", "blocked_until")
+    list_filter = ("scope",)
+    readonly_fields = [f.name for f in AuthFailures._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(Trigger)

@@ -13,6 +13,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from agents.forms import ThrottledAuthenticationForm
+
 
 def _graph_origin() -> str:
     """Where the Graph API lives; in development the emulator serves profile pictures
@@ -61,7 +63,9 @@ def inbox(request: HttpRequest, ticket_id: int | None = None) -> HttpResponse:
 
 login = with_csp(
     auth_views.LoginView.as_view(
-        template_name="registration/login.html", redirect_authenticated_user=True
+        template_name="registration/login.html",
+        redirect_authenticated_user=True,
+        authentication_form=ThrottledAuthenticationForm,
     )
 )
 logout = auth_views.LogoutView.as_view()  # POST only (Django 5), with the CSRF token
