@@ -7,12 +7,22 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from agents.models import Agent
 from tests.support import factories, payloads
 from tests.support.fakegraph import FakeGraph
 from webhooks.models import Page
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """The cache holds the API's rate and bad-token counters (LocMem in tests): each
+    test starts without the counts of the tests before it."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
