@@ -260,5 +260,6 @@ def message_retry(request: AgentRequest, message_id: int) -> Message:
 
 @api.get("/agents", response=list[UserOut], tags=["agents"])
 def agents_list(request: AgentRequest) -> QuerySet[Agent]:
-    """Active agents, e.g. to choose whom to transfer a ticket to."""
-    return selectors.agent_list()
+    """Active agents you may transfer a ticket to: your teams' members, and the agents on
+    no team while some page is on no team. Admins (superusers) see every active agent."""
+    return selectors.agent_list(user=request.user)
