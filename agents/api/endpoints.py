@@ -16,6 +16,7 @@ from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer, SessionAuth
 
 from agents import selectors
+from agents.api.docs import LocalSwagger
 from agents.api.schemas import (
     CloseIn,
     Error,
@@ -96,6 +97,7 @@ api = AgentApi(
     "with `Authorization: Bearer <token>` (from `manage.py create_agent`) or a session.",
     auth=[BearerToken(), SessionCookie()],
     throttle=[PerTokenRateThrottle()],
+    docs=LocalSwagger(),
     urls_namespace="api-v1",
 )
 
