@@ -233,8 +233,8 @@ GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS = float(env("GRAPH_UNCERTAIN_RETRY_DELAY_SEC
 
 # Page access tokens are stored encrypted (Fernet, webhooks.crypto) with this key. To
 # rotate, list the new key first, comma-separated: the first encrypts, all decrypt.
-TOKEN_ENCRYPTION_KEY = env(
-    "TOKEN_ENCRYPTION_KEY", "dev-only-token-key-do-not-use-in-production=" if DEBUG else ""
+TOKEN_ENCRYPTION_KEY = env("TOKEN_ENCRYPTION_KEY") or (
+    "dev-only-token-key-do-not-use-in-production=" if DEBUG else ""
 )
 for _key in TOKEN_ENCRYPTION_KEY.split(","):
     try:

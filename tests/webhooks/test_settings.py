@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -294,3 +295,29 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
 
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+
+# --- .env.example and the README ------------------------------------------------------------
+
+
+def _example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_every_variable_the_settings_read_is_documented():
+    read = set(re.findall(r'env(?:_bool|_int)?\(\s*"([A-Z_]+)"', SETTINGS.read_text()))
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+
+    assert {"TOKEN_ENCRYPTION_KEY", "SECURE_SSL_REDIRECT", "API_RATE_LIMIT_PER_MINUTE"} <= read
+    assert sorted(n for n in read if not re.search(rf"^#? ?{n}=", example, re.M)) == []
+    assert sorted(n for n in read if f"`{n}`" not in readme) == []
+
+
+def test_the_example_environment_loads_as_is(load):
+    settings = load(**_example())
+
+    assert settings["DEBUG"] is True
+    assert settings["TOKEN_ENCRYPTION_KEY"].startswith("dev-only-")
+    assert settings["SECURE_SSL_REDIRECT"] is False
