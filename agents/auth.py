@@ -10,20 +10,20 @@ from django.utils import timezone
 from agents.models import Agent, ApiToken
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def token_create(*, user: Agent) -> str:
     token = "hd_" + secrets.token_urlsafe(32)
-    ApiToken.objects.create(user=user, digest=_digest(token), prefix=token[:8])
+    ApiToken.objects.create(user=user, digest=token_digest(token), prefix=token[:8])
     return token
 
 
 def token_user(token: str) -> Agent | None:
     record = (
         ApiToken.objects.select_related("user")
-        .filter(digest=_digest(token), user__is_active=True)
+        .filter(digest=token_digest(token), user__is_active=True)
         .first()
     )
     if record is None:

@@ -10,8 +10,11 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     """Pushes small events (`ticket.updated`, ids) to logged-in agents.
 
     Each socket joins the groups of the pages its agent may see (teams), so an agent
-    never hears of another team's conversations. Clients refetch on connect: events
-    sent while a socket was away are not replayed.
+    never hears of another team's conversations, and its agent's own group, on which
+    `access.changed` makes it check the agent and session again: a deactivated agent's
+    sockets, or a logged-out session's, are closed (4401); the others re-follow the
+    pages their agent now sees. Clients refetch on connect: events sent while a socket
+    was away are not replayed.
     """
 
     groups_joined: frozenset[str] = frozenset()
@@ -21,8 +24,23 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_active:
             await self.close(code=4401)
             return
+        session = self.scope.get("session")
+        self.session_key: str | None = session.session_key if session is not None else None
         await self._follow(await database_sync_to_async(realtime.groups_for)(user))
         await self.accept()
+
+    async def _recheck(self) -> bool:
+        """Re-read the agent; close if they may no longer be here, else re-follow."""
+        user = await database_sync_to_async(realtime.socket_user)(
+            user_pk=self.scope["user"].pk, session_key=self.session_key
+        )
+        if user is None:
+            await self._follow(frozenset())
+            await self.close(code=4401)
+            return False
+        self.scope["user"] = user
+        await self._follow(await database_sync_to_async(realtime.groups_for)(user))
+        return True
 
     async def disconnect(self, code: int) -> None:
         await self._follow(frozenset())
@@ -39,9 +57,12 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong"})
 
     async def inbox_event(self, event: dict[str, Any]) -> None:
-        if event.get("event") == "pages.changed":
-            # A page was connected or changed: follow the pages this agent now sees.
-            await self._follow(
-                await database_sync_to_async(realtime.groups_for)(self.scope["user"])
-            )
+        # A page was connected or a team's pages changed: follow what this agent now sees.
+        if event.get("event") == "pages.changed" and not await self._recheck():
+            return
         await self.send_json({k: v for k, v in event.items() if k != "type"})
+
+    async def access_changed(self, event: dict[str, Any]) -> None:
+        if await self._recheck():
+            # What the agent may see has changed: the client refetches, as for pages.
+            await self.send_json({"event": "pages.changed"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agents.models import Conversation, Message, Ticket
+from agents.models import AuthFailures, Conversation, Message, Ticket
 
 
 def conversation_lock(conversation_id: int) -> Conversation:
@@ -51,3 +51,15 @@ def ticket_lock_closed_since(conversation: Conversation, since: datetime) -> Tic
 
 def message_lock(message_id: int) -> Message:
     return Message.objects.select_for_update().get(pk=message_id)
+
+
+def auth_failures_lock(*, scope: str, key: str, window_ends_at: datetime) -> AuthFailures:
+    """The failure counter of (scope, key), locked; made empty, its window ending at
+    `window_ends_at`, when there is none (two first failures at once: one creates it,
+    the other waits for it and locks it)."""
+    row, _ = AuthFailures.objects.select_for_update().get_or_create(
+        scope=scope,
+        key=key,
+        defaults={"failures": 0, "window_ends_at": window_ends_at, "expires_at": window_ends_at},
+    )
+    return row

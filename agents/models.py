@@ -286,3 +286,35 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author_kind}: {self.text[:40]}"
+
+
+class AuthFailures(models.Model):
+    """Failed authentications counted per account or per client address, for
+    `agents.services.throttle`. Kept in the database so that every Daphne process
+    counts against the same limit.
+
+    `key` is a SHA-256 digest: the names people try (sometimes a password typed in
+    the wrong field) and their addresses are not stored as such.
+    """
+
+    class Scope(models.TextChoices):
+        LOGIN_ACCOUNT = "login_account", "login, per account"
+        LOGIN_ADDRESS = "login_address", "login, per client address"
+
+    scope = models.CharField(max_length=16, choices=Scope)
+    key = models.CharField(max_length=64)
+    failures = models.PositiveIntegerField(default=0)
+    window_ends_at = models.DateTimeField(help_text="Failures count until then.")
+    blocked_until = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(
+        db_index=True, help_text="After this the row means nothing and may be deleted."
+    )
+
+    class Meta:
+        verbose_name_plural = "auth failures"
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="auth_failures_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_scope_display()}: {self.failures}"

@@ -6,17 +6,26 @@ channel layer drops messages by design) costs freshness, never data.
 Routing: an event about a conversation goes to the group of its page (`page.<pk>`),
 which only sockets of agents who may see that page join (agents.consumers); an event
 about no conversation (`pages.changed`) goes to every agent (`inbox`).
+
+Each socket also joins its agent's own group (`user.<pk>`): `access.changed` there
+makes it check again that its agent is active and its session still valid (closing it
+otherwise) and re-follow the pages the agent now sees. It is sent after commit where
+access changes: logout, admin saves of users and teams, `create_agent`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
+from importlib import import_module
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.db import transaction
+from django.utils.crypto import constant_time_compare
 
 from agents.models import Agent, Conversation
 from agents.selectors import page_ids_visible
@@ -31,9 +40,30 @@ def page_group(page_pk: int) -> str:
     return f"page.{page_pk}"
 
 
+def user_group(user_pk: int) -> str:
+    return f"user.{user_pk}"
+
+
 def groups_for(user: Agent) -> set[str]:
-    """The groups an agent's socket joins: everyone's, and one per page they may see."""
-    return {INBOX_GROUP} | {page_group(pk) for pk in page_ids_visible(user)}
+    """The groups an agent's socket joins: everyone's, their own, and one per page they
+    may see."""
+    return {INBOX_GROUP, user_group(user.pk)} | {page_group(pk) for pk in page_ids_visible(user)}
+
+
+def socket_user(*, user_pk: int, session_key: str | None) -> Agent | None:
+    """The agent of a socket, read afresh, if the socket may stay open: the agent is
+    still active and, for a socket opened with a session, that session still exists
+    and still authenticates them (logout deletes it; a new password invalidates it)."""
+    user = Agent.objects.filter(pk=user_pk, is_active=True).first()
+    if user is None or session_key is None:
+        return user
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    data = store.load()
+    if str(data.get(SESSION_KEY)) != str(user_pk):
+        return None
+    if not constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
+        return None
+    return user
 
 
 def _group(ids: dict[str, int]) -> str:
@@ -75,3 +105,21 @@ def broadcast(kind: str, **ids: int) -> None:
 
 def broadcast_on_commit(kind: str, **ids: int) -> None:
     transaction.on_commit(lambda: broadcast(kind, **ids))
+
+
+def access_changed(user_ids: Iterable[int]) -> None:
+    """Make these agents' sockets check their access again. Call after commit."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for pk in sorted(set(user_ids)):
+        try:
+            async_to_sync(layer.group_send)(user_group(pk), {"type": "access.changed"})
+        except Exception as exc:  # noqa: BLE001 -- like broadcast(): never fail the caller
+            logger.warning("could not send access.changed (%s)", type(exc).__name__)
+
+
+def access_changed_on_commit(user_ids: Iterable[int]) -> None:
+    ids = sorted(set(user_ids))
+    if ids:
+        transaction.on_commit(lambda: access_changed(ids))

@@ -240,5 +240,15 @@ def message_visible(*, user: Agent, message_id: int) -> Message | None:
     return messages.first()
 
 
-def agent_list() -> QuerySet[Agent]:
-    return Agent.objects.filter(is_active=True).order_by("username")
+def agent_list(*, user: Agent) -> QuerySet[Agent]:
+    """The active agents `user` may know of (e.g. to transfer a ticket to): those who
+    share a team with them, themselves, and, while some page is on no team (every agent
+    sees such pages), the agents on no team, who work exactly those pages. A superuser
+    sees every active agent. Two queries."""
+    agents = Agent.objects.filter(is_active=True)
+    if not user.is_superuser:
+        known = Q(pk=user.pk) | Q(teams__in=Team.objects.filter(members=user))
+        if Page.objects.filter(teams__isnull=True).exists():
+            known |= Q(teams__isnull=True)
+        agents = agents.filter(known).distinct()
+    return agents.order_by("username")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -12,6 +13,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
+
+from agents import realtime
+from agents.forms import ThrottledAuthenticationForm
 
 
 def _graph_origin() -> str:
@@ -61,7 +65,23 @@ def inbox(request: HttpRequest, ticket_id: int | None = None) -> HttpResponse:
 
 login = with_csp(
     auth_views.LoginView.as_view(
-        template_name="registration/login.html", redirect_authenticated_user=True
+        template_name="registration/login.html",
+        redirect_authenticated_user=True,
+        authentication_form=ThrottledAuthenticationForm,
     )
 )
-logout = auth_views.LogoutView.as_view()  # POST only (Django 5), with the CSRF token
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout (POST only, with the CSRF token); then the sockets of the session
+    that ended are closed (agents.realtime.access_changed)."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user_pk = request.user.pk if request.user.is_authenticated else None
+        response = super().post(request, *args, **kwargs)
+        if user_pk is not None:
+            realtime.access_changed_on_commit([user_pk])
+        return response
+
+
+logout = LogoutView.as_view()

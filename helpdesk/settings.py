@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -45,6 +46,7 @@ REQUIRED_IN_PRODUCTION = (
     "MESSENGER_APP_ID",
     "MESSENGER_APP_SECRET",
     "MESSENGER_VERIFY_TOKEN",
+    "TOKEN_ENCRYPTION_KEY",
 )
 if not DEBUG:
     missing = [name for name in REQUIRED_IN_PRODUCTION if not env(name)]
@@ -58,6 +60,27 @@ ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[:
 if DEBUG and "testserver" not in ALLOWED_HOSTS:
     ALLOWED_HOSTS.append("testserver")
 CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS").split(",") if o]
+
+# --- HTTPS ---------------------------------------------------------------------------
+# On by default in production, each one settable (0 to turn it off). Behind a TLS-ending
+# proxy, the proxy must set SECURE_PROXY_SSL_HEADER's header (overwriting whatever the
+# client sent): Django then trusts it to tell https from http. `none`: no proxy header.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 60 * 60)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+# Only a request to be listed: browsers preload a domain once it is submitted to their
+# list, which the header alone does not do.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+_proxy_ssl_header = env("SECURE_PROXY_SSL_HEADER").strip() or (
+    "none" if DEBUG else "X-Forwarded-Proto"
+)
+SECURE_PROXY_SSL_HEADER = (
+    None
+    if _proxy_ssl_header.lower() in {"none", "off", "0", "false", "no"}
+    else ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -134,6 +157,16 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/login/"
+# Failed logins (agents.services.throttle): this many failures within the window block
+# further attempts for an account, or from a client address, for the window's length.
+# Behind a proxy, run Daphne with --proxy-headers so that the client's address is seen.
+LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5)
+LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 20)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+# The same for bad API bearer tokens, per client address.
+API_TOKEN_FAILURES_PER_ADDRESS = env_int("API_TOKEN_FAILURES_PER_ADDRESS", 20)
+# Requests per minute per API token, or per user for session requests; over it, 429.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
@@ -167,11 +200,13 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Shared by every process: marks of queued work (webhooks.queue), rate windows.
+# Shared by every process: marks of queued work (webhooks.queue), rate windows, the
+# API's rate-limit counters.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "helpdesk",
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
     }
 }
@@ -201,6 +236,21 @@ GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS = float(env("GRAPH_UNCERTAIN_RETRY_DELAY_SEC
 GRAPH_CONFIRM_SECONDS = env_int("GRAPH_CONFIRM_SECONDS", 300)
 # Graph calls per page and second, across processes: under Meta's 300/s for the Send API.
 GRAPH_RATE_LIMIT_PER_SECOND = env_int("GRAPH_RATE_LIMIT_PER_SECOND", 250)
+
+# Page access tokens are stored encrypted (Fernet, webhooks.crypto) with this key. To
+# rotate, list the new key first, comma-separated: the first encrypts, all decrypt.
+TOKEN_ENCRYPTION_KEY = env("TOKEN_ENCRYPTION_KEY") or (
+    "dev-only-token-key-do-not-use-in-production=" if DEBUG else ""
+)
+for _key in TOKEN_ENCRYPTION_KEY.split(","):
+    try:
+        Fernet(_key.strip())
+    except ValueError:
+        raise ImproperlyConfigured(
+            "TOKEN_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64-encoded bytes), "
+            "comma-separated; make one with `python -c 'from cryptography.fernet import "
+            "Fernet; print(Fernet.generate_key().decode())'`"
+        ) from None
 
 # The Page Inbox app id: echoes with it are messages typed by people in the Page Inbox.
 PAGE_INBOX_APP_ID = "263902037430900"

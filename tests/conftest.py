@@ -18,7 +18,9 @@ from webhooks.models import Page
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
-    """The cache (marks of queued work, rate windows) outlives a test's database."""
+    """The cache (marks of queued work, rate windows, the API's rate and bad-token
+    counters) outlives a test's database: each test starts without the counts of the
+    tests before it."""
     cache.clear()
     yield
     cache.clear()

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import F
 
+from webhooks.crypto import TokenDecryptionError, token_unseal
 from webhooks.models import GraphCall, Page
 
 logger = logging.getLogger(__name__)
@@ -117,8 +118,13 @@ def appsecret_proof(access_token: str) -> str:
 
 def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
     url = f"{settings.GRAPH_API_URL}/{path.lstrip('/')}"
-    headers = {"Authorization": f"Bearer {page.access_token}"}
-    query = {"appsecret_proof": appsecret_proof(page.access_token)}
+    # The only place the page token is decrypted: it lives in this call's locals.
+    try:
+        access_token = token_unseal(page.access_token)
+    except TokenDecryptionError as exc:
+        raise GraphError(message=f"the page token is unusable: {exc}", retryable=False) from None
+    headers = {"Authorization": f"Bearer {access_token}"}
+    query = {"appsecret_proof": appsecret_proof(access_token)}
     try:
         if method == "GET":
             response = requests.get(
@@ -148,7 +154,7 @@ def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[st
     if response.status_code >= 400 or (isinstance(body, dict) and "error" in body):
         error = classify(response.status_code, body)
         # Meta may quote the token back ("Malformed access token …"): never keep it.
-        error.message = error.message.replace(page.access_token, "[page token]")
+        error.message = error.message.replace(access_token, "[page token]")
         raise error
     if not isinstance(body, dict):
         raise GraphError(

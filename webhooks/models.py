@@ -1,6 +1,30 @@
 """The Messenger side: connected Pages, raw webhook deliveries, applied events, Graph calls."""
 
+from typing import Any
+
 from django.db import models
+
+from webhooks.crypto import is_sealed, token_seal
+
+
+class EncryptedTokenField(models.TextField):  # type: ignore[type-arg]
+    """A secret stored encrypted (`webhooks.crypto`). The attribute holds the encrypted
+    form; a plaintext assigned to it is encrypted when saved (and the instance then holds
+    the encrypted form too), so no write path can store a token in clear. Decrypt with
+    `webhooks.crypto.token_unseal`, only where the secret is sent."""
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
+        value = getattr(model_instance, self.attname)
+        if value and not is_sealed(value):
+            value = token_seal(value)
+            setattr(model_instance, self.attname, value)
+        return value
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        if value and not is_sealed(value):
+            value = token_seal(value)
+        return value
 
 
 class Page(models.Model):
@@ -8,8 +32,8 @@ class Page(models.Model):
 
     page_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
-    # Never shown in admin lists or logs; see PageAdmin.
-    access_token = models.TextField()
+    # Encrypted at rest; never shown in admin (see PageAdmin) or logs.
+    access_token = EncryptedTokenField()
     bot_app_id = models.CharField(
         max_length=64, help_text="The bot's app id: primary receiver / default app."
     )

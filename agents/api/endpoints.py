@@ -12,9 +12,11 @@ from typing import Any, Literal
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Query, Status
-from ninja.security import HttpBearer, django_auth
+from ninja.errors import AuthenticationError
+from ninja.security import HttpBearer, SessionAuth
 
 from agents import selectors
+from agents.api.docs import LocalSwagger
 from agents.api.schemas import (
     CloseIn,
     Error,
@@ -27,10 +29,11 @@ from agents.api.schemas import (
     TypingOut,
     UserOut,
 )
-from agents.auth import token_user
+from agents.api.throttles import PerTokenRateThrottle
+from agents.auth import token_digest, token_user
 from agents.errors import NotFound, ServiceError
 from agents.models import Agent, Message, Ticket
-from agents.services import outbound, tickets
+from agents.services import outbound, throttle, tickets
 
 
 class AgentRequest(HttpRequest):
@@ -39,12 +42,46 @@ class AgentRequest(HttpRequest):
     user: Agent  # narrower than HttpRequest's: set by authentication
 
 
+class TooManyFailures(Exception):
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
 class BearerToken(HttpBearer):
+    """`Authorization: Bearer <token>`. Too many bad tokens from one address (see
+    `agents.services.throttle`) and tokens from there are not even looked up: 429."""
+
+    def __call__(self, request: HttpRequest) -> Agent | None:
+        # Ninja's own __call__ logs a header of another scheme in full under DEBUG.
+        scheme, _, token = request.headers.get(self.header, "").partition(" ")
+        if scheme.lower() != self.openapi_scheme or not token:
+            return None
+        return self.authenticate(request, token)
+
     def authenticate(self, request: HttpRequest, token: str) -> Agent | None:
+        address = request.META.get("REMOTE_ADDR")
+        wait = throttle.token_blocked(address=address)
+        if wait:
+            raise TooManyFailures(wait)
         user = token_user(token)
-        if user is not None:
-            request.user = user
+        if user is None:
+            throttle.token_failure_record(address=address)
+            return None
+        request.user = user
+        request.rate_limit_key = f"token:{token_digest(token)[:32]}"  # type: ignore[attr-defined]
         return user
+
+
+class SessionCookie(SessionAuth):
+    """Session auth, CSRF-checked, for logged-in users only: a request without a session
+    falls through to 401 rather than failing the CSRF check with 403."""
+
+    def _get_key(self, request: HttpRequest) -> str | None:
+        if not request.user.is_authenticated:
+            return None
+        request.rate_limit_key = f"user:{request.user.pk}"  # type: ignore[attr-defined]
+        return super()._get_key(request)
 
 
 class AgentApi(NinjaAPI):
@@ -58,7 +95,9 @@ api = AgentApi(
     version="1",
     description="Tickets, messages and thread control for support agents. Authenticate "
     "with `Authorization: Bearer <token>` (from `manage.py create_agent`) or a session.",
-    auth=[BearerToken(), django_auth],
+    auth=[BearerToken(), SessionCookie()],
+    throttle=[PerTokenRateThrottle()],
+    docs=LocalSwagger(),
     urls_namespace="api-v1",
 )
 
@@ -66,6 +105,26 @@ api = AgentApi(
 @api.exception_handler(ServiceError)
 def service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
     return api.create_response(request, {"detail": exc.message}, status=exc.status)
+
+
+@api.exception_handler(AuthenticationError)
+def authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = api.create_response(
+        request,
+        {"detail": "Authentication required: a valid bearer token or a session."},
+        status=401,
+    )
+    response["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+@api.exception_handler(TooManyFailures)
+def too_many_failures(request: HttpRequest, exc: TooManyFailures) -> HttpResponse:
+    response = api.create_response(
+        request, {"detail": throttle.wait_message(exc.seconds)}, status=429
+    )
+    response["Retry-After"] = str(exc.seconds)
+    return response
 
 
 def _visible_ticket(request: AgentRequest, ticket_id: int) -> Ticket:
@@ -203,5 +262,6 @@ def message_retry(request: AgentRequest, message_id: int) -> Message:
 
 @api.get("/agents", response=list[UserOut], tags=["agents"])
 def agents_list(request: AgentRequest) -> QuerySet[Agent]:
-    """Active agents, e.g. to choose whom to transfer a ticket to."""
-    return selectors.agent_list()
+    """Active agents you may transfer a ticket to: your teams' members, and the agents on
+    no team while some page is on no team. Admins (superusers) see every active agent."""
+    return selectors.agent_list(user=request.user)

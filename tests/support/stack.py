@@ -91,12 +91,23 @@ class Stack:
         database_url, drop = _database_url(self.tmp)
         self.cleanups.append(drop)
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "DEBUG"))},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("MESSENGER_", "DEBUG", "SECURE_", "TOKEN_"))
+            },
             "DEBUG": "0",  # production settings: secrets are required
             "SECRET_KEY": "e2e-secret-key",
             "MESSENGER_APP_ID": payloads.APP_ID,
             "MESSENGER_APP_SECRET": payloads.APP_SECRET,
             "MESSENGER_VERIFY_TOKEN": "e2e-verify",
+            "TOKEN_ENCRYPTION_KEY": "ZTJlLXRva2VuLWVuY3J5cHRpb24ta2V5LTMyYnl0ZXM=",
+            # Plain http on loopback: production's HTTPS defaults would redirect every
+            # request to https and keep the cookies off http.
+            "SECURE_SSL_REDIRECT": "0",
+            "SESSION_COOKIE_SECURE": "0",
+            "CSRF_COOKIE_SECURE": "0",
+            "SECURE_HSTS_SECONDS": "0",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DATABASE_URL": database_url,
             "GRAPH_API_URL": self.graph_url,

@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from agents.models import Trigger
 from tests.support import payloads
+from webhooks.crypto import token_unseal
 from webhooks.models import Page
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +67,7 @@ def test_connect_page_creates_the_page_with_default_triggers():
     output = _connect(extra=("--human-agent",))
 
     page = Page.objects.get()
-    assert (page.page_id, page.access_token, page.bot_app_id, page.name) == (
+    assert (page.page_id, token_unseal(page.access_token), page.bot_app_id, page.name) == (
         payloads.PAGE_ID,
         TOKEN,
         payloads.BOT_APP_ID,
@@ -87,7 +88,7 @@ def test_connect_page_twice_updates_in_place():
 
     page = Page.objects.get()
     assert page.pk == first.pk
-    assert (page.access_token, page.name) == ("EAAB-rotated-token", "Acme Support")
+    assert (token_unseal(page.access_token), page.name) == ("EAAB-rotated-token", "Acme Support")
     assert _triggers(page) == DEFAULT_TRIGGERS
     assert Trigger.objects.count() == 3
     assert output.startswith("Updated page Acme Support")

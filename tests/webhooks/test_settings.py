@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -20,18 +21,41 @@ from django.core.exceptions import ImproperlyConfigured
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ROOT / "helpdesk" / "settings.py"
-SECRETS = ("SECRET_KEY", "MESSENGER_APP_ID", "MESSENGER_APP_SECRET", "MESSENGER_VERIFY_TOKEN")
+SECRETS = (
+    "SECRET_KEY",
+    "MESSENGER_APP_ID",
+    "MESSENGER_APP_SECRET",
+    "MESSENGER_VERIFY_TOKEN",
+    "TOKEN_ENCRYPTION_KEY",
+)
 PRODUCTION = {
     "SECRET_KEY": "prod-secret-key-value",
     "MESSENGER_APP_ID": "100000000000009",
     "MESSENGER_APP_SECRET": "prod-app-secret-value",
     "MESSENGER_VERIFY_TOKEN": "prod-verify-token-value",
+    "TOKEN_ENCRYPTION_KEY": "ZHrq5ngzE-OzlS6cHbEP2-yfGTtDOTgYJWSm0nmWPwQ=",
 }
+# What the HTTPS settings may be switched with (each one also read from the environment).
+HTTPS_VARIABLES = (
+    "SECURE_SSL_REDIRECT",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "SECURE_PROXY_SSL_HEADER",
+)
 
 
 def _unset(name: str) -> bool:
     """What the test process's environment must not lend the settings under test."""
-    return name in ("DEBUG", "SECRET_KEY", "DATABASE_URL") or name.startswith("MESSENGER_")
+    return name in (
+        "DEBUG",
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "TOKEN_ENCRYPTION_KEY",
+        *HTTPS_VARIABLES,
+    ) or name.startswith("MESSENGER_")
 
 
 @pytest.fixture
@@ -173,3 +197,127 @@ def test_production_settings_refuse_to_start_without_secrets():
     )
     for name in SECRETS:
         assert name in answer["message"]
+
+
+# --- HTTPS and the token key --------------------------------------------------------------
+
+
+def test_production_turns_every_https_setting_on_by_default(load):
+    settings = load(DEBUG="0", **PRODUCTION)
+
+    assert {name: settings[name] for name in HTTPS_VARIABLES} == {
+        "SECURE_SSL_REDIRECT": True,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_HSTS_SECONDS": 31_536_000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_HSTS_PRELOAD": True,
+        "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"),
+    }
+
+
+def test_development_leaves_https_off(load):
+    settings = load(DEBUG="1")
+
+    assert {name: settings[name] for name in HTTPS_VARIABLES} == {
+        "SECURE_SSL_REDIRECT": False,
+        "SESSION_COOKIE_SECURE": False,
+        "CSRF_COOKIE_SECURE": False,
+        "SECURE_HSTS_SECONDS": 0,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False,
+        "SECURE_HSTS_PRELOAD": False,
+        "SECURE_PROXY_SSL_HEADER": None,
+    }
+
+
+def test_each_https_setting_is_read_from_the_environment(load):
+    settings = load(
+        DEBUG="0",
+        SECURE_SSL_REDIRECT="0",
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="off",
+        SECURE_HSTS_SECONDS="60",
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="0",
+        SECURE_HSTS_PRELOAD="no",
+        SECURE_PROXY_SSL_HEADER="X-Forwarded-Scheme",
+        **PRODUCTION,
+    )
+
+    assert {name: settings[name] for name in HTTPS_VARIABLES} == {
+        "SECURE_SSL_REDIRECT": False,
+        "SESSION_COOKIE_SECURE": False,
+        "CSRF_COOKIE_SECURE": False,
+        "SECURE_HSTS_SECONDS": 60,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False,
+        "SECURE_HSTS_PRELOAD": False,
+        "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_SCHEME", "https"),
+    }
+    # Empty is "the default", as everywhere in .env.example; `none` turns it off.
+    proxy = load(DEBUG="0", SECURE_PROXY_SSL_HEADER="", **PRODUCTION)["SECURE_PROXY_SSL_HEADER"]
+    assert proxy == ("HTTP_X_FORWARDED_PROTO", "https")
+    assert (
+        load(DEBUG="0", SECURE_PROXY_SSL_HEADER="none", **PRODUCTION)["SECURE_PROXY_SSL_HEADER"]
+        is None
+    )
+
+
+def test_a_malformed_token_key_is_a_clear_error_without_its_value(refusal):
+    message = refusal(DEBUG="0", **{**PRODUCTION, "TOKEN_ENCRYPTION_KEY": "not-a-fernet-key"})
+
+    assert "TOKEN_ENCRYPTION_KEY must be Fernet keys" in message
+    assert "not-a-fernet-key" not in message
+
+
+def test_debug_has_a_development_token_key(load):
+    assert load(DEBUG="1")["TOKEN_ENCRYPTION_KEY"].startswith("dev-only-")
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    base = {k: v for k, v in os.environ.items() if not _unset(k)}
+    env = {
+        **base,
+        **PRODUCTION,
+        "SECRET_KEY": "prod-" + "k3y-V4lu3-" * 6,  # Django wants 50+ varied characters
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "helpdesk.example.org",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "helpdesk.settings",
+    }
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+
+# --- .env.example and the README ------------------------------------------------------------
+
+
+def _example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_every_variable_the_settings_read_is_documented():
+    read = set(re.findall(r'env(?:_bool|_int)?\(\s*"([A-Z_]+)"', SETTINGS.read_text()))
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+
+    assert {"TOKEN_ENCRYPTION_KEY", "SECURE_SSL_REDIRECT", "API_RATE_LIMIT_PER_MINUTE"} <= read
+    assert sorted(n for n in read if not re.search(rf"^#? ?{n}=", example, re.M)) == []
+    assert sorted(n for n in read if f"`{n}`" not in readme) == []
+
+
+def test_the_example_environment_loads_as_is(load):
+    settings = load(**_example())
+
+    assert settings["DEBUG"] is True
+    assert settings["TOKEN_ENCRYPTION_KEY"].startswith("dev-only-")
+    assert settings["SECURE_SSL_REDIRECT"] is False

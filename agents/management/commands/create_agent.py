@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from agents import realtime
 from agents.auth import token_create
 from agents.models import Team
 
@@ -50,5 +51,7 @@ class Command(BaseCommand):
                 team, _ = Team.objects.get_or_create(name=name.strip())
                 team.members.add(user)
             token = token_create(user=user)
+            # An existing agent's open sockets follow the new teams and admin flag.
+            realtime.access_changed_on_commit([user.pk])
         self.stdout.write(f"{'Created' if created else 'Updated'} agent {username}.")
         self.stdout.write(f"API token (shown once): {token}")
