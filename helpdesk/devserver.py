@@ -3,8 +3,8 @@
 Starts (or reuses, via REDIS_URL) Redis, migrates and seeds the SQLite database, then runs
 Daphne, a Celery worker, Celery beat and the Messenger Platform emulator (with its demo
 bot and customer page) until Ctrl-C. With GRAPH_API_URL set, that Graph API is used and no
-emulator is started. Not for production, where each of those runs under a process
-supervisor.
+emulator is started. A child that exits once everything runs is restarted (`Supervisor`).
+Not for production, where each of those runs under a process supervisor (systemd, compose).
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -61,25 +64,105 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def spawn(children: list[tuple[str, subprocess.Popen[bytes]]], name: str, argv: list[str]) -> None:
-    # Own process group: Ctrl-C reaches only this script, which then stops the children
-    # itself, and a whole group (Celery's pool processes included) can be killed at the end.
-    process = subprocess.Popen(argv, cwd=BASE_DIR, process_group=0)
-    children.append((name, process))
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes]
+    restarted_at: deque[float] = field(default_factory=deque)  # recent restarts, oldest first
 
 
-def children_check(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-    for name, process in children:
-        code = process.poll()
-        if code is not None:
-            raise RuntimeError(f"{name} exited unexpectedly with code {code}")
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
 
 
-def wait_for_http(port: int, children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    # Leftovers in the group (a Celery pool process whose parent died) go too.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+class Supervisor:
+    """The children of `make run`, restarted when they exit.
+
+    A child that exits is started again at once, with a line on stderr saying so. One that
+    exits more than `max_restarts` times within `window` seconds is not: `check` raises and
+    `make run` stops, so that a crash loop is seen rather than scrolled past.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_restarts: int = 3,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.children: list[Child] = []
+        self.max_restarts = max_restarts
+        self.window = window
+        self.clock = clock
+
+    @staticmethod
+    def _start(argv: list[str]) -> subprocess.Popen[bytes]:
+        # Own process group: Ctrl-C reaches only this script, which then stops the children
+        # itself, and a whole group (Celery's pool processes included) can be killed.
+        return subprocess.Popen(argv, cwd=BASE_DIR, process_group=0)
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        self.children.append(Child(name, argv, self._start(argv)))
+
+    def check(self, *, restart: bool = True) -> None:
+        """Restart the children that exited; raise RuntimeError for one that exited too
+        often, or for any that exited when `restart` is false (while starting up)."""
+        for child in self.children:
+            code = child.process.poll()
+            if code is None:
+                continue
+            if not restart:
+                raise RuntimeError(f"{child.name} {_describe_exit(code)}")
+            now = self.clock()
+            while child.restarted_at and child.restarted_at[0] <= now - self.window:
+                child.restarted_at.popleft()
+            if len(child.restarted_at) >= self.max_restarts:
+                raise RuntimeError(
+                    f"{child.name} {_describe_exit(code)}, after {len(child.restarted_at)} "
+                    f"restarts within {self.window:g} s; not restarting it again"
+                )
+            child.restarted_at.append(now)
+            print(
+                f"devserver: {child.name} {_describe_exit(code)}; restarting it (restart "
+                f"{len(child.restarted_at)} of at most {self.max_restarts} "
+                f"within {self.window:g} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            _kill_group(child.process)
+            child.process = self._start(child.argv)
+
+    def stop_all(self) -> None:
+        # SIGTERM everyone first so they shut down in parallel, then wait; Celery's warm
+        # shutdown lets a running task finish.
+        for child in self.children:
+            if child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + 15
+        for child in self.children:
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"devserver: {child.name} did not stop in time; killing it", file=sys.stderr)
+                child.process.kill()
+                child.process.wait()
+            _kill_group(child.process)
+
+
+def wait_for_http(port: int, supervisor: Supervisor) -> None:
     """Wait until Daphne answers any HTTP request; fail early if a child dies meanwhile."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        children_check(children)
+        supervisor.check(restart=False)
         # http.client rather than urllib: urllib would honour http_proxy for 127.0.0.1.
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
@@ -91,25 +174,6 @@ def wait_for_http(port: int, children: list[tuple[str, subprocess.Popen[bytes]]]
         finally:
             conn.close()
     raise RuntimeError(f"Daphne did not answer on port {port} within 60 s")
-
-
-def stop_all(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-    # SIGTERM everyone first so they shut down in parallel, then wait; Celery's warm
-    # shutdown lets a running task finish.
-    for _, process in children:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + 15
-    for name, process in children:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"devserver: {name} did not stop in time; killing it", file=sys.stderr)
-            process.kill()
-            process.wait()
-        # Leftovers in the group (a Celery pool process whose parent was killed) go too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def banner(port: int, token: str, graph_api_url: str, emulator_port: int | None) -> str:
@@ -160,7 +224,7 @@ def main() -> int:
     var = BASE_DIR / "var"
     var.mkdir(exist_ok=True)
     redis_process: subprocess.Popen[bytes] | None = None
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    supervisor = Supervisor()
     try:
         if not os.environ.get("REDIS_URL"):
             redis_process, redis_url = localservices.start_redis(var / "redis")
@@ -191,38 +255,34 @@ def main() -> int:
         token = token_from(agent_output)
 
         if emulator_port is not None:
-            spawn(
-                children,
+            supervisor.spawn(
                 "messenger emulator",
                 [sys.executable, str(BASE_DIR / "manage.py"), "messenger_emulator",
                  "--port", str(emulator_port),
                  "--callback-url", f"http://127.0.0.1:{port}/webhooks/messenger/"],
             )  # fmt: skip
-        spawn(
-            children,
+        supervisor.spawn(
             "daphne",
             [str(BIN_DIR / "daphne"), "-b", "127.0.0.1", "-p", str(port),
              "helpdesk.asgi:application"],
         )  # fmt: skip
-        spawn(
-            children,
+        supervisor.spawn(
             "celery worker",
             [str(BIN_DIR / "celery"), "-A", "helpdesk", "worker", "--loglevel=INFO",
              "--concurrency=2"],
         )  # fmt: skip
-        spawn(
-            children,
+        supervisor.spawn(
             "celery beat",
             [str(BIN_DIR / "celery"), "-A", "helpdesk", "beat", "--loglevel=INFO",
              "--schedule", str(var / "celerybeat-schedule")],
         )  # fmt: skip
-        wait_for_http(port, children)
+        wait_for_http(port, supervisor)
         if emulator_port is not None:
             localservices.wait_for_port(emulator_port, timeout=30)
         print(banner(port, token, settings.GRAPH_API_URL, emulator_port), flush=True)
 
         while True:
-            children_check(children)
+            supervisor.check()
             if redis_process is not None and redis_process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with code {redis_process.returncode}")
             time.sleep(0.5)
@@ -236,7 +296,7 @@ def main() -> int:
         # A second Ctrl-C must not abort the cleanup half-way.
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
-        stop_all(children)
+        supervisor.stop_all()
         if redis_process is not None:
             localservices.stop(redis_process)
 

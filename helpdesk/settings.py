@@ -185,6 +185,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # periodic re-drive picks it up; an intake request must not hang on the broker.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+# Celery's consumer with its broker-connection-loss cleanup fixed: without it, losing Redis
+# while the worker holds a message (a retry's countdown) stops the worker for good.
+CELERY_WORKER_CONSUMER = "helpdesk.celery:Consumer"
 CELERY_BEAT_SCHEDULE = {
     "webhooks-redrive-deliveries": {
         "task": "webhooks.tasks.deliveries_redrive",

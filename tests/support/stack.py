@@ -58,6 +58,7 @@ class Stack:
     base_url: str = ""
     redis_port: int = 0
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    env_overrides: dict[str, str] = field(default_factory=dict)  # over the defaults below
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
@@ -86,6 +87,12 @@ class Stack:
 
     def stop_redis(self) -> None:
         stop(self.processes.pop("redis"))
+
+    def kill_redis(self) -> None:
+        """SIGKILL, as a crash or an OOM kill: no shutdown, and (no persistence) no data."""
+        process = self.processes.pop("redis")
+        process.kill()
+        process.wait()
 
     def start(self) -> None:
         database_url, drop = _database_url(self.tmp)
@@ -116,6 +123,7 @@ class Stack:
             "REDRIVE_GRACE_SECONDS": "1",
             "DJANGO_SETTINGS_MODULE": "helpdesk.settings",
             "LOG_LEVEL": "INFO",
+            **self.env_overrides,
         }
         self.start_redis()
         self.manage("migrate", "--noinput")
@@ -224,10 +232,11 @@ def daphne_start(stack: Stack, name: str, port: int) -> None:
 
 
 @contextmanager
-def fake_graph_stack(tmp: Path) -> Iterator[Stack]:
-    """The helpdesk's processes against the recording Graph fake (`stack.fake`)."""
+def fake_graph_stack(tmp: Path, **env: str) -> Iterator[Stack]:
+    """The helpdesk's processes against the recording Graph fake (`stack.fake`); `env`
+    overrides their environment (settings such as REDRIVE_GRACE_SECONDS)."""
     fake = FakeGraph().start()
-    stack = Stack(tmp=tmp, graph_url=fake.url)
+    stack = Stack(tmp=tmp, graph_url=fake.url, env_overrides=env)
     stack.fake = fake  # type: ignore[attr-defined]
     try:
         stack.start()
