@@ -23,9 +23,10 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from webhooks import tasks
-from webhooks.events import Event, InvalidEvent, parse_delivery, parse_event
+from webhooks.events import Event, InvalidEvent
 from webhooks.locks import delivery_lock, event_lock_by_key
 from webhooks.models import Page, WebhookDelivery, WebhookEvent
+from webhooks.parsing import parse_delivery, parse_event
 from webhooks.queue import enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from webhooks.events import (
     RequestThreadControlEvent,
     TakeThreadControlEvent,
     UnknownEvent,
-    parse_delivery,
 )
+from webhooks.parsing import parse_delivery
 
 T0 = payloads.T0
 PAGE_ID = payloads.PAGE_ID
