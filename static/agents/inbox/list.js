@@ -1,21 +1,59 @@
-// The queues, their counts and the ticket list.
+// The queues, their counts and the ticket list, loaded a page at a time (more when
+// scrolled to the bottom).
 
-import { api } from "./api.js";
+import { api, apiPage } from "./api.js";
 import { renderWindows, selectTicket } from "./conversation.js";
 import { $, avatar, el } from "./dom.js";
 import { duration, previewText, STATE_CLASS, STATE_SHORT } from "./format.js";
-import { announce } from "./notify.js";
+import { announce, seeWaiting } from "./notify.js";
 import { ME, state } from "./state.js";
 
+const PAGE = 50;
+const PAGE_MAX = 200; // the API's largest page
+const NEAR_END_PX = 200;
+
 export async function loadList() {
-  const params = new URLSearchParams({ queue: state.queue });
-  if (state.queue === "closed") params.set("limit", "100");
-  const [tickets, counts] = await Promise.all([api("GET", `/tickets?${params}`), api("GET", "/queues")]);
-  state.tickets = tickets;
-  announce(counts, tickets);
+  // Everything again (on connect, after an action, or when a patch cannot be applied),
+  // as many rows as are shown, so that the list does not shrink under the agent's eyes.
+  const queue = state.queue;
+  const limit = Math.min(PAGE_MAX, Math.max(PAGE, state.tickets.length));
+  const params = new URLSearchParams({ queue, limit: String(limit) });
+  const [page, counts] = await Promise.all([apiPage(`/tickets?${params}`), api("GET", "/queues")]);
+  if (queue !== state.queue) return; // the agent chose another queue meanwhile
+  state.tickets = page.items;
+  setEdge(page);
+  announce(counts, page.items);
   state.counts = counts;
   renderList();
 }
+
+export async function loadMore() {
+  const { queue, listMore: after } = state;
+  if (!after || state.listLoading) return;
+  state.listLoading = true;
+  renderMore();
+  let page;
+  try {
+    page = await apiPage(`/tickets?${new URLSearchParams({ queue, limit: String(PAGE), after })}`);
+  } catch {
+    state.listLoading = false;
+    renderMore(); // the button, the next scroll or the next reload asks again
+    return;
+  }
+  state.listLoading = false;
+  if (queue !== state.queue || after !== state.listMore) return; // reloaded meanwhile
+  const shown = new Set(state.tickets.map((t) => t.id));
+  state.tickets.push(...page.items.filter((t) => !shown.has(t.id)));
+  seeWaiting(page.items);
+  setEdge(page);
+  renderList();
+}
+
+function setEdge(page) {
+  state.listMore = page.next;
+}
+
+// --- rendering ---------------------------------------------------------------------
 
 export function renderList() {
   for (const node of document.querySelectorAll("[data-count]")) {
@@ -28,7 +66,36 @@ export function renderList() {
   const list = $("ticket-list");
   list.replaceChildren(...state.tickets.map(ticketRow));
   $("ticket-list-empty").hidden = state.tickets.length > 0;
+  renderMore();
   refreshTimes();
+  // A first page that does not fill the sidebar cannot be scrolled: fetch the next one.
+  if (state.listMore && !state.listLoading && list.scrollHeight <= list.clientHeight + NEAR_END_PX) {
+    loadMore();
+  }
+}
+
+function renderMore() {
+  const list = $("ticket-list");
+  list.querySelector(".list-more")?.remove();
+  if (!state.listMore) return;
+  list.append(
+    el(
+      "li",
+      { class: "list-more" },
+      el("button", {
+        type: "button",
+        class: "link-button",
+        text: state.listLoading ? "Loading more tickets…" : "More tickets",
+        disabled: state.listLoading,
+        onclick: () => loadMore(),
+      }),
+    ),
+  );
+}
+
+export function onListScroll() {
+  const list = $("ticket-list");
+  if (list.scrollHeight - list.scrollTop - list.clientHeight < NEAR_END_PX) loadMore();
 }
 
 function ticketRow(ticket) {

@@ -29,6 +29,7 @@ function beep() {
 }
 
 export function announce(counts, tickets) {
+  // After the list was fetched (a page of it, in its order).
   let more;
   let name = null;
   if (state.queue === "waiting") {
@@ -37,12 +38,24 @@ export function announce(counts, tickets) {
     const seen = state.waitingSeen;
     const fresh = seen ? tickets.find((t) => !seen.has(t.id)) : null;
     if (fresh) name = fresh.contact.name;
-    state.waitingSeen = new Set([...(seen || []), ...tickets.map((t) => t.id)]);
     more = Boolean(fresh);
   } else {
-    state.waitingSeen = null;
     more = state.counts !== null && counts.waiting > state.counts.waiting;
   }
+  seeWaiting(tickets);
+  notify(more, name, counts);
+}
+
+export function seeWaiting(tickets) {
+  if (state.queue !== "waiting") {
+    state.waitingSeen = null;
+    return;
+  }
+  const waiting = tickets.filter((t) => t.status === "waiting").map((t) => t.id);
+  state.waitingSeen = new Set([...(state.waitingSeen || []), ...waiting]);
+}
+
+function notify(more, name, counts) {
   if (!more || !notifyEnabled()) return;
   beep();
   if ("Notification" in window && Notification.permission === "granted" && !document.hasFocus()) {
