@@ -1,5 +1,6 @@
-"""The inbox reads a page at a time, in a real browser (Debian's Chromium) against the
-real stack. Each test says which API requests the page made, and which it did not."""
+"""The inbox reads a page at a time and patches what live events name, in a real browser
+(Debian's Chromium) against the real stack. Each test says which API requests the page
+made, and which it did not."""
 
 from __future__ import annotations
 
@@ -200,6 +201,62 @@ def test_scrolling_to_the_top_loads_older_messages_in_place(stack, context):
     expect(timeline.locator(".msg")).to_have_count(122)  # and the claim
     third = _quiet(calls)
     assert len(third) == 1 and "before=" in third[0] and third[0] != second[0]
+
+
+def test_a_live_event_patches_the_row_it_names_without_refetching_the_list(stack, context):
+    clock = Clock()
+    psids = {"open": "3400000000000201", "other": "3400000000000202", "new": "3400000000000203"}
+    _handover(stack, clock, psid=psids["open"], text="the one I am reading", name="Reading")
+    _handover(stack, clock, psid=psids["other"], text="another customer", name="Other")
+    opened, other = _ticket_id(stack, psids["open"]), _ticket_id(stack, psids["other"])
+    page = login(context, "ana")
+    page.locator(".ticket-row", has_text="the one I am reading").click()
+    expect(page.locator("#conv-name")).to_have_text("Reading Live")
+    rows = page.locator("#ticket-list .ticket-row")
+    other_row = page.locator(f".ticket-row[data-ticket-id='{other}']")
+    expect(other_row).to_be_visible()
+    calls = _api_calls(page)
+    _quiet(calls)
+    del calls[:]
+
+    # a customer writes in another conversation: its row changes, nothing else is fetched
+    count = rows.count()
+    stack.post_webhook(payloads.user_message("any news?", ts=clock(), psid=psids["other"]))
+    expect(other_row.locator(".ticket-preview")).to_have_text("any news?", timeout=SETTLE)
+    assert set(_quiet(calls)) == {f"GET /api/v1/tickets/{other}", "GET /api/v1/queues"}
+    expect(rows).to_have_count(count)
+    del calls[:]
+
+    # in the open conversation: the one new message joins the timeline
+    stack.post_webhook(payloads.user_message("still there?", ts=clock(), psid=psids["open"]))
+    expect(page.locator("#timeline .msg-customer .text").last).to_have_text(
+        "still there?", timeout=SETTLE
+    )
+    made = set(_quiet(calls))
+    [message] = [c for c in made if "/messages/" in c]
+    assert made == {f"GET /api/v1/tickets/{opened}", message, "GET /api/v1/queues"}
+    assert re.fullmatch(rf"GET /api/v1/tickets/{opened}/messages/\d+", message)
+    del calls[:]
+
+    # another agent claims a waiting ticket: it leaves this waiting list, the count follows
+    waiting = int(page.locator("[data-count=waiting]").inner_text())
+    claimed = requests.post(
+        f"{stack.base_url}/api/v1/tickets/{other}/claim",
+        headers={"Authorization": f"Bearer {stack.tokens['bo']}"},
+        timeout=5,
+    )
+    assert claimed.status_code == 200
+    expect(other_row).to_have_count(0, timeout=SETTLE)
+    expect(page.locator("[data-count=waiting]")).to_have_text(str(waiting - 1))
+    assert set(_quiet(calls)) == {f"GET /api/v1/tickets/{other}", "GET /api/v1/queues"}
+    del calls[:]
+
+    # a new ticket: in at its place (the end of the waiting list, oldest first)
+    _handover(stack, clock, psid=psids["new"], text="I am new here", name="Newcomer")
+    expect(rows.last).to_contain_text("I am new here", timeout=SETTLE)
+    expect(page.locator("[data-count=waiting]")).to_have_text(str(waiting))
+    new = int(rows.last.get_attribute("data-ticket-id"))
+    assert set(_quiet(calls)) == {f"GET /api/v1/tickets/{new}", "GET /api/v1/queues"}
 
 
 def test_the_ticket_list_loads_more_at_the_bottom(stack, context):

@@ -103,6 +103,27 @@ function precedes(a, b) {
   return a.timestamp < b.timestamp || (a.timestamp === b.timestamp && a.id < b.id);
 }
 
+export function putMessage(message) {
+  // A message a live event named, as the server shows it now: replaces the loaded copy,
+  // or goes where it belongs; older than the oldest loaded, it is on a page not loaded
+  // yet and will come with it.
+  const index = state.messages.findIndex((m) => m.id === message.id);
+  if (index >= 0) {
+    state.messages[index] = message;
+    return;
+  }
+  if (state.olderMore && state.messages.length && precedes(message, state.messages[0])) return;
+  const at = state.messages.findIndex((m) => precedes(message, m));
+  state.messages.splice(at < 0 ? state.messages.length : at, 0, message);
+}
+
+export function showTicket(ticket) {
+  // The open ticket as GET /tickets/{id} answered now (a live event named it).
+  if (ticket.id !== state.ticketId) return;
+  state.ticket = ticket;
+  renderTicket();
+}
+
 function renderTicket({ scroll = false } = {}) {
   const ticket = state.ticket;
   $("conversation-placeholder").hidden = true;

@@ -1,5 +1,5 @@
-// The queues, their counts and the ticket list, loaded a page at a time (more when
-// scrolled to the bottom).
+// The queues, their counts and the ticket list: loaded a page at a time (more when
+// scrolled to the bottom), and patched one row at a time by live events (live.js).
 
 import { api, apiPage } from "./api.js";
 import { renderWindows, selectTicket } from "./conversation.js";
@@ -51,6 +51,47 @@ export async function loadMore() {
 
 function setEdge(page) {
   state.listMore = page.next;
+  const last = page.items[page.items.length - 1];
+  if (last) state.listEdge = sortKey(last, state.queue);
+}
+
+// --- patching one row (live events) ------------------------------------------------
+
+// Which queue a ticket is listed in, as agents.selectors.ticket_list decides it.
+function inQueue(ticket, queue) {
+  if (queue === "waiting") return ticket.status === "waiting";
+  if (queue === "mine") return ticket.status !== "closed" && Boolean(ticket.assignee) && ticket.assignee.id === ME.id;
+  if (queue === "all_open") return ticket.status !== "closed";
+  return ticket.status === "closed" && Boolean(ticket.closed_at);
+}
+
+function micros(iso) {
+  // Date.parse keeps milliseconds; the API's times have microseconds, which order ties.
+  const fraction = (iso.match(/\.(\d+)/) || ["", ""])[1];
+  return Date.parse(iso) * 1000 + Number(fraction.slice(3, 6).padEnd(3, "0"));
+}
+
+// The list's order: (opened_at, id) ascending; the closed queue (closed_at, id) descending.
+function sortKey(ticket, queue) {
+  return queue === "closed" ? [-micros(ticket.closed_at), -ticket.id] : [micros(ticket.opened_at), ticket.id];
+}
+
+function precedes(a, b) {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+}
+
+export function patchTicket(id, ticket) {
+  // `ticket` is what GET /tickets/{id} answered now; null when it is gone (or no longer
+  // the agent's to see). It leaves the list, or takes its place there: where the
+  // queue's order puts it among the loaded rows; past them, it is on a page not loaded
+  // yet and will come with it.
+  const index = state.tickets.findIndex((t) => t.id === id);
+  if (index >= 0) state.tickets.splice(index, 1);
+  if (!ticket || !inQueue(ticket, state.queue)) return;
+  const key = sortKey(ticket, state.queue);
+  if (state.listMore && state.listEdge && precedes(state.listEdge, key)) return;
+  const at = state.tickets.findIndex((t) => precedes(key, sortKey(t, state.queue)));
+  state.tickets.splice(at < 0 ? state.tickets.length : at, 0, ticket);
 }
 
 // --- rendering ---------------------------------------------------------------------

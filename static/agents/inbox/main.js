@@ -4,9 +4,9 @@
 //
 // State comes from the JSON API (/api/v1/, session + CSRF header), long lists a page at
 // a time; /ws/inbox/ only says what changed (small events with ids), and the page
-// refetches it. Everything a
-// customer (or the bot, or Meta) wrote is put in the page with textContent or as a DOM
-// property, never parsed as HTML.
+// fetches just that and patches it in (live.js). Everything a customer (or the bot, or
+// Meta) wrote is put in the page with textContent or as a DOM property, never parsed as
+// HTML.
 
 import { api } from "./api.js";
 import { sendReply, typing } from "./composer.js";
@@ -25,6 +25,7 @@ function wire() {
       history.replaceState(history.state, "", `${location.pathname}?queue=${state.queue}`);
       state.tickets = [];
       state.listMore = null;
+      state.listEdge = null;
       renderList();
       loadList().catch(() => {});
     });

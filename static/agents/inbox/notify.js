@@ -46,6 +46,17 @@ export function announce(counts, tickets) {
   notify(more, name, counts);
 }
 
+export function announcePatched(counts, tickets) {
+  // After live events: `tickets` are the ones they named, fetched with `counts`. The
+  // list may not hold every waiting ticket (a page at a time), so the count says
+  // whether one is new, and the tickets who.
+  const seen = state.waitingSeen || new Set();
+  const fresh = tickets.find((t) => t.status === "waiting" && !seen.has(t.id));
+  const more = state.counts !== null && counts.waiting > state.counts.waiting;
+  seeWaiting(tickets);
+  notify(more, more && fresh ? fresh.contact.name : null, counts);
+}
+
 export function seeWaiting(tickets) {
   if (state.queue !== "waiting") {
     state.waitingSeen = null;

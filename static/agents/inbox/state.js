@@ -14,6 +14,7 @@ export const state = {
     : "waiting",
   tickets: [], // the queue's rows loaded so far, in its order
   listMore: null, // cursor of the list's next page; null: every row is loaded
+  listEdge: null, // the sort key of the last row the server sent (where the cursor points)
   listLoading: false,
   counts: null,
   ticketId: Number(app.dataset.ticketId) || null,
