@@ -4,6 +4,7 @@ made, and which it did not."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -13,6 +14,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.browser.support import fake_of, login
+from tests.browser.test_inbox import FAKE_NOTIFICATIONS
 from tests.support import payloads
 from tests.support.polling import eventually
 from tests.support.stack import Clock, Stack
@@ -257,6 +259,65 @@ def test_a_live_event_patches_the_row_it_names_without_refetching_the_list(stack
     expect(page.locator("[data-count=waiting]")).to_have_text(str(waiting))
     new = int(rows.last.get_attribute("data-ticket-id"))
     assert set(_quiet(calls)) == {f"GET /api/v1/tickets/{new}", "GET /api/v1/queues"}
+
+
+def test_a_new_waiting_ticket_is_named_when_its_events_come_after_the_count(stack, context):
+    """The waiting count can grow in one burst of events (another ticket's) before the
+    events that name the new ticket arrive: the notification waits for the name."""
+    clock, psids = Clock(), ("3400000000000301", "3400000000000302")
+    context.add_init_script(FAKE_NOTIFICATIONS)
+    held: list[str | bytes] = []
+    sockets: list[Any] = []
+
+    def route(page_side: Any) -> None:
+        server = page_side.connect_to_server()
+        server.on_message(
+            lambda message: held.append(message) if held_back else page_side.send(message)
+        )
+        sockets.append(page_side)
+
+    held_back = False
+    context.route_web_socket(re.compile(r"/ws/inbox/$"), route)
+    _handover(stack, clock, psid=psids[0], text="already waiting", name="Earlier")
+    first = requests.get(
+        f"{stack.base_url}/api/v1/tickets/{_ticket_id(stack, psids[0])}",
+        headers={"Authorization": f"Bearer {stack.tokens['ana']}"},
+        timeout=5,
+    ).json()
+    page = login(context, "ana")
+    expect(page.locator(".ticket-row", has_text="already waiting")).to_be_visible()
+    page.get_by_role("button", name="Notifications: off").click()
+    _quiet(_api_calls(page))
+
+    # the new ticket's events are held back; an event about the other ticket comes first
+    held_back = True
+    _handover(stack, clock, psid=psids[1], text="just arrived", name="Newest")
+    second = _ticket_id(stack, psids[1])
+
+    def its_events_held() -> bool:
+        page.wait_for_timeout(50)  # (Playwright delivers the socket's messages meanwhile)
+        return any(f'"ticket_id": {second}' in str(m) for m in held)
+
+    eventually(its_events_held, what="its events")
+    [page_side] = sockets
+    page_side.send(
+        json.dumps(
+            {
+                "event": "ticket.updated",
+                "ticket_id": first["id"],
+                "conversation_id": first["conversation_id"],
+            }
+        )
+    )
+    page.wait_for_timeout(500)  # the page fetched that ticket and the grown count
+    assert page.evaluate("window.__notes") == []
+    held_back = False
+    for message in held:
+        page_side.send(message)
+
+    expect(page.locator("html[data-notes='1']")).to_be_attached(timeout=SETTLE)
+    page.wait_for_timeout(1500)  # no second, unnamed notification follows
+    assert page.evaluate("window.__notes") == [["New waiting ticket", "Newest Live is waiting."]]
 
 
 def test_the_ticket_list_loads_more_at_the_bottom(stack, context):
