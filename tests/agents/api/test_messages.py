@@ -362,3 +362,21 @@ def test_one_message_is_shown_as_its_ticket_shows_it(ticket, page, api, api2, ag
     team.members.add(agent2)
     assert api.get(f"{url}/{own.pk}").status_code == 404
     assert api2.get(f"{url}/{own.pk}").status_code == 200
+
+
+def test_what_a_live_event_makes_the_inbox_read_costs_a_fixed_number_of_queries(
+    ticket, agent, api, django_assert_num_queries
+):
+    # The inbox fetches the ticket and the message an event names. Bearer auth (2) +
+    # visible pages (3) + the ticket (1), then its transitions and events (2), or the
+    # message (1): the same for a short and a long history.
+    url = f"/api/v1/tickets/{ticket.pk}"
+    for size in (1, 300):
+        _history(ticket, size)
+        message = factories.message(
+            ticket=ticket, text="new", author_kind=Message.Author.AGENT, author=agent
+        )
+        with django_assert_num_queries(8):
+            assert api.get(url).json()["id"] == ticket.pk
+        with django_assert_num_queries(7):
+            assert api.get(f"{url}/messages/{message.pk}").json()["text"] == "new"
