@@ -192,7 +192,11 @@ class Ticket(models.Model):
                 name="ticket_assignee_matches_status",
             ),
         ]
-        indexes = [models.Index(fields=["status", "opened_at"])]
+        indexes = [
+            models.Index(fields=["status", "opened_at"]),
+            # The closed queue, newest first, a page at a time (selectors.ticket_page).
+            models.Index(fields=["status", "closed_at", "id"], name="ticket_closed_order"),
+        ]
 
     def __str__(self) -> str:
         return f"ticket {self.pk} ({self.status})"

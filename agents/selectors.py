@@ -3,12 +3,17 @@
 Lists cost a constant number of queries, whatever the number of tickets: related rows
 are joined (select_related) and per-ticket facts (last message, oldest unanswered
 message) are subquery annotations of the one list query.
+
+Long lists are read a page at a time with a keyset (`ticket_page`, `ticket_message_page`):
+a page starts after the position (sort key and id) where the previous one ended, so a
+deep page costs the same one query as the first, never an OFFSET that scans what it skips.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from django.db.models import (
     BooleanField,
@@ -30,6 +35,22 @@ from webhooks.models import Page
 
 Queue = Literal["waiting", "mine", "all_open", "closed"]
 UNCLOSED = (Ticket.Status.WAITING, Ticket.Status.OPEN)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Slice(Generic[T]):
+    """One page of a list (not to be confused with a Facebook `Page`): its rows in the
+    list's order, and whether a next page exists."""
+
+    items: list[T]
+    more: bool
+
+
+def _slice(rows: list[T], limit: int) -> Slice[T]:
+    # The query asked for one row more than the page holds: its presence is `more`.
+    return Slice(items=rows[:limit], more=len(rows) > limit)
 
 
 def visible_page_ids(user: Agent) -> set[int] | None:
@@ -105,9 +126,9 @@ def ticket_list(
     status: str | None = None,
     mine: bool = False,
     queue: Queue | None = None,
-    limit: int | None = None,
 ) -> QuerySet[Ticket]:
-    """Tickets the agent may see, with the facts the inbox shows (`_with_inbox_facts`).
+    """Tickets the agent may see, with the facts the inbox shows (`_with_inbox_facts`),
+    in `ticket_order(queue)`.
 
     `queue` is one of the inbox's lists: waiting; mine (my unclosed tickets); all_open
     (waiting or open); closed (most recently closed first).
@@ -128,10 +149,57 @@ def ticket_list(
     elif queue == "all_open":
         tickets = tickets.filter(status__in=UNCLOSED)
     elif queue == "closed":
-        tickets = tickets.filter(status=Ticket.Status.CLOSED).order_by("-closed_at", "-id")
-    if limit is not None:
-        tickets = tickets[:limit]
+        # Closing always sets closed_at (ticket_mark_closed); the filter only makes the
+        # order total, so that a keyset on it skips and repeats nothing.
+        tickets = tickets.filter(status=Ticket.Status.CLOSED, closed_at__isnull=False).order_by(
+            "-closed_at", "-id"
+        )
     return tickets
+
+
+TicketOrder = Literal["opened", "closed"]
+
+
+class TicketPosition(NamedTuple):
+    """Where a ticket stands in its list: (opened_at, id) ascending, or in the closed
+    queue (closed_at, id) descending."""
+
+    at: datetime
+    id: int
+
+
+def ticket_order(queue: Queue | None) -> TicketOrder:
+    return "closed" if queue == "closed" else "opened"
+
+
+def ticket_position(ticket: Ticket, order: TicketOrder) -> TicketPosition:
+    at = ticket.closed_at if order == "closed" else ticket.opened_at
+    assert at is not None  # the closed queue lists only tickets with closed_at
+    return TicketPosition(at=at, id=ticket.pk)
+
+
+def ticket_page(
+    *,
+    user: Agent,
+    status: str | None = None,
+    mine: bool = False,
+    queue: Queue | None = None,
+    after: TicketPosition | None = None,
+    limit: int,
+) -> Slice[Ticket]:
+    """The first `limit` tickets of `ticket_list` that come after `after` in its order
+    (from the start when None). One query, however deep the page."""
+    tickets = ticket_list(user=user, status=status, mine=mine, queue=queue)
+    if after is not None:
+        if ticket_order(queue) == "closed":
+            tickets = tickets.filter(
+                Q(closed_at__lt=after.at) | Q(closed_at=after.at, pk__lt=after.id)
+            )
+        else:
+            tickets = tickets.filter(
+                Q(opened_at__gt=after.at) | Q(opened_at=after.at, pk__gt=after.id)
+            )
+    return _slice(list(tickets[: limit + 1]), limit)
 
 
 def ticket_counts(*, user: Agent) -> dict[str, int]:
@@ -230,6 +298,37 @@ def ticket_messages(*, ticket: Ticket) -> QuerySet[Message]:
         )
         .order_by("timestamp", "id")
     )
+
+
+class MessagePosition(NamedTuple):
+    """Where a message stands in a conversation: (timestamp, id) ascending."""
+
+    timestamp: int
+    id: int
+
+
+def message_position(message: Message) -> MessagePosition:
+    return MessagePosition(timestamp=message.timestamp, id=message.pk)
+
+
+def ticket_message_page(
+    *, ticket: Ticket, before: MessagePosition | None = None, limit: int
+) -> Slice[Message]:
+    """The newest `limit` messages of `ticket_messages` older than `before` (the newest of
+    all when None), in timestamp order; `more` says whether older ones exist. One query
+    (on the conversation-and-timestamp index), however far back the page is."""
+    messages = ticket_messages(ticket=ticket)
+    if before is not None:
+        messages = messages.filter(
+            Q(timestamp__lt=before.timestamp) | Q(timestamp=before.timestamp, pk__lt=before.id)
+        )
+    newest_first = _slice(list(messages.order_by("-timestamp", "-id")[: limit + 1]), limit)
+    return Slice(items=newest_first.items[::-1], more=newest_first.more)
+
+
+def ticket_message_get(*, ticket: Ticket, message_id: int) -> Message | None:
+    """One message of the ticket's conversation, annotated like `ticket_messages`."""
+    return ticket_messages(ticket=ticket).filter(pk=message_id).first()
 
 
 def message_visible(*, user: Agent, message_id: int) -> Message | None:

@@ -16,6 +16,7 @@ from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer, SessionAuth
 
 from agents import selectors
+from agents.api import pagination
 from agents.api.docs import LocalSwagger
 from agents.api.schemas import (
     CloseIn,
@@ -134,14 +135,28 @@ def _visible_ticket(request: AgentRequest, ticket_id: int) -> Ticket:
     return ticket
 
 
-@api.get("/tickets", response=list[TicketOut], tags=["tickets"])
+@api.get(
+    "/tickets",
+    response={200: list[TicketOut], 400: Error},
+    tags=["tickets"],
+    openapi_extra=pagination.documented("after", "the tickets that follow in the same order"),
+)
 def tickets_list(
     request: AgentRequest,
+    response: HttpResponse,
     status: Literal["waiting", "open", "closed"] | None = None,
     mine: bool = False,
     queue: selectors.Queue | None = None,
-    limit: int | None = Query(None, ge=1, le=1000),  # type: ignore[type-arg]
-) -> QuerySet[Ticket]:
+    limit: int = Query(  # type: ignore[type-arg]
+        pagination.TICKETS_PAGE,
+        ge=1,
+        le=pagination.TICKETS_PAGE_MAX,
+        description="Tickets per page (default 50, at most 200).",
+    ),
+    after: str | None = Query(  # type: ignore[type-arg]
+        None, description="The `X-Next-Cursor` of the previous page; leave out for the first."
+    ),
+) -> list[Ticket]:
     """Tickets the agent may see, oldest first; filter by status and by assignee, or
     ask for one of the inbox's queues: `waiting`, `mine` (your unclosed tickets),
     `all_open` (waiting or open), `closed` (most recently closed first).
@@ -149,10 +164,28 @@ def tickets_list(
     Each ticket carries a preview of the conversation's last message, since when the
     customer has been waiting (`waiting_since`, null when not waiting), when the
     messaging windows close, and why you cannot reply now (`lock_reason`, "" if you can).
+
+    Paginated by cursor, a page of `limit` tickets at a time: when more follow, the
+    `X-Next-Cursor` header holds the cursor to pass as `after` for the next page (and
+    `Link` its URL). The cursor marks a position in the list's order (opened_at, id; or
+    closed_at, id for `closed`), so a page costs the same however deep, and tickets that
+    come or go meanwhile are neither skipped nor repeated. A cursor that this list did
+    not give out answers 400.
     """
-    return selectors.ticket_list(
-        user=request.user, status=status, mine=mine, queue=queue, limit=limit
+    order = selectors.ticket_order(queue)
+    page = selectors.ticket_page(
+        user=request.user,
+        status=status,
+        mine=mine,
+        queue=queue,
+        after=None if after is None else pagination.ticket_position(after, order),
+        limit=limit,
     )
+    if page.more:
+        pagination.next_page(
+            request, response, "after", pagination.ticket_cursor(page.items[-1], order)
+        )
+    return page.items
 
 
 @api.get("/queues", response=QueuesOut, tags=["tickets"])
@@ -169,12 +202,60 @@ def ticket_detail(request: AgentRequest, ticket_id: int) -> Ticket:
 
 
 @api.get(
-    "/tickets/{ticket_id}/messages", response={200: list[MessageOut], 404: Error}, tags=["tickets"]
+    "/tickets/{ticket_id}/messages",
+    response={200: list[MessageOut], 400: Error, 404: Error},
+    tags=["tickets"],
+    openapi_extra=pagination.documented("before", "older messages"),
 )
-def ticket_messages(request: AgentRequest, ticket_id: int) -> QuerySet[Message]:
+def ticket_messages(
+    request: AgentRequest,
+    response: HttpResponse,
+    ticket_id: int,
+    limit: int = Query(  # type: ignore[type-arg]
+        pagination.MESSAGES_PAGE,
+        ge=1,
+        le=pagination.MESSAGES_PAGE_MAX,
+        description="Messages per page (default 50, at most 200).",
+    ),
+    before: str | None = Query(  # type: ignore[type-arg]
+        None, description="The `X-Next-Cursor` of the previous page; leave out for the newest."
+    ),
+) -> list[Message]:
     """The conversation in timestamp order: bot-side context (`context: true`) and the
-    ticket's own messages, with each outbound message's delivery status and error."""
-    return selectors.ticket_messages(ticket=_visible_ticket(request, ticket_id))
+    ticket's own messages, with each outbound message's delivery status and error.
+
+    Paginated by cursor, newest page first: without `before`, the newest `limit`
+    messages (still oldest first within the page). When older ones exist, the
+    `X-Next-Cursor` header holds the cursor to pass as `before` for the page before it
+    (and `Link` its URL). A page costs the same however far back it is. A cursor that
+    this list did not give out answers 400.
+    """
+    page = selectors.ticket_message_page(
+        ticket=_visible_ticket(request, ticket_id),
+        before=None if before is None else pagination.message_position(before),
+        limit=limit,
+    )
+    if page.more:
+        pagination.next_page(request, response, "before", pagination.message_cursor(page.items[0]))
+    return page.items
+
+
+@api.get(
+    "/tickets/{ticket_id}/messages/{message_id}",
+    response={200: MessageOut, 404: Error},
+    tags=["tickets"],
+)
+def ticket_message(request: AgentRequest, ticket_id: int, message_id: int) -> Message:
+    """One message of the ticket's conversation, as `GET /tickets/{ticket_id}/messages`
+    shows it (`context` is relative to this ticket): what a live `message.created` or
+    `message.updated` event names. 404 when the ticket is not yours to see or the message
+    is not in its conversation."""
+    message = selectors.ticket_message_get(
+        ticket=_visible_ticket(request, ticket_id), message_id=message_id
+    )
+    if message is None:
+        raise NotFound(f"Message {message_id} is not in ticket {ticket_id}'s conversation.")
+    return message
 
 
 @api.post(

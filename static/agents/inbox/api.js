@@ -1,6 +1,8 @@
 // The JSON API (/api/v1/, session cookie + CSRF header). A 401 shows the session notice
 // before the call fails; every failure is an ApiError with a status (0: unreachable) and
-// a message that can be shown to the agent as it is.
+// a message that can be shown to the agent as it is. Long lists come a page at a time:
+// `apiPage` also returns the cursor of the next page (the X-Next-Cursor header; null on
+// the last page).
 
 import { $ } from "./dom.js";
 
@@ -19,6 +21,15 @@ class ApiError extends Error {
 }
 
 export async function api(method, path, body) {
+  return (await request(method, path, body)).data;
+}
+
+export async function apiPage(path) {
+  const { data, response } = await request("GET", path);
+  return { items: data, next: response.headers.get("X-Next-Cursor") };
+}
+
+async function request(method, path, body) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") {
     headers["Content-Type"] = "application/json";
@@ -49,7 +60,7 @@ export async function api(method, path, body) {
     const detail = data && typeof data.detail === "string" ? data.detail : `Error ${response.status}`;
     throw new ApiError(response.status, detail);
   }
-  return data;
+  return { data, response };
 }
 
 function sessionEnded() {

@@ -2,7 +2,7 @@
 // the server has it), retrying, and the typing indicator.
 
 import { api } from "./api.js";
-import { action, loadTicket } from "./conversation.js";
+import { action, loadTicket, putMessage } from "./conversation.js";
 import { $, el } from "./dom.js";
 import { clock } from "./format.js";
 import { ME, state } from "./state.js";
@@ -45,7 +45,7 @@ async function sendLocal(local) {
     const message = await api("POST", `/tickets/${local.ticketId}/reply`, { text: local.text });
     state.local = state.local.filter((l) => l !== local);
     if (state.ticketId === local.ticketId && !state.messages.some((m) => m.id === message.id)) {
-      state.messages.push(message);
+      putMessage(message);
     }
   } catch (error) {
     local.error = error.message;

@@ -1,7 +1,8 @@
-// One ticket: choosing it, fetching it, its header (contact, state, assignee,
-// transfer), the messaging windows, and the actions on it with their error line.
+// One ticket: choosing it, fetching it (its newest messages first, older pages when
+// scrolled to the top), its header (contact, state, assignee, transfer), the messaging
+// windows, and the actions on it with their error line.
 
-import { api } from "./api.js";
+import { api, apiPage } from "./api.js";
 import { renderComposer } from "./composer.js";
 import { $, el, fillAvatar } from "./dom.js";
 import { duration, STATE_CLASS } from "./format.js";
@@ -9,12 +10,15 @@ import { loadList } from "./list.js";
 import { ME, state } from "./state.js";
 import { renderTimeline } from "./timeline.js";
 
+const NEAR_TOP_PX = 150;
+
 export async function selectTicket(id, { push = true } = {}) {
   if (id !== state.ticketId) {
     if (state.ticketId) state.drafts.set(state.ticketId, $("composer-text").value);
     state.ticketId = id;
     state.ticket = null;
     state.messages = [];
+    state.olderMore = null;
     state.local = [];
     state.openContext = new Set();
     $("composer-text").value = state.drafts.get(id) || "";
@@ -28,15 +32,17 @@ export async function selectTicket(id, { push = true } = {}) {
 }
 
 export async function loadTicket({ scroll = false } = {}) {
+  // The ticket and the newest page of its conversation. Older pages the agent already
+  // scrolled back to are kept (they are history), unless what is context changed.
   const id = state.ticketId;
   if (!id) {
     $("conversation").hidden = true;
     $("conversation-placeholder").hidden = false;
     return;
   }
-  let ticket, messages;
+  let ticket, page;
   try {
-    [ticket, messages] = await Promise.all([api("GET", `/tickets/${id}`), api("GET", `/tickets/${id}/messages`)]);
+    [ticket, page] = await Promise.all([api("GET", `/tickets/${id}`), apiPage(`/tickets/${id}/messages`)]);
   } catch (error) {
     if (error.status === 404) {
       state.ticketId = null;
@@ -47,9 +53,75 @@ export async function loadTicket({ scroll = false } = {}) {
     return;
   }
   if (id !== state.ticketId) return; // the agent moved on meanwhile
+  const same = state.ticket && state.ticket.id === id && state.ticket.handover_timestamp === ticket.handover_timestamp;
+  const first = page.items[0];
+  const older = same && page.next && first ? state.messages.filter((m) => precedes(m, first)) : [];
+  state.messages = [...older, ...page.items];
+  if (!older.length) state.olderMore = page.next;
   state.ticket = ticket;
-  state.messages = messages;
   renderTicket({ scroll });
+}
+
+export async function loadOlder() {
+  const { ticketId: id, olderMore: before } = state;
+  if (!before || state.olderLoading) return;
+  state.olderLoading = true;
+  renderTimeline({ keep: true });
+  let page;
+  try {
+    page = await apiPage(`/tickets/${id}/messages?${new URLSearchParams({ before })}`);
+  } catch {
+    state.olderLoading = false;
+    if (id === state.ticketId && state.ticket) renderTimeline({ keep: true }); // the button asks again
+    return;
+  }
+  state.olderLoading = false;
+  if (id !== state.ticketId || !state.ticket) return; // the agent moved on
+  if (before === state.olderMore) {
+    // (Otherwise the conversation was fetched again meanwhile.)
+    const shown = new Set(state.messages.map((m) => m.id));
+    state.messages = [...page.items.filter((m) => !shown.has(m.id)), ...state.messages];
+    state.olderMore = page.next;
+  }
+  renderTimeline({ keep: true });
+  fillTimeline();
+}
+
+export function onTimelineScroll() {
+  if ($("timeline").scrollTop < NEAR_TOP_PX) loadOlder();
+}
+
+function fillTimeline() {
+  // Still at the top after a page came in (it went into a folded context group), or a
+  // page that does not fill the view and so cannot be scrolled: fetch the one before.
+  const list = $("timeline");
+  if (state.olderMore && (list.scrollTop < NEAR_TOP_PX || list.scrollHeight <= list.clientHeight)) loadOlder();
+}
+
+// Messages in the conversation's order: (timestamp, id).
+function precedes(a, b) {
+  return a.timestamp < b.timestamp || (a.timestamp === b.timestamp && a.id < b.id);
+}
+
+export function putMessage(message) {
+  // A message a live event named, as the server shows it now: replaces the loaded copy,
+  // or goes where it belongs; older than the oldest loaded, it is on a page not loaded
+  // yet and will come with it.
+  const index = state.messages.findIndex((m) => m.id === message.id);
+  if (index >= 0) {
+    state.messages[index] = message;
+    return;
+  }
+  if (state.olderMore && state.messages.length && precedes(message, state.messages[0])) return;
+  const at = state.messages.findIndex((m) => precedes(message, m));
+  state.messages.splice(at < 0 ? state.messages.length : at, 0, message);
+}
+
+export function showTicket(ticket) {
+  // The open ticket as GET /tickets/{id} answered now (a live event named it).
+  if (ticket.id !== state.ticketId) return;
+  state.ticket = ticket;
+  renderTicket();
 }
 
 function renderTicket({ scroll = false } = {}) {
@@ -74,6 +146,7 @@ function renderTicket({ scroll = false } = {}) {
   renderWindows(ticket);
   renderComposer(ticket);
   renderTimeline({ scroll });
+  fillTimeline();
 }
 
 export function renderTransfer(ticket) {

@@ -1,21 +1,100 @@
-// The queues, their counts and the ticket list.
+// The queues, their counts and the ticket list: loaded a page at a time (more when
+// scrolled to the bottom), and patched one row at a time by live events (live.js).
 
-import { api } from "./api.js";
+import { api, apiPage } from "./api.js";
 import { renderWindows, selectTicket } from "./conversation.js";
 import { $, avatar, el } from "./dom.js";
 import { duration, previewText, STATE_CLASS, STATE_SHORT } from "./format.js";
-import { announce } from "./notify.js";
+import { announce, seeWaiting } from "./notify.js";
 import { ME, state } from "./state.js";
 
+const PAGE = 50;
+const PAGE_MAX = 200; // the API's largest page
+const NEAR_END_PX = 200;
+
 export async function loadList() {
-  const params = new URLSearchParams({ queue: state.queue });
-  if (state.queue === "closed") params.set("limit", "100");
-  const [tickets, counts] = await Promise.all([api("GET", `/tickets?${params}`), api("GET", "/queues")]);
-  state.tickets = tickets;
-  announce(counts, tickets);
+  // Everything again (on connect, after an action, or when a patch cannot be applied),
+  // as many rows as are shown, so that the list does not shrink under the agent's eyes.
+  const queue = state.queue;
+  const limit = Math.min(PAGE_MAX, Math.max(PAGE, state.tickets.length));
+  const params = new URLSearchParams({ queue, limit: String(limit) });
+  const [page, counts] = await Promise.all([apiPage(`/tickets?${params}`), api("GET", "/queues")]);
+  if (queue !== state.queue) return; // the agent chose another queue meanwhile
+  state.tickets = page.items;
+  setEdge(page);
+  announce(counts, page.items);
   state.counts = counts;
   renderList();
 }
+
+export async function loadMore() {
+  const { queue, listMore: after } = state;
+  if (!after || state.listLoading) return;
+  state.listLoading = true;
+  renderMore();
+  let page;
+  try {
+    page = await apiPage(`/tickets?${new URLSearchParams({ queue, limit: String(PAGE), after })}`);
+  } catch {
+    state.listLoading = false;
+    renderMore(); // the button, the next scroll or the next reload asks again
+    return;
+  }
+  state.listLoading = false;
+  if (queue !== state.queue || after !== state.listMore) return; // reloaded meanwhile
+  const shown = new Set(state.tickets.map((t) => t.id));
+  state.tickets.push(...page.items.filter((t) => !shown.has(t.id)));
+  seeWaiting(page.items);
+  setEdge(page);
+  renderList();
+}
+
+function setEdge(page) {
+  state.listMore = page.next;
+  const last = page.items[page.items.length - 1];
+  if (last) state.listEdge = sortKey(last, state.queue);
+}
+
+// --- patching one row (live events) ------------------------------------------------
+
+// Which queue a ticket is listed in, as agents.selectors.ticket_list decides it.
+function inQueue(ticket, queue) {
+  if (queue === "waiting") return ticket.status === "waiting";
+  if (queue === "mine") return ticket.status !== "closed" && Boolean(ticket.assignee) && ticket.assignee.id === ME.id;
+  if (queue === "all_open") return ticket.status !== "closed";
+  return ticket.status === "closed" && Boolean(ticket.closed_at);
+}
+
+function micros(iso) {
+  // Date.parse keeps milliseconds; the API's times have microseconds, which order ties.
+  const fraction = (iso.match(/\.(\d+)/) || ["", ""])[1];
+  return Date.parse(iso) * 1000 + Number(fraction.slice(3, 6).padEnd(3, "0"));
+}
+
+// The list's order: (opened_at, id) ascending; the closed queue (closed_at, id) descending.
+function sortKey(ticket, queue) {
+  return queue === "closed" ? [-micros(ticket.closed_at), -ticket.id] : [micros(ticket.opened_at), ticket.id];
+}
+
+function precedes(a, b) {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+}
+
+export function patchTicket(id, ticket) {
+  // `ticket` is what GET /tickets/{id} answered now; null when it is gone (or no longer
+  // the agent's to see). It leaves the list, or takes its place there: where the
+  // queue's order puts it among the loaded rows; past them, it is on a page not loaded
+  // yet and will come with it.
+  const index = state.tickets.findIndex((t) => t.id === id);
+  if (index >= 0) state.tickets.splice(index, 1);
+  if (!ticket || !inQueue(ticket, state.queue)) return;
+  const key = sortKey(ticket, state.queue);
+  if (state.listMore && state.listEdge && precedes(state.listEdge, key)) return;
+  const at = state.tickets.findIndex((t) => precedes(key, sortKey(t, state.queue)));
+  state.tickets.splice(at < 0 ? state.tickets.length : at, 0, ticket);
+}
+
+// --- rendering ---------------------------------------------------------------------
 
 export function renderList() {
   for (const node of document.querySelectorAll("[data-count]")) {
@@ -28,7 +107,36 @@ export function renderList() {
   const list = $("ticket-list");
   list.replaceChildren(...state.tickets.map(ticketRow));
   $("ticket-list-empty").hidden = state.tickets.length > 0;
+  renderMore();
   refreshTimes();
+  // A first page that does not fill the sidebar cannot be scrolled: fetch the next one.
+  if (state.listMore && !state.listLoading && list.scrollHeight <= list.clientHeight + NEAR_END_PX) {
+    loadMore();
+  }
+}
+
+function renderMore() {
+  const list = $("ticket-list");
+  list.querySelector(".list-more")?.remove();
+  if (!state.listMore) return;
+  list.append(
+    el(
+      "li",
+      { class: "list-more" },
+      el("button", {
+        type: "button",
+        class: "link-button",
+        text: state.listLoading ? "Loading more tickets…" : "More tickets",
+        disabled: state.listLoading,
+        onclick: () => loadMore(),
+      }),
+    ),
+  );
+}
+
+export function onListScroll() {
+  const list = $("ticket-list");
+  if (list.scrollHeight - list.scrollTop - list.clientHeight < NEAR_END_PX) loadMore();
 }
 
 function ticketRow(ticket) {

@@ -2,17 +2,18 @@
 // and starts it; the others only define things, so the order in which they are
 // evaluated does not matter (imports between them are used when called, not on load).
 //
-// State comes from the JSON API (/api/v1/, session + CSRF header); /ws/inbox/ only says
-// what changed (small events with ids), and the page refetches it. Everything a
-// customer (or the bot, or Meta) wrote is put in the page with textContent or as a DOM
-// property, never parsed as HTML.
+// State comes from the JSON API (/api/v1/, session + CSRF header), long lists a page at
+// a time; /ws/inbox/ only says what changed (small events with ids), and the page
+// fetches just that and patches it in (live.js). Everything a customer (or the bot, or
+// Meta) wrote is put in the page with textContent or as a DOM property, never parsed as
+// HTML.
 
 import { api } from "./api.js";
 import { sendReply, typing } from "./composer.js";
-import { action, loadTicket, renderTransfer, selectTicket } from "./conversation.js";
+import { action, loadTicket, onTimelineScroll, renderTransfer, selectTicket } from "./conversation.js";
 import { closeTicket, openCloseDialog } from "./dialogs.js";
 import { $ } from "./dom.js";
-import { loadList, refreshTimes, renderList } from "./list.js";
+import { loadList, onListScroll, refreshTimes, renderList } from "./list.js";
 import { renderNotifyToggle, toggleNotify } from "./notify.js";
 import { connect } from "./socket.js";
 import { state } from "./state.js";
@@ -23,6 +24,8 @@ function wire() {
       state.queue = button.dataset.queue;
       history.replaceState(history.state, "", `${location.pathname}?queue=${state.queue}`);
       state.tickets = [];
+      state.listMore = null;
+      state.listEdge = null;
       renderList();
       loadList().catch(() => {});
     });
@@ -50,6 +53,8 @@ function wire() {
     if ($("close-dialog").returnValue === "close") closeTicket();
   });
   $("notify-toggle").addEventListener("click", toggleNotify);
+  $("ticket-list").addEventListener("scroll", onListScroll, { passive: true });
+  $("timeline").addEventListener("scroll", onTimelineScroll, { passive: true });
   window.addEventListener("popstate", () => {
     const match = location.pathname.match(/^\/tickets\/(\d+)\//);
     selectTicket(match ? Number(match[1]) : null, { push: false });

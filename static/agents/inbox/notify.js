@@ -28,7 +28,11 @@ function beep() {
   }
 }
 
+const NAME_WAIT_MS = 1000;
+let held = null; // a grown waiting count, announced once the new ticket is named (or soon)
+
 export function announce(counts, tickets) {
+  // After the list was fetched (a page of it, in its order).
   let more;
   let name = null;
   if (state.queue === "waiting") {
@@ -37,13 +41,50 @@ export function announce(counts, tickets) {
     const seen = state.waitingSeen;
     const fresh = seen ? tickets.find((t) => !seen.has(t.id)) : null;
     if (fresh) name = fresh.contact.name;
-    state.waitingSeen = new Set([...(seen || []), ...tickets.map((t) => t.id)]);
     more = Boolean(fresh);
   } else {
-    state.waitingSeen = null;
     more = state.counts !== null && counts.waiting > state.counts.waiting;
   }
-  if (!more || !notifyEnabled()) return;
+  seeWaiting(tickets);
+  notify(more, name, counts);
+}
+
+export function announcePatched(counts, tickets) {
+  // After live events: `tickets` are the ones they named, fetched with `counts`.
+  const grew = state.counts !== null && counts.waiting > state.counts.waiting;
+  if (state.queue !== "waiting") {
+    seeWaiting(tickets);
+    notify(grew, null, counts);
+    return;
+  }
+  // The list may not hold every waiting ticket (it comes a page at a time), so an
+  // unseen one is not new by itself: the count says whether one is, the events who.
+  // They can come in different bursts (the count may run ahead), so a grown count
+  // waits a moment for the ticket's name.
+  const seen = state.waitingSeen || new Set();
+  const fresh = tickets.find((t) => t.status === "waiting" && !seen.has(t.id));
+  seeWaiting(tickets);
+  if (fresh && (grew || held)) {
+    notify(true, fresh.contact.name, counts);
+  } else if (grew && !held) {
+    held = setTimeout(() => notify(true, null, counts), NAME_WAIT_MS);
+  }
+}
+
+export function seeWaiting(tickets) {
+  if (state.queue !== "waiting") {
+    state.waitingSeen = null;
+    return;
+  }
+  const waiting = tickets.filter((t) => t.status === "waiting").map((t) => t.id);
+  state.waitingSeen = new Set([...(state.waitingSeen || []), ...waiting]);
+}
+
+function notify(more, name, counts) {
+  if (!more) return;
+  clearTimeout(held); // announced now: nothing more to say for it
+  held = null;
+  if (!notifyEnabled()) return;
   beep();
   if ("Notification" in window && Notification.permission === "granted" && !document.hasFocus()) {
     const body = name ? `${name} is waiting.` : `${counts.waiting} ticket(s) waiting.`;

@@ -1,49 +1,24 @@
-// /ws/inbox/: small events that say what changed; the page refetches it. Pings every
-// 25 s (a dead connection is closed after 10 s without a pong), reconnects with
-// backoff and refetches everything on (re)connect, since events sent meanwhile are gone.
+// /ws/inbox/: small events that say what changed (live.js fetches and patches it in).
+// Pings every 25 s (a dead connection is closed after 10 s without a pong), reconnects
+// with backoff and refetches everything on (re)connect, since events sent meanwhile are
+// gone.
 
 import { api } from "./api.js";
-import { loadTicket } from "./conversation.js";
 import { $ } from "./dom.js";
-import { loadList } from "./list.js";
+import { receive, refetchAll } from "./live.js";
 import { app, state } from "./state.js";
 
 let socket = null;
 let attempts = 0;
 let pingTimer = null;
 let pongDeadline = null;
-let listTimer = null;
-let ticketTimer = null;
-
-function schedule(which) {
-  // Events come in bursts (a webhook batch): one refetch per burst.
-  if (which === "list" && !listTimer) {
-    listTimer = setTimeout(() => {
-      listTimer = null;
-      loadList().catch(() => {});
-    }, 100);
-  }
-  if (which === "ticket" && !ticketTimer) {
-    ticketTimer = setTimeout(() => {
-      ticketTimer = null;
-      loadTicket().catch(() => {});
-    }, 100);
-  }
-}
 
 function onEvent(event) {
   if (event.type === "pong") {
     clearTimeout(pongDeadline);
     return;
   }
-  schedule("list");
-  const ticket = state.ticket;
-  if (
-    event.event === "pages.changed" ||
-    (ticket && (event.ticket_id === ticket.id || event.conversation_id === ticket.conversation_id))
-  ) {
-    schedule("ticket");
-  }
+  receive(event);
 }
 
 function setLive(live) {
@@ -60,8 +35,7 @@ export function connect() {
     $("session-notice").hidden = true;
     setLive(true);
     // Events sent while we were away are gone: fetch the state again.
-    loadList().catch(() => {});
-    loadTicket().catch(() => {});
+    refetchAll();
     clearInterval(pingTimer);
     pingTimer = setInterval(ping, 25000);
   });

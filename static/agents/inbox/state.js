@@ -12,15 +12,20 @@ export const state = {
   queue: QUEUES.includes(new URLSearchParams(location.search).get("queue"))
     ? new URLSearchParams(location.search).get("queue")
     : "waiting",
-  tickets: [],
+  tickets: [], // the queue's rows loaded so far, in its order
+  listMore: null, // cursor of the list's next page; null: every row is loaded
+  listEdge: null, // the sort key of the last row the server sent (where the cursor points)
+  listLoading: false,
   counts: null,
   ticketId: Number(app.dataset.ticketId) || null,
   ticket: null,
-  messages: [],
+  messages: [], // the newest pages of the conversation loaded so far, oldest first
+  olderMore: null, // cursor of the page before the oldest loaded message; null: none older
+  olderLoading: false,
   local: [], // replies typed here, not yet accepted by the server
   drafts: new Map(), // what was typed in each ticket's composer, kept when switching
   agents: [],
-  openContext: new Set(), // context groups the agent unfolded, by first message id
+  openContext: new Set(), // ids of the messages in context groups the agent unfolded
   lastTypingAt: 0,
   waitingSeen: null, // ids of waiting tickets already announced
   live: false,

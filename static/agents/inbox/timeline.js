@@ -1,7 +1,9 @@
 // The conversation's timeline: messages, ticket events and the bot conversation
-// around the ticket (folded), then the replies still on their way.
+// around the ticket (folded), then the replies still on their way; above them, while
+// older pages exist, the way to load them (scrolling to the top does the same).
 
 import { acceptedAlready, localNode, retryMessage } from "./composer.js";
+import { loadOlder } from "./conversation.js";
 import { $, el, safeUrl } from "./dom.js";
 import { authorLabel, clock, STATUS_TEXT } from "./format.js";
 import { ME, state } from "./state.js";
@@ -19,14 +21,21 @@ function actorName(event) {
   return event.actor.id === ME.id ? "You" : event.actor.name;
 }
 
-export function renderTimeline({ scroll = false } = {}) {
+export function renderTimeline({ scroll = false, keep = false } = {}) {
+  // `scroll`: to the newest message. `keep`: where the agent is reading stays put while
+  // older messages come in above it. Otherwise it follows new messages when near the end.
   const list = $("timeline");
-  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  const nearBottom = fromBottom - list.clientHeight < 80;
   const ticket = state.ticket;
+  // With older pages still to load, only what happened since the oldest loaded message
+  // is shown: a ticket event has its place among the messages around it.
+  const since = state.olderMore && state.messages.length ? state.messages[0].timestamp : -Infinity;
   const items = [];
   for (const message of state.messages) items.push({ at: message.timestamp, message });
   for (const event of ticket.events) {
-    if (EVENT_TEXT[event.kind]) items.push({ at: Date.parse(event.created_at), event });
+    const at = Date.parse(event.created_at);
+    if (EVENT_TEXT[event.kind] && at >= since) items.push({ at, event });
   }
   // On a tie (a reply that claims the ticket is stamped with its claim), the ticket
   // event goes first: the claim happened before the message it came with.
@@ -38,9 +47,12 @@ export function renderTimeline({ scroll = false } = {}) {
     if (item.message && item.message.context) {
       if (!group) {
         const before = item.message.timestamp < ticket.handover_timestamp;
-        group = { first: item.message.id, before, nodes: [] };
+        // The first group may go on in a page not loaded yet.
+        const cut = nodes.length === 0 && Boolean(state.olderMore);
+        group = { ids: [], before, cut, nodes: [] };
         nodes.push(group);
       }
+      group.ids.push(item.message.id);
       group.nodes.push(messageNode(item.message, ticket));
       continue;
     }
@@ -52,22 +64,44 @@ export function renderTimeline({ scroll = false } = {}) {
     if (!local.error && acceptedAlready(local)) continue; // the server's copy is shown
     rendered.push(localNode(local));
   }
+  if (state.olderMore) rendered.unshift(olderNode());
   list.replaceChildren(...rendered);
-  if (scroll || nearBottom) list.scrollTop = list.scrollHeight;
+  if (scroll || (nearBottom && !keep)) list.scrollTop = list.scrollHeight;
+  else if (keep) list.scrollTop = list.scrollHeight - fromBottom;
+}
+
+function olderNode() {
+  return el(
+    "li",
+    { class: "timeline-older" },
+    el("button", {
+      type: "button",
+      class: "link-button",
+      text: state.olderLoading ? "Loading earlier messages…" : "Earlier messages",
+      disabled: state.olderLoading,
+      onclick: () => loadOlder(),
+    }),
+  );
 }
 
 function contextNode(group) {
+  // Unfolded stays unfolded when the group grows (older pages, new messages): it is
+  // remembered by every message it holds, not by its first.
   const details = el(
     "details",
-    { class: "context", open: state.openContext.has(group.first) },
+    { class: "context", open: group.ids.some((id) => state.openContext.has(id)) },
     el("summary", {
-      text: `${group.before ? "Before the handover" : "After this ticket"}: ${group.nodes.length} message${group.nodes.length === 1 ? "" : "s"} with the bot`,
+      text:
+        `${group.before ? "Before the handover" : "After this ticket"}: ${group.nodes.length} ` +
+        `message${group.nodes.length === 1 ? "" : "s"} with the bot${group.cut ? " (more above)" : ""}`,
     }),
     el("ol", { class: "context-messages" }, ...group.nodes),
   );
   details.addEventListener("toggle", () => {
-    if (details.open) state.openContext.add(group.first);
-    else state.openContext.delete(group.first);
+    for (const id of group.ids) {
+      if (details.open) state.openContext.add(id);
+      else state.openContext.delete(id);
+    }
   });
   return el("li", { class: "context-group" }, details);
 }

@@ -61,6 +61,7 @@ def test_openapi_document_describes_the_api(client):
         ("/api/v1/queues", "get"),
         ("/api/v1/tickets", "get"),
         ("/api/v1/tickets/{ticket_id}/messages", "get"),
+        ("/api/v1/tickets/{ticket_id}/messages/{message_id}", "get"),
         ("/api/v1/tickets/{ticket_id}/claim", "post"),
         ("/api/v1/tickets/{ticket_id}/reply", "post"),
         ("/api/v1/tickets/{ticket_id}/close", "post"),
@@ -70,5 +71,19 @@ def test_openapi_document_describes_the_api(client):
         assert method in paths[path], path
     queue = next(p for p in paths["/api/v1/tickets"]["get"]["parameters"] if p["name"] == "queue")
     assert "all_open" in json.dumps(queue)
+    # the paginated lists name their cursor parameter and the headers of the next page
+    for path, cursor in [
+        ("/api/v1/tickets", "after"),
+        ("/api/v1/tickets/{ticket_id}/messages", "before"),
+    ]:
+        operation = paths[path]["get"]
+        parameters = {p["name"]: p for p in operation["parameters"]}
+        assert (
+            parameters["limit"]["schema"]["default"],
+            parameters["limit"]["schema"]["maximum"],
+        ) == (50, 200)
+        assert "X-Next-Cursor" in parameters[cursor]["description"]
+        assert set(operation["responses"]["200"]["headers"]) == {"X-Next-Cursor", "Link"}
+        assert "400" in operation["responses"]
     schemes = document["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} >= {"http", "apiKey"}

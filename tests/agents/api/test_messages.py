@@ -12,7 +12,7 @@ import pytest
 from celery.exceptions import Retry
 from django.utils import timezone
 
-from agents.models import ControlState, Conversation, Message, Ticket
+from agents.models import ControlState, Conversation, Message, Team, Ticket
 from agents.services import outbound, reconcile
 from agents.services.state import now_ms
 from agents.tasks import message_send, ticket_return
@@ -330,3 +330,138 @@ def test_the_messages_of_a_ticket_cost_the_same_queries_however_many(
         factories.message(ticket=ticket, text=f"message {n}", timestamp=now_ms() + n)
     with django_assert_max_num_queries(7):
         assert len(api.get(url).json()) == 12
+
+
+# --- pages of a conversation ----------------------------------------------------------
+
+
+def _texts(response) -> list[str]:
+    return [m["text"] for m in response.json()]
+
+
+def _history(ticket: Ticket, count: int, *, start: int = 0) -> list[Message]:
+    """`count` customer messages in the ticket, a millisecond apart, oldest first."""
+    base = now_ms() - 10 * count
+    return Message.objects.bulk_create(
+        Message(
+            conversation_id=ticket.conversation_id,
+            ticket=ticket,
+            direction=Message.Direction.INBOUND,
+            author_kind=Message.Author.CUSTOMER,
+            text=f"m{n}",
+            timestamp=base + n,
+        )
+        for n in range(start, start + count)
+    )
+
+
+def test_messages_come_newest_page_first_and_before_goes_back(ticket, api):
+    factories.message(conversation=ticket.conversation, text="c0", timestamp=1000)  # context
+    # two at one instant: the id breaks the tie, nothing is skipped or repeated
+    for text in ("t1", "t2", "t3", "t4"):
+        factories.message(ticket=ticket, text=text, timestamp=2000 if text < "t3" else 3000)
+    url = f"/api/v1/tickets/{ticket.pk}/messages"
+    newest = api.get(url, {"limit": 2})
+    assert _texts(newest) == ["t3", "t4"]  # oldest first within the page
+    cursor = newest.headers["X-Next-Cursor"]
+    assert newest.headers["Link"] == f'<{url}?limit=2&before={cursor}>; rel="next"'
+    older = api.get(url, {"limit": 2, "before": cursor})
+    assert _texts(older) == ["t1", "t2"]
+    oldest = api.get(url, {"limit": 2, "before": older.headers["X-Next-Cursor"]})
+    assert [(m["text"], m["context"]) for m in oldest.json()] == [("c0", True)]
+    assert ("X-Next-Cursor" in oldest.headers, "Link" in oldest.headers) == (False, False)
+
+
+def test_a_conversation_comes_50_messages_at_a_time_by_default(ticket, api):
+    _history(ticket, 51)
+    url = f"/api/v1/tickets/{ticket.pk}/messages"
+    newest = api.get(url)
+    assert _texts(newest) == [f"m{n}" for n in range(1, 51)]
+    older = api.get(url, {"before": newest.headers["X-Next-Cursor"]})
+    assert _texts(older) == ["m0"]
+    assert "X-Next-Cursor" not in older.headers
+
+
+def test_a_deep_page_of_messages_costs_the_same_queries_as_the_newest(
+    ticket, api, django_assert_num_queries
+):
+    # Bearer auth (2) + visible pages (3) + the ticket (1) + the page (1) = 7, however far back.
+    _history(ticket, 1000)
+    url = f"/api/v1/tickets/{ticket.pk}/messages"
+    with django_assert_num_queries(7):
+        newest = api.get(url, {"limit": 100})
+    assert _texts(newest)[0] == "m900"
+    before = newest.headers["X-Next-Cursor"]
+    for _ in range(8):
+        before = api.get(url, {"limit": 100, "before": before}).headers["X-Next-Cursor"]
+    with django_assert_num_queries(7):
+        deepest = api.get(url, {"limit": 100, "before": before})
+    assert _texts(deepest) == [f"m{n}" for n in range(100)]
+    assert "X-Next-Cursor" not in deepest.headers
+
+
+def test_bad_message_cursors_and_page_sizes_are_refused_in_words(ticket, page, api):
+    _history(ticket, 3)
+    url = f"/api/v1/tickets/{ticket.pk}/messages"
+    cursor = api.get(url, {"limit": 1}).headers["X-Next-Cursor"]
+    factories.ticket(page=page, psid="3000000000000999", status=Ticket.Status.CLOSED)
+    factories.ticket(page=page, psid="3000000000000998", status=Ticket.Status.CLOSED)
+    ticket_cursor = api.get("/api/v1/tickets", {"queue": "closed", "limit": 1}).headers[
+        "X-Next-Cursor"
+    ]
+    detail = (
+        "`before` is not a cursor of this list: pass the X-Next-Cursor header of the "
+        "previous page unchanged, or leave it out for the first page."
+    )
+    for bad in ["nonsense", "%%%", ticket_cursor]:
+        response = api.get(url, {"before": bad})
+        assert (response.status_code, response.json()) == (400, {"detail": detail}), bad
+    assert api.get(url, {"before": cursor}).status_code == 200
+    # a messages cursor is no ticket cursor either
+    response = api.get("/api/v1/tickets", {"after": cursor})
+    assert response.status_code == 400
+    for limit in (0, 201):
+        assert api.get(url, {"limit": limit}).status_code == 422
+
+
+def test_one_message_is_shown_as_its_ticket_shows_it(ticket, page, api, api2, agent2):
+    context = factories.message(conversation=ticket.conversation, text="to the bot")
+    own = factories.message(ticket=ticket, text="to us")
+    other = factories.ticket(page=page, psid="3000000000000997")
+    elsewhere = factories.message(ticket=other, text="another conversation")
+    url = f"/api/v1/tickets/{ticket.pk}/messages"
+    listed = {m["id"]: m for m in api.get(url).json()}
+    for message in (context, own):
+        shown = api.get(f"{url}/{message.pk}")
+        assert (shown.status_code, shown.json()) == (200, listed[message.pk])
+    assert api.get(f"{url}/{context.pk}").json()["context"] is True
+    assert api.get(f"{url}/{own.pk}").json()["context"] is False
+    missing = api.get(f"{url}/{elsewhere.pk}")
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"detail": f"Message {elsewhere.pk} is not in ticket {ticket.pk}'s conversation."},
+    )
+    # another team's page: the ticket, and so its messages, are not there
+    team = Team.objects.create(name="billing")
+    team.pages.add(page)
+    team.members.add(agent2)
+    assert api.get(f"{url}/{own.pk}").status_code == 404
+    assert api2.get(f"{url}/{own.pk}").status_code == 200
+
+
+def test_what_a_live_event_makes_the_inbox_read_costs_a_fixed_number_of_queries(
+    ticket, agent, api, django_assert_num_queries
+):
+    # The inbox fetches the ticket and the message an event names. Bearer auth (2) +
+    # visible pages (3) + the ticket (1), then its transitions and events (2), or the
+    # message (1): the same for a short and a long history.
+    url = f"/api/v1/tickets/{ticket.pk}"
+    for size in (1, 300):
+        _history(ticket, size)
+        message = factories.message(
+            ticket=ticket, text="new", author_kind=Message.Author.AGENT, author=agent
+        )
+        with django_assert_num_queries(8):
+            assert api.get(url).json()["id"] == ticket.pk
+        with django_assert_num_queries(7):
+            assert api.get(f"{url}/messages/{message.pk}").json()["text"] == "new"

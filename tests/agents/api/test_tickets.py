@@ -355,3 +355,114 @@ def test_transient_pass_back_errors_are_retried(ticket, api, post, fake_graph):
     post(api, f"/api/v1/tickets/{ticket.pk}/close")
     assert len(fake_graph.calls_to("/me/pass_thread_control")) == 3
     assert Conversation.objects.get().control_state == ControlState.BOT
+
+
+# --- pages of the list ----------------------------------------------------------------
+
+
+def _ids(response) -> list[int]:
+    return [t["id"] for t in response.json()]
+
+
+def test_ticket_pages_follow_the_cursor_to_the_end(page, api):
+    made = [factories.ticket(page=page, psid=psid) for psid in PSIDS[:5]]
+    # one instant for all: the id breaks the tie, and nothing is skipped or repeated
+    Ticket.objects.update(opened_at=timezone.now())
+    first = api.get("/api/v1/tickets", {"queue": "waiting", "limit": 2})
+    assert _ids(first) == [made[0].pk, made[1].pk]
+    cursor = first.headers["X-Next-Cursor"]
+    assert first.headers["Link"] == (
+        f'</api/v1/tickets?queue=waiting&limit=2&after={cursor}>; rel="next"'
+    )
+    second = api.get("/api/v1/tickets", {"queue": "waiting", "limit": 2, "after": cursor})
+    assert _ids(second) == [made[2].pk, made[3].pk]
+    last = api.get(
+        "/api/v1/tickets",
+        {"queue": "waiting", "limit": 2, "after": second.headers["X-Next-Cursor"]},
+    )
+    assert _ids(last) == [made[4].pk]
+    assert ("X-Next-Cursor" in last.headers, "Link" in last.headers) == (False, False)
+
+
+def test_a_ticket_leaving_the_first_page_does_not_shift_the_next(page, api, post, fake_graph):
+    # An offset would skip made[2] once made[0] leaves the waiting queue.
+    made = [factories.ticket(page=page, psid=psid) for psid in PSIDS[:4]]
+    first = api.get("/api/v1/tickets", {"queue": "waiting", "limit": 2})
+    post(api, f"/api/v1/tickets/{made[0].pk}/claim")
+    late = factories.ticket(page=page, psid=PSIDS[4])
+    after = first.headers["X-Next-Cursor"]
+    second = api.get("/api/v1/tickets", {"queue": "waiting", "limit": 2, "after": after})
+    assert _ids(second) == [made[2].pk, made[3].pk]
+    third = api.get(
+        "/api/v1/tickets",
+        {"queue": "waiting", "limit": 2, "after": second.headers["X-Next-Cursor"]},
+    )
+    assert _ids(third) == [late.pk]
+
+
+def test_the_closed_queue_pages_newest_first(page, api):
+    now = timezone.now()
+    made = [
+        factories.ticket(
+            page=page, psid=psid, status=Ticket.Status.CLOSED, closed_at=now - timedelta(minutes=n)
+        )
+        for n, psid in enumerate(PSIDS[:3])
+    ]
+    made.append(
+        factories.ticket(page=page, psid=PSIDS[3], status=Ticket.Status.CLOSED, closed_at=now)
+    )
+    first = api.get("/api/v1/tickets", {"queue": "closed", "limit": 2})
+    assert _ids(first) == [made[3].pk, made[0].pk]  # same instant: the higher id first
+    second = api.get(
+        "/api/v1/tickets", {"queue": "closed", "limit": 2, "after": first.headers["X-Next-Cursor"]}
+    )
+    assert _ids(second) == [made[1].pk, made[2].pk]
+    assert "X-Next-Cursor" not in second.headers
+
+
+def test_the_ticket_list_comes_in_pages_of_50_by_default(page, api):
+    for n in range(51):
+        factories.ticket(page=page, psid=f"3100000000{n:04d}")
+    first = api.get("/api/v1/tickets")
+    assert len(first.json()) == 50
+    rest = api.get("/api/v1/tickets", {"after": first.headers["X-Next-Cursor"]})
+    assert len(rest.json()) == 1
+    assert set(_ids(first)) | set(_ids(rest)) == set(Ticket.objects.values_list("pk", flat=True))
+
+
+def test_bad_ticket_cursors_and_page_sizes_are_refused_in_words(page, api):
+    for psid in PSIDS[:2]:
+        factories.ticket(page=page, psid=psid, status=Ticket.Status.CLOSED)
+    closed = api.get("/api/v1/tickets", {"queue": "closed", "limit": 1}).headers["X-Next-Cursor"]
+    detail = (
+        "`after` is not a cursor of this list: pass the X-Next-Cursor header of the "
+        "previous page unchanged, or leave it out for the first page."
+    )
+    for cursor in ["nonsense", "", "!!!", closed[:-3], closed]:  # the last: another order
+        response = api.get("/api/v1/tickets", {"queue": "waiting", "after": cursor})
+        assert (response.status_code, response.json()) == (400, {"detail": detail}), cursor
+    for limit in (0, 201):
+        assert api.get("/api/v1/tickets", {"limit": limit}).status_code == 422
+    assert len(api.get("/api/v1/tickets", {"queue": "closed", "limit": 200}).json()) == 2
+
+
+def test_a_deep_page_of_tickets_costs_the_same_queries_as_the_first(
+    page, api, agent, django_assert_num_queries
+):
+    # Bearer auth (2) + visible pages (3) + the page (1) = 6, however deep.
+    for n in range(40):
+        ticket = factories.ticket(page=page, psid=f"3200000000{n:04d}")
+        factories.message(ticket=ticket, text=f"message {n}")
+    with django_assert_num_queries(6):
+        first = api.get("/api/v1/tickets", {"queue": "all_open", "limit": 5})
+    after = first.headers["X-Next-Cursor"]
+    for _ in range(6):
+        after = api.get(
+            "/api/v1/tickets", {"queue": "all_open", "limit": 5, "after": after}
+        ).headers["X-Next-Cursor"]
+    with django_assert_num_queries(6):
+        deep = api.get("/api/v1/tickets", {"queue": "all_open", "limit": 5, "after": after})
+    assert [t["last_message"]["text"] for t in deep.json()] == [
+        f"message {n}" for n in range(35, 40)
+    ]
+    assert "X-Next-Cursor" not in deep.headers

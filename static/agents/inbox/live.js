@@ -1,0 +1,139 @@
+// Live events (from socket.js) applied to what the page shows: each event names a
+// ticket, a conversation or a message; the page fetches only those and patches them
+// into the list and the open conversation. Everything is fetched again on (re)connect,
+// for an event it does not know, and when a patch cannot be applied.
+//
+//   ticket.updated        GET /tickets/{id}: its row (in, out, moved), the open ticket;
+//                         and GET /queues for the counts
+//   message.created       GET /tickets/{open}/messages/{id} when it is in the open
+//   message.updated       conversation; the rows of its conversation (preview, waiting
+//                         time) through GET /tickets/{id}
+//   conversation.updated  those rows and the open ticket (thread control, contact); for
+//                         the open one, the newest messages a receipt may have changed
+
+import { api, apiPage } from "./api.js";
+import { loadTicket, putMessage, showTicket } from "./conversation.js";
+import { loadList, patchTicket, renderList } from "./list.js";
+import { announcePatched } from "./notify.js";
+import { state } from "./state.js";
+
+const BURST_MS = 100; // events come in bursts (a webhook batch): one round of fetches each
+const MAX_TICKETS = 20; // more rows than this in one burst: the list is cheaper in one go
+const MAX_MESSAGES = 200; // the API's largest page
+
+let pending = null;
+
+function fresh() {
+  return { tickets: new Set(), conversations: new Set(), messages: new Set(), receipts: false, counts: false, all: false };
+}
+
+export function receive(event) {
+  pending = pending || fresh();
+  const open = state.ticket;
+  const inOpen = open && event.conversation_id === open.conversation_id;
+  switch (event.event) {
+    case "ticket.updated":
+      pending.tickets.add(event.ticket_id);
+      pending.conversations.add(event.conversation_id);
+      pending.counts = true;
+      break;
+    case "message.created":
+    case "message.updated":
+      pending.conversations.add(event.conversation_id);
+      if (inOpen) pending.messages.add(event.message_id);
+      break;
+    case "conversation.updated":
+      pending.conversations.add(event.conversation_id);
+      if (inOpen) pending.receipts = true;
+      break;
+    default:
+      pending.all = true; // pages.changed, or an event this page does not know
+  }
+  if (pending.scheduled) return;
+  pending.scheduled = true;
+  setTimeout(() => {
+    const batch = pending;
+    pending = null;
+    apply(batch).catch(refetchAll);
+  }, BURST_MS);
+}
+
+export function refetchAll() {
+  loadList().catch(() => {});
+  loadTicket().catch(() => {});
+}
+
+async function apply(batch) {
+  const open = state.ticket;
+  const ids = new Set(batch.tickets);
+  for (const row of state.tickets) {
+    if (batch.conversations.has(row.conversation_id)) ids.add(row.id);
+  }
+  if (open && batch.conversations.has(open.conversation_id)) ids.add(open.id);
+  if (batch.all || ids.size > MAX_TICKETS) {
+    refetchAll();
+    return;
+  }
+  const openId = open ? open.id : null;
+  const queue = state.queue;
+  const [tickets, counts, messages, receipts] = await Promise.all([
+    Promise.all([...ids].map(ticketOrGone)),
+    batch.counts ? api("GET", "/queues") : null,
+    openId ? Promise.all([...batch.messages].map((id) => messageOrGone(openId, id))) : [],
+    openId && batch.receipts ? recentMessages(openId) : [],
+  ]);
+
+  // The list: each row named, in, out or moved; then the counts.
+  const named = [...ids];
+  if (queue === state.queue) {
+    // (Otherwise the agent chose another queue meanwhile, and it is being fetched.)
+    for (const [index, id] of named.entries()) patchTicket(id, tickets[index]);
+  }
+  if (counts) {
+    announcePatched(counts, tickets.filter(Boolean));
+    state.counts = counts;
+  }
+  renderList();
+
+  // The open conversation, if it was named and the agent is still on it.
+  if (!ids.has(openId) || state.ticketId !== openId || !state.ticket) return;
+  const ticket = tickets[named.indexOf(openId)];
+  if (!ticket || ticket.handover_timestamp !== state.ticket.handover_timestamp) {
+    // Gone, or reopened: what is context has changed. Start the conversation over.
+    await loadTicket();
+    return;
+  }
+  for (const message of [...receipts, ...messages]) {
+    if (message) putMessage(message);
+  }
+  showTicket(ticket);
+}
+
+async function ticketOrGone(id) {
+  try {
+    return await api("GET", `/tickets/${id}`);
+  } catch (error) {
+    if (error.status === 404) return null;
+    throw error;
+  }
+}
+
+async function messageOrGone(ticketId, id) {
+  try {
+    return await api("GET", `/tickets/${ticketId}/messages/${id}`);
+  } catch (error) {
+    if (error.status === 404) return null;
+    throw error;
+  }
+}
+
+async function recentMessages(ticketId) {
+  // A receipt moves our sent messages to delivered or read, up to a time: fetch the
+  // newest messages back to the oldest loaded one that a receipt could still change.
+  const oldest = state.messages.findIndex((m) => m.direction === "out" && (m.status === "sent" || m.status === "delivered"));
+  if (oldest < 0) return [];
+  const count = state.messages.length - oldest;
+  if (count > MAX_MESSAGES) throw new Error("too many messages to patch");
+  const page = await apiPage(`/tickets/${ticketId}/messages?limit=${count}`);
+  return page.items;
+}
