@@ -441,3 +441,34 @@ def test_attachments_authors_and_windows_are_shown(stack, context):
             r"7-day Human Agent window: not enabled for this page$"
         )
     )
+
+
+def test_a_failed_ticket_list_says_so_and_loads_once_the_api_answers(stack, context):
+    """A list that could not be loaded is never shown as "No tickets here.": the inbox
+    says what failed and tries again, on its own, until the API answers."""
+    clock, psid = Clock(), "3000000000000131"
+    _handover(stack, clock, psid=psid, context_text="still waiting, hidden by a 500", name="Ola")
+    eventually(
+        lambda: _waiting_psids(stack, daphne_port(stack), psid), what="the ticket to be waiting"
+    )
+    failures = {"left": 2}
+
+    def tickets(route):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            route.fulfill(status=500, content_type="application/json", body='{"detail": "boom"}')
+        else:
+            route.continue_()
+
+    context.route(re.compile(r".*/api/v1/tickets\?.*"), tickets)
+    page = login(context, "ana")
+    error = page.locator("#ticket-list-error")
+    expect(error).to_be_visible(timeout=SETTLE)
+    expect(error).to_contain_text("The tickets could not be loaded (boom). Trying again in")
+    expect(page.locator("#ticket-list-empty")).to_be_hidden()
+    page.screenshot(path=str(stack.tmp / "list-error.png"))
+    # Two failures, then the API answers: the retries load the list by themselves.
+    row = page.locator(".ticket-row", has_text="still waiting, hidden by a 500")
+    expect(row).to_be_visible(timeout=30_000)
+    expect(error).to_be_hidden()
+    assert failures["left"] == 0

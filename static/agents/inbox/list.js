@@ -11,6 +11,11 @@ import { ME, state } from "./state.js";
 const PAGE = 50;
 const PAGE_MAX = 200; // the API's largest page
 const NEAR_END_PX = 200;
+const RETRY_FIRST_MS = 2000;
+const RETRY_MAX_MS = 30000;
+
+let retryTimer = null;
+let retryDelay = RETRY_FIRST_MS;
 
 export async function loadList() {
   // Everything again (on connect, after an action, or when a patch cannot be applied),
@@ -18,13 +23,41 @@ export async function loadList() {
   const queue = state.queue;
   const limit = Math.min(PAGE_MAX, Math.max(PAGE, state.tickets.length));
   const params = new URLSearchParams({ queue, limit: String(limit) });
-  const [page, counts] = await Promise.all([apiPage(`/tickets?${params}`), api("GET", "/queues")]);
+  let page;
+  let counts;
+  try {
+    [page, counts] = await Promise.all([apiPage(`/tickets?${params}`), api("GET", "/queues")]);
+  } catch (error) {
+    if (queue === state.queue) listFailed(error);
+    throw error;
+  }
   if (queue !== state.queue) return; // the agent chose another queue meanwhile
+  clearTimeout(retryTimer);
+  retryDelay = RETRY_FIRST_MS;
+  state.listError = "";
+  state.listLoaded = true;
   state.tickets = page.items;
   setEdge(page);
   announce(counts, page.items);
   state.counts = counts;
   renderList();
+}
+
+function listFailed(error) {
+  // Never an empty list that looks like "no tickets": say that loading failed, keep
+  // what was shown, and try again with a growing pause (a session that ended is said
+  // by its own notice, and not retried).
+  clearTimeout(retryTimer);
+  if (error.status === 401) {
+    state.listError = "";
+    renderList();
+    return;
+  }
+  const seconds = Math.round(retryDelay / 1000);
+  state.listError = `The tickets could not be loaded (${error.message}). Trying again in ${seconds} s…`;
+  renderList();
+  retryTimer = setTimeout(() => loadList().catch(() => {}), retryDelay);
+  retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
 }
 
 export async function loadMore() {
@@ -106,7 +139,9 @@ export function renderList() {
   document.title = state.counts && state.counts.waiting ? `(${state.counts.waiting}) Inbox · Helpdesk` : "Inbox · Helpdesk";
   const list = $("ticket-list");
   list.replaceChildren(...state.tickets.map(ticketRow));
-  $("ticket-list-empty").hidden = state.tickets.length > 0;
+  $("ticket-list-empty").hidden = state.tickets.length > 0 || !state.listLoaded || Boolean(state.listError);
+  $("ticket-list-error").hidden = !state.listError;
+  $("ticket-list-error").textContent = state.listError;
   renderMore();
   refreshTimes();
   // A first page that does not fill the sidebar cannot be scrolled: fetch the next one.

@@ -24,6 +24,7 @@ function wire() {
       state.queue = button.dataset.queue;
       history.replaceState(history.state, "", `${location.pathname}?queue=${state.queue}`);
       state.tickets = [];
+      state.listLoaded = false;
       state.listMore = null;
       state.listEdge = null;
       renderList();

@@ -16,6 +16,8 @@ export const state = {
   listMore: null, // cursor of the list's next page; null: every row is loaded
   listEdge: null, // the sort key of the last row the server sent (where the cursor points)
   listLoading: false,
+  listLoaded: false, // the shown queue was loaded once: an empty list means no tickets
+  listError: "", // why the list could not be loaded, while it is retried
   counts: null,
   ticketId: Number(app.dataset.ticketId) || null,
   ticket: null,
