@@ -294,7 +294,9 @@ def parse_delivery(payload: Any, *, received_ms: int | None = None) -> list[Even
         if not isinstance(entry, dict):
             continue
         read = _Reader(received)
-        page_id = read.ident(json_safe(entry.get("id"), read.changes), "page id")
+        # Checked against its column by each event (too long: the event is invalid).
+        entry_id = entry.get("id")
+        page_id = "" if entry_id is None else clean_text(str(json_safe(entry_id, read.changes)))
         entry_time = read.timestamp(entry.get("time"), received, "entry time")
         for channel in (CHANNEL_MESSAGING, CHANNEL_STANDBY):
             for raw in _list(entry.get(channel)):
@@ -313,7 +315,7 @@ def parse_delivery(payload: Any, *, received_ms: int | None = None) -> list[Even
             name = clean_text(other, changes)
             events.append(
                 UnknownEvent(
-                    page_id=page_id,
+                    page_id=clip(page_id, ID_MAX, "page id", changes),
                     psid="",
                     timestamp=entry_time,
                     channel=clip(name, CHANNEL_MAX, "entry key", changes),

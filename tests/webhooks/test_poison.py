@@ -199,3 +199,15 @@ def test_an_integrity_error_that_is_not_the_dedupe_key_fails_the_event_visibly(
         "IntegrityError: CHECK constraint failed: JSON_VALID(payload)",
     )
     assert Message.objects.count() == 0
+
+
+def test_an_entry_id_longer_than_any_page_id_makes_its_events_invalid(page, clock):
+    delivery = _process([_message(clock, "from nowhere")], entry={"id": "1" * 65})
+    assert delivery.status == WebhookDelivery.Status.PROCESSED
+    record = WebhookEvent.objects.get()
+    assert (record.outcome, record.note, record.page_id) == (
+        "ignored",
+        "invalid: page id is longer than 64 characters",
+        "1" * 64,
+    )
+    assert Message.objects.count() == 0
