@@ -29,6 +29,7 @@ from agents.api.schemas import (
     TransferIn,
     TypingOut,
     UserOut,
+    ValidationErrorOut,
 )
 from agents.api.throttles import PerTokenRateThrottle
 from agents.auth import token_digest, token_user
@@ -89,6 +90,43 @@ class AgentApi(NinjaAPI):
     def get_openapi_operation_id(self, operation: Any) -> str:
         # The ids clients were generated with, from when the API was one module.
         return f"agents_api_{operation.view_func.__name__}"
+
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> Any:
+        """Ninja's document, plus what every operation may answer without declaring it:
+        401 (not authenticated), 429 (rate limit), and 422 (input it cannot read) where it
+        takes parameters or a body."""
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        error = ValidationErrorOut.json_schema()
+        for name, definition in error.pop("$defs", {}).items():
+            components[name] = definition
+        error["title"] = "ValidationError"
+        error["properties"]["detail"]["items"] = {"$ref": "#/components/schemas/ValidationIssue"}
+        components["ValidationError"] = error
+        reference = {"$ref": "#/components/schemas/ValidationError"}
+        words = {"$ref": "#/components/schemas/Error"}
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                # Every operation authenticates and counts against the rate limit.
+                for status, why in (
+                    ("401", "No valid token or session"),
+                    ("429", "Too many requests: wait for Retry-After seconds"),
+                ):
+                    operation["responses"].setdefault(
+                        status,
+                        {"description": why, "content": {"application/json": {"schema": words}}},
+                    )
+                if operation.get("requestBody") or operation.get("parameters"):
+                    operation["responses"].setdefault(
+                        "422",
+                        {
+                            "description": "The input could not be read: what and where",
+                            "content": {"application/json": {"schema": reference}},
+                        },
+                    )
+        return schema
 
 
 api = AgentApi(

@@ -27,6 +27,18 @@ class Error(Schema):
     detail: str
 
 
+class ValidationIssue(Schema):
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ValidationErrorOut(Schema):
+    """Ninja's answer to input it cannot read (HTTP 422)."""
+
+    detail: list[ValidationIssue]
+
+
 class UserOut(Schema):
     id: int
     username: str

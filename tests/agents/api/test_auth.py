@@ -87,3 +87,19 @@ def test_openapi_document_describes_the_api(client):
         assert "400" in operation["responses"]
     schemes = document["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} >= {"http", "apiKey"}
+
+
+def test_every_operation_that_takes_input_documents_its_422(api, ticket):
+    document = api.get("/api/v1/openapi.json").json()
+    issue = document["components"]["schemas"]["ValidationIssue"]
+    assert issue["required"] == ["type", "loc", "msg"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            takes_input = operation.get("parameters") or operation.get("requestBody")
+            assert ("422" in operation["responses"]) == bool(takes_input), (method, path)
+    # What Ninja answers has that shape.
+    answer = api.get("/api/v1/tickets", {"limit": 0})
+    assert answer.status_code == 422
+    [problem] = answer.json()["detail"]
+    assert (problem["type"], problem["loc"]) == ("greater_than_equal", ["query", "limit"])
+    assert set(issue["required"]) <= set(problem)
