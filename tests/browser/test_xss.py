@@ -142,13 +142,23 @@ def test_a_conversation_full_of_payloads_runs_none_of_them(stack, context):
     page.on("console", lambda message: console.append(message.text))
 
     page.goto(f"/tickets/{ticket_id}/")
+    # Everything is on the page: the list, the header, the timeline with its context open.
+    expect(page.locator(".ticket-row")).to_have_count(1)
     expect(page.locator("#conv-name")).to_have_text(NAME)
     context_block = page.locator("#timeline details.context")
     context_block.locator("summary").click()
     expect(context_block).to_have_attribute("open", "")
-    expect(page.locator(".ticket-row").filter(has_text=NAME)).to_have_count(1)
 
-    # Shown, as text.
+    # Run: nothing. Parsed as markup: nothing.
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.evaluate(INJECTED) == []
+    assert dialogs == []
+    assert [line for line in console if "Content Security Policy" in line] == []
+    assert page.locator("#conv-avatar img").count() == 0  # javascript: is no picture
+
+    # Shown, as the text it is.
+    expect(page.locator(".ticket-row .ticket-name")).to_have_text(NAME)
+    expect(page.locator(".ticket-row .ticket-page")).to_have_text(PAYLOADS[1])
     expect(page.locator("#conv-page")).to_have_text(PAYLOADS[1])
     texts = page.locator("#timeline .msg-customer .text").all_text_contents()
     assert texts == list(PAYLOADS)
@@ -158,9 +168,3 @@ def test_a_conversation_full_of_payloads_runs_none_of_them(stack, context):
     assert labels == [
         label for text in PAYLOADS[HALF:] for label in ("[image attachment]", f"[{text}]")
     ]
-    # Run: nothing. Parsed as markup: nothing.
-    assert page.evaluate("typeof window.__xss") == "undefined"
-    assert page.evaluate(INJECTED) == []
-    assert dialogs == []
-    assert [line for line in console if "Content Security Policy" in line] == []
-    assert page.locator("#conv-avatar img").count() == 0  # javascript: is no picture
