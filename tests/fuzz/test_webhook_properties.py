@@ -130,23 +130,6 @@ def test_the_parser_takes_json_values_that_are_not_deliveries():
     assert parse_delivery({"object": "page", "entry": []}, received_ms=1) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="An entry id longer than 64 characters is cut to 64 without a note, and its "
-    "events stay valid (parse_delivery does not pass the entry's problems on), whereas "
-    "the README says ids longer than any of Meta's make the event invalid and every "
-    "change is noted. Application defect, reported.",
-)
-def test_an_entry_id_longer_than_its_column_makes_its_events_invalid():
-    message = payloads.user_message("hi", ts=payloads.T0)
-    payload = {"object": "page", "entry": [{"id": "7" * 80, "messaging": [message]}]}
-
-    [event] = parse_delivery(payload, received_ms=payloads.T0)
-
-    assert event.kind == "invalid"
-    assert "page id is longer than 64 characters" in event.problem
-
-
 # --- the endpoint and processing -------------------------------------------------------
 
 
