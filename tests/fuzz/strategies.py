@@ -172,7 +172,7 @@ def _now_ms() -> int:
 psid = st.sampled_from([payloads.PSID, "3000000000000004", "3000000000000005"])
 app_id = st.sampled_from([payloads.APP_ID, payloads.BOT_APP_ID, payloads.PAGE_INBOX_APP_ID])
 # Within the window parsing believes (30 days back, a day ahead); `deferred` so that "now"
-# is when the example runs.
+# is when the tests first draw from it, not when this module is imported.
 recent_ms = st.deferred(lambda: st.integers(_now_ms() - 3 * 86_400_000, _now_ms() + 3_600_000))
 hostile_mid = st.builds(lambda s: "m_h_" + s, st.text(max_size=12))
 

@@ -114,7 +114,8 @@ parser_input = strategies.webhook_body.filter(lambda b: b.depth <= DECODABLE_DEP
 def test_the_parser_never_raises_and_every_event_can_be_stored(payload, received_ms):
     events = parse_delivery(payload, received_ms=received_ms)
 
-    assert {id(e): _problems(e) for e in events} == {id(e): [] for e in events}
+    unstorable = [(e.kind, e.key[:80], p) for e in events if (p := _problems(e))]
+    assert unstorable == []
     assert [e.timestamp for e in events] == sorted(e.timestamp for e in events)
 
 
@@ -172,9 +173,6 @@ def _deliver_and_process(client, body: Body) -> None:
     # Every event is recorded, once (one row per distinct key; a repeated key is a
     # redelivery), in this delivery; none failed, so the delivery is processed.
     assert sorted(rows) == sorted(keys)
-    for r in rows.values():
-        event(f"{r.kind} {r.outcome}")
-    event(f"{len(body.valid)} valid")
     assert {r.delivery_id for r in rows.values()} <= {delivery.pk}
     failed = {k: r.error for k, r in rows.items() if r.outcome == WebhookEvent.Outcome.FAILED}
     assert failed == {}
@@ -183,6 +181,8 @@ def _deliver_and_process(client, body: Body) -> None:
     for valid in body.valid:
         assert rows[f"message:{valid.mid}"].outcome == WebhookEvent.Outcome.APPLIED
         assert Message.objects.get(mid=valid.mid).text == valid.stored_text
+    for r in rows.values():  # for --hypothesis-show-statistics
+        event(f"{r.kind} {r.outcome}")
     # Exactly once: processing again does nothing.
     assert services.delivery_process(delivery_id=delivery.pk) is False
     assert WebhookEvent.objects.count() == len(keys)
