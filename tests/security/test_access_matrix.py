@@ -207,14 +207,17 @@ def test_a_deactivated_agents_token_is_401_everywhere(world, django_capture_on_c
 
 
 def test_a_session_after_logout_is_401_everywhere(world, django_capture_on_commit_callbacks):
-    browser = Client()
-    browser.force_login(world["insider"])
+    browser = _logged_in(world["insider"])
+    session_key = browser.session.session_key
     assert _request_ok(browser)
-    browser.post("/logout/")
+    assert browser.post("/logout/").status_code == 302
+    # The old cookie, sent again (the browser itself forgets it at logout).
+    stale = Client()
+    stale.cookies["sessionid"] = session_key
     before = _unchanged(world)
 
     with django_capture_on_commit_callbacks() as callbacks:
-        statuses = _statuses(browser, world)
+        statuses = _statuses(stale, world)
 
     assert statuses == dict.fromkeys(statuses, 401)
     assert (_unchanged(world), callbacks) == (before, [])
