@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # Reinstall only when the dependencies may have changed, so `make run`/`make test` stay fast.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint migrate clean system-packages
+.PHONY: venv run test fuzz lint migrate clean system-packages
 
 venv: $(STAMP)
 
@@ -26,6 +26,12 @@ system-packages:
 
 test: system-packages venv
 	$(PYTHON) -m tests.run_suite
+
+# The fuzz tests (tests/fuzz/) with FUZZ_SCALE times their examples (20 unless set) and new
+# inputs on each run, on SQLite and PostgreSQL; a failure prints its seed and is kept in
+# var/hypothesis, to be replayed first next time. `make test` runs them derandomized.
+fuzz: venv
+	FUZZ_SCALE=$${FUZZ_SCALE:-20} $(PYTHON) -m tests.run_suite -p no:cacheprovider tests/fuzz
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
