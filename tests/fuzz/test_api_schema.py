@@ -152,12 +152,6 @@ def _takes_input(context: Any) -> bool:
 
 @schema.include(_takes_input).parametrize()
 @settings(max_examples=EXAMPLES, suppress_health_check=DB_HEALTH_CHECKS)
-@pytest.mark.xfail(
-    strict=True,
-    reason="Invalid input is answered 422 with a list in `detail` (Ninja's validation "
-    "error), which the OpenAPI document does not list (nor 401 and 429); the README "
-    "promises errors in words with 400, 403, 404 or 409. Application defect, reported.",
-)
 def test_operations_that_take_input_answer_only_documented_statuses(case, agent_token):
     case.call_and_validate(
         headers={"Authorization": f"Bearer {agent_token}"},

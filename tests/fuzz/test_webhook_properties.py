@@ -34,11 +34,7 @@ from tests.support import payloads
 from webhooks import services
 from webhooks.events import Event
 from webhooks.models import WebhookDelivery, WebhookEvent
-
-try:  # main moved the parser out of webhooks.events (into webhooks.parsing)
-    from webhooks.parsing import parse_delivery
-except ImportError:
-    from webhooks.events import parse_delivery
+from webhooks.parsing import parse_delivery
 
 URL = "/webhooks/messenger/"
 INT64 = range(-(2**63), 2**63)
