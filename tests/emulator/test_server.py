@@ -216,10 +216,41 @@ def test_invalid_fault_requests_are_refused(emulator):
 
 def test_webhook_faults_by_api(emulator, receiver):
     response = api(emulator, "POST", "/faults/webhooks", {"duplicate": True})
-    assert response.json()["webhook_faults"]["*"] == {"duplicate": True, "out_of_order": False}
+    assert response.json()["webhook_faults"]["*"] == {
+        "duplicate": True,
+        "out_of_order": False,
+        "late_seconds": 0.0,
+        "late_echoes_only": True,
+    }
     emulator.user_says(PSID, "hello")
     assert emulator.wait_idle()
     assert user_texts(receiver) == ["hello", "hello"]
+
+
+def test_late_webhooks_by_api_and_cleared(emulator):
+    response = api(
+        emulator,
+        "POST",
+        "/faults/webhooks",
+        {"late_seconds": 2.5, "late_echoes_only": False, "app_id": HELPDESK},
+    )
+    assert response.json()["webhook_faults"][HELPDESK] == {
+        "duplicate": False,
+        "out_of_order": False,
+        "late_seconds": 2.5,
+        "late_echoes_only": False,
+    }
+    assert api(emulator, "POST", "/faults/clear", {}).status_code == 200
+    faults = api(emulator, "GET", "/state").json()["webhook_faults"]
+    assert faults[HELPDESK]["late_seconds"] == 0
+    assert faults["*"]["late_seconds"] == 0
+
+
+def test_invalid_late_webhooks_are_refused(emulator):
+    for body in ({"late_seconds": -1}, {"late_seconds": "soon"}, {"late_echoes_only": 1}):
+        response = api(emulator, "POST", "/faults/webhooks", body)
+        assert response.status_code == 400, body
+    assert api(emulator, "GET", "/state").json()["webhook_faults"]["*"]["late_seconds"] == 0
 
 
 def test_the_bot_takes_control_now(emulator, receiver):

@@ -45,7 +45,11 @@ path under /emulator/ is 404, or 405 for a method other than GET and POST):
     POST /emulator/api/faults/graph                           {kind: 5xx|timeout|rate_limit,
                                                               count?, status?, seconds?,
                                                               applied?, path?, app_id?}
-    POST /emulator/api/faults/webhooks                        {duplicate?, out_of_order?, app_id?}
+    POST /emulator/api/faults/webhooks                        {duplicate?, out_of_order?,
+                                                              late_seconds?, late_echoes_only?,
+                                                              app_id?}: late_seconds > 0
+                                                              holds echoes (all webhooks if
+                                                              late_echoes_only is false)
     POST /emulator/api/faults/clear                           disarm Graph faults, webhook
                                                               faults off
     POST /emulator/api/clock                                  {advance_seconds | advance_hours}
