@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import struct
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -398,3 +401,16 @@ def test_a_timeout_fault_does_not_keep_stop_waiting(make_emulator):
     emulator.stop()  # must not wait the 60 s
     with pytest.raises((http.client.HTTPException, OSError)):
         connection.getresponse()
+
+
+def test_a_client_that_goes_away_mid_request_is_not_an_error(emulator, capfd):
+    # e.g. a helpdesk worker killed while its Graph call waits for an answer
+    host, port = urlsplit(emulator.base_url).hostname, urlsplit(emulator.base_url).port
+    client = socket.create_connection((host, port))
+    client.sendall(b"POST /v23.0/me/messages HTTP/1.1\r\n")
+    # Close with a reset (linger 0) while the server still reads the request.
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+    assert api(emulator, "GET", "/state").status_code == 200  # still serving
+    time.sleep(0.2)
+    assert "Traceback" not in capfd.readouterr().err
