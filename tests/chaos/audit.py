@@ -260,6 +260,10 @@ def replies_audit(
         elif sent == 0:
             lost.append(pk)
     reasons = Counter(_reason(messages[pk][2]) for pk in failed)
+    by_echo = db.value(
+        "SELECT count(*) FROM webhooks_graphcall WHERE key LIKE 'message:%'"
+        " AND CAST(response AS TEXT) LIKE '%confirmed_by%echo%'"
+    )
     report.sections.append(
         (
             "agent replies (helpdesk → emulator)",
@@ -274,6 +278,7 @@ def replies_audit(
                 ("refused (409)", sum(replies.refused.values())),
                 ("agent messages stored", len(messages)),
                 ("delivered exactly once", len(once)),
+                ("  of which confirmed by their echo (answer lost)", by_echo),
                 ("failed, shown with the reason", len(failed)),
                 ("  of which reached the user anyway", len(failed_delivered)),
                 *[(f"  {reason}", n) for reason, n in reasons.most_common()],
@@ -302,11 +307,25 @@ def _reason(error: str) -> str:
     return re.split(r"[.;(]", error, maxsplit=1)[0].strip()[:70]
 
 
-def conversations_audit(report: Report, db: Database) -> None:
+def conversations_audit(report: Report, db: Database, emulator: Emulator, psids: list[str]) -> None:
     states = dict(
         db.rows("SELECT control_state, count(*) FROM agents_conversation GROUP BY control_state")
     )
     tickets = dict(db.rows("SELECT status, count(*) FROM agents_ticket GROUP BY status"))
+    ours = dict(
+        db.rows(
+            "SELECT c.psid, v.control_state FROM agents_conversation v"
+            " JOIN agents_contact c ON c.id = v.contact_id"
+        )
+    )
+    # Who owns each thread, by the platform, against what the helpdesk believes: it must
+    # not think it owns a thread it lost (agents type into the void), nor miss one it
+    # got (nobody answers the customer).
+    wrong = []
+    for psid in psids:
+        owner, state = emulator.owner(psid), ours.get(psid, "none")
+        if (owner == payloads.APP_ID) != (state == "agent"):
+            wrong.append(f"{psid}: owner {owner}, helpdesk {state}")
     report.sections.append(
         (
             "conversations and tickets",
@@ -316,11 +335,13 @@ def conversations_audit(report: Report, db: Database) -> None:
                     ", ".join(f"{k} {n}" for k, n in sorted(states.items())),
                 ),
                 ("tickets by status", ", ".join(f"{k} {n}" for k, n in sorted(tickets.items()))),
+                ("control state not the platform's", len(wrong)),
             ],
         )
     )
     returning = states.get("returning", 0)
     report.check("no conversation stuck returning", returning == 0, returning)
+    report.check("every control state is the platform's", not wrong, wrong[:5])
 
 
 def timelines(db: Database, message_ids: list[int]) -> str:

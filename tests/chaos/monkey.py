@@ -15,7 +15,14 @@ from collections import Counter
 from collections.abc import Callable
 
 from tests.chaos.supervisor import REDIS, Supervisor
-from tests.chaos.world import API_DAPHNE, GRAPH_TIMEOUT_FAULT_SECONDS, HOOKS_DAPHNE, WORKERS, World
+from tests.chaos.world import (
+    API_DAPHNE,
+    GRAPH_CONFIRM_SECONDS,
+    GRAPH_TIMEOUT_FAULT_SECONDS,
+    HOOKS_DAPHNE,
+    WORKERS,
+    World,
+)
 from tests.support import payloads
 
 logger = logging.getLogger(__name__)
@@ -32,6 +39,7 @@ FAULTS = {
     "graph_timeout_applied": "Graph timeouts that took effect armed",
     "graph_timeout": "Graph timeouts (not applied) armed",
     "late_echoes": "late-echo windows",
+    "lost_answer_late_echo": "sends answered late and echoed late (past the deadline)",
     "duplicate": "duplicate-delivery windows",
     "out_of_order": "out-of-order windows",
     "bot_takes": "bot took a conversation back",
@@ -51,7 +59,11 @@ PLAN = (
     "out_of_order",
     "kill_beat",
     "bot_takes",
+    "kill_worker",
     "graph_5xx",
+    "lost_answer_late_echo",
+    "kill_daphne",
+    "kill_worker",
 )
 # One of each kind: the shortened run inside `make test`.
 SHORT_PLAN = (
@@ -190,6 +202,26 @@ class Monkey:
         # Sometimes longer than GRAPH_CONFIRM_SECONDS: a reply whose answer was lost
         # fails as "may not have been delivered" before its echo comes.
         seconds = self.rng.choice((3.0, 6.0, 12.0))
+        self.echoes_held_seconds.append(seconds)
+        emulator = self.world.emulator
+        self._window(
+            lambda: emulator.webhook_faults(late_seconds=seconds),
+            lambda: emulator.webhook_faults(late_seconds=0),
+        )
+
+    def lost_answer_late_echo(self) -> None:
+        """The next sends take effect but their answers are lost, and their echoes come
+        after GRAPH_CONFIRM_SECONDS: the replies fail as "may not have been delivered",
+        then their echoes confirm them."""
+        self._arm(
+            "timeout (applied)",
+            "timeout",
+            2,
+            seconds=GRAPH_TIMEOUT_FAULT_SECONDS,
+            applied=True,
+            path="messages",
+        )
+        seconds = float(GRAPH_CONFIRM_SECONDS + 6)
         self.echoes_held_seconds.append(seconds)
         emulator = self.world.emulator
         self._window(

@@ -138,7 +138,7 @@ def _storm_and_audit(
     webhooks_audit(report, db, ledger, world.emulator)
     customers_audit(report, db, customers.texts)
     replies_audit(report, db, replies, world.emulator, customers.psids)
-    conversations_audit(report, db)
+    conversations_audit(report, db, world.emulator, customers.psids)
     report.sections.append(("faults injected", _faults(world, monkey, supervisor)))
     report.faults = dict(monkey.done)
     return report
@@ -183,7 +183,7 @@ def _faults(world: World, monkey: Monkey, supervisor: Supervisor) -> list[tuple[
     armed = sum(monkey.graph_faults_armed.values())
     rows += [
         ("Graph calls failed on purpose", armed - monkey.graph_faults_unused),
-        ("  armed, by kind", ", ".join(f"{k} {n}" for k, n in monkey.graph_faults_armed.items())),
+        ("  armed, by kind", _counter(monkey.graph_faults_armed) or "-"),
         ("echoes held late (events)", counts.events_late),
         ("  held for (s)", ", ".join(f"{s:g}" for s in monkey.echoes_held_seconds) or "-"),
         ("processes killed or restarted", _counter(supervisor.killed)),
