@@ -26,7 +26,7 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     )
     parser.add_argument(
         "--events", type=int, default=defaults.events,
-        help="webhook events the helpdesk must acknowledge before the load stops "
+        help="distinct webhook events the helpdesk must acknowledge before the load stops "
         f"(default {defaults.events})",
     )  # fmt: skip
     parser.add_argument(

@@ -43,4 +43,4 @@ class Database:
             finally:
                 connection.close()
         with psycopg.connect(self.url, connect_timeout=5) as connection:
-            return connection.execute(sql).fetchall()  # type: ignore[arg-type]
+            return connection.execute(sql).fetchall()

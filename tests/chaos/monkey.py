@@ -158,7 +158,7 @@ class Monkey:
     # --- the Graph API ------------------------------------------------------------------
 
     def _arm(self, label: str, kind: str, count: int, **fault: object) -> None:
-        self.world.emulator.fail_next_graph_calls(kind, count, app_id=payloads.APP_ID, **fault)  # type: ignore[arg-type]
+        self.world.emulator.fail_next_graph_calls(kind, count, app_id=payloads.APP_ID, **fault)
         self.graph_faults_armed[label] += count
 
     def graph_5xx(self) -> None:
