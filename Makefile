@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # Reinstall only when the dependencies may have changed, so `make run`/`make test` stay fast.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test fuzz lint migrate clean system-packages
+.PHONY: venv run test fuzz chaos lint migrate clean system-packages
 
 venv: $(STAMP)
 
@@ -32,6 +32,15 @@ test: system-packages venv
 # var/hypothesis, to be replayed first next time. `make test` runs them derandomized.
 fuzz: venv
 	FUZZ_SCALE=$${FUZZ_SCALE:-20} $(PYTHON) -m tests.run_suite -p no:cacheprovider tests/fuzz
+
+# The chaos test (README, "Chaos test"): 10,000 webhook events and 300 replies while
+# processes are killed and restarted; about 5 to 8 minutes on two cores. Options, e.g.
+#   make chaos CHAOS_ARGS="--database sqlite --events 2000 --seconds 300"
+# (python -m tests.chaos --help lists them all).
+CHAOS_ARGS ?=
+
+chaos: system-packages venv
+	$(PYTHON) -m tests.chaos $(CHAOS_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

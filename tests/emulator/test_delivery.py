@@ -1,5 +1,6 @@
 """Webhook delivery over loopback HTTP (§1.4-1.5, §8.1, §8.2, §8.17, §8.18): signing,
-escaping, retries, time limit, unsubscription, and the duplicate / out-of-order faults.
+escaping, retries, time limit, unsubscription, the duplicate / out-of-order / late faults,
+and the counts and observers of settled deliveries.
 
 The "helpdesk" is a recording receiver on loopback; the demo bot runs in-process.
 """
@@ -180,6 +181,62 @@ def test_a_held_delivery_goes_out_when_no_later_one_comes(make_emulator, receive
     assert [d.status for d in emulator.deliveries(HELPDESK)] in ([], ["held"])
     assert emulator.wait_idle(timeout=3)
     assert [e["message"]["text"] for _, e in receiver.events()] == ["alone"]
+
+
+def _kinds(receiver) -> list[str]:
+    return [
+        "echo" if "message" in e and e["message"].get("is_echo") else "message"
+        for _, e in receiver.events()
+    ]
+
+
+def test_late_fault_holds_echoes_while_other_webhooks_go_on(emulator, receiver):
+    emulator.webhook_faults(late_seconds=0.5)
+    emulator.user_says(PSID, "first")
+    receiver.wait_for_posts(1)  # the bot's answer to it is echoed, and held
+    emulator.user_says(PSID, "second")
+    assert emulator.wait_idle()
+    # Both echoes come after the later message: a receiver must not depend on the
+    # echo to have arrived before what followed.
+    assert _kinds(receiver) == ["message", "message", "echo", "echo"]
+    assert user_texts(receiver) == ["first", "second"]
+    assert emulator.dispatcher.counts(HELPDESK).events_late == 2
+    # The in-process bot is not affected by the default fault.
+    assert emulator.dispatcher.counts(BOT).events_late == 0
+
+
+def test_late_fault_for_all_webhooks_keeps_their_order(make_emulator, receiver):
+    emulator = make_emulator(bot_app_id=None)
+    emulator.webhook_faults(app_id=HELPDESK, late_seconds=0.3, late_echoes_only=False)
+    emulator.user_says(PSID, "one")
+    emulator.user_says(PSID, "two")
+    assert receiver.posts() == []  # held
+    assert emulator.wait_idle(timeout=5)
+    assert user_texts(receiver) == ["one", "two"]
+    emulator.webhook_faults(app_id=HELPDESK, late_seconds=0)
+    emulator.user_says(PSID, "three")
+    assert emulator.wait_idle()
+    assert user_texts(receiver) == ["one", "two", "three"]
+    assert emulator.dispatcher.counts(HELPDESK).events_late == 2
+
+
+def test_settled_deliveries_are_counted_and_observed(emulator, receiver):
+    settled = []
+    emulator.on_delivery(lambda d: settled.append((d.app_id, d.status, d.duplicate_of)))
+    receiver.script.extend([(500, 0.0)] * 3)  # the first delivery fails for good
+    emulator.user_says(PSID, "lost")
+    assert emulator.wait_idle()
+    emulator.webhook_faults(duplicate=True)
+    emulator.user_says(PSID, "twice")
+    assert emulator.wait_idle()
+    counts = emulator.dispatcher.counts(HELPDESK)
+    # lost: 3 attempts; its echo, "twice" and its echo: 1 each; 2 copies.
+    assert (counts.posts, counts.events_failed, counts.events_acked) == (8, 1, 5)
+    assert counts.deliveries_acked == 5
+    mine = [s for s in settled if s[0] == HELPDESK]
+    assert [status for _, status, _ in mine] == ["failed", *["delivered"] * 5]
+    assert len([s for s in mine if s[2] is not None]) == 2  # the copies
+    assert emulator.state()["apps"][1]["delivery"]["counts"]["events_acked"] == 5
 
 
 def test_batching_puts_several_entries_in_one_post(make_emulator, receiver):

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import struct
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -216,10 +219,41 @@ def test_invalid_fault_requests_are_refused(emulator):
 
 def test_webhook_faults_by_api(emulator, receiver):
     response = api(emulator, "POST", "/faults/webhooks", {"duplicate": True})
-    assert response.json()["webhook_faults"]["*"] == {"duplicate": True, "out_of_order": False}
+    assert response.json()["webhook_faults"]["*"] == {
+        "duplicate": True,
+        "out_of_order": False,
+        "late_seconds": 0.0,
+        "late_echoes_only": True,
+    }
     emulator.user_says(PSID, "hello")
     assert emulator.wait_idle()
     assert user_texts(receiver) == ["hello", "hello"]
+
+
+def test_late_webhooks_by_api_and_cleared(emulator):
+    response = api(
+        emulator,
+        "POST",
+        "/faults/webhooks",
+        {"late_seconds": 2.5, "late_echoes_only": False, "app_id": HELPDESK},
+    )
+    assert response.json()["webhook_faults"][HELPDESK] == {
+        "duplicate": False,
+        "out_of_order": False,
+        "late_seconds": 2.5,
+        "late_echoes_only": False,
+    }
+    assert api(emulator, "POST", "/faults/clear", {}).status_code == 200
+    faults = api(emulator, "GET", "/state").json()["webhook_faults"]
+    assert faults[HELPDESK]["late_seconds"] == 0
+    assert faults["*"]["late_seconds"] == 0
+
+
+def test_invalid_late_webhooks_are_refused(emulator):
+    for body in ({"late_seconds": -1}, {"late_seconds": "soon"}, {"late_echoes_only": 1}):
+        response = api(emulator, "POST", "/faults/webhooks", body)
+        assert response.status_code == 400, body
+    assert api(emulator, "GET", "/state").json()["webhook_faults"]["*"]["late_seconds"] == 0
 
 
 def test_the_bot_takes_control_now(emulator, receiver):
@@ -367,3 +401,16 @@ def test_a_timeout_fault_does_not_keep_stop_waiting(make_emulator):
     emulator.stop()  # must not wait the 60 s
     with pytest.raises((http.client.HTTPException, OSError)):
         connection.getresponse()
+
+
+def test_a_client_that_goes_away_mid_request_is_not_an_error(emulator, capfd):
+    # e.g. a helpdesk worker killed while its Graph call waits for an answer
+    host, port = urlsplit(emulator.base_url).hostname, urlsplit(emulator.base_url).port
+    client = socket.create_connection((host, port))
+    client.sendall(b"POST /v23.0/me/messages HTTP/1.1\r\n")
+    # Close with a reset (linger 0) while the server still reads the request.
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+    assert api(emulator, "GET", "/state").status_code == 200  # still serving
+    time.sleep(0.2)
+    assert "Traceback" not in capfd.readouterr().err

@@ -2,6 +2,7 @@
 
 The cluster lives in a temp dir, listens on a free loopback port with trust auth and no
 fsync, and is stopped and deleted on exit: nothing outside the temp dir is touched.
+`running_cluster` yields a handle that can also restart it (the chaos test does).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -70,15 +72,66 @@ def _as_cluster_owner(argv: list[str]) -> list[str]:
     return argv
 
 
+@dataclass
+class Cluster:
+    """A running throwaway cluster: where it lives, its port, and how to restart it."""
+
+    bindir: Path
+    workdir: Path
+    port: int
+
+    @property
+    def datadir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def logfile(self) -> Path:
+        return self.workdir / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgres://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
+
+    @property
+    def options(self) -> str:
+        return (
+            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c synchronous_commit=off -c full_page_writes=off"
+        )
+
+    def pg_ctl(self, *args: str, check: bool = True, quiet: bool = False) -> None:
+        # cwd=workdir: the cluster owner may not be allowed into the caller's directory.
+        subprocess.run(
+            _as_cluster_owner([str(self.bindir / "pg_ctl"), *args, "-D", str(self.datadir)]),
+            cwd=self.workdir,
+            check=check,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL if quiet else None,
+        )
+
+    def start(self) -> None:
+        """Start it; returns once it accepts connections."""
+        self.pg_ctl("start", "-l", str(self.logfile), "-o", self.options, "-w", "-t", "60")
+
+    def stop(self, *, check: bool = True) -> None:
+        """Stop it in fast mode: open connections are cut, their transactions roll back,
+        committed ones are all on disk (unlike an immediate stop with
+        synchronous_commit off)."""
+        self.pg_ctl("stop", "-m", "fast", "-w", "-t", "60", check=check, quiet=not check)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 @contextlib.contextmanager
-def postgres_cluster(bindir: Path | None = None) -> Iterator[str]:
-    """Start a private PostgreSQL cluster with an empty `helpdesk` database; yield its URL."""
+def running_cluster(bindir: Path | None = None) -> Iterator[Cluster]:
+    """Start a private PostgreSQL cluster with an empty `helpdesk` database; yield it."""
     bindir = bindir or pg_bindir()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed (initdb/pg_ctl not found)")
-    workdir = Path(tempfile.mkdtemp(prefix="helpdesk-pg-"))
-    datadir, logfile = workdir / "data", workdir / "postgres.log"
-    port = _free_port()
+    cluster = Cluster(bindir, Path(tempfile.mkdtemp(prefix="helpdesk-pg-")), _free_port())
+    workdir = cluster.workdir
     started = False
     try:
         if os.geteuid() == 0:
@@ -89,13 +142,11 @@ def postgres_cluster(bindir: Path | None = None) -> Iterator[str]:
                     f"running as root and there is no {SUPERUSER!r} user to own the cluster"
                 ) from None
             os.chown(workdir, owner.pw_uid, owner.pw_gid)
-        # cwd=workdir: the cluster owner may not be allowed into the caller's directory.
-        run = {"cwd": workdir, "check": True, "stdout": subprocess.DEVNULL}
         subprocess.run(
             _as_cluster_owner(
                 [
                     str(bindir / "initdb"),
-                    "-D", str(datadir),
+                    "-D", str(cluster.datadir),
                     "-A", "trust",
                     "-U", SUPERUSER,
                     "--no-sync",
@@ -104,45 +155,28 @@ def postgres_cluster(bindir: Path | None = None) -> Iterator[str]:
                     "--locale=C",
                 ]
             ),
-            **run,
+            cwd=workdir, check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        options = (
-            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off"
-        )
         started = True  # from here on a stop is attempted even if start fails half-way
         try:
-            subprocess.run(
-                _as_cluster_owner(
-                    [
-                        str(bindir / "pg_ctl"),
-                        "start",
-                        "-D", str(datadir),
-                        "-l", str(logfile),
-                        "-o", options,
-                        "-w", "-t", "60",
-                    ]
-                ),
-                **run,
-            )  # fmt: skip
+            cluster.start()
         except subprocess.CalledProcessError:
             with contextlib.suppress(OSError):
-                sys.stderr.write(logfile.read_text(errors="replace"))
+                sys.stderr.write(cluster.logfile.read_text(errors="replace"))
             raise
-        _database_create(port)
-        yield f"postgres://{SUPERUSER}@127.0.0.1:{port}/{DATABASE}"
+        _database_create(cluster.port)
+        yield cluster
     finally:
         if started:
-            subprocess.run(
-                _as_cluster_owner(
-                    [str(bindir / "pg_ctl"), "stop", "-D", str(datadir), "-m", "fast", "-w"]
-                ),
-                cwd=workdir,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                check=False,
-            )
+            cluster.stop(check=False)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_cluster(bindir: Path | None = None) -> Iterator[str]:
+    """Start a private PostgreSQL cluster with an empty `helpdesk` database; yield its URL."""
+    with running_cluster(bindir) as cluster:
+        yield cluster.url
 
 
 def _database_create(port: int) -> None:

@@ -32,8 +32,8 @@ BIN = Path(sys.executable).parent
 PASSWORD = "e2e-password-1"  # what Stack.agent_token gives every agent
 
 
-def _database_url(tmp: Path) -> tuple[str, Callable[[], None]]:
-    base = os.environ.get("DATABASE_URL", "")
+def _database_url(tmp: Path, base: str | None = None) -> tuple[str, Callable[[], None]]:
+    base = os.environ.get("DATABASE_URL", "") if base is None else base
     if not base.startswith(("postgres://", "postgresql://")):
         return f"sqlite:///{tmp / 'e2e.sqlite3'}", lambda: None
     name = f"helpdesk_e2e_{uuid.uuid4().hex[:8]}"
@@ -58,7 +58,13 @@ class Stack:
     base_url: str = ""
     redis_port: int = 0
     cleanups: list[Callable[[], None]] = field(default_factory=list)
-    env_overrides: dict[str, str] = field(default_factory=dict)  # over the defaults below
+    # Environment on top of the defaults below (e.g. shorter re-drive intervals).
+    settings: dict[str, str] = field(default_factory=dict)
+    # The server a fresh database is made on; None: the DATABASE_URL of this process
+    # (PostgreSQL), else a SQLite file.
+    database_server_url: str | None = None
+    # How each process was started, so that it can be started again (`respawn`).
+    commands: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
@@ -74,9 +80,43 @@ class Stack:
         return result.stdout
 
     def spawn(self, name: str, *argv: str) -> None:
-        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 -- closed with the process
+        self.commands[name] = argv
+        log = open(self.tmp / f"{name}.log", "a")  # noqa: SIM115 -- closed with the process
         self.processes[name] = subprocess.Popen(
             argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()  # the child has its own copy
+
+    def respawn(self, name: str) -> None:
+        """Start a process again the way it was first started (its log goes on)."""
+        self.spawn(name, *self.commands[name])
+
+    def spawn_daphne(self, name: str, port: int) -> None:
+        self.spawn(
+            name,
+            str(BIN / "daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "helpdesk.asgi:application",
+        )
+
+    def spawn_worker(self, name: str = "worker") -> None:
+        self.spawn(
+            name,
+            str(BIN / "celery"),
+            "-A",
+            "helpdesk",
+            "worker",
+            "--pool=threads",
+            "--concurrency=4",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname",
+            f"{name}@%h",
         )
 
     def start_redis(self) -> None:
@@ -95,7 +135,7 @@ class Stack:
         process.wait()
 
     def start(self) -> None:
-        database_url, drop = _database_url(self.tmp)
+        database_url, drop = _database_url(self.tmp, self.database_server_url)
         self.cleanups.append(drop)
         self.env = {
             **{
@@ -123,7 +163,7 @@ class Stack:
             "REDRIVE_GRACE_SECONDS": "1",
             "DJANGO_SETTINGS_MODULE": "helpdesk.settings",
             "LOG_LEVEL": "INFO",
-            **self.env_overrides,
+            **self.settings,
         }
         self.start_redis()
         self.manage("migrate", "--noinput")
@@ -140,28 +180,8 @@ class Stack:
         )
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
-        self.spawn(
-            "daphne",
-            str(BIN / "daphne"),
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "helpdesk.asgi:application",
-        )
-        self.spawn(
-            "worker",
-            str(BIN / "celery"),
-            "-A",
-            "helpdesk",
-            "worker",
-            "--pool=threads",
-            "--concurrency=4",
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        )
+        self.spawn_daphne("daphne", port)
+        self.spawn_worker("worker")
         self.spawn(
             "beat",
             str(BIN / "celery"),
@@ -225,9 +245,7 @@ def daphne_port(stack: Stack) -> int:
 
 def daphne_start(stack: Stack, name: str, port: int) -> None:
     """Another Daphne process of the stack (several run behind a proxy in production)."""
-    stack.spawn(
-        name, str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "helpdesk.asgi:application"
-    )
+    stack.spawn_daphne(name, port)
     wait_for_port(port, timeout=30)
 
 
@@ -236,7 +254,7 @@ def fake_graph_stack(tmp: Path, **env: str) -> Iterator[Stack]:
     """The helpdesk's processes against the recording Graph fake (`stack.fake`); `env`
     overrides their environment (settings such as REDRIVE_GRACE_SECONDS)."""
     fake = FakeGraph().start()
-    stack = Stack(tmp=tmp, graph_url=fake.url, env_overrides=env)
+    stack = Stack(tmp=tmp, graph_url=fake.url, settings=env)
     stack.fake = fake  # type: ignore[attr-defined]
     try:
         stack.start()

@@ -9,85 +9,36 @@ envelope, its bytes and signature are in `envelopes`, the HTTP in `callbacks`):
 - per app, deliveries go out one at a time in the order they were queued; a failing
   app holds up only its own queue.
 
-Fault modes (per app, or every app with a callback URL): `duplicate` POSTs each
-delivery twice; `out_of_order` holds a delivery until the next one has been sent.
-Every attempt is recorded, for tests and the control page.
+Fault modes (per app, or every app with a callback URL; see `delivery_faults`):
+`duplicate` POSTs each delivery twice; `out_of_order` holds a delivery until the next
+one has been sent; `late_seconds` holds echoes (or all webhooks) that long. Every
+attempt is recorded, for tests and the control page; `counts` add up every delivery
+since the start, and observers (`observe`) see each delivery once it is settled.
 """
 
 from __future__ import annotations
 
 import http.client
 import itertools
-import json
 import logging
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from webhooks.emulator.callbacks import http_request
 from webhooks.emulator.clock import ClockLike
 from webhooks.emulator.config import AppConfig, EmulatorConfig
+from webhooks.emulator.delivery_faults import FaultTable, LateHooks, WebhookFaults
+from webhooks.emulator.delivery_records import AppHealth, Attempt, Delivery, DeliveryCounts
 from webhooks.emulator.envelopes import encode_body, envelope, event_kind, sign
 from webhooks.emulator.platform import Webhook
 
 logger = logging.getLogger(__name__)
 
 _STOP = object()
-
-
-@dataclass
-class Attempt:
-    at: int  # emulated clock, ms
-    status: int | None
-    error: str
-    duration_ms: int
-
-
-@dataclass
-class Delivery:
-    id: int
-    app_id: str
-    body: bytes
-    events: list[dict[str, str]]
-    created_at: int
-    status: str = "queued"  # queued, held, delivered, failed, dropped
-    attempts: list[Attempt] = field(default_factory=list)
-    duplicate_of: int | None = None
-    size: int = 1  # webhooks in this POST (batching)
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = json.loads(self.body)
-        return payload
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "app_id": self.app_id,
-            "status": self.status,
-            "events": self.events,
-            "created_at": self.created_at,
-            "duplicate_of": self.duplicate_of,
-            "attempts": [a.__dict__ for a in self.attempts],
-            "body": self.body.decode("ascii"),
-        }
-
-
-@dataclass
-class WebhookFaults:
-    duplicate: bool = False
-    out_of_order: bool = False
-
-
-@dataclass
-class _AppHealth:
-    failing_since: int | None = None
-    alerted: bool = False
-    alerts: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -113,9 +64,10 @@ class Dispatcher:
         self._pending: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._records: deque[Delivery] = deque(maxlen=2000)
-        self._health: dict[str, _AppHealth] = {}
-        # Faults for every app with a callback URL (key None) or for one app.
-        self._faults: dict[str | None, WebhookFaults] = {None: WebhookFaults()}
+        self._health: dict[str, AppHealth] = {}
+        self._counts: dict[str, DeliveryCounts] = {}
+        self._observers: list[Callable[[Delivery], None]] = []
+        self._faults = FaultTable()
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -123,7 +75,8 @@ class Dispatcher:
         for app_id in app_ids:
             self._queues[app_id] = queue.Queue()
             self._pending[app_id] = 0
-            self._health[app_id] = _AppHealth()
+            self._health[app_id] = AppHealth()
+            self._counts[app_id] = DeliveryCounts()
             thread = threading.Thread(
                 target=self._run, args=(app_id,), name=f"webhooks-{app_id}", daemon=True
             )
@@ -169,32 +122,40 @@ class Dispatcher:
         app_id: str | None = None,
         duplicate: bool | None = None,
         out_of_order: bool | None = None,
+        late_seconds: float | None = None,
+        late_echoes_only: bool | None = None,
     ) -> WebhookFaults:
+        """Change the faults of one app (or, app_id None, of every app with a callback
+        URL); None leaves a setting as it is. ValueError for a negative delay."""
         with self._lock:
-            faults = self._faults.setdefault(app_id, WebhookFaults())
-            if duplicate is not None:
-                faults.duplicate = duplicate
-            if out_of_order is not None:
-                faults.out_of_order = out_of_order
-            return WebhookFaults(faults.duplicate, faults.out_of_order)
+            return self._faults.set(
+                app_id,
+                duplicate=duplicate,
+                out_of_order=out_of_order,
+                late_seconds=late_seconds,
+                late_echoes_only=late_echoes_only,
+            )
 
-    def faults_view(self) -> dict[str, dict[str, bool]]:
+    def faults_clear(self) -> None:
         with self._lock:
-            return {
-                (key or "*"): {"duplicate": f.duplicate, "out_of_order": f.out_of_order}
-                for key, f in self._faults.items()
-            }
+            self._faults.clear()
+
+    def faults_view(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return self._faults.view()
 
     def _fault(self, app: AppConfig) -> WebhookFaults:
         with self._lock:
-            own = self._faults.get(app.app_id)
-            if own is not None:
-                return WebhookFaults(own.duplicate, own.out_of_order)
-            # The default faults are for apps under test (HTTP callbacks), not the bot.
-            if app.callback_url:
-                shared = self._faults[None]
-                return WebhookFaults(shared.duplicate, shared.out_of_order)
-            return WebhookFaults()
+            return self._faults.for_app(app.app_id, has_callback_url=bool(app.callback_url))
+
+    def observe(self, observer: Callable[[Delivery], None]) -> None:
+        """Call `observer(delivery)` from the delivery thread once each delivery (and each
+        duplicate copy) is delivered, failed or dropped. It must not block for long."""
+        self._observers.append(observer)
+
+    def counts(self, app_id: str) -> DeliveryCounts:
+        with self._lock:
+            return DeliveryCounts(**self._counts[app_id].__dict__)
 
     def deliveries(self, app_id: str | None = None) -> list[Delivery]:
         with self._lock:
@@ -207,6 +168,7 @@ class Dispatcher:
                     "failing_since": h.failing_since,
                     "alerts": list(h.alerts),
                     "queued": self._pending.get(app_id, 0),
+                    "counts": dict(self._counts[app_id].__dict__),
                 }
                 for app_id, h in self._health.items()
             }
@@ -215,47 +177,69 @@ class Dispatcher:
 
     def _run(self, app_id: str) -> None:
         q = self._queues[app_id]
-        held: Delivery | None = None
+        held: Delivery | None = None  # the out-of-order fault's delivery
         held_until = 0.0
+        late = LateHooks()
         while not self._stopping.is_set():
-            timeout = max(0.01, held_until - time.monotonic()) if held else 0.5
+            wake = [t for t in (held_until if held else None, late.next_due()) if t is not None]
+            timeout = max(0.01, min(wake) - time.monotonic()) if wake else 0.5
             try:
                 item = q.get(timeout=timeout)
             except queue.Empty:
-                if held is not None and time.monotonic() >= held_until:
-                    # No later delivery came: send the held one after all.
-                    self._deliver(held)
-                    held = None
-                continue
+                item = None
             if item is _STOP:
                 break
-            batch = [item]
-            # Meta's generic cap is 1000 updates per POST (§8.18).
-            while len(batch) < min(max(1, self.config.batch_max), 1000):
-                try:
-                    more = q.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    q.put(_STOP)
-                    break
-                batch.append(more)
+            fresh = [] if item is None else self._take_more(q, item)
             app = self._app_lookup(app_id)
             if app is None:
-                self._done(app_id, len(batch))
+                self._done(app_id, len(fresh))
                 continue
-            delivery = self._record(app, batch)
-            if held is None and self._fault(app).out_of_order:
-                held = delivery
-                held.status = "held"
-                held_until = time.monotonic() + self.config.out_of_order_hold_seconds
-                continue
-            self._deliver(delivery)
-            if held is not None:
+            now = time.monotonic()
+            faults = self._fault(app)
+            taken = len(fresh)
+            fresh = late.hold(fresh, faults, now)
+            self._count(app_id, events_late=taken - len(fresh))
+            for batch in self._batches(late.release(now) + fresh):
+                delivery = self._record(app, batch)
+                if held is None and faults.out_of_order:
+                    held = delivery
+                    held.status = "held"
+                    held_until = now + self.config.out_of_order_hold_seconds
+                    continue
+                self._deliver(delivery)
+                if held is not None:
+                    self._deliver(held)
+                    held = None
+            if held is not None and time.monotonic() >= held_until:
+                # No later delivery came: send the held one after all.
                 self._deliver(held)
                 held = None
         if held is not None:
             self._finish(held, "dropped")
+        dropped = late.drop_all()
+        self._count(app_id, events_dropped=dropped)
+        self._done(app_id, dropped)
+
+    def _take_more(self, q: queue.Queue[Any], first: Webhook) -> list[Webhook]:
+        """`first` and what else is queued now, up to one POST's worth."""
+        taken = [first]
+        while len(taken) < self._batch_size():
+            try:
+                more = q.get_nowait()
+            except queue.Empty:
+                break
+            if more is _STOP:
+                q.put(_STOP)
+                break
+            taken.append(more)
+        return taken
+
+    def _batch_size(self) -> int:
+        return min(max(1, self.config.batch_max), 1000)  # Meta's cap per POST (§8.18)
+
+    def _batches(self, hooks: list[Webhook]) -> list[list[Webhook]]:
+        size = self._batch_size()
+        return [hooks[i : i + size] for i in range(0, len(hooks), size)]
 
     def _record(self, app: AppConfig, batch: list[Webhook]) -> Delivery:
         body = encode_body(envelope(batch), escape_slashes=self.config.escape_slashes)
@@ -285,6 +269,7 @@ class Dispatcher:
                 events=delivery.events,
                 created_at=self.clock.now_ms(),
                 duplicate_of=delivery.id,
+                size=delivery.size,
             )
             with self._lock:
                 self._records.append(copy)
@@ -309,17 +294,41 @@ class Dispatcher:
             )
             with self._lock:
                 delivery.attempts.append(attempt)
+                self._counts[app.app_id].posts += 1
             if status is not None and 200 <= status < 300:
                 self._healthy(app)
-                delivery.status = "delivered"
+                self._settle(delivery, "delivered")
                 return
             if self._failing(app):
-                delivery.status = "dropped"
+                self._settle(delivery, "dropped")
                 return
             if not delays or self._stopping.wait(delays.pop(0)):
-                delivery.status = "failed"
                 logger.warning("webhook %s to app %s failed for good", delivery.id, app.app_id)
+                self._settle(delivery, "failed")
                 return
+
+    def _settle(self, delivery: Delivery, status: str) -> None:
+        """The delivery's final status: counted, and shown to the observers."""
+        delivery.status = status
+        counter = {"delivered": "events_acked", "failed": "events_failed"}.get(
+            status, "events_dropped"
+        )
+        self._count(
+            delivery.app_id,
+            **{counter: delivery.size},
+            deliveries_acked=int(status == "delivered"),
+        )
+        for observer in self._observers:
+            try:
+                observer(delivery)
+            except Exception:
+                logger.exception("a delivery observer failed")
+
+    def _count(self, app_id: str, **increments: int) -> None:
+        with self._lock:
+            counts = self._counts[app_id]
+            for name, value in increments.items():
+                setattr(counts, name, getattr(counts, name) + value)
 
     def _post(self, app: AppConfig, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
         if app.handler is not None:
@@ -347,26 +356,16 @@ class Dispatcher:
 
     def _healthy(self, app: AppConfig) -> None:
         with self._lock:
-            health = self._health[app.app_id]
-            health.failing_since = None
-            health.alerted = False
+            self._health[app.app_id].succeeded()
 
     def _failing(self, app: AppConfig) -> bool:
         """Track how long the app has failed; True once it has been unsubscribed."""
-        now = self.clock.now_ms()
         with self._lock:
-            health = self._health[app.app_id]
-            if health.failing_since is None:
-                health.failing_since = now
-            failing_for = (now - health.failing_since) / 1000
-            if failing_for >= self.config.alert_after_failing_seconds and not health.alerted:
-                health.alerted = True
-                health.alerts.append({"at": now, "kind": "failing for 15 minutes"})
-            unsubscribe = failing_for >= self.config.unsubscribe_after_failing_seconds
-            if unsubscribe:
-                health.alerts.append({"at": now, "kind": "unsubscribed: failing for 1 hour"})
-                health.failing_since = None
-                health.alerted = False
+            unsubscribe = self._health[app.app_id].failed(
+                self.clock.now_ms(),
+                alert_after_seconds=self.config.alert_after_failing_seconds,
+                unsubscribe_after_seconds=self.config.unsubscribe_after_failing_seconds,
+            )
         if unsubscribe:
             self._on_unsubscribe(app.app_id)
             self._drop_queued(app.app_id)
@@ -385,10 +384,11 @@ class Dispatcher:
                 break
             dropped += 1
         if dropped:
+            self._count(app_id, events_dropped=dropped)
             self._done(app_id, dropped)
 
     def _finish(self, delivery: Delivery, status: str) -> None:
-        delivery.status = status
+        self._settle(delivery, status)
         self._done(delivery.app_id, delivery.size)
 
     def _done(self, app_id: str, count: int) -> None:

@@ -22,7 +22,8 @@ from webhooks.emulator.bot import DemoBot
 from webhooks.emulator.callbacks import verify_callback
 from webhooks.emulator.clock import Clock, ClockLike
 from webhooks.emulator.config import EmulatorConfig
-from webhooks.emulator.delivery import Delivery, Dispatcher
+from webhooks.emulator.delivery import Dispatcher
+from webhooks.emulator.delivery_records import Delivery
 from webhooks.emulator.errors import EmulatorError
 from webhooks.emulator.faults import FaultKind, GraphFault, GraphFaults
 from webhooks.emulator.platform import Platform, Result, User
@@ -293,9 +294,27 @@ class Emulator:
         *,
         duplicate: bool | None = None,
         out_of_order: bool | None = None,
+        late_seconds: float | None = None,
+        late_echoes_only: bool | None = None,
         app_id: str | None = None,
     ) -> None:
-        self.dispatcher.faults_set(app_id=app_id, duplicate=duplicate, out_of_order=out_of_order)
+        """Turn webhook faults on or off for one app, or (app_id None) for every app
+        with a callback URL; None leaves a setting as it is. `late_seconds` > 0 holds
+        echoes (all webhooks with `late_echoes_only=False`) that long. ValueError for a
+        negative delay."""
+        self.dispatcher.faults_set(
+            app_id=app_id,
+            duplicate=duplicate,
+            out_of_order=out_of_order,
+            late_seconds=late_seconds,
+            late_echoes_only=late_echoes_only,
+        )
+
+    def on_delivery(self, observer: Callable[[Delivery], None]) -> None:
+        """Call `observer(delivery)` once each webhook delivery is settled (delivered,
+        failed or dropped), from the delivery thread: e.g. to count what an app
+        acknowledged over a long run, beyond the recent deliveries kept."""
+        self.dispatcher.observe(observer)
 
     def unsubscribe(self, app_id: str) -> None:
         """Turn off an app's webhooks for all its pages (Meta does so after 1 h of failures)."""

@@ -151,21 +151,24 @@ def faults_graph(request: Request) -> Reply:
 
 def faults_webhooks(request: Request) -> Reply:
     body, emulator = request.body, request.emulator
-    emulator.webhook_faults(
-        duplicate=_bool_or_none(body, "duplicate"),
-        out_of_order=_bool_or_none(body, "out_of_order"),
-        app_id=str(body["app_id"]) if body.get("app_id") else None,
-    )
+    late = body.get("late_seconds")
+    try:
+        emulator.webhook_faults(
+            duplicate=_bool_or_none(body, "duplicate"),
+            out_of_order=_bool_or_none(body, "out_of_order"),
+            late_seconds=None if late is None else _float(late, "late_seconds"),
+            late_echoes_only=_bool_or_none(body, "late_echoes_only"),
+            app_id=str(body["app_id"]) if body.get("app_id") else None,
+        )
+    except ValueError as error:
+        raise ApiError(str(error)) from None
     return json_reply(200, {"webhook_faults": emulator.dispatcher.faults_view()})
 
 
 def faults_clear(request: Request) -> Reply:
     emulator = request.emulator
     emulator.graph_faults.clear()
-    for key in list(emulator.dispatcher.faults_view()):
-        emulator.webhook_faults(
-            duplicate=False, out_of_order=False, app_id=None if key == "*" else key
-        )
+    emulator.dispatcher.faults_clear()
     return json_reply(200, {"cleared": True})
 
 

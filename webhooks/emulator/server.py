@@ -45,7 +45,11 @@ path under /emulator/ is 404, or 405 for a method other than GET and POST):
     POST /emulator/api/faults/graph                           {kind: 5xx|timeout|rate_limit,
                                                               count?, status?, seconds?,
                                                               applied?, path?, app_id?}
-    POST /emulator/api/faults/webhooks                        {duplicate?, out_of_order?, app_id?}
+    POST /emulator/api/faults/webhooks                        {duplicate?, out_of_order?,
+                                                              late_seconds?, late_echoes_only?,
+                                                              app_id?}: late_seconds > 0
+                                                              holds echoes (all webhooks if
+                                                              late_echoes_only is false)
     POST /emulator/api/faults/clear                           disarm Graph faults, webhook
                                                               faults off
     POST /emulator/api/clock                                  {advance_seconds | advance_hours}
@@ -62,6 +66,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -115,6 +120,14 @@ class EmulatorServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         self.emulator = emulator
         super().__init__(address, Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-request (killed, or gave up) is not our error:
+        # no traceback on stderr for it.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("emulator: %s went away", client_address)
+            return
+        super().handle_error(request, client_address)
 
 
 def make_server(emulator: Emulator, host: str, port: int) -> EmulatorServer:

@@ -66,6 +66,7 @@
     const shared = state.webhook_faults["*"] || {};
     $("duplicate").checked = !!shared.duplicate;
     $("out-of-order").checked = !!shared.out_of_order;
+    if (document.activeElement !== $("late-seconds")) $("late-seconds").value = shared.late_seconds || 0;
 
     $("armed-faults").replaceChildren(
       ...state.graph_faults.map((f) => {
@@ -229,6 +230,12 @@
         refresh();
       });
     }
+    $("late-seconds").addEventListener("change", async (event) => {
+      const seconds = Number(event.target.value) || 0;
+      await api("POST", "/emulator/api/faults/webhooks", { late_seconds: seconds, late_echoes_only: true })
+        .catch((e) => showError(e.message));
+      refresh();
+    });
     refresh();
     setInterval(refresh, POLL_MS);
   });
