@@ -283,7 +283,7 @@ LOGGING = {
 REDRIVE_GRACE_SECONDS = env_int("REDRIVE_GRACE_SECONDS", 60)
 # Work queued (or running) less than this long ago is not queued again by the re-drive;
 # longer than a task's hard time limit.
-REDRIVE_LEASE_SECONDS = env_int("REDRIVE_LEASE_SECONDS", 300)
+REDRIVE_LEASE_SECONDS = env_int("REDRIVE_LEASE_SECONDS", 150)
 # A large delivery is processed in chunks of about this long, each task well within its
 # time limit, so that no transaction and no task grows with the delivery.
 WEBHOOK_CHUNK_SECONDS = float(env("WEBHOOK_CHUNK_SECONDS", "20"))

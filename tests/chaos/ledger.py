@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from webhooks.emulator.delivery_records import Delivery
-from webhooks.events import parse_delivery
+from webhooks.parsing import parse_delivery
 
 MESSAGE_KINDS = ("message", "echo", "postback")
 
