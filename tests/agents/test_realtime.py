@@ -3,6 +3,8 @@ only about the pages the agent's teams may see."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from unittest import mock
 
 import pytest
@@ -198,3 +200,29 @@ async def _webhook_reaches_team(agent, agent2):
     assert await bo.receive_nothing(timeout=0.2)
     await ana.disconnect()
     await bo.disconnect()
+
+
+def test_a_live_event_the_channel_layer_does_not_take_is_dropped_in_time(settings, caplog):
+    """Redis hung (SIGSTOP): a broadcast gives up after CHANNEL_SEND_TIMEOUT_SECONDS on
+    the background publisher, and the next one still goes out."""
+    settings.SIDE_EFFECTS_IN_BACKGROUND = True
+    settings.CHANNEL_SEND_TIMEOUT_SECONDS = 0.2
+    sent: list[dict] = []
+    hung = threading.Event()
+    second = threading.Event()
+
+    class HungLayer:
+        async def group_send(self, group: str, message: dict) -> None:
+            if not sent and not hung.is_set():
+                hung.set()
+                await asyncio.sleep(3600)  # never answers
+            sent.append(message)
+            second.set()
+
+    with mock.patch("agents.realtime.get_channel_layer", return_value=HungLayer()):
+        broadcast("pages.changed")  # caller returns at once: the send is in the background
+        broadcast("pages.changed")
+        assert second.wait(30), "the event after the hung one never went out"
+    assert hung.is_set()
+    assert [m["event"] for m in sent] == ["pages.changed"]
+    assert "could not broadcast pages.changed (TimeoutError)" in caplog.text
