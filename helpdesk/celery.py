@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from typing import Any
 
 from celery import Celery
 from celery.worker.consumer import Consumer as CeleryConsumer
@@ -43,20 +44,40 @@ class Consumer(CeleryConsumer):
         connection = self.connection
         if connection is not None:
             # Only this connection, which Celery drops right after, closes leniently.
-            connection.close = _lenient_close(connection.close)  # type: ignore[method-assign]
-        super().on_connection_error_after_connected(exc)
-
-
-def _lenient_close(close: Callable[[], None]) -> Callable[[], None]:
-    def close_collected_connection() -> None:
-        try:
-            close()
-        except AttributeError as exc:  # the transport collect() detached: see Consumer
-            logger.warning(
+            connection.close = _lenient(  # type: ignore[method-assign]
+                connection.close,
                 "The lost broker connection could not restore the messages it held (%r); "
                 "they are redelivered after the visibility timeout or re-driven from the "
                 "database",
-                exc,
             )
+        # A task that was running when the connection broke finishes later and acks its
+        # message on the dropped channel, whose transport is detached too: the same
+        # AttributeError, from the event loop. The message cannot be acked there anyway
+        # (Redis redelivers it, or lost it on restart, and the task is idempotent).
+        qos = getattr(getattr(getattr(self, "task_consumer", None), "channel", None), "qos", None)
+        if qos is not None:
+            for name in ("ack", "reject"):
+                setattr(
+                    qos,
+                    name,
+                    _lenient(
+                        getattr(qos, name),
+                        f"A message of the lost broker connection could not be {name}ed "
+                        "(%r); Redis redelivers it after the visibility timeout (its task is "
+                        "idempotent), or lost it and the database re-drives its work",
+                    ),
+                )
+        super().on_connection_error_after_connected(exc)
 
-    return close_collected_connection
+
+def _lenient(call: Callable[..., None], message: str) -> Callable[..., None]:
+    """`call`, logging (`message` % the error) the AttributeError that a transport
+    detached by `collect()` raises, and only that."""
+
+    def lenient(*args: Any, **kwargs: Any) -> None:
+        try:
+            call(*args, **kwargs)
+        except AttributeError as exc:  # the transport collect() detached: see Consumer
+            logger.warning(message, exc)
+
+    return lenient

@@ -77,3 +77,39 @@ def test_other_errors_of_the_close_are_left_to_celery(consumer):
 
     with pytest.raises(ValueError, match="not ours to hide"):
         consumer.on_connection_error_after_connected(ConnectionError("lost"))
+
+
+class QoS:
+    """Stands in for kombu's Redis QoS of the dropped channel: its transport is detached."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def ack(self, delivery_tag: int) -> None:
+        self.calls.append(("ack", delivery_tag))
+        raise AttributeError("'NoneType' object has no attribute 'hostname'")
+
+    def reject(self, delivery_tag: int, requeue: bool = False) -> None:
+        self.calls.append(("reject", delivery_tag))
+        raise KeyError(delivery_tag)  # anything else is Celery's business
+
+
+def test_a_task_finishing_after_the_loss_acks_its_message_without_stopping_the_worker(
+    consumer, caplog
+):
+    qos = QoS()
+    consumer.connection = Connection(None)
+    consumer.task_consumer = type("TaskConsumer", (), {"channel": type("C", (), {"qos": qos})})()
+
+    consumer.on_connection_error_after_connected(ConnectionError("lost"))
+    with caplog.at_level(logging.WARNING, logger="helpdesk.celery"):
+        qos.ack(7)  # the running task's late acknowledgement, from the event loop
+    with pytest.raises(KeyError):
+        qos.reject(8)
+
+    assert qos.calls == [("ack", 7), ("reject", 8)]
+    assert [r.getMessage() for r in caplog.records] == [
+        "A message of the lost broker connection could not be acked (AttributeError(\"'NoneType'"
+        " object has no attribute 'hostname'\")); Redis redelivers it after the visibility "
+        "timeout (its task is idempotent), or lost it and the database re-drives its work"
+    ]
