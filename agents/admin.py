@@ -351,6 +351,20 @@ class TicketAdmin(ConversationDataAdmin):
     def attention(self, obj: Ticket) -> str:
         return Truncator(obj.flag_reason or "yes").chars(80) if obj.flagged else ""
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The list's actions, as buttons of the ticket's page (templates/admin/agents/
+        # ticket/change_form.html).
+        actions = self.get_action_choices(request, default_choices=[])
+        return super().change_view(
+            request, object_id, form_url, {"ticket_actions": actions, **(extra_context or {})}
+        )
+
     def has_handle_permission(self, request: HttpRequest) -> bool:
         """Who may use the actions: those who may change tickets (the rows themselves
         stay read-only)."""

@@ -270,7 +270,7 @@ class TicketEvent(models.Model):
         verbose_name_plural = "ticket history"
 
     def __str__(self) -> str:
-        return f"{self.kind} on {self.ticket_id}"
+        return f"ticket {self.ticket_id}: {self.get_kind_display()}"
 
 
 class Message(models.Model):

@@ -214,6 +214,14 @@ def test_the_ticket_page_cannot_change_its_state(admin_client, handed_over, fake
 
     assert response.status_code == 403
     assert '<select name="status"' not in shown and 'name="_save"' not in shown
+    # What it offers instead: the list's actions, for this ticket.
+    assert re.findall(r'<button type="submit" name="action" value="(\w+)"', shown) == [
+        "close_and_hand_back",
+        "assign",
+        "request_control",
+    ]
+    assert f'<input type="hidden" name="_selected_action" value="{handed_over.pk}">' in shown
+    assert 'formaction="/admin/agents/ticket/"' in shown
     handed_over.refresh_from_db()
     assert (handed_over.status, handed_over.assignee) == ("waiting", None)
     assert _events(handed_over) == events_before
@@ -349,6 +357,7 @@ def test_agents_who_may_only_view_tickets_get_no_actions(client, handed_over, fa
     client.force_login(viewer)
 
     listing = client.get(CHANGELIST).content.decode()
+    own_page = client.get(f"{CHANGELIST}{handed_over.pk}/change/").content.decode()
     response = client.post(
         CHANGELIST,
         {
@@ -360,6 +369,7 @@ def test_agents_who_may_only_view_tickets_get_no_actions(client, handed_over, fa
     )
 
     assert "close_and_hand_back" not in listing and 'name="_selected_action"' not in listing
+    assert "close_and_hand_back" not in own_page and "Back to the tickets" in own_page
     assert response.status_code in (200, 302)
     handed_over.refresh_from_db()
     assert handed_over.status == Ticket.Status.WAITING
