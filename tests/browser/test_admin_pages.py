@@ -140,3 +140,37 @@ def test_a_page_with_a_bad_id_is_refused_in_the_form(context, lead, width, shots
     )
     expect(page.get_by_label("Page access token")).to_have_value("")
     page.screenshot(path=str(shots / f"admin-page-refused-{width}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+def test_assigning_from_the_list_offers_the_agents_and_says_what_happened(
+    context, stack, lead, width, shots
+):
+    clock, fake = Clock(), fake_of(stack)
+    psid = {"desktop": "3000000000000911", "phone": "3000000000000912"}[width]
+    fake.profiles[psid] = {"first_name": "Ida", "last_name": width, "profile_pic": ""}
+    stack.post_webhook(payloads.user_message("help", ts=clock(), psid=psid), channel="standby")
+    stack.post_webhook(payloads.pass_control(ts=clock(), psid=psid, metadata="a human"))
+    page = _admin(context, lead, width)
+
+    page.goto("/admin/agents/ticket/")
+    row = page.locator("#result_list tbody tr", has_text=f"Ida {width}")
+    expect(row).to_be_visible(timeout=SETTLE)
+    row.locator("input.action-select").check()
+    page.locator("select[name=action]").select_option("assign")
+    page.get_by_role("button", name="Go").click()
+
+    agent = page.get_by_label("Assign to")
+    expect(agent.locator("option")).to_contain_text(["---------", "ana", "bo", "lead"])
+    agent.select_option(label="bo")
+    page.screenshot(path=str(shots / f"admin-assign-form-{width}.png"), full_page=True)
+    page.get_by_role("button", name="Assign", exact=True).click()
+
+    expect(page.locator(".messagelist")).to_contain_text("assigned to bo.")
+    expect(row).to_contain_text("Open")
+    expect(row).to_contain_text("bo")
+    page.goto("/admin/agents/controltransition/")
+    expect(
+        page.get_by_role("heading", name="Select handover history entry to view")
+    ).to_be_visible()
+    page.screenshot(path=str(shots / f"admin-handover-history-{width}.png"), full_page=True)
