@@ -14,8 +14,19 @@ Agent = User
 
 class Team(models.Model):
     name = models.CharField(max_length=100, unique=True)
-    pages = models.ManyToManyField(Page, blank=True, related_name="teams")
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+    pages = models.ManyToManyField(
+        Page,
+        blank=True,
+        related_name="teams",
+        help_text="The team's agents see these pages' conversations. A page on no team "
+        "is seen by every agent.",
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="teams",
+        help_text="An agent on no team sees only the pages that are on no team.",
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -34,6 +45,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name = "API token"
+
     def __str__(self) -> str:
         return f"{self.user} {self.prefix}…"
 
@@ -47,8 +61,17 @@ class Trigger(models.Model):
         KEYWORD = "keyword", "text keyword"
 
     page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="triggers")
-    kind = models.CharField(max_length=32, choices=Kind)
-    value = models.CharField(max_length=1000)
+    kind = models.CharField(
+        max_length=32,
+        choices=Kind,
+        help_text="What the customer does: taps a button (its title), a quick reply "
+        "(its payload), or writes a message containing the keyword.",
+    )
+    value = models.CharField(
+        max_length=1000,
+        help_text="Compared without regard to case. Counts only while the bot has the "
+        "conversation: it makes the helpdesk ask the bot for it.",
+    )
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -64,7 +87,11 @@ class Contact(models.Model):
     """A Messenger user, as one Page knows them (PSIDs are per Page)."""
 
     page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="contacts")
-    psid = models.CharField(max_length=64)
+    psid = models.CharField(
+        max_length=64,
+        verbose_name="PSID",
+        help_text="The person's page-scoped id: the same person has another one on each page.",
+    )
     first_name = models.CharField(max_length=200, blank=True)
     last_name = models.CharField(max_length=200, blank=True)
     profile_pic = models.URLField(max_length=2000, blank=True)
@@ -100,7 +127,14 @@ class Conversation(models.Model):
 
     contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="conversation")
     page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="conversations")
-    control_state = models.CharField(max_length=16, choices=ControlState, default=ControlState.BOT)
+    control_state = models.CharField(
+        max_length=16,
+        choices=ControlState,
+        default=ControlState.BOT,
+        verbose_name="thread control",
+        help_text="Who has the conversation in Messenger: the bot, the helpdesk, "
+        "another app or nobody.",
+    )
     owner_app_id = models.CharField(
         max_length=64, blank=True, help_text="The owning app as last seen, if known."
     )
@@ -146,6 +180,8 @@ class ControlTransition(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        verbose_name = "handover history entry"
+        verbose_name_plural = "handover history"
 
     def __str__(self) -> str:
         return f"{self.from_state} → {self.to_state} ({self.cause})"
@@ -170,9 +206,13 @@ class Ticket(models.Model):
     handover_timestamp = models.BigIntegerField(
         default=0, help_text="When control came to us (ms): messages before it are context."
     )
-    flagged = models.BooleanField(default=False)
-    flag_reason = models.CharField(max_length=500, blank=True)
-    closing_note = models.TextField(blank=True)
+    flagged = models.BooleanField(default=False, verbose_name="needs attention")
+    flag_reason = models.CharField(
+        max_length=500, blank=True, help_text="What needs an agent's eye, shown on the ticket."
+    )
+    closing_note = models.TextField(
+        blank=True, verbose_name="outcome", help_text="The outcome given when it was closed."
+    )
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -226,9 +266,11 @@ class TicketEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        verbose_name = "ticket history entry"
+        verbose_name_plural = "ticket history"
 
     def __str__(self) -> str:
-        return f"{self.kind} on {self.ticket_id}"
+        return f"ticket {self.ticket_id}: {self.get_kind_display()}"
 
 
 class Message(models.Model):
@@ -315,7 +357,8 @@ class AuthFailures(models.Model):
     )
 
     class Meta:
-        verbose_name_plural = "auth failures"
+        verbose_name = "sign-in failure count"
+        verbose_name_plural = "sign-in failures"
         constraints = [
             models.UniqueConstraint(fields=["scope", "key"], name="auth_failures_unique_key"),
         ]
