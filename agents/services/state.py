@@ -79,13 +79,14 @@ def control_transition(
     metadata: str = "",
     event_timestamp: int | None = None,
     owner_app_id: str | None = None,
+    at: int | None = None,
 ) -> None:
     """Change the thread-control state and write its audit row.
 
     `event_timestamp` (of a handover webhook) only moves forward: a late, older event
     must not undo a newer one. Entering `requested` stamps `requested_at`. The row
-    records who owns the thread after the change and when it happened (the event's
-    time, else now): the timeline reads from them who had the conversation when. The
+    records who owns the thread after the change and when it happened (`at`, else the
+    event's time, else now): the timeline reads from them who had the conversation when. The
     caller holds the conversation's lock (agents.locks.conversation_lock).
     """
     from_state = conversation.control_state
@@ -125,7 +126,7 @@ def control_transition(
         event_timestamp=event_timestamp,
         owner_role=role,
         owner_app_id=row_owner,
-        at=now_ms() if event_timestamp is None else event_timestamp,
+        at=at or event_timestamp or now_ms(),
     )
     realtime.broadcast_on_commit("conversation.updated", conversation_id=conversation.pk)
 

@@ -145,6 +145,26 @@ def test_an_earlier_ticket_is_named_from_the_next_and_the_next_from_the_earlier(
     ]
 
 
+def test_what_the_bot_says_before_our_hand_back_call_returns_is_the_bots(
+    page, ana, api, post, deliver, tick, fake_graph
+):
+    deliver(payloads.user_message("I need help", ts=tick()), channel="standby")
+    deliver(payloads.pass_control(ts=tick()))
+    ticket = Ticket.objects.get()
+    # The pass back takes Meta a moment to answer; meanwhile the bot, the owner again,
+    # greets the customer: its echo is stamped during our call.
+    fake_graph.fail_next("/me/pass_thread_control", Scripted(200, {"success": True}, delay=0.5))
+    called = now_ms()
+    post(api, f"/api/v1/tickets/{ticket.pk}/close", {"outcome": "resolved"})
+    assert now_ms() - called >= 500
+    deliver(payloads.echo("Welcome back!", ts=called + 100), channel="standby")
+
+    assert _timeline(api, ticket.pk)[-2:] == [
+        ("The conversation went back to the bot.", False, "this_ticket", "This ticket"),
+        ("Welcome back!", True, "bot", "With the bot"),
+    ]
+
+
 def test_a_page_inbox_reply_while_the_ticket_is_open_is_shown_as_the_page_inbox(
     page, ana, api, post, deliver, tick, fake_graph
 ):
