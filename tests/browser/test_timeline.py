@@ -63,6 +63,7 @@ def test_a_reopened_ticket_folds_its_earlier_conversation_as_that_ticket(stack, 
     ticket = _handover(stack, clock, psid=psid, text="my order is late", name="Rosa")
     assert _api(stack, "POST", f"/tickets/{ticket}/reply", {"text": "Let me check."}).ok
     stack.post_webhook(payloads.user_message("thanks, found it", ts=clock(), psid=psid))
+    eventually(lambda: "thanks, found it" in _texts(stack, ticket), what="the customer's thanks")
     assert _api(stack, "POST", f"/tickets/{ticket}/close", {"outcome": "resolved"}).ok
     eventually(
         lambda: "The conversation went back to the bot." in _texts(stack, ticket),

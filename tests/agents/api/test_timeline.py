@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agents.models import Agent, Message, Ticket
+from agents.models import Agent, ControlState, Message, Ticket
 from agents.services import reconcile
 from agents.services.state import now_ms
 from tests.support import factories, payloads
@@ -162,6 +162,28 @@ def test_what_the_bot_says_before_our_hand_back_call_returns_is_the_bots(
     assert _timeline(api, ticket.pk)[-2:] == [
         ("The conversation went back to the bot.", False, "this_ticket", "This ticket"),
         ("Welcome back!", True, "bot", "With the bot"),
+    ]
+
+
+def test_what_the_customer_says_while_the_ticket_is_handed_back_is_the_tickets(
+    page, api, deliver, tick, fake_graph
+):
+    # Closed, the pass back to the bot not made yet: the customer is still talking to
+    # the agent; the bot, if it speaks already, is not.
+    conversation = factories.conversation(page=page, control_state=ControlState.RETURNING)
+    ticket = factories.ticket(
+        conversation=conversation, status=Ticket.Status.CLOSED, handover_timestamp=tick()
+    )
+    deliver(payloads.user_message("thanks, bye!", ts=tick()))
+    deliver(payloads.echo("Hello again!", ts=tick()), channel="standby")
+
+    assert list(Message.objects.values_list("text", "ticket_id")) == [
+        ("thanks, bye!", ticket.pk),
+        ("Hello again!", None),
+    ]
+    assert _timeline(api, ticket.pk) == [
+        ("thanks, bye!", False, "this_ticket", "This ticket"),
+        ("Hello again!", True, "bot", "With the bot"),
     ]
 
 
