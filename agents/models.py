@@ -122,6 +122,16 @@ class ControlState(models.TextChoices):
     IDLE = "idle", "idle (nobody owns it)"
 
 
+class OwnerRole(models.TextChoices):
+    """Who owns a thread, as agents are told (an app id alone says little)."""
+
+    HELPDESK = "helpdesk", "the helpdesk"
+    BOT = "bot", "the bot"
+    PAGE_INBOX = "page_inbox", "the Page Inbox"
+    OTHER_APP = "other_app", "another app"
+    NOBODY = "nobody", "nobody (idle)"
+
+
 class Conversation(models.Model):
     """One thread (page + PSID) and its thread-control state, which only services change."""
 
@@ -176,12 +186,27 @@ class ControlTransition(models.Model):
     detail = models.CharField(max_length=500, blank=True)
     metadata = models.TextField(blank=True)
     event_timestamp = models.BigIntegerField(null=True, blank=True)
+    owner_role = models.CharField(
+        max_length=16,
+        choices=OwnerRole,
+        blank=True,
+        help_text="Who owns the thread after this change (empty on rows older than the field).",
+    )
+    owner_app_id = models.CharField(
+        max_length=64, blank=True, help_text="The owning app after this change, if known."
+    )
+    at = models.BigIntegerField(
+        default=0,
+        help_text="When the change happened, epoch ms: the handover event's timestamp, "
+        "else when it was recorded. The timeline reads who owned the thread by it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         verbose_name = "handover history entry"
         verbose_name_plural = "handover history"
+        indexes = [models.Index(fields=["conversation", "at"], name="transition_conversation_at")]
 
     def __str__(self) -> str:
         return f"{self.from_state} → {self.to_state} ({self.cause})"
@@ -262,6 +287,12 @@ class TicketEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     detail = models.CharField(max_length=500, blank=True)
+    event_timestamp = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The platform's time (epoch ms) of the handover that caused it (opened, "
+        "reopened); the timeline places the event there rather than when it was processed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -318,7 +349,16 @@ class Message(models.Model):
     channel = models.CharField(max_length=16, blank=True)
     timestamp = models.BigIntegerField(help_text="Event time, epoch ms (ours for outbound).")
     status = models.CharField(max_length=16, choices=Status, default=Status.RECEIVED)
-    error = models.CharField(max_length=1000, blank=True)
+    error = models.CharField(
+        max_length=1000, blank=True, help_text="Why it failed (or is retried), for agents."
+    )
+    error_detail = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text='Meta\'s side of the error: its code and message ("Meta error 551: …").',
+    )
+    error_code = models.IntegerField(null=True, blank=True, help_text="Meta's error code.")
+    error_subcode = models.IntegerField(null=True, blank=True, help_text="Meta's error subcode.")
     attempts = models.PositiveIntegerField(default=0)
     sending_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

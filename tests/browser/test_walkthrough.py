@@ -73,11 +73,12 @@ CHAT = """() => [...document.querySelectorAll('#messages > *')].map((row) => {
 })"""
 
 # The agent's timeline, one line per item: "<author>: <bubble> · <status>" for a message,
-# "— <text>" for system lines and ticket events; a folded bot-side group is its summary
-# ("▸" closed, "▾" open) and its messages indented.
+# "— <text>" for system lines and ticket events, "== <day>" where the day changes; a
+# folded group is its summary ("▸" closed, "▾" open) and its messages indented.
 TIMELINE = """() => {
   const text = (li, selector) => li.querySelector(selector).textContent;
   const line = (li) => {
+    if (li.classList.contains('day-separator')) return `== ${li.textContent}`;
     if (li.classList.contains('msg-system')) return `— ${text(li, '.system-text')}`;
     const body = [...li.querySelector('.bubble').children].map((n) => n.textContent);
     const status = li.querySelector('.msg-status');
@@ -172,7 +173,8 @@ HANDED_OVER = [
     "— Demo Bot passed control to Helpdesk",
 ]
 CONTEXT = [
-    "▸ Before the handover: 4 messages with the bot",
+    "== Today",
+    "▸ With the bot · 4 messages",
     "  Grace Hopper: hello",
     f"  Bot: {GREETED}",
     f"  Grace Hopper: Tapped “{HUMAN_TITLE}”",
@@ -329,7 +331,7 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
             f"Ana Silva (you): {CLOSING} · Read",
             "— You closed the ticket (resolved)",
             "— The conversation went back to the bot.",
-            "▸ After this ticket: 3 messages with the bot",
+            "▸ With the bot · 3 messages",
             f"  Bot: {WELCOME_BACK}",
             f"  Grace Hopper: {AGAIN}",
             f"  Bot: {ANSWERS['HOURS']}",
