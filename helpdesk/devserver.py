@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from helpdesk import localservices
+from helpdesk import envfile, localservices
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(sys.executable).parent
@@ -43,6 +45,50 @@ class Shutdown(Exception):
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise Shutdown(signal.Signals(signum).name)
+
+
+# The key development used before `make run` wrote a .env: pages connected under it
+# still decrypt (helpdesk/settings.py has the same value).
+FORMER_DEV_TOKEN_KEY = "dev-only-token-key-do-not-use-in-production="
+
+
+def env_file_write(path: Path, *, database_exists: bool) -> bool:
+    """Write the development `.env` unless there is one; True when it was written.
+
+    DEBUG=1 and generated secrets, so that `manage.py` commands work without a prefix
+    and no development install signs sessions or encrypts tokens with a published key.
+    A database made before (`database_exists`) keeps its page tokens readable: the
+    former development key stays in the key list, after the new one.
+    """
+    token_keys = Fernet.generate_key().decode()
+    if database_exists:
+        token_keys += "," + FORMER_DEV_TOKEN_KEY
+    text = "\n".join(
+        [
+            "# Development settings, written by `make run` on its first run",
+            "# (helpdesk/devserver.py), which never overwrites this file: delete it for a new",
+            "# one. The settings read it under the environment (the environment wins), so",
+            "# that `manage.py` commands run as in development. Never for production; every",
+            "# variable is described in .env.example.",
+            "DEBUG=1",
+            f"SECRET_KEY={secrets.token_urlsafe(50)}",
+            f"TOKEN_ENCRYPTION_KEY={token_keys}",
+            "",
+        ]
+    )
+    try:
+        with path.open("x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        return False
+    path.chmod(0o600)
+    return True
+
+
+def env_file_load(path: Path) -> None:
+    """Lend this process (and so its children) the file's variables it does not have."""
+    for name, value in envfile.read(path).items():
+        os.environ.setdefault(name, value)
 
 
 def manage(*args: str, capture: bool = False) -> str:
@@ -209,9 +255,21 @@ def token_from(output: str) -> str:
 
 
 def main() -> int:
-    os.environ.setdefault("DEBUG", "1")
     # `python -m helpdesk.devserver` may be run from anywhere; var/ and manage.py are here.
     os.chdir(BASE_DIR)
+    # The settings' .env (HELPDESK_ENV_FILE: another file, "" for none).
+    env_name = os.environ.get("HELPDESK_ENV_FILE", str(BASE_DIR / ".env"))
+    if env_name:
+        env_file = Path(env_name)
+        database = BASE_DIR / "var" / "helpdesk.sqlite3"
+        if env_file_write(env_file, database_exists=database.exists()):
+            print(f"devserver: wrote {env_file} (DEBUG=1, new development secrets)", flush=True)
+        try:
+            env_file_load(env_file)
+        except envfile.EnvFileError as exc:
+            print(f"devserver: {exc}", file=sys.stderr)
+            return 1
+    os.environ.setdefault("DEBUG", "1")
     port = int(os.environ.get("PORT") or 8000)
     if not port_is_free(port):
         print(f"devserver: port {port} is in use; set PORT to another one", file=sys.stderr)
