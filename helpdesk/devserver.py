@@ -102,7 +102,14 @@ def manage(*args: str, capture: bool = False) -> str:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:`port` now.
+
+    Binds the way the servers do, with SO_REUSEADDR (Twisted for Daphne, the emulator's
+    `allow_reuse_address`): the connections of a server stopped a moment ago, lingering
+    in TIME_WAIT, do not hold the port, while a listener does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
