@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,10 +32,10 @@ from helpdesk import envfile, localservices
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(sys.executable).parent
+# The emulator's world (statefile): kept across runs, removed by `make reset-demo`.
+EMULATOR_STATE_DIR = BASE_DIR / "var" / "emulator"
 
-DEMO_PAGE_ID = "1000000000000001"
-DEMO_PAGE_TOKEN = "demo-page-token"
-DEMO_BOT_APP_ID = "200000000000002"
+# What `manage.py demo_seed` makes (agents/management/commands/demo_seed.py).
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"
 
@@ -258,10 +259,12 @@ def token_from(output: str) -> str:
     for line in output.splitlines():
         if line.startswith("API token"):
             return line.split(":", 1)[1].strip()
-    return f"(not found in create_agent output: {output.strip()!r})"
+    return f"(not found in demo_seed output: {output.strip()!r})"
 
 
-def main() -> int:
+def environment_prepare() -> bool:
+    """The working directory and environment of `make run` (and `make reset-demo`):
+    the .env written on the first run, then lent to this process. False if unreadable."""
     # `python -m helpdesk.devserver` may be run from anywhere; var/ and manage.py are here.
     os.chdir(BASE_DIR)
     # The settings' .env (HELPDESK_ENV_FILE: another file, "" for none).
@@ -275,8 +278,37 @@ def main() -> int:
             env_file_load(env_file)
         except envfile.EnvFileError as exc:
             print(f"devserver: {exc}", file=sys.stderr)
-            return 1
+            return False
     os.environ.setdefault("DEBUG", "1")
+    return True
+
+
+def reset_demo() -> int:
+    """`make reset-demo`: forget the emulator's world. The next `make run` starts a new
+    one (new users, the clock where it really is) and, finding none of the helpdesk's
+    demo contacts among its users, removes them with their tickets (`demo_seed`)."""
+    if not environment_prepare():
+        return 1
+    emulator_port = int(os.environ.get("EMULATOR_PORT") or 8001)
+    if not port_is_free(emulator_port):
+        print(
+            f"devserver: port {emulator_port} is in use: stop `make run` first (the running "
+            "emulator would keep its world)",
+            file=sys.stderr,
+        )
+        return 1
+    shutil.rmtree(EMULATOR_STATE_DIR, ignore_errors=True)
+    print(
+        f"devserver: removed {EMULATOR_STATE_DIR.relative_to(BASE_DIR)}; the next `make run` "
+        "starts a new emulator world and removes the demo page's conversations and tickets",
+        flush=True,
+    )
+    return 0
+
+
+def main() -> int:
+    if not environment_prepare():
+        return 1
     port = int(os.environ.get("PORT") or 8000)
     if not port_is_free(port):
         print(f"devserver: port {port} is in use; set PORT to another one", file=sys.stderr)
@@ -307,25 +339,28 @@ def main() -> int:
         from helpdesk import settings  # noqa: PLC0415 -- after the environment is final
 
         manage("migrate", "--noinput")
-        manage(
-            "connect_page",
-            "--page-id", DEMO_PAGE_ID,
-            "--access-token", DEMO_PAGE_TOKEN,
-            "--bot-app-id", DEMO_BOT_APP_ID,
-            "--name", "Demo Page",
-        )  # fmt: skip
-        agent_output = manage(
-            "create_agent", DEMO_USERNAME, "--password", DEMO_PASSWORD, "--admin", capture=True
-        )
-        token = token_from(agent_output)
-
+        seed = ["demo_seed"]
         if emulator_port is not None:
+            # First, so that the demo data can be checked against its users. Its world
+            # (users, threads, clock) is kept in var/emulator across restarts.
             supervisor.spawn(
                 "messenger emulator",
                 [sys.executable, str(BASE_DIR / "manage.py"), "messenger_emulator",
                  "--port", str(emulator_port),
-                 "--callback-url", f"http://127.0.0.1:{port}/webhooks/messenger/"],
+                 "--callback-url", f"http://127.0.0.1:{port}/webhooks/messenger/",
+                 "--state-dir", str(EMULATOR_STATE_DIR)],
             )  # fmt: skip
+            localservices.wait_for_port(emulator_port, timeout=30)
+            supervisor.check(restart=False)
+            seed += ["--emulator-url", f"http://127.0.0.1:{emulator_port}"]
+        seed_output = manage(*seed, capture=True)
+        print(
+            "\n".join(f"devserver: {line}" for line in seed_output.splitlines()
+                      if not line.startswith(("API token", "Demo login"))),
+            flush=True,
+        )  # fmt: skip
+        token = token_from(seed_output)
+
         supervisor.spawn(
             "daphne",
             [str(BIN_DIR / "daphne"), "-b", "127.0.0.1", "-p", str(port),
@@ -342,8 +377,6 @@ def main() -> int:
              "--schedule", str(var / "celerybeat-schedule")],
         )  # fmt: skip
         wait_for_http(port, supervisor)
-        if emulator_port is not None:
-            localservices.wait_for_port(emulator_port, timeout=30)
         print(banner(port, token, settings.GRAPH_API_URL, emulator_port), flush=True)
 
         while True:
@@ -367,4 +400,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["reset-demo"]:
+        sys.exit(reset_demo())
+    if sys.argv[1:]:
+        sys.exit("usage: python -m helpdesk.devserver [reset-demo]")
     sys.exit(main())
