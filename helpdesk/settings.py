@@ -115,6 +115,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # X-Server-Time on the API's answers: the inbox counts down on the server's clock.
+    "helpdesk.clock.server_time_middleware",
     # Static files from Daphne itself: no separate web server, no build step.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -290,6 +292,16 @@ for _key in TOKEN_ENCRYPTION_KEY.split(","):
             "comma-separated; make one with `python -c 'from cryptography.fernet import "
             "Fernet; print(Fernet.generate_key().decode())'`"
         ) from None
+
+# Development only: the file in which the Messenger emulator says how far its clock was
+# moved (make run sets var/emulator/clock.json); the helpdesk's clock then follows it for
+# windows, countdowns and lapses (helpdesk/clock.py). Production uses real time.
+DEV_CLOCK_FILE = env("DEV_CLOCK_FILE")
+if DEV_CLOCK_FILE and not DEBUG:
+    raise ImproperlyConfigured(
+        "DEV_CLOCK_FILE moves the helpdesk's clock and is for development only (DEBUG=1); "
+        "unset it in production"
+    )
 
 # The Page Inbox app id: echoes with it are messages typed by people in the Page Inbox.
 PAGE_INBOX_APP_ID = "263902037430900"

@@ -19,6 +19,7 @@ from agents.services.outbound import (
     outbound_unconfirmed,
 )
 from agents.services.state import control_transition, ticket_flag
+from helpdesk import clock
 from webhooks.queue import enqueue, lease_take
 
 REDRIVE_BATCH = 500
@@ -31,7 +32,7 @@ def control_lapse_reconcile() -> list[int]:
 
     Returns the conversations changed. Legacy Handover Protocol pages are left alone.
     """
-    cutoff = timezone.now() - rules.CONTROL_LAPSE
+    cutoff = clock.now() - rules.CONTROL_LAPSE
     candidates = list(
         Conversation.objects.filter(
             control_state=ControlState.AGENT,
