@@ -36,6 +36,8 @@ BIN_DIR = Path(sys.executable).parent
 # The emulator's world (statefile): kept across runs, removed by `make reset-demo`.
 EMULATOR_STATE_DIR = BASE_DIR / "var" / "emulator"
 
+# The port of the settings' default REDIS_URL (redis://127.0.0.1:6379/0).
+DEFAULT_REDIS_PORT = 6379
 # What `manage.py demo_seed` makes (agents/management/commands/demo_seed.py).
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"
@@ -325,7 +327,10 @@ def main() -> int:
     supervisor = Supervisor()
     try:
         if not os.environ.get("REDIS_URL"):
-            redis_process, redis_url = localservices.start_redis(var / "redis")
+            # On the settings' default port when it is free: `manage.py` commands run next
+            # to `make run` (create_agent's live update of open inboxes) then reach it.
+            redis_port = DEFAULT_REDIS_PORT if port_is_free(DEFAULT_REDIS_PORT) else None
+            redis_process, redis_url = localservices.start_redis(var / "redis", port=redis_port)
             os.environ["REDIS_URL"] = redis_url
         emulator_port: int | None = None
         if not os.environ.get("GRAPH_API_URL"):
