@@ -340,8 +340,10 @@ def main() -> int:
                     f"port {emulator_port} is in use; set EMULATOR_PORT to another one"
                 )
             os.environ["GRAPH_API_URL"] = f"http://127.0.0.1:{emulator_port}/v23.0"
-            # The helpdesk's clock follows the emulator's (moved on its control page).
-            os.environ.setdefault("DEV_CLOCK_FILE", str(EMULATOR_STATE_DIR / CLOCK_FILE))
+            # The helpdesk's clock follows the emulator's (moved on its control page); a
+            # development setting, which production settings (DEBUG=0) would refuse.
+            if os.environ["DEBUG"].lower() in {"1", "true", "yes", "on"}:
+                os.environ.setdefault("DEV_CLOCK_FILE", str(EMULATOR_STATE_DIR / CLOCK_FILE))
 
         # Read after the environment is final, so the banner shows what the app uses.
         from helpdesk import settings  # noqa: PLC0415 -- after the environment is final
