@@ -4,7 +4,7 @@
 import { api, apiPage } from "./api.js";
 import { renderWindows, selectTicket } from "./conversation.js";
 import { $, avatar, el } from "./dom.js";
-import { duration, previewText, STATE_CLASS, STATE_SHORT } from "./format.js";
+import { duration, previewText, serverNow, STATE_CLASS, STATE_SHORT } from "./format.js";
 import { announce, seeWaiting } from "./notify.js";
 import { ME, state } from "./state.js";
 
@@ -232,7 +232,7 @@ function waitSince(ticket) {
 }
 
 export function refreshTimes() {
-  const now = Date.now();
+  const now = serverNow();
   for (const node of document.querySelectorAll("[data-since]")) {
     const [kind, at] = (node.dataset.since || "").split(":");
     if (!at) {
