@@ -162,6 +162,15 @@ class Conversation(models.Model):
         blank=True,
         help_text="When a typing indicator was last sent: they are throttled per conversation.",
     )
+    delivered_watermark = models.BigIntegerField(
+        default=0,
+        help_text="Messenger's last delivery watermark (ms): our messages up to it reached "
+        "the customer, including one whose send was still being confirmed.",
+    )
+    read_watermark = models.BigIntegerField(
+        default=0,
+        help_text="Messenger's last read watermark (ms): the customer saw our messages up to it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -226,6 +226,13 @@ def receipt_apply(page: Page, event: ReadEvent | DeliveryEvent) -> str:
     conversation = Conversation.objects.filter(page=page, contact__psid=event.psid).first()
     if conversation is None:
         return "receipt for an unknown conversation"
+    # Kept on the conversation too: a receipt can overtake the Send API's answer (the
+    # customer's phone shows the message before our worker stores that it was sent);
+    # outbound_confirm applies the watermarks to the message it confirms.
+    field = "read_watermark" if isinstance(event, ReadEvent) else "delivered_watermark"
+    Conversation.objects.filter(pk=conversation.pk, **{f"{field}__lt": event.watermark}).update(
+        **{field: event.watermark}
+    )
     outbound = Message.objects.filter(
         conversation=conversation, direction=Message.Direction.OUTBOUND
     )

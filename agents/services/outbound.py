@@ -230,13 +230,28 @@ def outbound_confirm(message_id: int, *, mid: str, by_echo: bool = False) -> Non
             Message.Status.CONFIRMING,
             Message.Status.FAILED,
         ):
-            message.status = Message.Status.SENT
+            message.status = _receipted(message)
             fields += ["status", *_error_set(message, None)]
         if fields:
             message.save(update_fields=fields)
             realtime.broadcast_on_commit(
                 "message.updated", conversation_id=message.conversation_id, message_id=message.pk
             )
+
+
+def _receipted(message: Message) -> str:
+    """Sent, or delivered or read already: receipts that came in while the message was
+    still being sent or confirmed are on its conversation as watermarks."""
+    delivered, read = (
+        Conversation.objects.filter(pk=message.conversation_id)
+        .values_list("delivered_watermark", "read_watermark")
+        .get()
+    )
+    if message.timestamp <= read:
+        return Message.Status.READ
+    if message.timestamp <= delivered:
+        return Message.Status.DELIVERED
+    return Message.Status.SENT
 
 
 def _error_set(message: Message, failure: SendFailure | None) -> list[str]:

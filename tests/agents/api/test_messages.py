@@ -476,3 +476,72 @@ def test_what_a_live_event_makes_the_inbox_read_costs_a_fixed_number_of_queries(
             assert api.get(url).json()["id"] == ticket.pk
         with django_assert_num_queries(9):
             assert api.get(f"{url}/messages/{message.pk}").json()["text"] == "new"
+
+
+# --- receipts that overtake the send's answer -----------------------------------------
+
+
+def _reply_being_confirmed(ticket, api, post, settings, fake_graph, clock) -> Message:
+    """A reply that went out but whose Send API answer never came: it waits for its echo."""
+    settings.GRAPH_API_TIMEOUT_SECONDS = 0.2
+    fake_graph.fail_next("/me/messages", Scripted(200, {"message_id": "m_late"}, delay=1))
+    post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "your parcel is on its way"})
+    message = Message.objects.get(author_kind="agent")
+    assert message.status == "confirming"
+    return message
+
+
+def _echo_of(message: Message, clock) -> dict:
+    return payloads.echo(
+        message.text,
+        ts=clock(),
+        app_id=payloads.APP_ID,
+        mid="m_late",
+        metadata=f"helpdesk:message={message.pk}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("receipt", "shown"),
+    [
+        (lambda watermark: payloads.read(ts=watermark + 1, watermark=watermark), "read"),
+        (lambda watermark: payloads.delivered(mids=[], watermark=watermark), "delivered"),
+    ],
+    ids=["read", "delivered"],
+)
+def test_a_receipt_that_overtakes_the_confirmation_is_not_lost(
+    receipt, shown, ticket, api, post, settings, fake_graph, deliver, clock
+):
+    # The customer's phone showed the message (and Meta sent the receipt) before our
+    # worker learnt that the send went through: the receipt finds no sent message.
+    message = _reply_being_confirmed(ticket, api, post, settings, fake_graph, clock)
+    deliver(receipt(message.timestamp + 5))  # Meta stamps it a little after we did
+    message.refresh_from_db()
+    assert message.status == "confirming"
+
+    deliver(_echo_of(message, clock))
+    message.refresh_from_db()
+    assert (message.status, message.mid, message.error) == (shown, "m_late", "")
+
+
+def test_a_receipt_for_earlier_messages_does_not_mark_a_later_reply(
+    ticket, api, post, settings, fake_graph, deliver, clock
+):
+    message = _reply_being_confirmed(ticket, api, post, settings, fake_graph, clock)
+    before = message.timestamp - 1  # the customer read what came before our reply
+    deliver(payloads.read(ts=clock(), watermark=before))
+    deliver(_echo_of(message, clock))
+    message.refresh_from_db()
+    assert message.status == "sent"
+    assert Conversation.objects.get().read_watermark == before
+
+
+def test_an_older_receipt_does_not_lower_the_watermark(ticket, deliver, clock):
+    later, earlier = clock(), clock() - 10_000
+    deliver(payloads.read(ts=clock(), watermark=later))
+    deliver(payloads.read(ts=clock(), watermark=earlier))
+    deliver(payloads.delivered(mids=[], watermark=earlier))
+    assert Conversation.objects.values_list("read_watermark", "delivered_watermark").get() == (
+        later,
+        earlier,
+    )
