@@ -18,25 +18,6 @@ export function clock(ms) {
   return sameDay ? time : `${date.toLocaleDateString([], { day: "numeric", month: "short" })} ${time}`;
 }
 
-// Short names for the list; the header shows the full label from the API.
-export const STATE_SHORT = {
-  agent: "with us",
-  requested: "requested",
-  returning: "returning to bot",
-  taken: "taken back",
-  bot: "with the bot",
-  idle: "idle",
-};
-
-export const STATE_CLASS = {
-  agent: "ok",
-  requested: "warn",
-  returning: "info",
-  taken: "bad",
-  bot: "muted",
-  idle: "muted",
-};
-
 export function authorLabel(message, ticket) {
   switch (message.author_kind) {
     case "customer":
