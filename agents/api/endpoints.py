@@ -401,6 +401,7 @@ def message_retry(request: AgentRequest, message_id: int) -> Message:
 
 @api.get("/agents", response=list[UserOut], tags=["agents"])
 def agents_list(request: AgentRequest) -> QuerySet[Agent]:
-    """Active agents you may transfer a ticket to: your teams' members, and the agents on
-    no team while some page is on no team. Admins (superusers) see every active agent."""
+    """Active agents you work with: your teams' members, and the agents on no team while
+    some page is on no team. Admins (superusers) see every active agent. Whom a ticket
+    may be transferred to is `GET /tickets/{ticket_id}/transfer-targets`."""
     return selectors.agent_list(user=request.user)

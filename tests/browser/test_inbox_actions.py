@@ -140,6 +140,7 @@ def test_closing_with_enter_and_what_a_closed_ticket_says(stack, context):
     # Esc cancels a close, even after a close went through in this page before.
     page.get_by_role("button", name="Close…").click()
     expect(page.locator("#close-dialog")).to_be_visible()
+    expect(page.get_by_label("Outcome")).to_have_value("resolved")  # not the last one's
     page.keyboard.press("Escape")
     expect(page.locator("#close-dialog")).to_be_hidden()
     page.get_by_role("button", name="Claim").click()  # any action: the state is read again

@@ -34,6 +34,7 @@ export function openCloseDialog() {
   const owned = ticket.control_state === "agent";
   $("closing-message").disabled = !owned;
   $("closing-message").value = "";
+  $("closing-outcome").value = "resolved"; // each ticket's own, not the last one's
   $("close-explain").textContent = owned
     ? "An optional closing message is sent first; then the conversation goes back to the bot."
     : `No closing message can be sent: ${ticket.lock_reason || "the helpdesk does not own the conversation."}`;
