@@ -380,7 +380,7 @@ def agent_list(*, user: Agent) -> QuerySet[Agent]:
 def page_agents(page_id: int) -> QuerySet[Agent]:
     """The active agents who may see a page: `visible_page_ids` read from the page's side.
     Every agent while no team lists the page; else the members of the teams that do, and
-    the admins (superusers). One query, two when teams list the page."""
+    the admins (superusers). Two queries."""
     agents = Agent.objects.filter(is_active=True)
     if Team.objects.filter(pages=page_id).exists():
         agents = agents.filter(Q(is_superuser=True) | Q(teams__pages=page_id)).distinct()

@@ -176,7 +176,6 @@ function renderTicket({ scroll = false } = {}) {
   $("conversation-placeholder").hidden = true;
   $("conversation").hidden = false;
   $("conversation").dataset.ticketId = String(ticket.id);
-  $("conversation").dataset.status = ticket.status;
   fillAvatar($("conv-avatar"), ticket.contact);
   $("conv-name").textContent = ticket.contact.name;
   $("conv-page").textContent = ticket.page_name;
