@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # Reinstall only when the dependencies may have changed, so `make run`/`make test` stay fast.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test fuzz chaos lint migrate clean system-packages
+.PHONY: venv run test bench fuzz chaos lint migrate clean system-packages
 
 venv: $(STAMP)
 
@@ -26,6 +26,13 @@ system-packages:
 
 test: system-packages venv
 	$(PYTHON) -m tests.run_suite
+
+# How fast (the tests only assert that things happen): figures as ratios to a baseline
+# measured in the same run (tests/bench/). BENCH_ARGS="--runs 5" for more runs.
+BENCH_ARGS ?=
+
+bench: system-packages venv
+	$(PYTHON) -m tests.bench $(BENCH_ARGS)
 
 # The fuzz tests (tests/fuzz/) with FUZZ_SCALE times their examples (20 unless set) and new
 # inputs on each run, on SQLite and PostgreSQL; a failure prints its seed and is kept in

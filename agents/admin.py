@@ -1,17 +1,35 @@
-from typing import Any
+"""The helpdesk's models in Django admin.
 
-from django.contrib import admin
+Setup (triggers, teams, agents) is edited here. Tickets and conversations change only
+through the services, as from the inbox: the ticket list's actions close (handing the
+conversation back to the bot), assign and ask for control again, ticket by ticket,
+saying what happened to each. Everything else is shown read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.text import Truncator
+from django.utils.timesince import timesince
 
-from agents import realtime
+from agents import realtime, selectors
+from agents.errors import ServiceError
 from agents.models import (
     Agent,
     ApiToken,
     AuthFailures,
     Contact,
+    ControlState,
     ControlTransition,
     Conversation,
     Message,
@@ -20,6 +38,31 @@ from agents.models import (
     TicketEvent,
     Trigger,
 )
+from agents.services import tickets
+from agents.services.state import app_label
+from helpdesk.admin import HistoryAdmin
+
+
+def _user(request: HttpRequest) -> Agent:
+    return cast(Agent, request.user)  # admin views are for logged-in staff only
+
+
+class ConversationDataAdmin(HistoryAdmin):
+    """What agents see in the inbox, read-only here too, and within the same limits:
+    an admin who is no superuser sees their teams' pages only
+    (`selectors.visible_page_ids`)."""
+
+    page_field = "page"  # the path from the model to its page
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        rows = super().get_queryset(request)
+        visible = selectors.visible_page_ids(_user(request))
+        if visible is None:
+            return rows
+        return rows.filter(**{f"{self.page_field}__in": visible})
+
+
+# --- Setup --------------------------------------------------------------------------
 
 
 @admin.register(Team)
@@ -63,7 +106,9 @@ admin.site.unregister(Agent)
 class AgentUserAdmin(UserAdmin):
     """Django's user admin; after a save (deactivation, admin flag), a new password or a
     deletion, the agent's open sockets check their access again (closing if the agent
-    or their session is no longer valid)."""
+    or their session is no longer valid). An agent with unclosed tickets is not
+    deleted (their tickets would be open with nobody on them): the confirmation page
+    lists the tickets to assign to someone else first."""
 
     def save_model(self, request: HttpRequest, obj: Agent, form: ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -79,6 +124,26 @@ class AgentUserAdmin(UserAdmin):
         super().delete_queryset(request, queryset)
         realtime.access_changed_on_commit(pks)
 
+    def get_deleted_objects(
+        self, objs: Sequence[Agent] | QuerySet[Agent], request: HttpRequest
+    ) -> tuple[list[Any], dict[Any, Any], set[Any], list[Any]]:
+        to_delete, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        unclosed = (
+            Ticket.objects.filter(assignee__in=[agent.pk for agent in objs])
+            .exclude(status=Ticket.Status.CLOSED)
+            .select_related("assignee")
+            .order_by("pk")
+        )
+        protected = [
+            *protected,
+            *(
+                f"{ticket}, assigned to {ticket.assignee}: assign it to another agent "
+                "(Tickets, action “Assign to…”) or close it first"
+                for ticket in unclosed
+            ),
+        ]
+        return to_delete, counts, perms_needed, protected
+
     def user_change_password(
         self, request: HttpRequest, id: str, form_url: str = ""
     ) -> HttpResponse:
@@ -90,34 +155,47 @@ class AgentUserAdmin(UserAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made by `manage.py create_agent` and shown once; deleting one revokes it."""
+
     list_display = ("user", "prefix", "created_at", "last_used_at")
-    readonly_fields = ("user", "prefix", "digest", "created_at", "last_used_at")
+    list_select_related = ("user",)
+    fields = ("user", "prefix", "created_at", "last_used_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # tokens are made by `manage.py create_agent`, shown once
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
 
 
 @admin.register(AuthFailures)
 class AuthFailuresAdmin(admin.ModelAdmin):
-    """Login failure counters, keyed by digests. Deleting a row lifts its block."""
+    """Sign-in failure counters, keyed by digests. Deleting a row lifts its block."""
 
     list_display = ("scope", "failures", "window_ends_at", "blocked_until")
     list_filter = ("scope",)
-    readonly_fields = [f.name for f in AuthFailures._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
 @admin.register(Trigger)
 class TriggerAdmin(admin.ModelAdmin):
-    list_display = ("page", "kind", "value", "active")
+    list_display = ("value", "kind", "page", "active")
+    list_select_related = ("page",)
     list_filter = ("page", "kind", "active")
 
 
+# --- Conversations ------------------------------------------------------------------
+
+
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(ConversationDataAdmin):
     list_display = ("display_name", "psid", "page", "profile_fetched_at", "profile_error")
+    list_select_related = ("page",)
     search_fields = ("psid", "first_name", "last_name")
     list_filter = ("page",)
 
@@ -125,78 +203,359 @@ class ContactAdmin(admin.ModelAdmin):
 class TransitionInline(admin.TabularInline):
     model = ControlTransition
     extra = 0
-    can_delete = False
-    readonly_fields = (
-        "created_at",
-        "from_state",
-        "to_state",
-        "cause",
-        "detail",
-        "metadata",
-        "event_timestamp",
-    )
+    fields = ("created_at", "from_state", "to_state", "cause", "detail", "metadata")
+    readonly_fields = fields
+    verbose_name_plural = "handover history"
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+def _owner(conversation: Conversation) -> str:
+    return app_label(conversation.page, conversation.owner_app_id)
+
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("contact", "page", "control_state", "owner_app_id", "last_user_message_at")
+class ConversationAdmin(ConversationDataAdmin):
+    list_display = ("contact", "page", "control_state", "owner", "last_user_message_at")
+    list_select_related = ("contact", "page")
     list_filter = ("control_state", "page")
-    readonly_fields = (
+    search_fields = ("contact__psid", "contact__first_name", "contact__last_name")
+    fields = (
+        "contact",
+        "page",
         "control_state",
-        "owner_app_id",
-        "control_event_timestamp",
+        "owner",
         "control_metadata",
         "requested_at",
         "last_user_message_at",
         "last_message_at",
+        "created_at",
     )
+    readonly_fields = fields
     inlines = [TransitionInline]
 
-
-@admin.register(ControlTransition)
-class ControlTransitionAdmin(admin.ModelAdmin):
-    list_display = ("conversation", "from_state", "to_state", "cause", "detail", "created_at")
-    list_filter = ("cause", "to_state")
-    readonly_fields = [f.name for f in ControlTransition._meta.fields]
+    @admin.display(description="owner")
+    def owner(self, obj: Conversation) -> str:
+        return _owner(obj)
 
 
 class TicketEventInline(admin.TabularInline):
     model = TicketEvent
     extra = 0
-    can_delete = False
-    readonly_fields = ("created_at", "kind", "actor", "detail")
+    fields = ("created_at", "kind", "actor", "detail")
+    readonly_fields = fields
+    verbose_name_plural = "ticket history"
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class CloseForm(forms.Form):
+    outcome = forms.CharField(
+        max_length=100,
+        initial="resolved",
+        help_text="Recorded with each ticket, and told to the bot with the conversation.",
+    )
+    closing_message = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Sent to the customer before the bot takes over; only possible while "
+        "the helpdesk owns the conversation and may write. Leave empty to send nothing.",
+    )
+
+
+class AssignForm(forms.Form):
+    agent = forms.ModelChoiceField(
+        queryset=Agent.objects.none(),
+        label="Assign to",
+        help_text="Active agents who can see the pages of all the selected tickets.",
+    )
+
+    def __init__(self, *args: Any, agents: QuerySet[Agent], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ModelChoiceField, self.fields["agent"]).queryset = agents
+
 
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
-    list_display = ("id", "conversation", "status", "assignee", "flagged", "opened_at", "closed_at")
-    list_filter = ("status", "flagged")
-    readonly_fields = (
+class TicketAdmin(ConversationDataAdmin):
+    """Tickets are opened by the handover and change through the services only: no
+    add, no edit, no delete here; the list's actions call the services."""
+
+    page_field = "conversation__page"
+
+    list_display = (
+        "id",
+        "contact",
+        "page",
+        "status",
+        "assignee",
+        "thread_control",
+        "opened",
+        "attention",
+    )
+    list_select_related = ("conversation__contact", "conversation__page", "assignee")
+    list_filter = ("status", "flagged", "conversation__page")
+    search_fields = (
+        "=id",
+        "conversation__contact__psid",
+        "conversation__contact__first_name",
+        "conversation__contact__last_name",
+    )
+    fields = (
         "conversation",
+        "status",
+        "assignee",
+        "thread_control",
+        "flagged",
+        "flag_reason",
+        "closing_note",
         "handover_metadata",
-        "handover_timestamp",
         "opened_at",
         "closed_at",
+        "updated_at",
     )
+    readonly_fields = fields
     inlines = [TicketEventInline]
+    actions = ["close_and_hand_back", "assign", "request_control"]
+
+    @admin.display(description="contact", ordering="conversation__contact__first_name")
+    def contact(self, obj: Ticket) -> str:
+        return str(obj.conversation.contact)
+
+    @admin.display(description="page", ordering="conversation__page__name")
+    def page(self, obj: Ticket) -> str:
+        return obj.conversation.page.name
+
+    @admin.display(description="thread control", ordering="conversation__control_state")
+    def thread_control(self, obj: Ticket) -> str:
+        return obj.conversation.get_control_state_display()
+
+    @admin.display(description="opened", ordering="opened_at")
+    def opened(self, obj: Ticket) -> str:
+        return f"{timesince(obj.opened_at, depth=1)} ago"
+
+    @admin.display(description="needs attention", ordering="flagged")
+    def attention(self, obj: Ticket) -> str:
+        return Truncator(obj.flag_reason or "yes").chars(80) if obj.flagged else ""
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The list's actions, as buttons of the ticket's page (templates/admin/agents/
+        # ticket/change_form.html).
+        actions = self.get_action_choices(request, default_choices=[])
+        return super().change_view(
+            request, object_id, form_url, {"ticket_actions": actions, **(extra_context or {})}
+        )
+
+    def has_handle_permission(self, request: HttpRequest) -> bool:
+        """Who may use the actions: those who may change tickets (the rows themselves
+        stay read-only)."""
+        return request.user.has_perm("agents.change_ticket")
+
+    @admin.action(description="Close and hand back to the bot", permissions=["handle"])
+    def close_and_hand_back(
+        self, request: HttpRequest, queryset: QuerySet[Ticket]
+    ) -> TemplateResponse | None:
+        form = CloseForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            return self._action_page(
+                request,
+                queryset,
+                form,
+                action="close_and_hand_back",
+                title="Close and hand back to the bot",
+                intro="Each ticket closes; where the helpdesk owns the conversation, it "
+                "goes back to the bot (after what is still being sent).",
+                button="Close and hand back",
+            )
+        for ticket in queryset.order_by("pk"):
+            self._each(
+                request,
+                ticket,
+                lambda ticket: tickets.ticket_close(
+                    ticket_id=ticket.pk,
+                    user=_user(request),
+                    outcome=form.cleaned_data["outcome"],
+                    closing_message=form.cleaned_data["closing_message"],
+                ),
+                done=_closed,
+                refused=" not closed",
+            )
+        return None
+
+    @admin.action(description="Assign to…", permissions=["handle"])
+    def assign(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> TemplateResponse | None:
+        chosen = list(queryset.select_related("conversation", "assignee").order_by("pk"))
+        # The API's rules: the agents you may know of, among them those who can see
+        # the page (`tickets.ticket_transfer` checks it again, under the lock).
+        pages = {t.conversation.page_id for t in chosen if t.status != Ticket.Status.CLOSED}
+        eligible = [
+            agent.pk
+            for agent in selectors.agent_list(user=_user(request))
+            if (visible := selectors.visible_page_ids(agent)) is None or pages <= visible
+        ]
+        agents = Agent.objects.filter(pk__in=eligible).order_by("username")
+        form = AssignForm(request.POST if "confirm" in request.POST else None, agents=agents)
+        if not form.is_valid():
+            return self._action_page(
+                request,
+                queryset,
+                form,
+                action="assign",
+                title="Assign to…",
+                intro="Each ticket goes to the agent you choose, as a transfer in the inbox: "
+                "a waiting ticket opens, the agent sees it at once.",
+                button="Assign",
+            )
+        target: Agent = form.cleaned_data["agent"]
+        previous = {ticket.pk: ticket.assignee for ticket in chosen}
+
+        def assigned(after: Ticket) -> str:
+            was = previous[after.pk]
+            return f"{_name(after)} assigned to {target}" + (f" (was {was})." if was else ".")
+
+        for ticket in chosen:
+            self._each(
+                request,
+                ticket,
+                lambda ticket: tickets.ticket_transfer(
+                    ticket_id=ticket.pk, user=_user(request), to_user_id=target.pk
+                ),
+                done=assigned,
+                refused=" not assigned",
+            )
+        return None
+
+    @admin.action(description="Ask the bot for the conversation again", permissions=["handle"])
+    def request_control(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
+        for ticket in queryset.order_by("pk"):
+            self._each(
+                request,
+                ticket,
+                lambda ticket: tickets.ticket_request_control(
+                    ticket_id=ticket.pk, user=_user(request)
+                ),
+                done=lambda after: f"{_name(after)}: the bot was asked for the conversation.",
+                refused=", no request sent",
+            )
+
+    def _each(
+        self,
+        request: HttpRequest,
+        ticket: Ticket,
+        change: Callable[[Ticket], Ticket],
+        *,
+        done: Callable[[Ticket], str],
+        refused: str,
+    ) -> None:
+        """Apply one service to one ticket and say what happened to it."""
+        try:
+            after = change(ticket)
+        except ServiceError as exc:
+            self.message_user(request, f"{_name(ticket)}{refused}: {exc.message}", messages.ERROR)
+            return
+        self.message_user(request, done(after), messages.SUCCESS)
+
+    def _action_page(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Ticket],
+        form: forms.Form,
+        *,
+        action: str,
+        title: str,
+        intro: str,
+        button: str,
+    ) -> TemplateResponse:
+        """The intermediate page of an action: what it will do, to which tickets, and
+        its form; it posts the action again with `confirm`."""
+        chosen = queryset.select_related(*self.list_select_related).order_by("pk")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "intro": intro,
+            "button": button,
+            "form": form,
+            "action": action,
+            "tickets": [(ticket.pk, _describe(ticket)) for ticket in chosen],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "cancel_url": request.get_full_path(),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/agents/ticket/action_form.html", context)
+
+
+def _name(ticket: Ticket) -> str:
+    return f"Ticket {ticket.pk}"
+
+
+def _describe(ticket: Ticket) -> str:
+    """A ticket in a line: who, where, its state (reads its conversation's contact and
+    page, and its assignee)."""
+    conversation = ticket.conversation
+    state = (
+        f"open, {ticket.assignee}'s"
+        if ticket.status == Ticket.Status.OPEN
+        else ticket.get_status_display().lower()
+    )
+    return (
+        f"{_name(ticket)}: {conversation.contact} on {conversation.page.name}, {state}; "
+        f"{conversation.get_control_state_display()}"
+    )
+
+
+def _closed(ticket: Ticket) -> str:
+    state = ticket.conversation.control_state
+    if state == ControlState.RETURNING:
+        return f"{_name(ticket)} closed; the conversation is being handed back to the bot."
+    return (
+        f"{_name(ticket)} closed. Nothing to hand back: the helpdesk did not own the "
+        f"conversation ({ticket.conversation.get_control_state_display()})."
+    )
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ConversationDataAdmin):
+    page_field = "conversation__page"
     list_display = ("id", "conversation", "author_kind", "direction", "text", "status", "timestamp")
+    list_select_related = ("conversation__contact", "conversation__page")
     list_filter = ("author_kind", "direction", "status", "channel")
     search_fields = ("mid", "text")
-    readonly_fields = [f.name for f in Message._meta.fields]
+
+
+# --- History ------------------------------------------------------------------------
+
+
+@admin.register(ControlTransition)
+class ControlTransitionAdmin(ConversationDataAdmin):
+    page_field = "conversation__page"
+    list_display = ("conversation", "from_state", "to_state", "cause", "detail", "created_at")
+    list_select_related = ("conversation__contact", "conversation__page")
+    list_filter = ("cause", "to_state")
 
 
 @admin.register(TicketEvent)
-class TicketEventAdmin(admin.ModelAdmin):
+class TicketEventAdmin(ConversationDataAdmin):
+    page_field = "ticket__conversation__page"
     list_display = ("ticket", "kind", "actor", "detail", "created_at")
+    list_select_related = ("ticket", "actor")
     list_filter = ("kind",)
-    readonly_fields = [f.name for f in TicketEvent._meta.fields]

@@ -20,8 +20,19 @@ def agent_name(agent: Agent) -> str:
 
 class Team(models.Model):
     name = models.CharField(max_length=100, unique=True)
-    pages = models.ManyToManyField(Page, blank=True, related_name="teams")
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+    pages = models.ManyToManyField(
+        Page,
+        blank=True,
+        related_name="teams",
+        help_text="The team's agents see these pages' conversations. A page on no team "
+        "is seen by every agent.",
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="teams",
+        help_text="An agent on no team sees only the pages that are on no team.",
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -40,6 +51,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name = "API token"
+
     def __str__(self) -> str:
         return f"{self.user} {self.prefix}…"
 
@@ -53,8 +67,17 @@ class Trigger(models.Model):
         KEYWORD = "keyword", "text keyword"
 
     page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="triggers")
-    kind = models.CharField(max_length=32, choices=Kind)
-    value = models.CharField(max_length=1000)
+    kind = models.CharField(
+        max_length=32,
+        choices=Kind,
+        help_text="What the customer does: taps a button (its title), a quick reply "
+        "(its payload), or writes a message containing the keyword.",
+    )
+    value = models.CharField(
+        max_length=1000,
+        help_text="Compared without regard to case. Counts only while the bot has the "
+        "conversation: it makes the helpdesk ask the bot for it.",
+    )
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -70,7 +93,11 @@ class Contact(models.Model):
     """A Messenger user, as one Page knows them (PSIDs are per Page)."""
 
     page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="contacts")
-    psid = models.CharField(max_length=64)
+    psid = models.CharField(
+        max_length=64,
+        verbose_name="PSID",
+        help_text="The person's page-scoped id: the same person has another one on each page.",
+    )
     first_name = models.CharField(max_length=200, blank=True)
     last_name = models.CharField(max_length=200, blank=True)
     profile_pic = models.URLField(max_length=2000, blank=True)
@@ -101,12 +128,29 @@ class ControlState(models.TextChoices):
     IDLE = "idle", "idle (nobody owns it)"
 
 
+class OwnerRole(models.TextChoices):
+    """Who owns a thread, as agents are told (an app id alone says little)."""
+
+    HELPDESK = "helpdesk", "the helpdesk"
+    BOT = "bot", "the bot"
+    PAGE_INBOX = "page_inbox", "the Page Inbox"
+    OTHER_APP = "other_app", "another app"
+    NOBODY = "nobody", "nobody (idle)"
+
+
 class Conversation(models.Model):
     """One thread (page + PSID) and its thread-control state, which only services change."""
 
     contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="conversation")
     page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="conversations")
-    control_state = models.CharField(max_length=16, choices=ControlState, default=ControlState.BOT)
+    control_state = models.CharField(
+        max_length=16,
+        choices=ControlState,
+        default=ControlState.BOT,
+        verbose_name="thread control",
+        help_text="Who has the conversation in Messenger: the bot, the helpdesk, "
+        "another app or nobody.",
+    )
     owner_app_id = models.CharField(
         max_length=64, blank=True, help_text="The owning app as last seen, if known."
     )
@@ -148,10 +192,27 @@ class ControlTransition(models.Model):
     detail = models.CharField(max_length=500, blank=True)
     metadata = models.TextField(blank=True)
     event_timestamp = models.BigIntegerField(null=True, blank=True)
+    owner_role = models.CharField(
+        max_length=16,
+        choices=OwnerRole,
+        blank=True,
+        help_text="Who owns the thread after this change (empty on rows older than the field).",
+    )
+    owner_app_id = models.CharField(
+        max_length=64, blank=True, help_text="The owning app after this change, if known."
+    )
+    at = models.BigIntegerField(
+        default=0,
+        help_text="When the change happened, epoch ms: the handover event's timestamp, "
+        "else when it was recorded. The timeline reads who owned the thread by it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        verbose_name = "handover history entry"
+        verbose_name_plural = "handover history"
+        indexes = [models.Index(fields=["conversation", "at"], name="transition_conversation_at")]
 
     def __str__(self) -> str:
         return f"{self.from_state} → {self.to_state} ({self.cause})"
@@ -176,9 +237,13 @@ class Ticket(models.Model):
     handover_timestamp = models.BigIntegerField(
         default=0, help_text="When control came to us (ms): messages before it are context."
     )
-    flagged = models.BooleanField(default=False)
-    flag_reason = models.CharField(max_length=500, blank=True)
-    closing_note = models.TextField(blank=True)
+    flagged = models.BooleanField(default=False, verbose_name="needs attention")
+    flag_reason = models.CharField(
+        max_length=500, blank=True, help_text="What needs an agent's eye, shown on the ticket."
+    )
+    closing_note = models.TextField(
+        blank=True, verbose_name="outcome", help_text="The outcome given when it was closed."
+    )
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -228,13 +293,21 @@ class TicketEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     detail = models.CharField(max_length=500, blank=True)
+    event_timestamp = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The platform's time (epoch ms) of the handover that caused it (opened, "
+        "reopened); the timeline places the event there rather than when it was processed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        verbose_name = "ticket history entry"
+        verbose_name_plural = "ticket history"
 
     def __str__(self) -> str:
-        return f"{self.kind} on {self.ticket_id}"
+        return f"ticket {self.ticket_id}: {self.get_kind_display()}"
 
 
 class Message(models.Model):
@@ -282,7 +355,16 @@ class Message(models.Model):
     channel = models.CharField(max_length=16, blank=True)
     timestamp = models.BigIntegerField(help_text="Event time, epoch ms (ours for outbound).")
     status = models.CharField(max_length=16, choices=Status, default=Status.RECEIVED)
-    error = models.CharField(max_length=1000, blank=True)
+    error = models.CharField(
+        max_length=1000, blank=True, help_text="Why it failed (or is retried), for agents."
+    )
+    error_detail = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text='Meta\'s side of the error: its code and message ("Meta error 551: …").',
+    )
+    error_code = models.IntegerField(null=True, blank=True, help_text="Meta's error code.")
+    error_subcode = models.IntegerField(null=True, blank=True, help_text="Meta's error subcode.")
     attempts = models.PositiveIntegerField(default=0)
     sending_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -321,7 +403,8 @@ class AuthFailures(models.Model):
     )
 
     class Meta:
-        verbose_name_plural = "auth failures"
+        verbose_name = "sign-in failure count"
+        verbose_name_plural = "sign-in failures"
         constraints = [
             models.UniqueConstraint(fields=["scope", "key"], name="auth_failures_unique_key"),
         ]

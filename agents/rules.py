@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from agents.models import Agent, ControlState, Conversation, Ticket, agent_name
+from agents.models import Agent, ControlState, Conversation, OwnerRole, Ticket, agent_name
 
 STANDARD_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
@@ -38,6 +38,22 @@ def lock_reason(state: str) -> str:
     if state == ControlState.AGENT:
         return ""
     return LOCK_REASONS.get(state, NOT_OWNER)
+
+
+def owner_role(state: str, app_id: str | None, *, bot_app_id: str) -> OwnerRole:
+    """Who owns a thread in `state` whose owner is `app_id` ("": nobody; None: not
+    known, and the state says: the bot, or another app for one taken from us)."""
+    if state in (ControlState.AGENT, ControlState.RETURNING):
+        return OwnerRole.HELPDESK
+    if state == ControlState.IDLE or app_id == "":
+        return OwnerRole.NOBODY
+    if app_id is None or app_id == settings.MESSENGER_APP_ID:
+        return OwnerRole.OTHER_APP if state == ControlState.TAKEN else OwnerRole.BOT
+    if app_id == bot_app_id:
+        return OwnerRole.BOT
+    if app_id == settings.PAGE_INBOX_APP_ID:
+        return OwnerRole.PAGE_INBOX
+    return OwnerRole.OTHER_APP
 
 
 def sending_allowed(state: str) -> bool:

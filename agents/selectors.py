@@ -11,13 +11,14 @@ deep page costs the same one query as the first, never an OFFSET that scans what
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
+from django.conf import settings
 from django.db.models import (
-    BooleanField,
-    Case,
     Count,
     Exists,
     JSONField,
@@ -26,7 +27,6 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
-    When,
 )
 from django.db.models.functions import Coalesce
 
@@ -34,6 +34,7 @@ from agents.models import (
     Agent,
     ControlTransition,
     Message,
+    OwnerRole,
     Team,
     Ticket,
     TicketEvent,
@@ -292,36 +293,280 @@ def ticket_transitions(*, ticket: Ticket, limit: int = 100) -> list[ControlTrans
     return list(reversed(latest))
 
 
-def ticket_events(*, ticket: Ticket) -> QuerySet[TicketEvent]:
-    return (
+def ticket_events(*, ticket: Ticket) -> list[TicketEvent]:
+    """The ticket's changes, oldest first, each with its `segment` and `is_context` (see
+    `timeline_segments`): the changes of an earlier stretch of a reopened ticket are
+    folded with that stretch's messages. No query beyond the events'."""
+    events = list(
         TicketEvent.objects.filter(ticket=ticket)
         .select_related("actor")
         .order_by("created_at", "id")
     )
+    sessions = _ticket_sessions(ticket.pk, ticket.status, events)
+    index = 0
+    for event in events:
+        while index < len(sessions) - 1 and not _event_before(event, sessions[index].reopened):
+            index += 1
+        last = index == len(sessions) - 1
+        event.segment = (  # type: ignore[attr-defined]
+            this_ticket_segment(ticket.pk) if last else _ticket_segment(ticket.pk, index, sessions)
+        )
+        event.is_context = not last  # type: ignore[attr-defined]
+    return events
 
 
 def ticket_messages(*, ticket: Ticket) -> QuerySet[Message]:
-    """The conversation's whole history, in timestamp order, each message annotated
-    `is_context`: bot-side history, shown above the handover point. That is another
-    ticket's or no ticket's message, or one the customer or the bot sent before control
-    came to us (deliveries can be processed after the handover that followed them)."""
+    """The conversation's whole history, in timestamp order (Meta's event time; ours for
+    what agents send). `timeline_segments` says who had the conversation for each."""
     return (
         Message.objects.filter(conversation_id=ticket.conversation_id)
         .select_related("author")
-        .annotate(
-            is_context=Case(
-                When(~Q(ticket_id=ticket.pk), then=Value(True)),
-                When(
-                    Q(timestamp__lt=ticket.handover_timestamp)
-                    & ~Q(author_kind__in=[Message.Author.AGENT, Message.Author.SYSTEM]),
-                    then=Value(True),
-                ),
-                default=Value(False),
-                output_field=BooleanField(),
-            )
-        )
         .order_by("timestamp", "id")
     )
+
+
+# --- The timeline: who had the conversation, when ------------------------------------
+#
+# A conversation's messages are this ticket's (shown as they are), or context, folded
+# by who had the thread then: the bot, the Page Inbox, another app, nobody, or an
+# earlier (or later) ticket. Who had it comes from the thread-control history
+# (ControlTransition rows, by their time `at`); which ticket a message belongs to from
+# the message itself, and, for a ticket that was closed and reopened, from its
+# stretches between reopenings (TicketEvent rows).
+
+SegmentKind = Literal[
+    "this_ticket",
+    "earlier_ticket",
+    "later_ticket",
+    "helpdesk",
+    "bot",
+    "page_inbox",
+    "other_app",
+    "nobody",
+]
+_PLATFORM_STAMPED = (Message.Author.CUSTOMER, Message.Author.BOT, Message.Author.PAGE_INBOX)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Who had the conversation when a timeline item happened. Consecutive context
+    items of one `key` are folded together under `label`."""
+
+    kind: SegmentKind
+    key: str
+    label: str
+    app_id: str = ""
+    ticket_id: int | None = None
+    ticket_status: str = ""  # of an earlier or later ticket
+    closed_by: str = ""
+    outcome: str = ""
+
+
+@dataclass(frozen=True)
+class _Session:
+    """A stretch of a ticket, from its opening or a reopening to the next reopening.
+    `reopened` is the event that ended it (None: the ticket's last stretch), `close` the
+    closing that ended it, if it was closed."""
+
+    reopened: TicketEvent | None
+    close: TicketEvent | None
+
+
+def _ticket_sessions(ticket_id: int, status: str, events: Iterable[TicketEvent]) -> list[_Session]:
+    """A ticket's stretches, from its events in order (others' events are skipped)."""
+    sessions: list[_Session] = []
+    close: TicketEvent | None = None
+    for event in events:
+        if event.ticket_id != ticket_id:
+            continue
+        if event.kind == TicketEvent.Kind.CLOSED:
+            close = event
+        elif event.kind == TicketEvent.Kind.REOPENED:
+            sessions.append(_Session(reopened=event, close=close))
+            close = None
+    sessions.append(
+        _Session(reopened=None, close=close if status == Ticket.Status.CLOSED else None)
+    )
+    return sessions
+
+
+def _event_before(event: TicketEvent, reopened: TicketEvent | None) -> bool:
+    if reopened is None:
+        return True
+    return (event.created_at, event.pk) < (reopened.created_at, reopened.pk)
+
+
+def _message_before(message: Message, reopened: TicketEvent | None) -> bool:
+    """Whether a message of the ticket came before a reopening. What Meta stamped is
+    compared with the handover's time (it may have been stored late, or early, as
+    context); what we wrote, with when the reopening was recorded."""
+    if reopened is None:
+        return True
+    if message.author_kind in _PLATFORM_STAMPED and reopened.event_timestamp is not None:
+        return message.timestamp < reopened.event_timestamp
+    return message.created_at < reopened.created_at
+
+
+def _agent_name(agent: Agent | None) -> str:
+    if agent is None:
+        return ""
+    return agent.get_full_name() or agent.get_username()
+
+
+def this_ticket_segment(ticket_id: int | None) -> Segment:
+    """The segment of what is shown as it is: the ticket's own messages (and events)."""
+    return Segment(
+        kind="this_ticket", key=f"ticket:{ticket_id}", label="This ticket", ticket_id=ticket_id
+    )
+
+
+def _ticket_segment(
+    other_id: int,
+    index: int,
+    sessions: Sequence[_Session],
+    *,
+    status: str = Ticket.Status.CLOSED,
+    later: bool = False,
+) -> Segment:
+    """A stretch of another ticket, or an earlier stretch of this one, as a fold."""
+    session = sessions[index]
+    closed = session.close is not None or index < len(sessions) - 1
+    parts = [f"{'Later' if later else 'Earlier'} ticket #{other_id}"]
+    closed_by = outcome = ""
+    if session.close is not None:
+        closed_by = _agent_name(session.close.actor)
+        outcome = session.close.detail
+        parts.append(f"closed by {closed_by}" if closed_by else "closed")
+        if outcome:
+            parts.append(outcome)
+    else:
+        parts.append("closed" if closed else str(status))
+    return Segment(
+        kind="later_ticket" if later else "earlier_ticket",
+        key=f"ticket:{other_id}:{index}",
+        label=" · ".join(parts),
+        ticket_id=other_id,
+        ticket_status=Ticket.Status.CLOSED if closed else status,
+        closed_by=closed_by,
+        outcome=outcome,
+    )
+
+
+_OWNER_LABELS = {
+    OwnerRole.HELPDESK: "With the helpdesk, outside a ticket",
+    OwnerRole.BOT: "With the bot",
+    OwnerRole.PAGE_INBOX: "With the Page Inbox",
+    OwnerRole.NOBODY: "Nobody had the conversation (idle)",
+}
+
+
+def _owner_segment(role: str, app_id: str) -> Segment:
+    """Who owned the thread after a change (`ControlTransition.owner_role`), as a fold."""
+    if role == OwnerRole.OTHER_APP:
+        known = app_id and app_id != settings.MESSENGER_APP_ID
+        return Segment(
+            kind="other_app",
+            key=f"app:{app_id if known else ''}",
+            label=f"With another app (app {app_id})" if known else "With another app",
+            app_id=app_id if known else "",
+        )
+    kind = OwnerRole(role) if role in OwnerRole.values else OwnerRole.BOT
+    return Segment(
+        kind=kind.value,  # type: ignore[arg-type] # the roles are segment kinds
+        key=kind.value,
+        label=_OWNER_LABELS[kind],
+        app_id=app_id if kind in (OwnerRole.BOT, OwnerRole.PAGE_INBOX) else "",
+    )
+
+
+def _owners(ticket: Ticket, first: int, last: int) -> tuple[list[int], list[Segment]]:
+    """Who owned the thread from when, between the times `first` and `last` (and the
+    owner at `first`): the changes' times in order and the owner after each. One query."""
+    before = (
+        ControlTransition.objects.filter(conversation_id=ticket.conversation_id, at__lte=first)
+        .order_by("-at", "-id")
+        .values("id")[:1]
+    )
+    rows = (
+        ControlTransition.objects.filter(conversation_id=ticket.conversation_id, at__lte=last)
+        .filter(Q(at__gt=first) | Q(pk=Subquery(before)))
+        .order_by("at", "id")
+        .values_list("at", "owner_role", "owner_app_id")
+    )
+    times, owners = [], []
+    for at, role, app_id in rows:
+        times.append(at)
+        owners.append(_owner_segment(role, app_id))
+    return times, owners
+
+
+def timeline_segments(*, ticket: Ticket, messages: Sequence[Message]) -> None:
+    """Give each message (of `ticket`'s conversation, in timestamp order) its `segment`
+    (who had the conversation then) and `is_context` (folded in the timeline).
+
+    A message is this ticket's, unless it is an earlier stretch's of a ticket that was
+    reopened, or was sent before the handover (a late delivery). Another ticket's is
+    that ticket's (earlier or later). Any other message is folded under whoever owned
+    the thread then; but what the Page Inbox (a person) and the customer said to each
+    other while this ticket was open is shown, not folded. Reads `ticket.conversation.page`;
+    two or three queries, whatever the number of messages.
+    """
+    if not messages:
+        return
+    tickets = {m.ticket_id for m in messages if m.ticket_id is not None} | {ticket.pk}
+    events = list(
+        TicketEvent.objects.filter(
+            ticket_id__in=tickets,
+            kind__in=[TicketEvent.Kind.CLOSED, TicketEvent.Kind.REOPENED],
+        )
+        .select_related("actor")
+        .order_by("created_at", "id")
+    )
+    statuses = {ticket.pk: str(ticket.status)}
+    if len(tickets) > 1:
+        statuses.update(
+            Ticket.objects.filter(pk__in=tickets - {ticket.pk}).values_list("pk", "status")
+        )
+    sessions = {pk: _ticket_sessions(pk, statuses.get(pk, ""), events) for pk in tickets}
+    times, owners = _owners(ticket, messages[0].timestamp, messages[-1].timestamp)
+    this = this_ticket_segment(ticket.pk)
+    bot = ticket.conversation.page.bot_app_id
+    closed_at = int(ticket.closed_at.timestamp() * 1000) if ticket.closed_at else None
+    for message in messages:
+        segment: Segment | None = None
+        if message.ticket_id is not None:
+            stretches = sessions[message.ticket_id]
+            index = next(i for i, s in enumerate(stretches) if _message_before(message, s.reopened))
+            last = index == len(stretches) - 1
+            if message.ticket_id != ticket.pk:
+                segment = _ticket_segment(
+                    message.ticket_id,
+                    index,
+                    stretches,
+                    status=statuses.get(message.ticket_id, ""),
+                    later=message.timestamp >= ticket.handover_timestamp,
+                )
+            elif not last:
+                segment = _ticket_segment(ticket.pk, index, stretches)
+            elif not (
+                message.timestamp < ticket.handover_timestamp
+                and message.author_kind in _PLATFORM_STAMPED
+            ):
+                segment = this
+        if segment is not None:
+            message.segment = segment  # type: ignore[attr-defined]
+            message.is_context = segment is not this  # type: ignore[attr-defined]
+            continue
+        at = bisect_right(times, message.timestamp) - 1
+        # Before any change, the conversation was the bot's (where every one starts).
+        segment = owners[at] if at >= 0 else _owner_segment(OwnerRole.BOT, bot)
+        during_ticket = message.timestamp >= ticket.handover_timestamp and (
+            closed_at is None or message.timestamp <= closed_at
+        )
+        message.segment = segment  # type: ignore[attr-defined]
+        message.is_context = not (  # type: ignore[attr-defined]
+            segment.kind == "page_inbox" and during_ticket
+        )
 
 
 class MessagePosition(NamedTuple):
@@ -339,20 +584,27 @@ def ticket_message_page(
     *, ticket: Ticket, before: MessagePosition | None = None, limit: int
 ) -> Slice[Message]:
     """The newest `limit` messages of `ticket_messages` older than `before` (the newest of
-    all when None), in timestamp order; `more` says whether older ones exist. One query
-    (on the conversation-and-timestamp index), however far back the page is."""
+    all when None), in timestamp order, with their `timeline_segments`; `more` says
+    whether older ones exist. One query for the page (on the conversation-and-timestamp
+    index) and those of `timeline_segments`, however far back the page is."""
     messages = ticket_messages(ticket=ticket)
     if before is not None:
         messages = messages.filter(
             Q(timestamp__lt=before.timestamp) | Q(timestamp=before.timestamp, pk__lt=before.id)
         )
     newest_first = _slice(list(messages.order_by("-timestamp", "-id")[: limit + 1]), limit)
-    return Slice(items=newest_first.items[::-1], more=newest_first.more)
+    items = newest_first.items[::-1]
+    timeline_segments(ticket=ticket, messages=items)
+    return Slice(items=items, more=newest_first.more)
 
 
 def ticket_message_get(*, ticket: Ticket, message_id: int) -> Message | None:
-    """One message of the ticket's conversation, annotated like `ticket_messages`."""
-    return ticket_messages(ticket=ticket).filter(pk=message_id).first()
+    """One message of the ticket's conversation, with its segment as the timeline
+    shows it."""
+    message = ticket_messages(ticket=ticket).filter(pk=message_id).first()
+    if message is not None:
+        timeline_segments(ticket=ticket, messages=[message])
+    return message
 
 
 def message_visible(*, user: Agent, message_id: int) -> Message | None:

@@ -84,7 +84,7 @@ SECURE_PROXY_SSL_HEADER = (
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "helpdesk.apps.HelpdeskAdminConfig",  # django.contrib.admin, with our site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -214,10 +214,28 @@ CACHES = {
     }
 }
 
+# channels-redis waits for an agent socket's next event in a BZPOPMIN that Redis holds
+# for 5 s (brpop_timeout). redis-py 6+ reads with a 5 s socket timeout by default, so an
+# idle socket's read timed out just as Redis answered and Daphne closed it (1011) with a
+# TimeoutError traceback (django/channels_redis#422, redis/redis-py#4091). Reads on the
+# channel layer's connections may therefore take well past the block; a dead Redis is
+# still noticed by the connect timeout, TCP keepalive and the pool's health check.
+# Celery's broker keeps redis-py's defaults on purpose (its own timeouts and retries).
+CHANNEL_REDIS_SOCKET_TIMEOUT_SECONDS = float(env("CHANNEL_REDIS_SOCKET_TIMEOUT_SECONDS", "30"))
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": CHANNEL_REDIS_SOCKET_TIMEOUT_SECONDS,
+                    "socket_connect_timeout": 5,
+                    "socket_keepalive": True,
+                    "health_check_interval": 15,
+                }
+            ]
+        },
     }
 }
 

@@ -1,18 +1,24 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from helpdesk.admin import HistoryAdmin
 from webhooks import services
 from webhooks.models import GraphCall, Page, WebhookDelivery, WebhookEvent
 
 
 class PageForm(forms.ModelForm):
+    """What `manage.py connect_page` takes, checked by the same rules
+    (`services.page_connect_refusals`): a refusal is a form error, never a 500."""
+
     # The token is write-only in admin: never rendered back into the page.
     access_token = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
-        required=False,
-        help_text="Leave empty to keep the current token.",
+        label="Page access token",
+        error_messages={"required": "A new page needs its Page access token."},
     )
 
     class Meta:
@@ -26,54 +32,103 @@ class PageForm(forms.ModelForm):
             "conversation_routing",
         )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        token = self.fields["access_token"]
+        token.help_text = "From Meta's app dashboard. Stored encrypted, never shown again"
+        if self.instance.pk:
+            token.required = False
+            token.help_text += "; leave empty to keep the current one."
+        else:
+            token.help_text += "."
+
     def clean_access_token(self) -> str:
         token = self.cleaned_data.get("access_token") or ""
         if not token and self.instance.pk:
             return str(self.instance.access_token)
-        if not token:
-            raise forms.ValidationError("A new page needs its Page access token.")
         return token
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        values = {
+            name: data.get(name, getattr(self.instance, name))
+            for name in ("page_id", "access_token", "bot_app_id", "name")
+        }
+        if any(name in self.errors for name in values):
+            return data  # already refused; its value may be missing
+        refusals = services.page_connect_refusals(**{k: str(v) for k, v in values.items()})
+        for name, refusal in refusals.items():
+            self.add_error(name if name in self.fields else None, refusal)
+        return data
 
 
 @admin.register(Page)
 class PageAdmin(admin.ModelAdmin):
+    """Pages are connected through `services.page_connect`, as by `manage.py
+    connect_page`: the default triggers, the token encrypted, open inboxes told."""
+
     form = PageForm
-    list_display = ("name", "page_id", "bot_app_id", "human_agent_enabled", "created_at")
+    list_display = (
+        "name",
+        "page_id",
+        "bot_app_id",
+        "conversation_routing",
+        "human_agent_enabled",
+        "created_at",
+    )
     search_fields = ("name", "page_id")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
+        # The page id is what the page is: another id is another page (add it).
+        return ("page_id",) if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Page, form: Any, change: bool) -> None:
+        page, _ = services.page_connect(
+            page_id=obj.page_id,
+            access_token=form.cleaned_data["access_token"],
+            bot_app_id=obj.bot_app_id,
+            name=obj.name,
+            human_agent_enabled=obj.human_agent_enabled,
+            conversation_routing=obj.conversation_routing,
+        )
+        # Admin goes on with `obj` (its log entry, the redirect): make it the saved row.
+        obj.pk = page.pk
+        obj._state.adding = False
+        obj.refresh_from_db()
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(HistoryAdmin):
     list_display = ("id", "status", "attempts", "received_at", "processed_at", "last_error")
     list_filter = ("status",)
-    readonly_fields = (
-        "digest",
+    fields = (
         "status",
         "attempts",
+        "events_done",
         "last_error",
         "received_at",
+        "enqueued_at",
+        "running_since",
         "processed_at",
+        "digest",
         "body_text",
     )
-    exclude = ("body",)
+    readonly_fields = fields
 
-    @admin.display(description="body")
+    @admin.display(description="body, as received")
     def body_text(self, obj: WebhookDelivery) -> str:
         return bytes(obj.body).decode("utf-8", errors="replace")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(HistoryAdmin):
     list_display = ("key", "kind", "channel", "page_id", "psid", "timestamp", "outcome", "note")
     list_filter = ("kind", "channel", "outcome")
     search_fields = ("key", "psid", "page_id")
-    readonly_fields = [f.name for f in WebhookEvent._meta.fields]
     actions = ["replay"]
 
-    @admin.action(description="Apply the selected failed events again")
+    @admin.action(description="Apply the selected failed events again", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
         failed = queryset.filter(outcome=WebhookEvent.Outcome.FAILED).values_list("pk", flat=True)
         applied = sum(services.event_replay(event_id=pk) for pk in failed)
@@ -86,16 +141,15 @@ class WebhookEventAdmin(admin.ModelAdmin):
             messages.SUCCESS if not still else messages.WARNING,
         )
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        # Replaying changes what the events change: for those who may change events
+        # (the rows themselves stay read-only).
+        return request.user.has_perm("webhooks.change_webhookevent")
 
 
 @admin.register(GraphCall)
-class GraphCallAdmin(admin.ModelAdmin):
-    list_display = ("key", "kind", "psid", "status", "attempts", "last_error", "updated_at")
+class GraphCallAdmin(HistoryAdmin):
+    list_display = ("key", "kind", "page", "psid", "status", "attempts", "last_error", "updated_at")
+    list_select_related = ("page",)
     list_filter = ("kind", "status")
     search_fields = ("key", "psid")
-    readonly_fields = [f.name for f in GraphCall._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False

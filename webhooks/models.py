@@ -30,8 +30,13 @@ class EncryptedTokenField(models.TextField):  # type: ignore[type-arg]
 class Page(models.Model):
     """A Facebook Page connected to the helpdesk (see `manage.py connect_page`)."""
 
-    page_id = models.CharField(max_length=64, unique=True)
-    name = models.CharField(max_length=200)
+    page_id = models.CharField(
+        max_length=64,
+        unique=True,
+        verbose_name="Page id",
+        help_text="The Facebook Page's numeric id (its About section, or Meta's app dashboard).",
+    )
+    name = models.CharField(max_length=200, help_text="The page's name, as agents see it.")
     # Encrypted at rest; never shown in admin (see PageAdmin) or logs.
     access_token = EncryptedTokenField()
     bot_app_id = models.CharField(
@@ -39,6 +44,7 @@ class Page(models.Model):
     )
     human_agent_enabled = models.BooleanField(
         default=False,
+        verbose_name="Human Agent feature",
         help_text="The app has Meta's Human Agent feature: replies allowed up to 7 days "
         "after the user's last message, tagged HUMAN_AGENT.",
     )
@@ -50,6 +56,9 @@ class Page(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Facebook page"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.page_id})"
@@ -87,6 +96,7 @@ class WebhookDelivery(models.Model):
     )
 
     class Meta:
+        verbose_name = "webhook delivery"
         verbose_name_plural = "webhook deliveries"
         indexes = [models.Index(fields=["status", "received_at"])]
 
@@ -109,7 +119,10 @@ class WebhookEvent(models.Model):
     key = models.CharField(max_length=255, unique=True)
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=40)
-    channel = models.CharField(max_length=16)
+    channel = models.CharField(
+        max_length=16,
+        help_text="messaging: the helpdesk had the conversation; standby: another app had it.",
+    )
     page_id = models.CharField(max_length=64, blank=True)
     psid = models.CharField(max_length=64, blank=True)
     timestamp = models.BigIntegerField(help_text="The event's timestamp, epoch ms.")
@@ -125,7 +138,8 @@ class WebhookEvent(models.Model):
 
 
 class GraphCall(models.Model):
-    """Every call to the Graph API, with its outcome: the record admins look at."""
+    """Every call to the Graph API (Meta's API), with its outcome: the record admins
+    look at."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -135,7 +149,9 @@ class GraphCall(models.Model):
     key = models.CharField(
         max_length=255, unique=True, help_text="What the call is for, e.g. 'message:42'."
     )
-    kind = models.CharField(max_length=40)
+    kind = models.CharField(
+        max_length=40, help_text="Which call: a message sent, control passed back, a profile…"
+    )
     page = models.ForeignKey(Page, null=True, on_delete=models.SET_NULL, related_name="+")
     psid = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
@@ -144,6 +160,9 @@ class GraphCall(models.Model):
     response = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Meta API call"
 
     def __str__(self) -> str:
         return f"{self.kind} {self.key} ({self.status})"

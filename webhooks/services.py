@@ -349,16 +349,14 @@ def page_connect(
     human_agent_enabled: bool = False,
     conversation_routing: bool = True,
 ) -> tuple[Page, bool]:
-    """Register a Page or update it in place; idempotent. Raises ValueError on bad input."""
-    for label, value in (("page id", page_id), ("bot app id", bot_app_id)):
-        if not (value.isascii() and value.isdigit()):
-            raise ValueError(f"The {label} must be numeric, not {value!r}.")
-    if not access_token.strip():
-        raise ValueError("The Page access token is empty.")
-    if not name.strip():
-        raise ValueError("The page name is empty.")
-    if bot_app_id == settings.MESSENGER_APP_ID:
-        raise ValueError("The bot's app id is this helpdesk's own app id (MESSENGER_APP_ID).")
+    """Register a Page or update it in place; idempotent. Raises ValueError on bad input
+    (the first of `page_connect_refusals`). `manage.py connect_page` and the Page admin
+    both connect pages through here."""
+    refusals = page_connect_refusals(
+        page_id=page_id, access_token=access_token, bot_app_id=bot_app_id, name=name
+    )
+    if refusals:
+        raise ValueError(next(iter(refusals.values())))
     with transaction.atomic():
         page, created = Page.objects.update_or_create(
             page_id=page_id,
@@ -372,6 +370,29 @@ def page_connect(
         )
         _page_connected_hook(page.pk)
     return page, created
+
+
+def page_connect_refusals(
+    *, page_id: str, access_token: str, bot_app_id: str, name: str
+) -> dict[str, str]:
+    """Why `page_connect` would refuse these values, by argument name (in the order it
+    checks them); empty when it would connect the page."""
+    refusals: dict[str, str] = {}
+    for field, label, value in (
+        ("page_id", "page id", page_id),
+        ("bot_app_id", "bot app id", bot_app_id),
+    ):
+        if not (value.isascii() and value.isdigit()):
+            refusals[field] = f"The {label} must be numeric, not {value!r}."
+    if not access_token.strip():
+        refusals["access_token"] = "The Page access token is empty."
+    if not name.strip():
+        refusals["name"] = "The page name is empty."
+    if bot_app_id == settings.MESSENGER_APP_ID:
+        refusals["bot_app_id"] = (
+            "The bot's app id is this helpdesk's own app id (MESSENGER_APP_ID)."
+        )
+    return refusals
 
 
 def _page_connected_hook(page_pk: int) -> None:

@@ -259,8 +259,13 @@ def ticket_messages(
         None, description="The `X-Next-Cursor` of the previous page; leave out for the newest."
     ),
 ) -> list[Message]:
-    """The conversation in timestamp order: bot-side context (`context: true`) and the
-    ticket's own messages, with each outbound message's delivery status and error.
+    """The conversation in timestamp order (the event time, not when it arrived): the
+    ticket's own messages, and context (`context: true`) with who had the conversation
+    then (`segment`: the bot, the Page Inbox, another app, nobody, or an earlier ticket
+    with its number, who closed it and the outcome). What a person in the Page Inbox and
+    the customer said while this ticket was open is the ticket's business: not context.
+    Each outbound message has its delivery status and, when it failed, why (`error`, for
+    agents, and `error_detail` with Meta's code).
 
     Paginated by cursor, newest page first: without `before`, the newest `limit`
     messages (still oldest first within the page). When older ones exist, the

@@ -182,11 +182,62 @@ class TransitionOut(Schema):
     created_at: datetime
 
 
+class SegmentOut(Schema):
+    """Who had the conversation when a timeline item happened, from the thread-control
+    history and the tickets' (re)openings. The inbox folds consecutive `context` items
+    of one `key` under `label`.
+
+    `kind`: `this_ticket` (the ticket's own, shown as it is); `earlier_ticket` or
+    `later_ticket` (another ticket of the conversation, or an earlier stretch of this one
+    before it was reopened: `ticket_id`, `ticket_status`, and when closed, `closed_by`
+    and `outcome`); otherwise who owned the thread: `bot` (the page's bot, the default
+    app), `page_inbox` (a person in Meta's Page Inbox), `other_app` (`app_id` when
+    known), `nobody` (idle), `helpdesk` (we did, outside any ticket).
+    """
+
+    kind: Literal[
+        "this_ticket",
+        "earlier_ticket",
+        "later_ticket",
+        "helpdesk",
+        "bot",
+        "page_inbox",
+        "other_app",
+        "nobody",
+    ]
+    key: str
+    label: str
+    app_id: str
+    ticket_id: int | None
+    ticket_status: str
+    closed_by: str
+    outcome: str
+
+
 class TicketEventOut(Schema):
     kind: str
     actor: UserOut | None
     detail: str
     created_at: datetime
+    timestamp: int
+    context: bool
+    segment: SegmentOut
+
+    @staticmethod
+    def resolve_timestamp(obj: TicketEvent) -> int:
+        """When it happened, epoch ms: the handover's time for an opening or reopening
+        (Meta's clock, like messages'), else when it was recorded."""
+        if obj.event_timestamp is not None:
+            return obj.event_timestamp
+        return int(obj.created_at.timestamp() * 1000)
+
+    @staticmethod
+    def resolve_context(obj: TicketEvent) -> bool:
+        return bool(getattr(obj, "is_context", False))
+
+    @staticmethod
+    def resolve_segment(obj: TicketEvent) -> selectors.Segment:
+        return getattr(obj, "segment", None) or selectors.this_ticket_segment(obj.ticket_id)
 
 
 class TicketDetailOut(TicketOut):
@@ -199,7 +250,7 @@ class TicketDetailOut(TicketOut):
 
     @staticmethod
     def resolve_events(obj: Ticket) -> list[TicketEvent]:
-        return list(selectors.ticket_events(ticket=obj))
+        return selectors.ticket_events(ticket=obj)
 
 
 class QueuesOut(Schema):
@@ -213,12 +264,20 @@ class TypingOut(Schema):
     sent: bool
 
 
-# `context` comes from `selectors.ticket_messages` (bot-side history above the handover
-# point); a message shown on its own (a new reply) is never context.
+# `context` and `segment` come from `selectors.timeline_segments`: who had the
+# conversation then, and whether the timeline folds the message; a message shown on its
+# own (a new reply, a retry) is its ticket's, never context.
 class MessageOut(Schema):
+    """A message of the conversation. `timestamp` is the event time (Meta's; ours for
+    what agents send): the conversation is in that order. `context`: folded in the
+    timeline, under `segment.label`. An outbound message that failed (or is retried)
+    says why in `error`, a sentence for agents, with Meta's side in `error_detail`
+    ("Meta error 551: …") and `error_code`/`error_subcode`."""
+
     id: int
     ticket_id: int | None
     context: bool
+    segment: SegmentOut
     direction: Literal["in", "out"]
     author_kind: str
     author: UserOut | None
@@ -231,10 +290,17 @@ class MessageOut(Schema):
     timestamp: int
     status: str
     error: str
+    error_detail: str
+    error_code: int | None
+    error_subcode: int | None
 
     @staticmethod
     def resolve_context(obj: Any) -> bool:
         return bool(getattr(obj, "is_context", False))
+
+    @staticmethod
+    def resolve_segment(obj: Any) -> selectors.Segment:
+        return getattr(obj, "segment", None) or selectors.this_ticket_segment(obj.ticket_id)
 
 
 class ReplyIn(Schema):

@@ -102,16 +102,19 @@ def trigger_match(page: Page, event: MessageEvent | PostbackEvent) -> str | None
     return None
 
 
-def _ticket_for_new_message(conversation: Conversation, *, timestamp: int) -> Ticket | None:
+def _ticket_for_new_message(
+    conversation: Conversation, *, timestamp: int, from_customer: bool = False
+) -> Ticket | None:
     """The ticket a new message belongs to: the open one, while we own the thread, unless
-    the message is older than the handover (a late delivery: it is context)."""
+    the message is older than the handover (a late delivery: it is context). While the
+    thread is being handed back, what the customer says still answers the agent: it is
+    the closed ticket's."""
     if conversation.control_state not in (ControlState.AGENT, ControlState.RETURNING):
         return None
-    ticket = (
-        Ticket.objects.filter(conversation=conversation)
-        .exclude(status=Ticket.Status.CLOSED)
-        .first()
-    )
+    tickets = Ticket.objects.filter(conversation=conversation)
+    ticket = tickets.exclude(status=Ticket.Status.CLOSED).first()
+    if ticket is None and from_customer and conversation.control_state == ControlState.RETURNING:
+        ticket = tickets.filter(status=Ticket.Status.CLOSED).order_by("-closed_at", "-id").first()
     if ticket is None or timestamp < ticket.handover_timestamp:
         return None
     return ticket
@@ -136,7 +139,7 @@ def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> s
     # Locked like the handover path: a message and the pass that opens a ticket,
     # processed concurrently, are applied one after the other.
     conversation = conversation_lock(conversation_get_or_create(page=page, psid=event.psid).pk)
-    ticket = _ticket_for_new_message(conversation, timestamp=event.timestamp)
+    ticket = _ticket_for_new_message(conversation, timestamp=event.timestamp, from_customer=True)
     fields: dict[str, Any]
     if isinstance(event, MessageEvent):
         fields = {

@@ -19,11 +19,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from agents import realtime, rules, tasks
+from agents import realtime, rules, send_errors, tasks
 from agents.errors import Conflict, InvalidInput, NotFound
 from agents.locks import conversation_lock, message_lock
 from agents.models import Agent, ControlState, Conversation, Message, Ticket
 from agents.selectors import page_visible
+from agents.send_errors import SendFailure
 from agents.services.control import ownership_drift
 from agents.services.state import Outcome, now_ms, require, ticket_assign, ticket_for_agent
 from webhooks import graph
@@ -98,8 +99,8 @@ def message_retry(*, message_id: int, user: Agent) -> Message:
         require(rules.reply_refusal(ticket, user))
         require(rules.send_policy(ticket.conversation).refusal)
         message.status = Message.Status.PENDING
-        message.error = ""
-        message.save(update_fields=["status", "error"])
+        fields = _error_set(message, None)
+        message.save(update_fields=["status", *fields])
         enqueue_on_commit(tasks.message_send, message.pk)
         realtime.broadcast_on_commit(
             "message.updated", conversation_id=message.conversation_id, message_id=message.pk
@@ -114,17 +115,10 @@ _DONE_STATUSES = (
     Message.Status.FAILED,
     Message.Status.CONFIRMING,  # its echo, or the confirmation deadline, decides
 )
-UNCONFIRMED = (
-    "Meta did not answer in time: the message may have been sent. Waiting for its echo "
-    "to confirm it."
-)
-WORKER_LOST = (
-    "The worker sending it stopped before Meta answered: the message may have been "
-    "sent. Waiting for its echo to confirm it."
-)
-NEVER_CONFIRMED = (
-    "Meta never confirmed this message: it may not have been delivered. Retry to send it again."
-)
+# The texts live with the others in agents.send_errors.
+UNCONFIRMED = send_errors.UNCONFIRMED
+WORKER_LOST = send_errors.WORKER_LOST
+NEVER_CONFIRMED = send_errors.NEVER_CONFIRMED
 
 
 def _send_key(message_id: int) -> str:
@@ -157,11 +151,13 @@ def message_send(*, message_id: int) -> Outcome:
             outbound_unconfirmed(message, WORKER_LOST)
             return Outcome.SKIPPED
         if not rules.sending_allowed(conversation.control_state):
-            outbound_fail(message, f"Not sent: {rules.lock_reason(conversation.control_state)}")
+            outbound_fail(
+                message, send_errors.refused(rules.lock_reason(conversation.control_state))
+            )
             return Outcome.FAILED
         policy = rules.send_policy(conversation)
         if policy.refusal:
-            outbound_fail(message, f"Not sent: {policy.refusal}")
+            outbound_fail(message, send_errors.refused(policy.refusal))
             return Outcome.FAILED
         message.status = Message.Status.SENDING
         message.sending_since = timezone.now()
@@ -186,12 +182,13 @@ def message_send(*, message_id: int) -> Outcome:
             if exc.uncertain:
                 outbound_unconfirmed(message, UNCONFIRMED)
                 return Outcome.SKIPPED
+            failure = send_errors.graph_failure(exc, tag=policy.tag)
             if exc.retryable:
                 message.status = Message.Status.PENDING
-                message.error = f"Retrying: {exc.describe()}"[:1000]
-                message.save(update_fields=["status", "error"])
+                fields = _error_set(message, send_errors.retrying(failure))
+                message.save(update_fields=["status", *fields])
             else:
-                outbound_fail(message, exc.describe())
+                outbound_fail(message, failure)
                 if exc.not_owner:
                     ownership_drift(conversation_id, reason=exc.describe())
         if exc.retryable:
@@ -202,11 +199,18 @@ def message_send(*, message_id: int) -> Outcome:
 
 
 def message_send_give_up(*, message_id: int, reason: str) -> None:
-    """Retries are exhausted: the message is failed, with the last reason."""
+    """Retries are exhausted: the message is failed, with the last reason (as the last
+    retry stored it in words; `reason` when it stored none)."""
     with transaction.atomic():
         message = message_lock(message_id)
         if message.status in (Message.Status.PENDING, Message.Status.SENDING):
-            outbound_fail(message, f"Gave up after {message.attempts} attempts: {reason}")
+            last = SendFailure(
+                text=message.error or reason,
+                detail=message.error_detail,
+                code=message.error_code,
+                subcode=message.error_subcode,
+            )
+            outbound_fail(message, send_errors.gave_up(attempts=message.attempts, last=last))
 
 
 def outbound_confirm(message_id: int, *, mid: str, by_echo: bool = False) -> None:
@@ -227,8 +231,7 @@ def outbound_confirm(message_id: int, *, mid: str, by_echo: bool = False) -> Non
             Message.Status.FAILED,
         ):
             message.status = Message.Status.SENT
-            message.error = ""
-            fields += ["status", "error"]
+            fields += ["status", *_error_set(message, None)]
         if fields:
             message.save(update_fields=fields)
             realtime.broadcast_on_commit(
@@ -236,22 +239,33 @@ def outbound_confirm(message_id: int, *, mid: str, by_echo: bool = False) -> Non
             )
 
 
+def _error_set(message: Message, failure: SendFailure | None) -> list[str]:
+    """Set (or, with None, clear) the message's error fields; returns their names."""
+    failure = failure or SendFailure(text="")
+    message.error = failure.text[:1000]
+    message.error_detail = failure.detail[:1000]
+    message.error_code = failure.code
+    message.error_subcode = failure.subcode
+    return ["error", "error_detail", "error_code", "error_subcode"]
+
+
 def outbound_unconfirmed(message: Message, reason: str) -> None:
     """The send may have gone through: wait for its echo (`confirming`), from when it
     was sent. Caller holds the message lock."""
     message.status = Message.Status.CONFIRMING
-    message.error = reason
-    message.save(update_fields=["status", "error"])
+    fields = _error_set(message, SendFailure(text=reason))
+    message.save(update_fields=["status", *fields])
     realtime.broadcast_on_commit(
         "message.updated", conversation_id=message.conversation_id, message_id=message.pk
     )
 
 
-def outbound_fail(message: Message, reason: str) -> None:
-    """The message is failed, with `reason` in words. Caller holds the message lock."""
+def outbound_fail(message: Message, failure: SendFailure) -> None:
+    """The message is failed, with the reason in words (`agents.send_errors`) and Meta's
+    side of it. Caller holds the message lock."""
     message.status = Message.Status.FAILED
-    message.error = reason[:1000]
-    message.save(update_fields=["status", "error"])
+    fields = _error_set(message, failure)
+    message.save(update_fields=["status", *fields])
     realtime.broadcast_on_commit(
         "message.updated", conversation_id=message.conversation_id, message_id=message.pk
     )

@@ -9,15 +9,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from agents import rules, tasks
+from agents import rules, send_errors, tasks
 from agents.locks import conversation_lock, message_lock, ticket_lock_unclosed
 from agents.models import ControlState, ControlTransition, Conversation, Message, Ticket
-from agents.services.outbound import (
-    NEVER_CONFIRMED,
-    WORKER_LOST,
-    outbound_fail,
-    outbound_unconfirmed,
-)
+from agents.services.outbound import WORKER_LOST, outbound_fail, outbound_unconfirmed
 from agents.services.state import control_transition, ticket_flag
 from webhooks.queue import enqueue, lease_take
 
@@ -92,7 +87,7 @@ def messages_unconfirmed_settle() -> dict[str, list[int]]:
                     outbound_unconfirmed(message, WORKER_LOST)
                     settled["confirming"].append(message_id)
                 else:
-                    outbound_fail(message, NEVER_CONFIRMED)
+                    outbound_fail(message, send_errors.never_confirmed())
                     settled["failed"].append(message_id)
     return settled
 

@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from agents import realtime
+from agents import realtime, rules
 from agents.errors import Conflict, NotFound
 from agents.locks import conversation_lock, ticket_lock
 from agents.models import (
@@ -79,14 +79,26 @@ def control_transition(
     metadata: str = "",
     event_timestamp: int | None = None,
     owner_app_id: str | None = None,
+    at: int | None = None,
 ) -> None:
     """Change the thread-control state and write its audit row.
 
     `event_timestamp` (of a handover webhook) only moves forward: a late, older event
-    must not undo a newer one. Entering `requested` stamps `requested_at`. The caller
-    holds the conversation's lock (agents.locks.conversation_lock).
+    must not undo a newer one. Entering `requested` stamps `requested_at`. The row
+    records who owns the thread after the change and when it happened (`at`, else the
+    event's time, else now): the timeline reads from them who had the conversation when. The
+    caller holds the conversation's lock (agents.locks.conversation_lock).
     """
     from_state = conversation.control_state
+    # Who owns the thread after the change: a change that names no owner leaves the one
+    # last seen (asking for the thread leaves it where it was), and the state says the
+    # rest (`rules.owner_role`).
+    row_owner = conversation.owner_app_id if owner_app_id is None else owner_app_id
+    role = rules.owner_role(
+        from_state if owner_app_id is None and to_state == ControlState.REQUESTED else to_state,
+        row_owner,
+        bot_app_id=conversation.page.bot_app_id,
+    )
     conversation.control_state = to_state
     fields = ["control_state"]
     if owner_app_id is not None:
@@ -112,6 +124,9 @@ def control_transition(
         detail=detail[:500],
         metadata=metadata,
         event_timestamp=event_timestamp,
+        owner_role=role,
+        owner_app_id=row_owner,
+        at=at or event_timestamp or now_ms(),
     )
     realtime.broadcast_on_commit("conversation.updated", conversation_id=conversation.pk)
 
@@ -144,11 +159,13 @@ def ticket_change(
     *,
     actor: Agent | None = None,
     detail: str = "",
+    event_timestamp: int | None = None,
     **fields: Any,
 ) -> None:
     """The one way a ticket changes: set and save `fields`, write the `TicketEvent`,
     tell the agents after commit. An event without fields records a fact (another app
-    asked for the thread) without changing the ticket.
+    asked for the thread) without changing the ticket. `event_timestamp`: the platform's
+    time of the handover behind it, where the timeline places it.
 
     The caller holds the ticket's lock (and its conversation's, taken first), or has
     just created the ticket in its transaction.
@@ -157,7 +174,13 @@ def ticket_change(
         setattr(ticket, name, value)
     if fields:
         ticket.save(update_fields=[*fields, "updated_at"])
-    TicketEvent.objects.create(ticket=ticket, kind=kind, actor=actor, detail=detail[:500])
+    TicketEvent.objects.create(
+        ticket=ticket,
+        kind=kind,
+        actor=actor,
+        detail=detail[:500],
+        event_timestamp=event_timestamp,
+    )
     realtime.broadcast_on_commit(
         "ticket.updated", ticket_id=ticket.pk, conversation_id=ticket.conversation_id
     )
@@ -171,7 +194,7 @@ def ticket_open(conversation: Conversation, *, metadata: str, timestamp: int) ->
         handover_metadata=metadata,
         handover_timestamp=timestamp,
     )
-    ticket_change(ticket, TicketEvent.Kind.OPENED, detail=metadata)
+    ticket_change(ticket, TicketEvent.Kind.OPENED, detail=metadata, event_timestamp=timestamp)
     return ticket
 
 
@@ -181,6 +204,7 @@ def ticket_reopen(ticket: Ticket, *, metadata: str, timestamp: int) -> None:
         ticket,
         TicketEvent.Kind.REOPENED,
         detail=metadata,
+        event_timestamp=timestamp,
         status=Ticket.Status.WAITING,
         assignee=None,
         closed_at=None,

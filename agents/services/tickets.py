@@ -219,6 +219,7 @@ def ticket_return(*, ticket_id: int) -> Outcome:
                 detail="control passed back to the bot",
                 metadata=conversation.control_metadata,
                 owner_app_id=conversation.page.bot_app_id,
+                at=passed_at,  # the bot may answer before our call returns
             )
             system_message_add(
                 conversation,

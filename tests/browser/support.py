@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import expect
+
 from tests.support.fakegraph import FakeGraph
 from tests.support.stack import PASSWORD, Stack
 
@@ -25,6 +27,12 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
 ]
 NOT_LOOPBACK = re.compile(r"^(?!(https?|wss?)://(127\.0\.0\.1|localhost)[:/]).*")
+
+# How long an `expect` waits before failing, unless a test says otherwise: generous, so
+# that a busy machine does not fail the suite. Playwright's default (5 s) is a hidden
+# wall-clock budget; tests assert that something happens, `make bench` how fast.
+EXPECT_TIMEOUT_MS = 15_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 def fake_of(stack: Stack) -> FakeGraph:

@@ -19,9 +19,8 @@ from tests.support.stack import Clock, daphne_port, daphne_start
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-LIVE = 2000  # ms: "the ticket appears in the agent's page within 2 s without a reload"
-# Steps that are not that promise (a round trip through Celery and back, on a loaded CI
-# machine) get more room, so that the suite does not fail on a slow moment.
+# ms: a round trip through Celery and back, on a loaded machine. Tests assert that a
+# thing happens without a reload, never how fast (`make bench` measures that).
 SETTLE = 10_000
 
 
@@ -72,15 +71,13 @@ def test_a_ticket_appears_live_and_the_agent_replies_and_closes(stack, context):
 
     # the customer asks the bot for a person; the bot hands over: the ticket shows up live
     _handover(stack, clock, psid=psid, context_text="my parcel is late", name="Grace")
-    row = _open(page, "my parcel is late", timeout=LIVE)
+    row = _open(page, "my parcel is late")
     expect(row.locator(".status-badge")).to_have_text("waiting")
     expect(row.locator(".control-badge")).to_have_count(0)  # the helpdesk has the thread
 
     # the bot-side history is folded above the handover point
     context_block = page.locator("#timeline details.context")
-    expect(context_block.locator("summary")).to_have_text(
-        "Before the handover: 1 message with the bot"
-    )
+    expect(context_block.locator("summary")).to_have_text("With the bot · 1 message")
     expect(context_block).not_to_have_attribute("open", "")
     expect(page.locator("#timeline .msg-system .system-text").first).to_have_text(
         "Control passed to the helpdesk."
@@ -234,7 +231,7 @@ def test_the_socket_reconnects_by_itself_and_refetches(stack, context):
     base = stack.base_url
     try:
         stop(stack.processes.pop("daphne"))
-        expect(notice).to_be_visible(timeout=5000)
+        expect(notice).to_be_visible(timeout=SETTLE)
         expect(notice).to_have_text("Live updates paused — reconnecting…")
         stack.base_url = f"http://127.0.0.1:{other}"
         _handover(stack, clock, psid=psid, context_text="opened while you were away", name="Lin")
@@ -251,7 +248,7 @@ def test_the_socket_reconnects_by_itself_and_refetches(stack, context):
     expect(page.locator(".ticket-row", has_text="opened while you were away")).to_be_visible()
 
 
-def test_a_failed_reply_shows_the_reason_and_can_be_retried(stack, context):
+def test_a_failed_reply_looks_failed_says_why_and_can_be_retried(stack, context):
     clock, fake, psid = Clock(), fake_of(stack), "3000000000000105"
     page = login(context, "ana")
     _handover(stack, clock, psid=psid, context_text="is anyone there?", name="Noor")
@@ -263,11 +260,25 @@ def test_a_failed_reply_shows_the_reason_and_can_be_retried(stack, context):
     composer.evaluate("(node) => { node.value = 'Hello Noor'; }")
     composer.press("Enter")
     reply = page.locator("#timeline .msg-agent").last
-    expect(reply.locator(".msg-status")).to_contain_text(
-        "Failed: this person isn't available right now (code 551)", timeout=10_000
+    expect(reply).to_have_class(re.compile(r"\bmsg-failed\b"), timeout=10_000)
+    # a warning sign that says what it means, by a bubble of its own colours
+    expect(reply.get_by_role("img", name="Not sent")).to_be_visible()
+    colours = reply.locator(".bubble").evaluate(
+        "(b) => [getComputedStyle(b).backgroundColor, getComputedStyle(b).borderTopColor]"
+    )
+    assert colours == ["rgb(255, 235, 233)", "rgb(207, 34, 46)"]  # --bad-soft, --bad
+    # why, for the agent first; Meta's code on its own line
+    expect(reply.locator(".failure-text")).to_have_text(
+        "This person can't be reached on Messenger right now: they may have blocked the "
+        "Page or deactivated their account."
+    )
+    expect(reply.locator(".failure-detail")).to_have_text(
+        "Meta error 551: This person isn't available"
     )
     reply.get_by_role("button", name="Retry").click()
     expect(reply.locator(".msg-status")).to_have_text("Sent", timeout=10_000)
+    expect(reply).not_to_have_class(re.compile(r"\bmsg-failed\b"))
+    expect(reply.get_by_role("img", name="Not sent")).to_have_count(0)
     assert _texts_sent(fake, psid) == ["Hello Noor", "Hello Noor"]
     expect(page.locator("#timeline .msg-agent")).to_have_count(1)
 
@@ -434,9 +445,7 @@ def test_attachments_authors_and_windows_are_shown(stack, context):
     expect(link).to_have_text("Attachment: file attachment")
     expect(timeline.locator(".msg-page_inbox .author")).to_have_text("Page Inbox")
     expect(timeline.locator(".msg-page_inbox .text")).to_have_text("A colleague here.")
-    expect(timeline.locator(".context-group summary")).to_have_text(
-        "Before the handover: 2 messages with the bot"
-    )
+    expect(timeline.locator(".context-group summary")).to_have_text("With the bot · 2 messages")
     expect(timeline.locator(".context-group .msg-bot .author")).to_have_text("Bot")
     expect(page.locator("#conv-windows")).to_have_text(
         re.compile(

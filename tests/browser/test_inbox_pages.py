@@ -170,14 +170,15 @@ def test_scrolling_to_the_top_loads_older_messages_in_place(stack, context):
     # the bot-side history is one folded group, cut where the loaded pages start; the
     # handover line and the claim have their places among the messages
     groups = timeline.locator(".context-group summary")
-    expect(groups).to_have_text(["Before the handover: 39 messages with the bot (more above)"])
+    expect(groups).to_have_text(["With the bot · 39 messages (more above)"])
     order = timeline.evaluate(
-        "(list) => [...list.children].slice(0, 10).map((n) => n.className + ':' +"
+        "(list) => [...list.children].slice(0, 11).map((n) => n.className + ':' +"
         " (n.querySelector('.text, .system-text, summary') || n).textContent.trim())"
     )
     assert order == [
         "timeline-older:Earlier messages",
-        "context-group:Before the handover: 39 messages with the bot (more above)",
+        "day-separator:Today",
+        "context-group:With the bot · 39 messages (more above)",
         "msg msg-system:Control passed to the helpdesk.",
         "msg msg-customer msg-in:ticket message 0",
         "msg msg-agent msg-out:ticket message 1",
@@ -196,7 +197,7 @@ def test_scrolling_to_the_top_loads_older_messages_in_place(stack, context):
     # unfolded, the group stays open as its older part comes in and joins it
     groups.click()
     timeline.evaluate("(list) => { list.scrollTop = 0; }")
-    expect(groups).to_have_text(["Before the handover: 60 messages with the bot"])
+    expect(groups).to_have_text(["With the bot · 60 messages"])
     expect(timeline.locator("details.context")).to_have_attribute("open", "")
     expect(timeline.locator("details.context .msg")).to_have_count(60)
     expect(timeline.locator(".timeline-older")).to_have_count(0)

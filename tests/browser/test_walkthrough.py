@@ -12,7 +12,6 @@ sees it, the agent closes, and the bot is back.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -37,8 +36,9 @@ pytestmark = [
     ),
 ]
 
-LIVE = 2000  # ms: "the ticket appears in the agent's page within 2 s without a reload"
-SLOW = 10_000  # ms: a round trip through Celery and the emulator
+# ms: a round trip through Celery and the emulator. Tests assert that things happen
+# without a reload, never how fast: `make bench` measures the tap-to-inbox time.
+SLOW = 30_000
 PAGE_NAME = "Acme Store"
 VIEWPORT = {"width": 1280, "height": 800}
 
@@ -73,11 +73,12 @@ CHAT = """() => [...document.querySelectorAll('#messages > *')].map((row) => {
 })"""
 
 # The agent's timeline, one line per item: "<author>: <bubble> · <status>" for a message,
-# "— <text>" for system lines and ticket events; a folded bot-side group is its summary
-# ("▸" closed, "▾" open) and its messages indented.
+# "— <text>" for system lines and ticket events, "== <day>" where the day changes; a
+# folded group is its summary ("▸" closed, "▾" open) and its messages indented.
 TIMELINE = """() => {
   const text = (li, selector) => li.querySelector(selector).textContent;
   const line = (li) => {
+    if (li.classList.contains('day-separator')) return `== ${li.textContent}`;
     if (li.classList.contains('msg-system')) return `— ${text(li, '.system-text')}`;
     const body = [...li.querySelector('.bubble').children].map((n) => n.textContent);
     const status = li.querySelector('.msg-status');
@@ -91,6 +92,24 @@ TIMELINE = """() => {
     const head = `${details.open ? '▾' : '▸'} ${text(details, 'summary')}`;
     return [head, ...inside.map((m) => `  ${line(m)}`)];
   });
+}"""
+
+
+# Records in window.__firstSeen the time (Date.now()) at which the page first shows a CSS
+# selector's match, or a text: for `make bench`, which reads it after the step.
+FIRST_SEEN = """(what) => {
+  window.__firstSeen = null;
+  const shown = () => what.startsWith('.')
+    ? document.querySelector(what) !== null
+    : document.body.innerText.includes(what);
+  const observer = new MutationObserver(() => {
+    if (window.__firstSeen === null && shown()) {
+      window.__firstSeen = Date.now();
+      observer.disconnect();
+    }
+  });
+  observer.observe(document.body, {childList: true, subtree: true, characterData: true});
+  return shown();
 }"""
 
 
@@ -154,7 +173,8 @@ HANDED_OVER = [
     "— Demo Bot passed control to Helpdesk",
 ]
 CONTEXT = [
-    "▸ Before the handover: 4 messages with the bot",
+    "== Today",
+    "▸ With the bot · 4 messages",
     "  Grace Hopper: hello",
     f"  Bot: {GREETED}",
     f"  Grace Hopper: Tapped “{HUMAN_TITLE}”",
@@ -205,13 +225,18 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
     snap("walkthrough-1-bot", customer)
 
     # 2. "Talk to a human": the helpdesk asks for the thread, the bot passes it, and the
-    # ticket shows up in the open inbox by itself. The 2 s run from the tap.
-    tapped = time.monotonic()
+    # ticket shows up in the open inbox by itself (the page is never reloaded: the marker
+    # set above is checked at the end). How long it took is recorded for `make bench`.
+    # Both pages note (in the machine's clock) when what they wait for first shows.
+    assert agent.evaluate(FIRST_SEEN, ".ticket-row") is False
+    assert customer.evaluate(FIRST_SEEN, ASKING_FOR_HUMAN) is False
+    tapped = customer.evaluate("Date.now()")
     customer.locator(".postback-button", has_text=HUMAN_TITLE).click()
     row = agent.locator(".ticket-row")
-    expect(row).to_be_visible(timeout=LIVE)
-    found["ticket_visible_after_tap_s"] = time.monotonic() - tapped
-    assert found["ticket_visible_after_tap_s"] < LIVE / 1000
+    expect(row).to_be_visible(timeout=SLOW)
+    expect(customer.get_by_text(ASKING_FOR_HUMAN)).to_be_visible(timeout=SLOW)
+    found["ticket_visible_after_tap_s"] = (agent.evaluate("window.__firstSeen") - tapped) / 1000
+    found["bot_answer_after_tap_s"] = (customer.evaluate("window.__firstSeen") - tapped) / 1000
     expect(row).to_have_count(1)
     expect(row.locator(".ticket-name")).to_have_text("Grace Hopper")
     expect(row.locator(".ticket-preview")).to_have_text(f"Bot: {ASKING_FOR_HUMAN}")
@@ -306,7 +331,7 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
             f"Ana Silva (you): {CLOSING} · Read",
             "— You closed the ticket (resolved)",
             "— The conversation went back to the bot.",
-            "▸ After this ticket: 3 messages with the bot",
+            "▸ With the bot · 3 messages",
             f"  Bot: {WELCOME_BACK}",
             f"  Grace Hopper: {AGAIN}",
             f"  Bot: {ANSWERS['HOURS']}",

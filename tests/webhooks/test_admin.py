@@ -1,18 +1,22 @@
-"""The Page admin keeps the page's access token out of sight (see also
-agents/test_admin.py, which checks every admin page of both apps for it)."""
+"""The Page admin connects pages as `manage.py connect_page` does and keeps the page's
+access token out of sight (see also agents/test_admin.py, which checks every admin page
+of both apps for it)."""
 
 from __future__ import annotations
 
+from io import StringIO
 from unittest import mock
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 
 from agents.models import Message
 from tests.support import factories, payloads
 from webhooks import services
 from webhooks.crypto import token_unseal
-from webhooks.models import WebhookEvent
+from webhooks.models import Page, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +69,72 @@ def test_the_event_admin_applies_failed_events_again(client, clock):
 
 def _broken(page, event):
     raise RuntimeError("a bug since fixed")
+
+
+def _triggers(page) -> list[tuple[str, str, bool]]:
+    return sorted(page.triggers.values_list("kind", "value", "active"))
+
+
+def test_a_page_added_in_admin_is_connected_like_connect_page(
+    admin_client, django_capture_on_commit_callbacks
+):
+    call_command(
+        "connect_page",
+        "--page-id",
+        "41",
+        "--access-token",
+        "cli-token",
+        "--bot-app-id",
+        "42",
+        "--name",
+        "By command",
+        stdout=StringIO(),
+    )
+    by_command = Page.objects.get(page_id="41")
+
+    with (
+        mock.patch("agents.realtime.broadcast") as told,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = admin_client.post(
+            "/admin/webhooks/page/add/",
+            {
+                "page_id": "51",
+                "name": " By admin ",
+                "access_token": TOKEN,
+                "bot_app_id": "52",
+                "conversation_routing": "on",
+            },
+        )
+
+    assert response.status_code == 302
+    page = Page.objects.get(page_id="51")
+    assert response["Location"] == "/admin/webhooks/page/"
+    assert (page.name, page.bot_app_id, page.conversation_routing, page.human_agent_enabled) == (
+        "By admin",
+        "52",
+        True,
+        False,
+    )
+    assert _triggers(page) == _triggers(by_command) != []
+    assert TOKEN not in str(Page.objects.filter(pk=page.pk).values_list("access_token").get())
+    assert token_unseal(page.access_token) == TOKEN
+    assert [c.args[0] for c in told.call_args_list] == ["pages.changed"]
+    assert LogEntry.objects.get().object_id == str(page.pk)
+
+
+def test_a_page_changed_in_admin_keeps_its_id_and_triggers(admin_client):
+    page = factories.page(access_token=TOKEN)
+    page.triggers.filter(kind="keyword").delete()  # an admin removed one; it stays removed
+    before = _triggers(page)
+
+    response = admin_client.post(
+        f"/admin/webhooks/page/{page.pk}/change/",
+        {"page_id": "999", "name": "Acme", "access_token": "", "bot_app_id": "77"},
+    )
+
+    assert response.status_code == 302
+    page.refresh_from_db()
+    assert (page.page_id, page.bot_app_id) == (payloads.PAGE_ID, "77")
+    assert _triggers(page) == before
+    assert Page.objects.count() == 1

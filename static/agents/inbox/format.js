@@ -11,11 +11,31 @@ export function duration(ms) {
   return `${Math.floor(hours / 24)} d ${hours % 24} h`;
 }
 
+// The timeline's one time format: the time of day, in the agent's time zone. The day is
+// said once, by a separator where it changes (`dayLabel`); the full date and time is the
+// <time> element's title.
 export function clock(ms) {
-  const date = new Date(ms);
-  const sameDay = date.toDateString() === new Date().toDateString();
-  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  return sameDay ? time : `${date.toLocaleDateString([], { day: "numeric", month: "short" })} ${time}`;
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+export function fullTime(ms) {
+  return new Date(ms).toLocaleString([], { dateStyle: "full", timeStyle: "short" });
+}
+
+// The agent's calendar day of a moment: items with the same key are on the same day.
+export function dayKey(ms) {
+  return new Date(ms).toDateString();
+}
+
+export function dayLabel(ms, now = Date.now()) {
+  const day = new Date(ms);
+  const today = new Date(now);
+  if (dayKey(ms) === dayKey(now)) return "Today";
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (dayKey(ms) === dayKey(yesterday.getTime())) return "Yesterday";
+  const options = { weekday: "long", day: "numeric", month: "long" };
+  if (day.getFullYear() !== today.getFullYear()) options.year = "numeric";
+  return day.toLocaleDateString([], options);
 }
 
 export function authorLabel(message, ticket) {
@@ -23,6 +43,11 @@ export function authorLabel(message, ticket) {
     case "customer":
       return ticket.contact.name;
     case "bot":
+      // Echoes of any app but the Page Inbox are stored as the bot's; while another app
+      // owned the thread, its own messages are that app's.
+      if (message.segment && message.segment.kind === "other_app" && message.app_id && message.app_id === message.segment.app_id) {
+        return `App ${message.app_id}`;
+      }
       return "Bot";
     case "page_inbox":
       return "Page Inbox";

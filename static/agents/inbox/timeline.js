@@ -1,11 +1,14 @@
-// The conversation's timeline: messages, ticket events and the bot conversation
-// around the ticket (folded), then the replies still on their way; above them, while
-// older pages exist, the way to load them (scrolling to the top does the same).
+// The conversation's timeline, in event-time order: messages, ticket events, and around
+// the ticket's own, folded, what happened while someone else had the conversation (the
+// bot, the Page Inbox, another app, nobody, an earlier ticket: the server says who, in
+// each item's `segment`); a separator where the day changes; then the replies still on
+// their way. Above them, while older pages exist, the way to load them (scrolling to
+// the top does the same).
 
 import { acceptedAlready, localNode, retryMessage } from "./composer.js";
 import { loadOlder } from "./conversation.js";
 import { $, el, safeUrl } from "./dom.js";
-import { authorLabel, clock, STATUS_TEXT } from "./format.js";
+import { authorLabel, clock, dayKey, dayLabel, fullTime, STATUS_TEXT } from "./format.js";
 import { ME, state } from "./state.js";
 
 const EVENT_TEXT = {
@@ -32,10 +35,12 @@ export function renderTimeline({ scroll = false, keep = false } = {}) {
   // is shown: a ticket event has its place among the messages around it.
   const since = state.olderMore && state.messages.length ? state.messages[0].timestamp : -Infinity;
   const items = [];
-  for (const message of state.messages) items.push({ at: message.timestamp, message });
+  for (const message of state.messages) {
+    items.push({ at: message.timestamp, message, context: message.context, segment: message.segment });
+  }
   for (const event of ticket.events) {
-    const at = Date.parse(event.created_at);
-    if (EVENT_TEXT[event.kind] && at >= since) items.push({ at, event });
+    const at = event.timestamp;
+    if (EVENT_TEXT[event.kind] && at >= since) items.push({ at, event, context: event.context, segment: event.segment });
   }
   // On a tie (a reply that claims the ticket is stamped with its claim), the ticket
   // event goes first: the claim happened before the message it came with.
@@ -43,31 +48,47 @@ export function renderTimeline({ scroll = false, keep = false } = {}) {
 
   const nodes = [];
   let group = null;
+  let day = null;
   for (const item of items) {
-    if (item.message && item.message.context) {
-      if (!group) {
-        const before = item.message.timestamp < ticket.handover_timestamp;
-        // The first group may go on in a page not loaded yet.
-        const cut = nodes.length === 0 && Boolean(state.olderMore);
-        group = { ids: [], before, cut, nodes: [] };
-        nodes.push(group);
-      }
-      group.ids.push(item.message.id);
-      group.nodes.push(messageNode(item.message, ticket));
+    const joins = Boolean(item.context && group && group.key === item.segment.key);
+    if (dayKey(item.at) !== day) {
+      // A new day inside a folded group is said inside it; else where the item goes.
+      day = dayKey(item.at);
+      (joins ? group.nodes : nodes).push(dayNode(item.at));
+    }
+    const node = item.message ? messageNode(item.message, ticket) : eventNode(item.event);
+    if (!item.context) {
+      group = null;
+      nodes.push(node);
       continue;
     }
-    group = null;
-    nodes.push(item.message ? messageNode(item.message, ticket) : eventNode(item.event));
+    if (!joins) {
+      // The first group may go on in a page not loaded yet.
+      const cut = Boolean(state.olderMore) && !nodes.some((n) => !(n instanceof Node) || !n.classList.contains("day-separator"));
+      group = { key: item.segment.key, segment: item.segment, ids: [], count: 0, cut, nodes: [] };
+      nodes.push(group);
+    }
+    group.ids.push(item.message ? item.message.id : `event:${item.event.kind}:${item.event.created_at}`);
+    if (item.message) group.count += 1;
+    group.nodes.push(node);
   }
   const rendered = nodes.map((node) => (node instanceof Node ? node : contextNode(node)));
-  for (const local of state.local) {
-    if (!local.error && acceptedAlready(local)) continue; // the server's copy is shown
-    rendered.push(localNode(local));
-  }
+  const locals = state.local.filter((local) => local.error || !acceptedAlready(local)); // else the server's copy is shown
+  if (locals.length && day !== dayKey(Date.now())) rendered.push(dayNode(Date.now()));
+  for (const local of locals) rendered.push(localNode(local));
   if (state.olderMore) rendered.unshift(olderNode());
   list.replaceChildren(...rendered);
   if (scroll || (nearBottom && !keep)) list.scrollTop = list.scrollHeight;
   else if (keep) list.scrollTop = list.scrollHeight - fromBottom;
+}
+
+function dayNode(ms) {
+  const label = dayLabel(ms);
+  return el("li", { class: "day-separator", role: "separator", "aria-label": label }, el("span", { text: label }));
+}
+
+function timeNode(ms) {
+  return el("time", { datetime: new Date(ms).toISOString(), title: fullTime(ms), text: clock(ms) });
 }
 
 function olderNode() {
@@ -86,15 +107,16 @@ function olderNode() {
 
 function contextNode(group) {
   // Unfolded stays unfolded when the group grows (older pages, new messages): it is
-  // remembered by every message it holds, not by its first.
+  // remembered by every item it holds, not by its first.
+  const count = group.count ? ` · ${group.count} message${group.count === 1 ? "" : "s"}` : "";
   const details = el(
     "details",
-    { class: "context", open: group.ids.some((id) => state.openContext.has(id)) },
-    el("summary", {
-      text:
-        `${group.before ? "Before the handover" : "After this ticket"}: ${group.nodes.length} ` +
-        `message${group.nodes.length === 1 ? "" : "s"} with the bot${group.cut ? " (more above)" : ""}`,
-    }),
+    {
+      class: "context",
+      "data-kind": group.segment.kind,
+      open: group.ids.some((id) => state.openContext.has(id)),
+    },
+    el("summary", { text: `${group.segment.label}${count}${group.cut ? " (more above)" : ""}` }),
     el("ol", { class: "context-messages" }, ...group.nodes),
   );
   details.addEventListener("toggle", () => {
@@ -111,7 +133,7 @@ function eventNode(event) {
     "li",
     { class: "msg msg-system msg-event" },
     el("span", { class: "system-text", text: EVENT_TEXT[event.kind](event) }),
-    el("time", { text: clock(Date.parse(event.created_at)) }),
+    timeNode(event.timestamp),
   );
 }
 
@@ -139,7 +161,7 @@ function messageNode(message, ticket) {
       "li",
       { class: "msg msg-system", "data-message-id": String(message.id) },
       el("span", { class: "system-text", text: message.text }),
-      el("time", { text: clock(message.timestamp) }),
+      timeNode(message.timestamp),
     );
   }
   const body = el("div", { class: "bubble" });
@@ -156,20 +178,25 @@ function messageNode(message, ticket) {
     if (node) body.append(node);
   }
 
+  const failed = message.status === "failed";
   const node = el(
     "li",
     {
-      class: `msg msg-${message.author_kind} msg-${message.direction}`,
+      class: `msg msg-${message.author_kind} msg-${message.direction}${failed ? " msg-failed" : ""}`,
       "data-message-id": String(message.id),
       "data-status": message.status,
+      "data-segment": message.segment.kind,
     },
     el(
       "div",
       { class: "msg-meta" },
       el("span", { class: "author", text: authorLabel(message, ticket) }),
-      el("time", { text: clock(message.timestamp) }),
+      timeNode(message.timestamp),
     ),
-    body,
+    // A failed message looks failed: a warning sign by its bubble, as Messenger shows it.
+    failed
+      ? el("div", { class: "bubble-row" }, el("span", { class: "failure-icon", role: "img", "aria-label": "Not sent", title: "Not sent" }), body)
+      : body,
   );
   if (message.author_kind === "agent") node.append(statusNode(message));
   return node;
@@ -177,10 +204,12 @@ function messageNode(message, ticket) {
 
 function statusNode(message) {
   if (message.status === "failed") {
+    // The server's words for the agent first (agents/send_errors.py), Meta's code apart.
     return el(
       "div",
       { class: "msg-status failed" },
-      el("span", { text: `Failed: ${message.error || "not sent"}` }),
+      el("span", { class: "failure-text", text: message.error || "Not sent." }),
+      message.error_detail ? el("span", { class: "failure-detail", text: message.error_detail }) : null,
       el("button", {
         type: "button",
         class: "link-button",

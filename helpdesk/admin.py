@@ -1,0 +1,113 @@
+"""The admin site: its index in the support lead's words, and what history means in it.
+
+The index groups models by what the lead does with them, not by Django app: Setup
+(what they configure), Conversations (the work itself), History (what happened, as it
+was recorded). `settings.INSTALLED_APPS` names `helpdesk.apps.HelpdeskAdminConfig`,
+which makes this site Django's default one: every `@admin.register` lands here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
+
+# (label, name, description, models in the order shown); a model in none of them is
+# shown under "Other" (a test asserts there is none).
+SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    (
+        "setup",
+        "Setup",
+        "Pages, what brings a conversation to the helpdesk, who works on it.",
+        (
+            "webhooks.page",
+            "agents.trigger",
+            "agents.team",
+            "auth.user",
+            "agents.apitoken",
+            "auth.group",
+            "agents.authfailures",
+        ),
+    ),
+    (
+        "conversations",
+        "Conversations",
+        "The work itself. Tickets are closed, assigned and handed back with the actions "
+        "of the ticket list.",
+        ("agents.ticket", "agents.conversation", "agents.contact", "agents.message"),
+    ),
+    (
+        "history",
+        "History",
+        "What happened, as it was recorded. Read only.",
+        (
+            "agents.controltransition",
+            "agents.ticketevent",
+            "webhooks.webhookdelivery",
+            "webhooks.webhookevent",
+            "webhooks.graphcall",
+        ),
+    ),
+)
+# Django's own models, named as the helpdesk uses them.
+NAMES = {"auth.user": "Agents", "auth.group": "Permission groups"}
+
+
+class HelpdeskAdminSite(admin.AdminSite):
+    site_header = "Messenger helpdesk"
+    site_title = "Helpdesk admin"
+    index_title = "Setup and history"
+
+    def get_app_list(
+        self, request: HttpRequest, app_label: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The index and the sidebar: SECTIONS instead of apps. An app's own page
+        (`/admin/<app>/`) keeps Django's list of that app's models."""
+        apps = super().get_app_list(request, app_label)
+        if app_label is not None:
+            return apps
+        entries: dict[str, dict[str, Any]] = {}
+        for app in apps:
+            for entry in app["models"]:
+                label = entry["model"]._meta.label_lower
+                entry["name"] = NAMES.get(label, entry["name"])
+                entries[label] = entry
+        sections = []
+        for section_label, name, description, labels in SECTIONS:
+            models = [entries.pop(label) for label in labels if label in entries]
+            if models:
+                sections.append(_section(section_label, name, description, models))
+        if entries:
+            sections.append(_section("other", "Other", "", list(entries.values())))
+        return sections
+
+
+def _section(
+    label: str, name: str, description: str, models: list[dict[str, Any]]
+) -> dict[str, Any]:
+    # Shaped like Django's app entries; no `app_url`: a section has no page of its own
+    # (templates/admin/app_list.html shows its name without a link).
+    return {
+        "name": name,
+        "app_label": label,
+        "app_url": "",
+        "description": description,
+        "has_module_perms": True,
+        "models": models,
+    }
+
+
+class HistoryAdmin(admin.ModelAdmin):
+    """Rows the product writes as things happen (audit logs, messages, tickets): shown
+    in admin, never added, changed or deleted there."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
