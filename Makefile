@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # Reinstall only when the dependencies may have changed, so `make run`/`make test` stay fast.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test bench fuzz chaos lint migrate clean system-packages
+.PHONY: venv run reset-demo test bench fuzz chaos lint migrate clean system-packages
 
 venv: $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml | $(PYTHON)
 
 run: venv
 	$(PYTHON) -m helpdesk.devserver
+
+# Forget the emulator's users, threads and clock (kept in var/emulator across runs); the
+# next `make run` starts afresh and removes the demo page's conversations and tickets.
+reset-demo: venv
+	$(PYTHON) -m helpdesk.devserver reset-demo
 
 # Installs what is missing of make, python3-venv, PostgreSQL and Chromium (as root).
 system-packages:

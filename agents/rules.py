@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.utils import timezone
 
 from agents.models import Agent, ControlState, Conversation, OwnerRole, Ticket, agent_name
+from helpdesk import clock
 
 STANDARD_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
@@ -75,7 +75,7 @@ def send_policy(conversation: Conversation, *, now: datetime | None = None) -> S
     """`RESPONSE` inside 24 h of the user's last message, `MESSAGE_TAG`/`HUMAN_AGENT` up to
     7 days where the page has that feature, refused otherwise. Reads `conversation.page`."""
     last = conversation.last_user_message_at
-    age = (now or timezone.now()) - last if last else None
+    age = (now or clock.now()) - last if last else None
     human_agent = conversation.page.human_agent_enabled
     if age is not None and age <= STANDARD_WINDOW:
         return SendPolicy("RESPONSE")
@@ -101,12 +101,18 @@ class Windows:
     human_agent_closes_at: datetime | None
 
 
-def conversation_windows(conversation: Conversation) -> Windows:
+def conversation_windows(conversation: Conversation, *, now: datetime | None = None) -> Windows:
     """The 24-hour window and, where the page has the Human Agent feature, the 7-day one,
-    both counted from the user's last message (the rule `send_policy` applies)."""
+    both counted from the user's last message (the rule `send_policy` applies).
+
+    A last message stamped after `now` (Meta's clock ahead of ours, up to what the
+    parser accepts) counts as sent now: a window never closes later than its length
+    from now, so no countdown shows more than 24 hours (or 7 days).
+    """
     last = conversation.last_user_message_at
     if last is None:
         return Windows(None, None)
+    last = min(last, now or clock.now())
     human = last + HUMAN_AGENT_WINDOW if conversation.page.human_agent_enabled else None
     return Windows(last + STANDARD_WINDOW, human)
 
@@ -156,7 +162,7 @@ def control_request_refusal(conversation: Conversation, *, now: datetime | None 
         return LOCK_REASONS[ControlState.RETURNING]
     if state == ControlState.REQUESTED and conversation.requested_at is not None:
         timeout = timedelta(seconds=settings.HANDOVER_REQUEST_TIMEOUT_SECONDS)
-        if (now or timezone.now()) - conversation.requested_at < timeout:
+        if (now or clock.now()) - conversation.requested_at < timeout:
             return "Control was already requested; waiting for the bot."
     return ""
 
@@ -177,7 +183,7 @@ def ticket_control_request_refusal(
         if open_ticket:
             return "This customer has an open ticket: ask for the conversation there."
         closes_at = conversation_windows(conversation).standard_closes_at
-        if closes_at is None or closes_at <= (now or timezone.now()):
+        if closes_at is None or closes_at <= (now or clock.now()):
             return (
                 "The 24-hour window is closed: the conversation can only be asked for "
                 "again after the customer writes."

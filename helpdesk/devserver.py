@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,16 +25,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from helpdesk import localservices
+from helpdesk import envfile, localservices
+from webhooks.emulator.statefile import CLOCK_FILE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(sys.executable).parent
+# The emulator's world (statefile): kept across runs, removed by `make reset-demo`.
+EMULATOR_STATE_DIR = BASE_DIR / "var" / "emulator"
 
-DEMO_PAGE_ID = "1000000000000001"
-DEMO_PAGE_TOKEN = "demo-page-token"
-DEMO_BOT_APP_ID = "200000000000002"
+# The port of the settings' default REDIS_URL (redis://127.0.0.1:6379/0).
+DEFAULT_REDIS_PORT = 6379
+# What `manage.py demo_seed` makes (agents/management/commands/demo_seed.py).
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"
 
@@ -43,6 +49,50 @@ class Shutdown(Exception):
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise Shutdown(signal.Signals(signum).name)
+
+
+# The key development used before `make run` wrote a .env: pages connected under it
+# still decrypt (helpdesk/settings.py has the same value).
+FORMER_DEV_TOKEN_KEY = "dev-only-token-key-do-not-use-in-production="
+
+
+def env_file_write(path: Path, *, database_exists: bool) -> bool:
+    """Write the development `.env` unless there is one; True when it was written.
+
+    DEBUG=1 and generated secrets, so that `manage.py` commands work without a prefix
+    and no development install signs sessions or encrypts tokens with a published key.
+    A database made before (`database_exists`) keeps its page tokens readable: the
+    former development key stays in the key list, after the new one.
+    """
+    token_keys = Fernet.generate_key().decode()
+    if database_exists:
+        token_keys += "," + FORMER_DEV_TOKEN_KEY
+    text = "\n".join(
+        [
+            "# Development settings, written by `make run` on its first run",
+            "# (helpdesk/devserver.py), which never overwrites this file: delete it for a new",
+            "# one. The settings read it under the environment (the environment wins), so",
+            "# that `manage.py` commands run as in development. Never for production; every",
+            "# variable is described in .env.example.",
+            "DEBUG=1",
+            f"SECRET_KEY={secrets.token_urlsafe(50)}",
+            f"TOKEN_ENCRYPTION_KEY={token_keys}",
+            "",
+        ]
+    )
+    try:
+        with path.open("x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        return False
+    path.chmod(0o600)
+    return True
+
+
+def env_file_load(path: Path) -> None:
+    """Lend this process (and so its children) the file's variables it does not have."""
+    for name, value in envfile.read(path).items():
+        os.environ.setdefault(name, value)
 
 
 def manage(*args: str, capture: bool = False) -> str:
@@ -56,7 +106,14 @@ def manage(*args: str, capture: bool = False) -> str:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:`port` now.
+
+    Binds the way the servers do, with SO_REUSEADDR (Twisted for Daphne, the emulator's
+    `allow_reuse_address`): the connections of a server stopped a moment ago, lingering
+    in TIME_WAIT, do not hold the port, while a listener does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -205,13 +262,56 @@ def token_from(output: str) -> str:
     for line in output.splitlines():
         if line.startswith("API token"):
             return line.split(":", 1)[1].strip()
-    return f"(not found in create_agent output: {output.strip()!r})"
+    return f"(not found in demo_seed output: {output.strip()!r})"
+
+
+def environment_prepare() -> bool:
+    """The working directory and environment of `make run` (and `make reset-demo`):
+    the .env written on the first run, then lent to this process. False if unreadable."""
+    # `python -m helpdesk.devserver` may be run from anywhere; var/ and manage.py are here.
+    os.chdir(BASE_DIR)
+    # The settings' .env (HELPDESK_ENV_FILE: another file, "" for none).
+    env_name = os.environ.get("HELPDESK_ENV_FILE", str(BASE_DIR / ".env"))
+    if env_name:
+        env_file = Path(env_name)
+        database = BASE_DIR / "var" / "helpdesk.sqlite3"
+        if env_file_write(env_file, database_exists=database.exists()):
+            print(f"devserver: wrote {env_file} (DEBUG=1, new development secrets)", flush=True)
+        try:
+            env_file_load(env_file)
+        except envfile.EnvFileError as exc:
+            print(f"devserver: {exc}", file=sys.stderr)
+            return False
+    os.environ.setdefault("DEBUG", "1")
+    return True
+
+
+def reset_demo() -> int:
+    """`make reset-demo`: forget the emulator's world. The next `make run` starts a new
+    one (new users, the clock where it really is) and, finding none of the helpdesk's
+    demo contacts among its users, removes them with their tickets (`demo_seed`)."""
+    if not environment_prepare():
+        return 1
+    emulator_port = int(os.environ.get("EMULATOR_PORT") or 8001)
+    if not port_is_free(emulator_port):
+        print(
+            f"devserver: port {emulator_port} is in use: stop `make run` first (the running "
+            "emulator would keep its world)",
+            file=sys.stderr,
+        )
+        return 1
+    shutil.rmtree(EMULATOR_STATE_DIR, ignore_errors=True)
+    print(
+        f"devserver: removed {EMULATOR_STATE_DIR.relative_to(BASE_DIR)}; the next `make run` "
+        "starts a new emulator world and removes the demo page's conversations and tickets",
+        flush=True,
+    )
+    return 0
 
 
 def main() -> int:
-    os.environ.setdefault("DEBUG", "1")
-    # `python -m helpdesk.devserver` may be run from anywhere; var/ and manage.py are here.
-    os.chdir(BASE_DIR)
+    if not environment_prepare():
+        return 1
     port = int(os.environ.get("PORT") or 8000)
     if not port_is_free(port):
         print(f"devserver: port {port} is in use; set PORT to another one", file=sys.stderr)
@@ -227,7 +327,10 @@ def main() -> int:
     supervisor = Supervisor()
     try:
         if not os.environ.get("REDIS_URL"):
-            redis_process, redis_url = localservices.start_redis(var / "redis")
+            # On the settings' default port when it is free: `manage.py` commands run next
+            # to `make run` (create_agent's live update of open inboxes) then reach it.
+            redis_port = DEFAULT_REDIS_PORT if port_is_free(DEFAULT_REDIS_PORT) else None
+            redis_process, redis_url = localservices.start_redis(var / "redis", port=redis_port)
             os.environ["REDIS_URL"] = redis_url
         emulator_port: int | None = None
         if not os.environ.get("GRAPH_API_URL"):
@@ -237,30 +340,37 @@ def main() -> int:
                     f"port {emulator_port} is in use; set EMULATOR_PORT to another one"
                 )
             os.environ["GRAPH_API_URL"] = f"http://127.0.0.1:{emulator_port}/v23.0"
+            # The helpdesk's clock follows the emulator's (moved on its control page); a
+            # development setting, which production settings (DEBUG=0) would refuse.
+            if os.environ["DEBUG"].lower() in {"1", "true", "yes", "on"}:
+                os.environ.setdefault("DEV_CLOCK_FILE", str(EMULATOR_STATE_DIR / CLOCK_FILE))
 
         # Read after the environment is final, so the banner shows what the app uses.
         from helpdesk import settings  # noqa: PLC0415 -- after the environment is final
 
         manage("migrate", "--noinput")
-        manage(
-            "connect_page",
-            "--page-id", DEMO_PAGE_ID,
-            "--access-token", DEMO_PAGE_TOKEN,
-            "--bot-app-id", DEMO_BOT_APP_ID,
-            "--name", "Demo Page",
-        )  # fmt: skip
-        agent_output = manage(
-            "create_agent", DEMO_USERNAME, "--password", DEMO_PASSWORD, "--admin", capture=True
-        )
-        token = token_from(agent_output)
-
+        seed = ["demo_seed"]
         if emulator_port is not None:
+            # First, so that the demo data can be checked against its users. Its world
+            # (users, threads, clock) is kept in var/emulator across restarts.
             supervisor.spawn(
                 "messenger emulator",
                 [sys.executable, str(BASE_DIR / "manage.py"), "messenger_emulator",
                  "--port", str(emulator_port),
-                 "--callback-url", f"http://127.0.0.1:{port}/webhooks/messenger/"],
+                 "--callback-url", f"http://127.0.0.1:{port}/webhooks/messenger/",
+                 "--state-dir", str(EMULATOR_STATE_DIR)],
             )  # fmt: skip
+            localservices.wait_for_port(emulator_port, timeout=30)
+            supervisor.check(restart=False)
+            seed += ["--emulator-url", f"http://127.0.0.1:{emulator_port}"]
+        seed_output = manage(*seed, capture=True)
+        print(
+            "\n".join(f"devserver: {line}" for line in seed_output.splitlines()
+                      if not line.startswith(("API token", "Demo login"))),
+            flush=True,
+        )  # fmt: skip
+        token = token_from(seed_output)
+
         supervisor.spawn(
             "daphne",
             [str(BIN_DIR / "daphne"), "-b", "127.0.0.1", "-p", str(port),
@@ -277,8 +387,6 @@ def main() -> int:
              "--schedule", str(var / "celerybeat-schedule")],
         )  # fmt: skip
         wait_for_http(port, supervisor)
-        if emulator_port is not None:
-            localservices.wait_for_port(emulator_port, timeout=30)
         print(banner(port, token, settings.GRAPH_API_URL, emulator_port), flush=True)
 
         while True:
@@ -302,4 +410,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["reset-demo"]:
+        sys.exit(reset_demo())
+    if sys.argv[1:]:
+        sys.exit("usage: python -m helpdesk.devserver [reset-demo]")
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Settings, read from the environment (see `.env.example`).
+"""Settings, read from the environment (see `.env.example`), then from the `.env` file.
 
 Development defaults are safe and local; with DEBUG off the app refuses to start
 without its secrets, rather than silently running with a default.
@@ -11,15 +11,32 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from helpdesk import envfile
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# `make run` writes `.env` on its first run (DEBUG=1, generated secrets): `manage.py`
+# commands then run as in development without a prefix. The environment wins over the
+# file; HELPDESK_ENV_FILE names another file ("" for none: the tests read none).
+ENV_FILE = os.environ.get("HELPDESK_ENV_FILE", str(BASE_DIR / ".env"))
+try:
+    _ENV_FILE_VALUES = envfile.read(Path(ENV_FILE)) if ENV_FILE else {}
+except envfile.EnvFileError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+
+
+def _environ(name: str) -> str | None:
+    value = os.environ.get(name)
+    return _ENV_FILE_VALUES.get(name) if value is None else value
 
 
 def env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+    value = _environ(name)
+    return default if value is None else value
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
+    value = _environ(name)
     if value is None or value == "":
         return default
     if value.lower() in {"1", "true", "yes", "on"}:
@@ -30,7 +47,7 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 
 def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
+    value = _environ(name)
     if value is None or value == "":
         return default
     try:
@@ -52,7 +69,8 @@ if not DEBUG:
     missing = [name for name in REQUIRED_IN_PRODUCTION if not env(name)]
     if missing:
         raise ImproperlyConfigured(
-            "DEBUG is off and these secrets are not set: " + ", ".join(missing)
+            "DEBUG is off (production; for development set DEBUG=1, or run `make run` once, "
+            "which writes a .env with it) and these secrets are not set: " + ", ".join(missing)
         )
 
 SECRET_KEY = env("SECRET_KEY", "dev-only-insecure-secret-key-do-not-use-in-production")
@@ -97,6 +115,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # X-Server-Time on the API's answers: the inbox counts down on the server's clock.
+    "helpdesk.clock.server_time_middleware",
     # Static files from Daphne itself: no separate web server, no build step.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -272,6 +292,16 @@ for _key in TOKEN_ENCRYPTION_KEY.split(","):
             "comma-separated; make one with `python -c 'from cryptography.fernet import "
             "Fernet; print(Fernet.generate_key().decode())'`"
         ) from None
+
+# Development only: the file in which the Messenger emulator says how far its clock was
+# moved (make run sets var/emulator/clock.json); the helpdesk's clock then follows it for
+# windows, countdowns and lapses (helpdesk/clock.py). Production uses real time.
+DEV_CLOCK_FILE = env("DEV_CLOCK_FILE")
+if DEV_CLOCK_FILE and not DEBUG:
+    raise ImproperlyConfigured(
+        "DEV_CLOCK_FILE moves the helpdesk's clock and is for development only (DEBUG=1); "
+        "unset it in production"
+    )
 
 # The Page Inbox app id: echoes with it are messages typed by people in the Page Inbox.
 PAGE_INBOX_APP_ID = "263902037430900"

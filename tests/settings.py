@@ -3,6 +3,9 @@
 import os
 import tempfile
 
+# No `.env` (the one `make run` writes is the developer's): the tests set what they need,
+# here and in the environments of the processes they start.
+os.environ["HELPDESK_ENV_FILE"] = ""
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("MESSENGER_APP_ID", "100000000000001")
 os.environ.setdefault("MESSENGER_APP_SECRET", "test-app-secret")

@@ -11,7 +11,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from agents import rules, tasks
 from agents.locks import conversation_lock, ticket_lock_closed_since, ticket_lock_unclosed
@@ -30,6 +29,7 @@ from agents.services.state import (
     ticket_reopen,
     ticket_unflag,
 )
+from helpdesk import clock
 from webhooks import graph
 from webhooks.events import (
     PassThreadControlEvent,
@@ -133,7 +133,7 @@ def control_gained(conversation: Conversation, event: PassThreadControlEvent) ->
         ticket_unflag(ticket, metadata=event.metadata)
         outcome = "control regained for the open ticket"
     else:
-        since = timezone.now() - timedelta(seconds=settings.TICKET_REOPEN_WINDOW_SECONDS)
+        since = clock.now() - timedelta(seconds=settings.TICKET_REOPEN_WINDOW_SECONDS)
         ticket = ticket_lock_closed_since(conversation, since)
         if ticket is not None:
             ticket_reopen(ticket, metadata=event.metadata, timestamp=event.timestamp)

@@ -14,6 +14,7 @@ from agents.locks import conversation_lock, message_lock, ticket_lock_unclosed
 from agents.models import ControlState, ControlTransition, Conversation, Message, Ticket
 from agents.services.outbound import WORKER_LOST, outbound_fail, outbound_unconfirmed
 from agents.services.state import control_transition, ticket_flag
+from helpdesk import clock
 from webhooks.queue import enqueue, lease_take
 
 REDRIVE_BATCH = 500
@@ -26,7 +27,7 @@ def control_lapse_reconcile() -> list[int]:
 
     Returns the conversations changed. Legacy Handover Protocol pages are left alone.
     """
-    cutoff = timezone.now() - rules.CONTROL_LAPSE
+    cutoff = clock.now() - rules.CONTROL_LAPSE
     candidates = list(
         Conversation.objects.filter(
             control_state=ControlState.AGENT,

@@ -1,14 +1,17 @@
 """`make run`'s supervisor, with real child processes (small Python ones, not the stack):
-a child that exits is restarted, with a line saying so, at a bounded rate."""
+a child that exits is restarted, with a line saying so, at a bounded rate; and its port
+check, with real sockets."""
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 from collections.abc import Iterator
 
 import pytest
 
-from helpdesk.devserver import Supervisor
+from helpdesk.devserver import Supervisor, port_is_free
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 QUITTER = [sys.executable, "-c", "raise SystemExit(3)"]
@@ -116,3 +119,43 @@ def test_stop_all_stops_every_child(supervisor):
     supervisor.stop_all()
 
     assert [child.process.poll() for child in supervisor.children] == [-15, -15]
+
+
+# --- the port check ------------------------------------------------------------------------
+
+
+def _plain_bind_fails(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def test_a_port_whose_connections_linger_in_time_wait_is_free():
+    # Given a server that stopped right after its side closed a connection first: the
+    # connection lingers in TIME_WAIT on the server's port (Ctrl-C, then `make run`).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # the server's side closes first: its side waits
+            assert client.recv(1) == b""
+    assert _plain_bind_fails(port)  # the connection lingers: a bare bind is refused
+
+    # Then the check, binding as servers do, says the port is free.
+    assert port_is_free(port) is True
+
+
+def test_a_port_with_a_listener_is_busy():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        assert port_is_free(port) is False

@@ -144,6 +144,7 @@ class Stack:
                 if not k.startswith(("MESSENGER_", "DEBUG", "SECURE_", "TOKEN_"))
             },
             "DEBUG": "0",  # production settings: secrets are required
+            "HELPDESK_ENV_FILE": "",  # no developer's .env
             "SECRET_KEY": "e2e-secret-key",
             "MESSENGER_APP_ID": payloads.APP_ID,
             "MESSENGER_APP_SECRET": payloads.APP_SECRET,

@@ -141,6 +141,8 @@ class EmulatorConfig:
     graph_version: str = "v23.0"
     # Seeds ids (PSIDs, mids) so runs are reproducible in tests; None: random mids.
     seed: int | None = None
+    # The first PSID handed out; a world kept on disk starts at a random one (statefile).
+    first_psid: int = 3100000000000001
 
     def app(self, app_id: str) -> AppConfig | None:
         return next((a for a in self.apps if a.app_id == app_id), None)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from webhooks.emulator.bot import DemoBot
@@ -28,6 +29,7 @@ from webhooks.emulator.errors import EmulatorError
 from webhooks.emulator.faults import FaultKind, GraphFault, GraphFaults
 from webhooks.emulator.platform import Platform, Result, User
 from webhooks.emulator.server import make_server
+from webhooks.emulator.statefile import StateDir, new_world_first_psid, restore, snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +42,29 @@ class Emulator:
     """
 
     def __init__(
-        self, config: EmulatorConfig | None = None, *, clock: ClockLike | None = None
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: ClockLike | None = None,
+        state_dir: Path | None = None,
     ) -> None:
+        """`state_dir`: keep the world (users, threads, the clock's offset) there across
+        restarts (`statefile`); None keeps it in memory only."""
         # A private copy: the platform mutates pages (primary app) and apps (bot handler).
         self.config = copy.deepcopy(config or EmulatorConfig.demo())
-        self.clock = clock or Clock()
+        self.state_dir = StateDir(state_dir) if state_dir is not None else None
+        saved = self.state_dir.load(self.config) if self.state_dir is not None else None
+        if saved is not None:
+            self.config.users = []  # the saved users, not the seeds
+        elif self.state_dir is not None:
+            self.config.first_psid = new_world_first_psid()
+        offset = float(saved["clock_offset_seconds"]) if saved is not None else 0.0
+        self.clock = clock or Clock(offset)
         self.platform = Platform(self.config, self.clock)
+        if saved is not None:
+            with self.platform.lock:
+                restore(self.platform.state, saved)
+        self._save()
         self.dispatcher = Dispatcher(
             config=self.config,
             clock=self.clock,
@@ -124,9 +143,25 @@ class Emulator:
 
     def _apply(self, operation: Callable[..., Result], **kwargs: Any) -> Result:
         with self.platform.lock:
-            result = operation(**kwargs)
+            try:
+                result = operation(**kwargs)
+            finally:
+                self._save()  # a refusal may have changed something on its way
             self.dispatcher.enqueue(result.webhooks)
         return result
+
+    def _save(self) -> None:
+        """Write the world to `state_dir` if it changed (every change calls this)."""
+        if self.state_dir is None:
+            return
+        with self.platform.lock:
+            try:
+                self.state_dir.save(snapshot(self.platform.state))
+            except OSError as exc:
+                # The emulator keeps serving; the file is only behind until the next change.
+                logger.error(
+                    "emulator: could not save its state in %s: %s", self.state_dir.path, exc
+                )
 
     def graph_call(
         self,
@@ -197,9 +232,12 @@ class Emulator:
     def user_create(
         self, first_name: str, last_name: str = "", *, page_id: str | None = None
     ) -> User:
-        return self.platform.user_create(
-            page_id=self._page(page_id), first_name=first_name, last_name=last_name
-        )
+        with self.platform.lock:
+            user = self.platform.user_create(
+                page_id=self._page(page_id), first_name=first_name, last_name=last_name
+            )
+            self._save()
+        return user
 
     def user_says(self, psid: str, text: str, *, page_id: str | None = None) -> dict[str, Any]:
         """The user sends a text message; returns its transcript entry (with its mid)."""
@@ -262,7 +300,9 @@ class Emulator:
 
     def advance_clock(self, seconds: float) -> None:
         """Move the emulated time forward: windows close, CR control lapses."""
-        self.clock.advance(seconds)
+        with self.platform.lock:
+            self.clock.advance(seconds)
+            self._save()
 
     # --- faults ---------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 // the last page).
 
 import { $ } from "./dom.js";
+import { noteServerTime } from "./format.js";
 
 const API = "/api/v1";
 
@@ -46,6 +47,7 @@ async function request(method, path, body) {
   } catch {
     throw new ApiError(0, "The helpdesk could not be reached.");
   }
+  noteServerTime(response.headers.get("X-Server-Time"));
   if (response.status === 401) {
     sessionEnded();
     throw new ApiError(401, "Your session has ended.");

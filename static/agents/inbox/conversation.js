@@ -7,7 +7,7 @@ import { api, apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderComposer } from "./composer.js";
 import { $, fillAvatar } from "./dom.js";
-import { clock, dayKey, dayLabel, duration } from "./format.js";
+import { clock, DAY_MS, dayKey, dayLabel, duration, serverNow, windowCloses } from "./format.js";
 import { loadList } from "./list.js";
 import { app, ME, state } from "./state.js";
 import { renderTimeline } from "./timeline.js";
@@ -220,21 +220,21 @@ function renderClosed(ticket) {
 }
 
 export function renderWindows(ticket) {
-  const now = Date.now();
+  const now = serverNow();
   const node = $("conv-windows");
   if (ticket.status === "closed") return;
   if (!ticket.last_user_message_at) {
     node.textContent = "Messaging windows: the customer has not written yet.";
     return;
   }
-  const standard = Date.parse(ticket.window_closes_at);
+  const standard = windowCloses(ticket.window_closes_at, now, DAY_MS);
   const parts = [
     standard > now ? `24-hour window: ${duration(standard - now)} left` : "24-hour window: closed",
   ];
   if (!ticket.human_agent_enabled) {
     parts.push("7-day Human Agent window: not enabled for this page");
   } else {
-    const human = Date.parse(ticket.human_agent_window_closes_at);
+    const human = windowCloses(ticket.human_agent_window_closes_at, now, 7 * DAY_MS);
     parts.push(human > now ? `7-day Human Agent window: ${duration(human - now)} left` : "7-day Human Agent window: closed");
   }
   node.textContent = parts.join(" · ");

@@ -2,6 +2,28 @@
 
 import { ME } from "./state.js";
 
+// The server's clock minus this browser's, from X-Server-Time on API answers: waiting
+// times and countdowns follow the helpdesk's time (in development, the emulator's moved
+// clock), not the computer's.
+let serverOffset = 0;
+
+export function noteServerTime(header) {
+  const at = Number(header);
+  if (header && Number.isFinite(at)) serverOffset = at - Date.now();
+}
+
+export function serverNow() {
+  return Date.now() + serverOffset;
+}
+
+export const DAY_MS = 24 * 60 * 60000;
+
+// When a window of `length` ms closes (ISO time from the API), at most `length` from now:
+// a countdown never shows more than the window's length.
+export function windowCloses(iso, now, length) {
+  return Math.min(Date.parse(iso), now + length);
+}
+
 export function duration(ms) {
   const minutes = Math.max(0, Math.floor(ms / 60000));
   if (minutes < 1) return "less than a minute";

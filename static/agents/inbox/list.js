@@ -5,7 +5,7 @@ import { api, apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderWindows, selectTicket } from "./conversation.js";
 import { $, avatar, el } from "./dom.js";
-import { duration, previewText } from "./format.js";
+import { duration, previewText, serverNow } from "./format.js";
 import { announce, seeWaiting } from "./notify.js";
 import { ME, state } from "./state.js";
 
@@ -224,7 +224,7 @@ function waitSince(ticket) {
 }
 
 export function refreshTimes() {
-  const now = Date.now();
+  const now = serverNow();
   for (const node of document.querySelectorAll("[data-since]")) {
     const [kind, at] = (node.dataset.since || "").split(":");
     if (!at) {

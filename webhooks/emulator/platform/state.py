@@ -120,7 +120,7 @@ class PlatformState:
         self.reusable_attachments: set[str] = set()
         self.send_times: dict[str, deque[float]] = {}  # page id -> recent sends (rate limit)
         self.seq = 0
-        self.next_psid = 3100000000000001
+        self.next_psid = config.first_psid
         self.next_id = 5000000000000001
 
     # --- ids: drawn from one seeded generator, so a seeded run repeats its ids ----------

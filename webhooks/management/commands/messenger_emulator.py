@@ -18,6 +18,7 @@ import contextlib
 import logging
 import signal
 from argparse import ArgumentParser
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -128,6 +129,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--graph-version", default="v23.0")
         parser.add_argument(
+            "--state-dir",
+            type=Path,
+            default=None,
+            help="Keep the users, threads and the clock's offset in this directory across "
+            "restarts (make run: var/emulator); default: in memory only.",
+        )
+        parser.add_argument(
             "--verify",
             action="store_true",
             help="Run the webhook verification handshake with the helpdesk before starting.",
@@ -143,7 +151,7 @@ class Command(BaseCommand):
             ok, detail = verify_callback(helpdesk)
             if not ok:
                 raise CommandError(f"webhook verification failed: {detail}")
-        emulator = Emulator(config)
+        emulator = Emulator(config, state_dir=options["state_dir"])
         try:
             base = emulator.start()
         except OSError as exc:
@@ -162,6 +170,7 @@ class Command(BaseCommand):
                     f"  Bot app:        {config.bot_app_id} (primary / default app)",
                     f"  Helpdesk app:   {options['helpdesk_app_id']} -> "
                     f"{options['callback_url'] or '(no callback URL)'}",
+                    f"  State:          {options['state_dir'] or 'in memory'}",
                     "Ctrl-C to stop.",
                 ]
             )

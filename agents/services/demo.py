@@ -1,0 +1,57 @@
+"""The demo data of `make run` (development only): the demo agent and its API token,
+and forgetting contacts that the emulator no longer has.
+
+Called by `manage.py demo_seed`; nothing in production calls these.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Collection
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from agents.auth import token_digest
+from agents.models import ApiToken, Contact
+
+
+def demo_token(*, username: str) -> str:
+    """The demo agent's API token: derived from SECRET_KEY, so every `make run` prints the
+    same one (the `.env` that `make run` writes keeps SECRET_KEY) and nothing stores it."""
+    mac = hmac.new(
+        settings.SECRET_KEY.encode(), f"demo API token of {username}".encode(), hashlib.sha256
+    )
+    return "hd_" + base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+def demo_agent_ensure(*, username: str, password: str) -> tuple[str, int]:
+    """The demo agent, an active admin with this password, and its one API token.
+
+    Returns the token and how many other tokens of the agent were deleted (those
+    earlier `make run`s created, one per run). Idempotent.
+    """
+    with transaction.atomic():
+        user, _ = get_user_model().objects.get_or_create(username=username)
+        user.set_password(password)
+        user.is_staff = user.is_superuser = user.is_active = True
+        user.save()
+        token = demo_token(username=username)
+        digest = token_digest(token)
+        removed, _ = ApiToken.objects.filter(user=user).exclude(digest=digest).delete()
+        ApiToken.objects.get_or_create(user=user, digest=digest, defaults={"prefix": token[:8]})
+    return token, removed
+
+
+def demo_contacts_forget(*, page_id: str, known_psids: Collection[str]) -> list[str]:
+    """Delete the page's contacts whose PSIDs are not in `known_psids` (the users the
+    emulator has), with their conversations, tickets and messages: the demo never shows
+    tickets of users that no longer exist. Returns the PSIDs forgotten."""
+    with transaction.atomic():
+        stale = Contact.objects.filter(page__page_id=page_id).exclude(psid__in=known_psids)
+        psids = sorted(stale.values_list("psid", flat=True))
+        stale.delete()
+    return psids
