@@ -12,6 +12,12 @@ from webhooks.models import Page
 Agent = User
 
 
+def agent_name(agent: Agent) -> str:
+    """An agent as other agents see them: their full name where one is set, else their
+    username (audit rows and metadata for the bot keep the username)."""
+    return agent.get_full_name() or agent.get_username()
+
+
 class Team(models.Model):
     name = models.CharField(max_length=100, unique=True)
     pages = models.ManyToManyField(

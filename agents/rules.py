@@ -1,5 +1,5 @@
 """The helpdesk's read-only rules: when an agent may reply, how a message may go out,
-when the messaging windows close, whether control may be requested.
+when the messaging windows close, whether control may be requested, who may transfer.
 
 Pure functions of rows already loaded: no query of their own, no lock, no write.
 Services call them to refuse (raising `Conflict` with the reason they give); selectors
@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from agents.models import Agent, ControlState, Conversation, OwnerRole, Ticket
+from agents.models import Agent, ControlState, Conversation, OwnerRole, Ticket, agent_name
 from helpdesk import clock
 
 STANDARD_WINDOW = timedelta(hours=24)
@@ -127,8 +127,8 @@ def reply_refusal(ticket: Ticket, user: Agent) -> str:
     reason = lock_reason(ticket.conversation.control_state)
     if reason:
         return reason
-    if ticket.assignee_id not in (None, user.pk):
-        return f"This ticket is assigned to {ticket.assignee}."
+    if ticket.assignee_id not in (None, user.pk) and ticket.assignee is not None:
+        return f"This ticket is assigned to {agent_name(ticket.assignee)}."
     return ""
 
 
@@ -167,8 +167,36 @@ def control_request_refusal(conversation: Conversation, *, now: datetime | None 
     return ""
 
 
-def control_request_allowed(ticket: Ticket) -> bool:
-    """Whether an agent may ask the bot for this ticket's thread now."""
-    return ticket.status != Ticket.Status.CLOSED and not control_request_refusal(
-        ticket.conversation
+def ticket_control_request_refusal(
+    ticket: Ticket, *, open_ticket: bool, now: datetime | None = None
+) -> str:
+    """Why an agent may not ask the bot for this ticket's thread now; "" when they may.
+
+    An unclosed ticket asks while the bot (or another app, or nobody) has the thread. A
+    closed one asks for the conversation again: only while the 24-hour window is open
+    (control would come with nothing to say otherwise) and while the customer has no
+    unclosed ticket (`open_ticket`: that one is where to ask). When control comes, the
+    closed ticket reopens or a new one opens (`control.control_gained`).
+    """
+    conversation = ticket.conversation
+    if ticket.status == Ticket.Status.CLOSED:
+        if open_ticket:
+            return "This customer has an open ticket: ask for the conversation there."
+        closes_at = conversation_windows(conversation).standard_closes_at
+        if closes_at is None or closes_at <= (now or clock.now()):
+            return (
+                "The 24-hour window is closed: the conversation can only be asked for "
+                "again after the customer writes."
+            )
+    return control_request_refusal(conversation, now=now)
+
+
+def transfer_refusal(ticket: Ticket, user: Agent) -> str:
+    """Why `user` may not transfer this unclosed ticket; "" when they may: its assignee,
+    anyone while it waits, and admins. Reads `ticket.assignee`."""
+    if ticket.assignee is None or ticket.assignee_id == user.pk or user.is_superuser:
+        return ""
+    return (
+        f"This ticket is assigned to {agent_name(ticket.assignee)}; only they or an admin "
+        "can transfer it."
     )

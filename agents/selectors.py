@@ -20,6 +20,7 @@ from typing import Any, Generic, Literal, NamedTuple, TypeVar
 from django.conf import settings
 from django.db.models import (
     Count,
+    Exists,
     JSONField,
     OuterRef,
     Q,
@@ -37,6 +38,7 @@ from agents.models import (
     Team,
     Ticket,
     TicketEvent,
+    agent_name,
 )
 from webhooks.events import timestamp_to_datetime
 from webhooks.models import Page
@@ -97,8 +99,9 @@ def _visible_tickets(user: Agent) -> QuerySet[Ticket]:
 
 
 def _with_inbox_facts(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
-    """Annotate the last message of the conversation (for a preview) and, for the
-    waiting time, the ticket's last reply and its oldest customer message after it."""
+    """Annotate the last message of the conversation (for a preview), for the waiting
+    time the ticket's last reply and its oldest customer message after it, and whether
+    the conversation has an unclosed ticket (where a closed one may not ask again)."""
     last = (
         Message.objects.filter(conversation_id=OuterRef("conversation_id"))
         .exclude(author_kind=Message.Author.SYSTEM)
@@ -115,6 +118,9 @@ def _with_inbox_facts(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
         last_message_attachments=Subquery(last.values("attachments")[:1], output_field=JSONField()),
         last_message_ts=Subquery(last.values("timestamp")[:1]),
         last_reply_ts=Subquery(replies.values("timestamp")[:1]),
+        conversation_has_unclosed=Exists(
+            Ticket.objects.filter(conversation_id=OuterRef("conversation_id"), status__in=UNCLOSED)
+        ),
     ).annotate(
         unanswered_since_ts=Subquery(
             Message.objects.filter(
@@ -266,6 +272,17 @@ def ticket_waiting_since(ticket: Ticket) -> datetime | None:
     if ticket.status == Ticket.Status.OPEN and since:
         return _ms(since)
     return None
+
+
+def ticket_conversation_has_unclosed(ticket: Ticket) -> bool:
+    """Whether the ticket's conversation has an unclosed ticket (this one, or another
+    after it). From `ticket_list`'s annotation; one query without it."""
+    annotated = getattr(ticket, "conversation_has_unclosed", None)
+    if annotated is not None:
+        return bool(annotated)
+    return Ticket.objects.filter(
+        conversation_id=ticket.conversation_id, status__in=UNCLOSED
+    ).exists()
 
 
 def ticket_transitions(*, ticket: Ticket, limit: int = 100) -> list[ControlTransition]:
@@ -610,3 +627,23 @@ def agent_list(*, user: Agent) -> QuerySet[Agent]:
             known |= Q(teams__isnull=True)
         agents = agents.filter(known).distinct()
     return agents.order_by("username")
+
+
+def page_agents(page_id: int) -> QuerySet[Agent]:
+    """The active agents who may see a page: `visible_page_ids` read from the page's side.
+    Every agent while no team lists the page; else the members of the teams that do, and
+    the admins (superusers). Two queries."""
+    agents = Agent.objects.filter(is_active=True)
+    if Team.objects.filter(pages=page_id).exists():
+        agents = agents.filter(Q(is_superuser=True) | Q(teams__pages=page_id)).distinct()
+    return agents
+
+
+def ticket_transfer_targets(*, ticket: Ticket) -> list[Agent]:
+    """Whom the ticket may be transferred to: the active agents who may see its page
+    (`page_agents`, the rule `tickets.ticket_transfer` enforces), but its assignee; by
+    name as agents see it."""
+    agents = page_agents(ticket.conversation.page_id)
+    if ticket.assignee_id is not None:
+        agents = agents.exclude(pk=ticket.assignee_id)
+    return sorted(agents, key=lambda agent: (agent_name(agent).casefold(), agent.pk))

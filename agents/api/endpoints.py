@@ -347,8 +347,25 @@ def ticket_close(request: AgentRequest, ticket_id: int, payload: CloseIn) -> Tic
     tags=["tickets"],
 )
 def ticket_transfer(request: AgentRequest, ticket_id: int, payload: TransferIn) -> Ticket:
+    """Give the ticket to another agent: one of `GET /tickets/{ticket_id}/transfer-targets`.
+    Its assignee, anyone while it waits, or an admin may (403 otherwise); 400 when
+    `agent_id` names no active agent who works on the ticket's page (the same answer
+    whether or not such an agent exists elsewhere); 409 when the ticket is closed or is
+    theirs already."""
     tickets.ticket_transfer(ticket_id=ticket_id, user=request.user, to_user_id=payload.agent_id)
     return _visible_ticket(request, ticket_id)
+
+
+@api.get(
+    "/tickets/{ticket_id}/transfer-targets",
+    response={200: list[UserOut], 404: Error},
+    tags=["tickets"],
+)
+def ticket_transfer_targets(request: AgentRequest, ticket_id: int) -> list[Agent]:
+    """Whom the ticket may be transferred to: the active agents who may see its page
+    (its teams' members and the admins; everyone while no team handles the page), but
+    its assignee. In name order."""
+    return selectors.ticket_transfer_targets(ticket=_visible_ticket(request, ticket_id))
 
 
 @api.post(
@@ -357,7 +374,10 @@ def ticket_transfer(request: AgentRequest, ticket_id: int, payload: TransferIn) 
     tags=["tickets"],
 )
 def ticket_request_control(request: AgentRequest, ticket_id: int) -> Status[Ticket]:
-    """Ask the bot for the conversation again (after it took it back)."""
+    """Ask the bot for the conversation again: after it took it back, or from a closed
+    ticket while the 24-hour window is open and the customer has no unclosed ticket
+    (`can_request_control` says whether you may; 409 with the reason otherwise). When the
+    bot passes it, a recently closed ticket reopens, else a new one opens."""
     tickets.ticket_request_control(ticket_id=ticket_id, user=request.user)
     return Status(202, _visible_ticket(request, ticket_id))
 
@@ -386,6 +406,7 @@ def message_retry(request: AgentRequest, message_id: int) -> Message:
 
 @api.get("/agents", response=list[UserOut], tags=["agents"])
 def agents_list(request: AgentRequest) -> QuerySet[Agent]:
-    """Active agents you may transfer a ticket to: your teams' members, and the agents on
-    no team while some page is on no team. Admins (superusers) see every active agent."""
+    """Active agents you work with: your teams' members, and the agents on no team while
+    some page is on no team. Admins (superusers) see every active agent. Whom a ticket
+    may be transferred to is `GET /tickets/{ticket_id}/transfer-targets`."""
     return selectors.agent_list(user=request.user)

@@ -15,7 +15,14 @@ from typing import Any, Literal, cast
 from ninja import Schema
 
 from agents import rules, selectors
-from agents.models import Agent, ControlState, ControlTransition, Ticket, TicketEvent
+from agents.models import (
+    Agent,
+    ControlState,
+    ControlTransition,
+    Ticket,
+    TicketEvent,
+    agent_name,
+)
 
 
 def _agent(context: dict[str, Any]) -> Agent:
@@ -40,6 +47,9 @@ class ValidationErrorOut(Schema):
 
 
 class UserOut(Schema):
+    """An agent. `name` is how the inbox shows them: the full name where one is set,
+    else the username."""
+
     id: int
     username: str
     name: str
@@ -50,7 +60,7 @@ class UserOut(Schema):
 
     @staticmethod
     def resolve_name(obj: Agent) -> str:
-        return obj.get_full_name() or obj.get_username()
+        return agent_name(obj)
 
 
 class ContactOut(Schema):
@@ -97,6 +107,7 @@ class TicketOut(Schema):
     human_agent_window_closes_at: datetime | None
     lock_reason: str
     can_request_control: bool
+    can_transfer: bool
 
     @staticmethod
     def resolve_page_id(obj: Ticket) -> str:
@@ -149,7 +160,17 @@ class TicketOut(Schema):
 
     @staticmethod
     def resolve_can_request_control(obj: Ticket) -> bool:
-        return rules.control_request_allowed(obj)
+        # From a closed ticket: ask for the conversation again.
+        open_ticket = obj.status == Ticket.Status.CLOSED and (
+            selectors.ticket_conversation_has_unclosed(obj)
+        )
+        return not rules.ticket_control_request_refusal(obj, open_ticket=open_ticket)
+
+    @staticmethod
+    def resolve_can_transfer(obj: Ticket, context: dict[str, Any]) -> bool:
+        return obj.status != Ticket.Status.CLOSED and not rules.transfer_refusal(
+            obj, _agent(context)
+        )
 
 
 class TransitionOut(Schema):

@@ -14,8 +14,16 @@ from django.db import transaction
 from agents import rules, tasks
 from agents.errors import Conflict, InvalidInput, PermissionDenied
 from agents.locks import conversation_lock, ticket_lock, ticket_lock_unclosed
-from agents.models import Agent, ControlState, ControlTransition, Message, Ticket, TicketEvent
-from agents.selectors import page_visible
+from agents.models import (
+    Agent,
+    ControlState,
+    ControlTransition,
+    Message,
+    Ticket,
+    TicketEvent,
+    agent_name,
+)
+from agents.selectors import page_agents
 from agents.services.control import handover_request_start
 from agents.services.outbound import message_send, outbound_create, text_clean
 from agents.services.state import (
@@ -45,50 +53,67 @@ def ticket_claim(*, ticket_id: int, user: Agent) -> Ticket:
         if ticket.status == Ticket.Status.CLOSED:
             raise Conflict("This ticket is closed.")
         if ticket.status != Ticket.Status.WAITING:
-            raise Conflict(f"This ticket was already claimed by {ticket.assignee}.")
+            who = agent_name(ticket.assignee) if ticket.assignee else "another agent"
+            raise Conflict(f"This ticket was already claimed by {who}.")
         ticket_assign(ticket, assignee=user, actor=user)
     return ticket
 
 
 def ticket_transfer(*, ticket_id: int, user: Agent, to_user_id: int) -> Ticket:
-    """Give an unclosed ticket to another agent (who can see its page)."""
-    target = Agent.objects.filter(pk=to_user_id, is_active=True).first()
-    if target is None:
-        raise InvalidInput(f"There is no active agent with id {to_user_id}.")
+    """Give an unclosed ticket to another agent who may see its page
+    (`selectors.page_agents`; `selectors.ticket_transfer_targets` lists them).
+
+    The ticket is checked first (404, 409, 403), then the target: an id that names no
+    active agent and one that names an agent who may not see the page are refused with
+    the same words, so that the answer does not tell whether an agent of another team
+    exists.
+    """
     with transaction.atomic():
         ticket = ticket_for_agent(ticket_id, user)
         if ticket.status == Ticket.Status.CLOSED:
             raise Conflict("This ticket is closed.")
-        if not page_visible(target, ticket.conversation.page_id):
-            raise InvalidInput(f"{target} is not in a team that handles this page.")
-        if ticket.assignee_id not in (None, user.pk) and not user.is_superuser:
-            raise PermissionDenied(
-                f"This ticket is assigned to {ticket.assignee}; only they "
-                "or an admin can transfer it."
-            )
+        refusal = rules.transfer_refusal(ticket, user)
+        if refusal:
+            raise PermissionDenied(refusal)
+        target = page_agents(ticket.conversation.page_id).filter(pk=to_user_id).first()
+        if target is None:
+            raise InvalidInput(f"No active agent with id {to_user_id} works on this ticket's page.")
+        if target.pk == ticket.assignee_id:
+            raise Conflict(f"This ticket is already assigned to {agent_name(target)}.")
+        previous = agent_name(ticket.assignee) if ticket.assignee else "nobody"
         ticket_assign(
             ticket,
             assignee=target,
             actor=user,
             kind=TicketEvent.Kind.TRANSFERRED,
-            detail=f"from {ticket.assignee or 'nobody'} to {target}",
+            detail=f"from {previous} to {agent_name(target)}",
         )
     return ticket
 
 
 def ticket_request_control(*, ticket_id: int, user: Agent) -> Ticket:
-    """An agent asks the bot for the thread again (after it was taken)."""
+    """An agent asks the bot for the thread again: after it was taken from an unclosed
+    ticket, or, from a closed ticket, for the conversation again (while the 24-hour
+    window is open and the customer has no unclosed ticket:
+    `rules.ticket_control_request_refusal`).
+
+    The same request a trigger makes (`control.handover_request_start`: state
+    `requested`, one request_thread_control after commit). When the bot passes the
+    thread, a recently closed ticket reopens, else a new one opens.
+    """
     with transaction.atomic():
         ticket = ticket_for_agent(ticket_id, user)
-        if ticket.status == Ticket.Status.CLOSED:
-            raise Conflict("This ticket is closed.")
-    require(
-        handover_request_start(
-            conversation_id=ticket.conversation_id,
-            reason=f"agent {user} asked for control",
-            cause=ControlTransition.Cause.AGENT,
+        closed = ticket.status == Ticket.Status.CLOSED
+        open_ticket = closed and ticket_lock_unclosed(ticket.conversation) is not None
+        require(rules.ticket_control_request_refusal(ticket, open_ticket=open_ticket))
+        asked = "the conversation again" if closed else "control"
+        require(
+            handover_request_start(
+                conversation_id=ticket.conversation_id,
+                reason=f"agent {user} asked for {asked}",
+                cause=ControlTransition.Cause.AGENT,
+            )
         )
-    )
     return ticket
 
 

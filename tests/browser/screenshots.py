@@ -2,7 +2,8 @@
 
 Starts the real stack (as the browser tests do), plays a few customers through signed
 webhooks, and photographs the inbox with Debian's Chromium into DIR (default
-docs/screenshots/): inbox.png, conversation.png, conversation-locked.png. Nothing leaves
+docs/screenshots/): inbox.png, conversation.png, conversation-locked.png, and on a phone
+(390 by 844 px) inbox-phone.png (the list) and conversation-phone.png. Nothing leaves
 loopback: the one customer photo is served to the page by Playwright itself.
 """
 
@@ -151,6 +152,14 @@ def seed(stack: Stack) -> dict[str, str]:
             "Could you send me a photo of the box?"
         },
     )
+    # A receipt marks what was sent: wait for the worker to send the reply first.
+    eventually(
+        lambda: any(
+            m["author_kind"] == "agent" and m["status"] == "sent"
+            for m in api(stack, tokens["ana"], "GET", f"/tickets/{ticket['id']}/messages")
+        ),
+        what="Ana's reply sent",
+    )
     later = int(time.time() * 1000)
     post(payloads.read(ts=later + 1500, watermark=later + 1500, psid=aiko))
     photo = say("", ts=later + 2000, psid=aiko)
@@ -251,6 +260,27 @@ def main(out: Path) -> None:
             page.goto(f"/tickets/{lukas['id']}/?queue=all_open")
             expect(page.locator("#composer-lock")).to_be_visible()
             page.screenshot(path=str(out / "conversation-locked.png"))
+
+            # On a phone: the list, then the conversation as a screen of its own.
+            phone = new_context(
+                browser,
+                stack,
+                viewport={"width": 390, "height": 844},
+                is_mobile=True,
+                has_touch=True,
+            )
+            phone.route(
+                PHOTO_URL, lambda route: route.fulfill(body=photo, content_type="image/png")
+            )
+            page = login(phone, "ana")
+            page.goto("/?queue=all_open")
+            expect(page.locator(".ticket-row")).to_have_count(4)
+            page.screenshot(path=str(out / "inbox-phone.png"))
+            page.locator(".ticket-row", has_text="Aiko Tanaka").locator(".ticket-link").tap()
+            expect(page.locator(".attachment-image")).to_be_visible()
+            expect(page.locator(".sidebar")).to_be_hidden()
+            page.locator("#timeline").evaluate("(node) => { node.scrollTop = node.scrollHeight; }")
+            page.screenshot(path=str(out / "conversation-phone.png"))
             browser.close()
     print(f"screenshots in {out}")
 

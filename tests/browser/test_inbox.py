@@ -72,9 +72,8 @@ def test_a_ticket_appears_live_and_the_agent_replies_and_closes(stack, context):
     # the customer asks the bot for a person; the bot hands over: the ticket shows up live
     _handover(stack, clock, psid=psid, context_text="my parcel is late", name="Grace")
     row = _open(page, "my parcel is late")
-    expect(row.locator(".badge")).to_have_text("with us")
-    expect(row.locator(".badge")).to_have_attribute("title", "helpdesk owns the thread")
-    expect(row.locator(".ticket-assignee")).to_have_text("unassigned")
+    expect(row.locator(".status-badge")).to_have_text("waiting")
+    expect(row.locator(".control-badge")).to_have_count(0)  # the helpdesk has the thread
 
     # the bot-side history is folded above the handover point
     context_block = page.locator("#timeline details.context")
@@ -86,7 +85,7 @@ def test_a_ticket_appears_live_and_the_agent_replies_and_closes(stack, context):
     expect(page.locator("#conv-windows")).to_contain_text("24-hour window: 23 h")
 
     page.get_by_role("button", name="Claim").click()
-    expect(page.locator("#conv-assignee")).to_have_text("assigned to you")
+    expect(page.locator("#conv-status")).to_have_text("with you")
     expect(page.locator("[data-count=mine]")).to_have_text("1")
 
     # a burst of keystrokes: one typing indicator; Shift+Enter is a new line, Enter sends
@@ -125,12 +124,13 @@ def test_a_ticket_appears_live_and_the_agent_replies_and_closes(stack, context):
     )
     assert passed.body["target_app_id"] == payloads.BOT_APP_ID
     expect(page.locator("#conv-status")).to_have_text("closed", timeout=SETTLE)
-    expect(page.locator("#conv-state")).to_have_text("bot owns the thread", timeout=10_000)
+    expect(page.locator("#closed-control")).to_have_text(
+        "The conversation is back with the bot.", timeout=10_000
+    )
     expect(page.locator("#timeline .msg-system .system-text").last).to_have_text(
         "The conversation went back to the bot."
     )
-    expect(composer).to_be_disabled()
-    expect(page.locator("#composer-lock-reason")).to_have_text("This ticket is closed.")
+    expect(composer).to_be_hidden()
     assert _texts_sent(fake, psid) == ["Hello Grace,\nI'm on it.", "Glad I could help!"]
     assert len(sender_actions(stack, psid)) == 1
     expect(page.locator("[data-count=mine]")).to_have_text("0")
@@ -184,7 +184,7 @@ def test_the_composer_locks_when_the_bot_takes_control(stack, context):
     _handover(stack, clock, psid=psid, context_text="need to change my address", name="Ada")
     _open(page, "need to change my address")
     page.get_by_role("button", name="Claim").click()
-    expect(page.locator("#conv-assignee")).to_have_text("assigned to you")
+    expect(page.locator("#conv-status")).to_have_text("with you")
     composer = page.locator("#composer-text")
     expect(composer).to_be_enabled()
     expect(page.locator("#composer-lock")).to_be_hidden()
@@ -196,7 +196,8 @@ def test_the_composer_locks_when_the_bot_takes_control(stack, context):
         "The bot took the conversation; replies are locked."
     )
     expect(page.locator("#send-btn")).to_be_disabled()
-    expect(page.locator("#conv-state")).to_have_text("taken by another app")
+    expect(page.locator("#conv-control")).to_have_text("taken back")
+    expect(page.locator("#conv-control")).to_have_attribute("title", "Thread: taken by another app")
     expect(page.locator("#timeline .msg-system .system-text").last).to_have_text(
         "The bot took the conversation."
     )
@@ -341,14 +342,16 @@ def test_a_transfer_shows_up_live_for_both_agents(stack, chromium, context):
         _handover(stack, clock, psid=psid, context_text="please pass me to Bo", name="Kim")
         _open(ana, "please pass me to Bo")
         ana.get_by_role("button", name="Claim").click()
-        expect(ana.locator("#conv-assignee")).to_have_text("assigned to you")
-        ana.locator("#transfer-select").select_option(label="bo")
-        ana.get_by_role("button", name="Transfer").click()
-        expect(ana.locator("#conv-assignee")).to_have_text("assigned to bo")
+        expect(ana.locator("#conv-status")).to_have_text("with you")
+        ana.get_by_role("button", name="Transfer…").click()
+        ana.locator("#transfer-targets .choice", has_text="bo").click()
+        ana.locator("#transfer-next").click()
+        ana.get_by_role("button", name="Transfer", exact=True).click()
+        expect(ana.locator("#conv-status")).to_have_text("with bo")
 
         row = bo.locator(".ticket-row", has_text="please pass me to Bo")
         expect(row).to_be_visible(timeout=SETTLE)
-        expect(row.locator(".ticket-assignee")).to_have_text("you")
+        expect(row.locator(".status-badge")).to_have_text("with you")
         expect(bo.locator("[data-count=mine]")).to_have_text("1")
         row.click()
         expect(bo).to_have_url(re.compile(r"/tickets/\d+/\?queue=mine$"))

@@ -108,7 +108,7 @@ def test_a_page_inbox_reply_while_the_ticket_is_open_shows_as_the_page_inbox(sta
     page = login(context, "ana")
     _open(page, "Kai Tester")
     page.get_by_role("button", name="Claim").click()
-    expect(page.locator("#conv-assignee")).to_have_text("assigned to you")
+    expect(page.locator("#conv-status")).to_have_text("with you")
 
     # A colleague answers from Meta's Page Inbox: it takes the thread, and the reply comes
     # as an echo with the Page Inbox's app id (on standby: we no longer own the thread).

@@ -241,8 +241,8 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
     expect(row.locator(".ticket-name")).to_have_text("Grace Hopper")
     expect(row.locator(".ticket-preview")).to_have_text(f"Bot: {ASKING_FOR_HUMAN}")
     expect(row.locator(".ticket-page")).to_have_text(PAGE_NAME)
-    expect(row.locator(".badge")).to_have_text("with us")
-    expect(row.locator(".ticket-assignee")).to_have_text("unassigned")
+    expect(row.locator(".status-badge")).to_have_text("waiting")
+    expect(row.locator(".control-badge")).to_have_count(0)
     expect(row.locator(".ticket-wait")).to_have_text("waiting less than a minute")
     expect(agent.locator("[data-count=waiting]")).to_have_text("1")
     chat(customer, HANDED_OVER)
@@ -255,8 +255,8 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
     row.click()
     expect(agent.locator("#conv-name")).to_have_text("Grace Hopper")
     expect(agent.locator("#conv-page")).to_have_text(PAGE_NAME)
-    expect(agent.locator("#conv-state")).to_have_text("helpdesk owns the thread")
     expect(agent.locator("#conv-status")).to_have_text("waiting")
+    expect(agent.locator("#conv-control")).to_be_hidden()  # the helpdesk has the thread
     timeline(agent, CONTEXT)
     composer = agent.locator("#composer-text")
     expect(composer).to_be_enabled()
@@ -272,15 +272,14 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
         f"Ana Silva (you): {REPLY} · Read",
     ]
     timeline(agent, replied)
-    expect(agent.locator("#conv-assignee")).to_have_text("assigned to you")
-    expect(agent.locator("#conv-status")).to_have_text("open")
+    expect(agent.locator("#conv-status")).to_have_text("with you")
     # Claimed, it left the Waiting queue; it is in the agent's own.
     expect(agent.locator(".ticket-row")).to_have_count(0)
     agent.get_by_role("button", name="Mine").click()
     mine = agent.locator(".ticket-row.selected")
     expect(mine.locator(".ticket-name")).to_have_text("Grace Hopper")
     expect(mine.locator(".ticket-preview")).to_have_text(f"Agent: {REPLY}")
-    expect(mine.locator(".ticket-assignee")).to_have_text("you")
+    expect(mine.locator(".status-badge")).to_have_text("with you")
     expect(agent.locator("[data-count=mine]")).to_have_text("1")
     snap("walkthrough-3-reply", agent)
 
@@ -298,9 +297,10 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
     agent.get_by_label("Closing message").fill(CLOSING)
     agent.get_by_role("button", name="Close ticket").click()
     expect(agent.locator("#conv-status")).to_have_text("closed")
-    expect(agent.locator("#conv-state")).to_have_text("bot owns the thread", timeout=SLOW)
-    expect(composer).to_be_disabled()
-    expect(agent.locator("#composer-lock-reason")).to_have_text("This ticket is closed.")
+    expect(agent.locator("#closed-control")).to_have_text(
+        "The conversation is back with the bot.", timeout=SLOW
+    )
+    expect(composer).to_be_hidden()
     handed_back = [
         *HANDED_OVER,
         f"agent (Helpdesk): {REPLY}",

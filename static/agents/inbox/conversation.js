@@ -1,20 +1,27 @@
-// One ticket: choosing it, fetching it (its newest messages first, older pages when
-// scrolled to the top), its header (contact, state, assignee, transfer), the messaging
-// windows, and the actions on it with their error line.
+// One ticket: choosing it (and, on a phone, going back to the list), fetching it (its
+// newest messages first, older pages when scrolled to the top), its header (contact,
+// status, thread control), the messaging windows or, once closed, how it ended, and the
+// actions on it with their error and result lines.
 
 import { api, apiPage } from "./api.js";
+import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderComposer } from "./composer.js";
-import { $, el, fillAvatar } from "./dom.js";
-import { DAY_MS, duration, serverNow, STATE_CLASS, windowCloses } from "./format.js";
+import { $, fillAvatar } from "./dom.js";
+import { clock, DAY_MS, dayKey, dayLabel, duration, serverNow, windowCloses } from "./format.js";
 import { loadList } from "./list.js";
-import { ME, state } from "./state.js";
+import { app, ME, state } from "./state.js";
 import { renderTimeline } from "./timeline.js";
 
 const NEAR_TOP_PX = 150;
+// Below this width the list and the conversation are two screens (phone.css).
+const PHONE = window.matchMedia("(max-width: 759.98px)");
 
 export async function selectTicket(id, { push = true } = {}) {
+  const from = state.ticketId;
+  state.notFound = false;
   if (id !== state.ticketId) {
     if (state.ticketId) state.drafts.set(state.ticketId, $("composer-text").value);
+    if (!from) state.listScroll = $("ticket-list").scrollTop;
     state.ticketId = id;
     state.ticket = null;
     state.messages = [];
@@ -23,32 +30,59 @@ export async function selectTicket(id, { push = true } = {}) {
     state.openContext = new Set();
     $("composer-text").value = state.drafts.get(id) || "";
     hideError();
+    hideNotice();
   }
-  if (push) history.pushState({ id }, "", id ? `/tickets/${id}/?queue=${state.queue}` : `/?queue=${state.queue}`);
+  if (push) {
+    // `fromList`: the entry before this one is the list, where Back can simply return.
+    const url = id ? `/tickets/${id}/?queue=${state.queue}` : `/?queue=${state.queue}`;
+    history.pushState({ id, fromList: Boolean(id) && !from }, "", url);
+  }
   for (const row of document.querySelectorAll(".ticket-row")) {
     row.classList.toggle("selected", Number(row.dataset.ticketId) === id);
   }
-  await loadTicket({ scroll: true });
+  renderView();
+  if (!id && from) {
+    // Back on the list: where it was, on the row just left.
+    $("ticket-list").scrollTop = state.listScroll || 0;
+    document.querySelector(`.ticket-row[data-ticket-id="${from}"] .ticket-link`)?.focus({ preventScroll: true });
+  }
+  await loadTicket({ scroll: true, focus: Boolean(id) });
 }
 
-export async function loadTicket({ scroll = false } = {}) {
+export function backToList() {
+  // The way the agent came, when it was from the list (the browser's Back does the
+  // same); otherwise (a link to the ticket) the list is a new entry.
+  if (history.state && history.state.fromList) history.back();
+  else selectTicket(null);
+}
+
+export function renderView() {
+  // Which screen a phone shows; wider screens show both (phone.css).
+  app.dataset.view = state.ticketId || state.notFound ? "conversation" : "list";
+}
+
+export async function loadTicket({ scroll = false, focus = false } = {}) {
   // The ticket and the newest page of its conversation. Older pages the agent already
   // scrolled back to are kept (they are history), unless what is context changed.
   const id = state.ticketId;
   if (!id) {
     $("conversation").hidden = true;
     $("conversation-placeholder").hidden = false;
+    if (!state.notFound) $("placeholder-text").textContent = "Choose a ticket to see the conversation.";
+    renderView();
     return;
   }
   let ticket, page;
   try {
     [ticket, page] = await Promise.all([api("GET", `/tickets/${id}`), apiPage(`/tickets/${id}/messages`)]);
   } catch (error) {
-    if (error.status === 404) {
+    if (error.status === 404 && id === state.ticketId) {
       state.ticketId = null;
+      state.notFound = true;
       $("conversation").hidden = true;
       $("conversation-placeholder").hidden = false;
-      $("conversation-placeholder").textContent = "This ticket does not exist or is not yours to see.";
+      $("placeholder-text").textContent = "This ticket does not exist or is not yours to see.";
+      renderView();
     }
     return;
   }
@@ -60,6 +94,18 @@ export async function loadTicket({ scroll = false } = {}) {
   if (!older.length) state.olderMore = page.next;
   state.ticket = ticket;
   renderTicket({ scroll });
+  if (focus) focusTicket();
+}
+
+export function focusTicket() {
+  // Where the agent acts next on a ticket just opened: Claim while it waits, else the
+  // reply box, else the way to ask for control; else its name. Not the reply box on a
+  // phone: its keyboard would cover the conversation the agent came to read.
+  const usable = (node) => node.offsetParent !== null && !node.disabled;
+  const order = PHONE.matches
+    ? [$("claim-btn"), $("ask-again-btn")]
+    : [$("claim-btn"), $("composer-text"), $("request-control-btn"), $("ask-again-btn")];
+  (order.find(usable) || $("conv-name")).focus({ preventScroll: true });
 }
 
 export async function loadOlder() {
@@ -126,44 +172,57 @@ export function showTicket(ticket) {
 
 function renderTicket({ scroll = false } = {}) {
   const ticket = state.ticket;
+  const closed = ticket.status === "closed";
   $("conversation-placeholder").hidden = true;
   $("conversation").hidden = false;
   $("conversation").dataset.ticketId = String(ticket.id);
   fillAvatar($("conv-avatar"), ticket.contact);
   $("conv-name").textContent = ticket.contact.name;
   $("conv-page").textContent = ticket.page_name;
-  const badge = $("conv-state");
-  badge.textContent = ticket.control_state_label;
-  badge.className = `badge badge-${STATE_CLASS[ticket.control_state] || "muted"}`;
-  badge.dataset.state = ticket.control_state;
-  $("conv-assignee").textContent = ticket.assignee
-    ? `assigned to ${ticket.assignee.id === ME.id ? "you" : ticket.assignee.name}`
-    : "unassigned";
-  $("conv-status").textContent = ticket.status;
+  fillBadge($("conv-status"), statusBadge(ticket), "status");
+  fillBadge($("conv-control"), controlBadge(ticket), "control");
   $("claim-btn").hidden = ticket.status !== "waiting";
-  $("close-btn").hidden = ticket.status === "closed";
-  renderTransfer(ticket);
-  renderWindows(ticket);
+  $("transfer-btn").hidden = !ticket.can_transfer;
+  $("close-btn").hidden = closed;
+  // Closed: how it ended instead of the reply box and the windows' countdown.
+  $("composer").hidden = closed;
+  $("conv-windows").hidden = closed;
+  $("closed-panel").hidden = !closed;
+  if (closed) renderClosed(ticket);
+  else renderWindows(ticket);
   renderComposer(ticket);
   renderTimeline({ scroll });
   fillTimeline();
 }
 
-export function renderTransfer(ticket) {
-  const box = $("transfer-box");
-  box.hidden = ticket.status === "closed";
-  const select = $("transfer-select");
-  const current = select.value;
-  const options = state.agents
-    .filter((a) => !ticket.assignee || a.id !== ticket.assignee.id)
-    .map((a) => el("option", { value: String(a.id), text: a.id === ME.id ? `${a.name} (you)` : a.name }));
-  select.replaceChildren(el("option", { value: "", text: "Transfer to…" }), ...options);
-  select.value = options.some((o) => o.value === current) ? current : "";
+// What became of the conversation after the ticket closed, by its control state now.
+const AFTER_CLOSE = {
+  returning: "The conversation is being handed back to the bot…",
+  bot: "The conversation is back with the bot.",
+  requested: "The bot was asked for the conversation again; waiting for it to pass it.",
+  agent: "The helpdesk has the conversation again, in a newer ticket.",
+  taken: "Another app has the conversation.",
+  idle: "Nobody has the conversation now: the customer talks to no one.",
+};
+
+function renderClosed(ticket) {
+  const closing = [...ticket.events].reverse().find((e) => e.kind === "closed");
+  const parts = [];
+  if (closing && closing.actor) parts.push(`Closed by ${closing.actor.id === ME.id ? "you" : closing.actor.name}`);
+  else parts.push("Closed");
+  const outcome = (closing && closing.detail) || ticket.closing_note;
+  if (outcome) parts.push(outcome);
+  const at = Date.parse(closing ? closing.created_at : ticket.closed_at);
+  if (at) parts.push(dayKey(at) === dayKey(Date.now()) ? clock(at) : `${dayLabel(at)}, ${clock(at)}`);
+  $("closed-summary").textContent = parts.join(" · ");
+  $("closed-control").textContent = AFTER_CLOSE[ticket.control_state] || `Thread: ${ticket.control_state_label}.`;
+  $("ask-again-btn").hidden = !ticket.can_request_control;
 }
 
 export function renderWindows(ticket) {
   const now = serverNow();
   const node = $("conv-windows");
+  if (ticket.status === "closed") return;
   if (!ticket.last_user_message_at) {
     node.textContent = "Messaging windows: the customer has not written yet.";
     return;
@@ -192,12 +251,28 @@ function hideError() {
   $("conv-error").hidden = true;
 }
 
+export function showNotice(text) {
+  // What an action did, in words (it stays until the next action or ticket).
+  const node = $("conv-notice");
+  node.textContent = text;
+  node.hidden = false;
+}
+
+function hideNotice() {
+  $("conv-notice").hidden = true;
+}
+
 export async function action(fn) {
+  // Runs an API call; its failure is shown in words. Returns whether it succeeded.
   hideError();
+  hideNotice();
+  let ok = true;
   try {
     await fn();
   } catch (error) {
+    ok = false;
     if (error.status !== 401) showError(error.message);
   }
   await Promise.all([loadTicket(), loadList()]).catch(() => {});
+  return ok;
 }

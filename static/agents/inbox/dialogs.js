@@ -1,24 +1,146 @@
-// The close dialog.
+// The close and transfer dialogs. Each is a <form method="dialog">: Enter in a field
+// submits it with its first submit button (the action, never Cancel, which is a plain
+// button), and Esc cancels.
 
 import { api } from "./api.js";
-import { action } from "./conversation.js";
-import { $ } from "./dom.js";
-import { state } from "./state.js";
+import { action, showNotice } from "./conversation.js";
+import { $, el } from "./dom.js";
+import { ME, state } from "./state.js";
+
+export function wireDialogs() {
+  for (const button of document.querySelectorAll("dialog [data-dismiss]")) {
+    button.addEventListener("click", () => button.closest("dialog").close("cancel"));
+  }
+  $("close-dialog").addEventListener("close", () => {
+    if ($("close-dialog").returnValue === "close") closeTicket();
+  });
+  $("transfer-form").addEventListener("submit", onTransferSubmit);
+  $("transfer-targets").addEventListener("change", () => {
+    const chosen = $("transfer-targets").querySelector("input:checked");
+    transfer.chosen = chosen ? transfer.targets.find((a) => a.id === Number(chosen.value)) : null;
+    renderTransfer();
+  });
+  $("transfer-back").addEventListener("click", () => {
+    transfer.step = "choose";
+    renderTransfer();
+    $("transfer-targets").querySelector("input:checked")?.focus();
+  });
+}
+
+// --- close ------------------------------------------------------------------------------
 
 export function openCloseDialog() {
   const ticket = state.ticket;
   const owned = ticket.control_state === "agent";
   $("closing-message").disabled = !owned;
   $("closing-message").value = "";
+  $("closing-outcome").value = "resolved"; // each ticket's own, not the last one's
   $("close-explain").textContent = owned
     ? "An optional closing message is sent first; then the conversation goes back to the bot."
     : `No closing message can be sent: ${ticket.lock_reason || "the helpdesk does not own the conversation."}`;
+  // The last closing's "close" stays until set: Esc must not close this one.
+  $("close-dialog").returnValue = "";
   $("close-dialog").showModal();
 }
 
-export function closeTicket() {
+function closeTicket() {
   const ticket = state.ticket;
   const closing = $("closing-message").disabled ? "" : $("closing-message").value;
   const outcome = $("closing-outcome").value || "resolved";
   action(() => api("POST", `/tickets/${ticket.id}/close`, { closing_message: closing, outcome }));
+}
+
+// --- transfer ---------------------------------------------------------------------------
+
+// The dialog's state: whom the server says the ticket may go to (null while loading),
+// who is chosen, and the step (choose, then confirm).
+let transfer = { ticketId: null, targets: null, chosen: null, step: "choose", error: "" };
+
+function nameOf(agent) {
+  return agent.id === ME.id ? `${agent.name} (you)` : agent.name;
+}
+
+export async function openTransferDialog() {
+  const ticketId = state.ticket.id;
+  transfer = { ticketId, targets: null, chosen: null, step: "choose", error: "" };
+  renderTransfer();
+  $("transfer-dialog").showModal();
+  try {
+    const targets = await api("GET", `/tickets/${ticketId}/transfer-targets`);
+    if (transfer.ticketId !== ticketId) return;
+    transfer.targets = targets;
+  } catch (error) {
+    if (transfer.ticketId !== ticketId) return;
+    transfer.targets = [];
+    transfer.error = `The agents could not be loaded: ${error.message}`;
+  }
+  renderTransfer();
+  $("transfer-targets").querySelector("input")?.focus();
+}
+
+function renderTransfer() {
+  const { targets, chosen, step, error } = transfer;
+  $("transfer-choose").hidden = step !== "choose";
+  $("transfer-confirm").hidden = step !== "confirm";
+  $("transfer-loading").hidden = targets !== null;
+  $("transfer-empty").hidden = !targets || targets.length > 0 || Boolean(error);
+  $("transfer-error").hidden = !error;
+  $("transfer-error").textContent = error;
+  const fieldset = $("transfer-targets");
+  const shown = [...fieldset.querySelectorAll("input")].map((input) => Number(input.value));
+  const ids = (targets || []).map((a) => a.id);
+  if (shown.join() !== ids.join()) {
+    fieldset.replaceChildren(
+      fieldset.querySelector("legend"),
+      ...(targets || []).map((agent) =>
+        el(
+          "label",
+          { class: "choice" },
+          el("input", { type: "radio", name: "transfer-target", value: String(agent.id) }),
+          el("span", { text: nameOf(agent) }),
+        ),
+      ),
+    );
+  }
+  $("transfer-next").disabled = !chosen;
+  if (chosen) {
+    $("transfer-question").textContent = `Transfer to ${chosen.name}?`;
+    $("transfer-consequence").textContent =
+      chosen.id === ME.id
+        ? "The ticket becomes yours."
+        : `${chosen.name} becomes the ticket's assignee and sees it in their Mine queue; only they can reply to it then.`;
+  }
+}
+
+async function onTransferSubmit(event) {
+  event.preventDefault(); // the dialog stays open until the transfer is done
+  const { chosen, step, ticketId } = transfer;
+  if (!chosen) return;
+  if (step === "choose") {
+    transfer.step = "confirm";
+    renderTransfer();
+    $("transfer-confirm-btn").focus();
+    return;
+  }
+  $("transfer-confirm-btn").disabled = true;
+  let refusal = "";
+  const ok = await action(async () => {
+    try {
+      await api("POST", `/tickets/${ticketId}/transfer`, { agent_id: chosen.id });
+    } catch (error) {
+      refusal = error.message;
+      throw error;
+    }
+  });
+  $("transfer-confirm-btn").disabled = false;
+  if (transfer.ticketId !== ticketId) return;
+  if (ok) {
+    $("transfer-dialog").close("done");
+    showNotice(chosen.id === ME.id ? "Transferred to you." : `Transferred to ${chosen.name}.`);
+    return;
+  }
+  // Refused (someone else was quicker, the agent left…): say why, choose again.
+  transfer.step = "choose";
+  transfer.error = refusal ? `Not transferred: ${refusal}` : "";
+  renderTransfer();
 }

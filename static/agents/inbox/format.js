@@ -60,25 +60,6 @@ export function dayLabel(ms, now = Date.now()) {
   return day.toLocaleDateString([], options);
 }
 
-// Short names for the list; the header shows the full label from the API.
-export const STATE_SHORT = {
-  agent: "with us",
-  requested: "requested",
-  returning: "returning to bot",
-  taken: "taken back",
-  bot: "with the bot",
-  idle: "idle",
-};
-
-export const STATE_CLASS = {
-  agent: "ok",
-  requested: "warn",
-  returning: "info",
-  taken: "bad",
-  bot: "muted",
-  idle: "muted",
-};
-
 export function authorLabel(message, ticket) {
   switch (message.author_kind) {
     case "customer":

@@ -2,9 +2,10 @@
 // scrolled to the bottom), and patched one row at a time by live events (live.js).
 
 import { api, apiPage } from "./api.js";
+import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderWindows, selectTicket } from "./conversation.js";
 import { $, avatar, el } from "./dom.js";
-import { duration, previewText, serverNow, STATE_CLASS, STATE_SHORT } from "./format.js";
+import { duration, previewText, serverNow } from "./format.js";
 import { announce, seeWaiting } from "./notify.js";
 import { ME, state } from "./state.js";
 
@@ -175,11 +176,7 @@ export function onListScroll() {
 }
 
 function ticketRow(ticket) {
-  const assignee = ticket.assignee
-    ? ticket.assignee.id === ME.id
-      ? "you"
-      : ticket.assignee.name
-    : "unassigned";
+  const control = controlBadge(ticket);
   const row = el(
     "li",
     {
@@ -211,14 +208,9 @@ function ticketRow(ticket) {
         el(
           "span",
           { class: "ticket-meta" },
+          fillBadge(el("span"), statusBadge(ticket), "status"),
+          control && fillBadge(el("span"), control, "control"),
           el("span", { class: "ticket-page", text: ticket.page_name }),
-          el("span", {
-            class: `badge badge-${STATE_CLASS[ticket.control_state] || "muted"}`,
-            text: STATE_SHORT[ticket.control_state] || ticket.control_state_label,
-            title: ticket.control_state_label,
-            "data-state": ticket.control_state,
-          }),
-          el("span", { class: "ticket-assignee", text: assignee }),
         ),
       ),
     ),

@@ -10,8 +10,8 @@
 
 import { api } from "./api.js";
 import { sendReply, typing } from "./composer.js";
-import { action, loadTicket, onTimelineScroll, renderTransfer, selectTicket } from "./conversation.js";
-import { closeTicket, openCloseDialog } from "./dialogs.js";
+import { action, backToList, focusTicket, loadTicket, onTimelineScroll, selectTicket } from "./conversation.js";
+import { openCloseDialog, openTransferDialog, wireDialogs } from "./dialogs.js";
 import { $ } from "./dom.js";
 import { loadList, onListScroll, refreshTimes, renderList } from "./list.js";
 import { renderNotifyToggle, toggleNotify } from "./notify.js";
@@ -40,19 +40,17 @@ function wire() {
   });
   text.addEventListener("input", typing);
   $("send-btn").addEventListener("click", sendReply);
-  $("claim-btn").addEventListener("click", () => action(() => api("POST", `/tickets/${state.ticket.id}/claim`)));
-  $("request-control-btn").addEventListener("click", () =>
-    action(() => api("POST", `/tickets/${state.ticket.id}/request-control`)),
-  );
-  $("transfer-btn").addEventListener("click", () => {
-    const agentId = Number($("transfer-select").value);
-    if (!agentId) return;
-    action(() => api("POST", `/tickets/${state.ticket.id}/transfer`, { agent_id: agentId }));
+  $("claim-btn").addEventListener("click", async () => {
+    await action(() => api("POST", `/tickets/${state.ticket.id}/claim`));
+    focusTicket(); // the button is gone: on to the reply box
   });
+  const requestControl = () => action(() => api("POST", `/tickets/${state.ticket.id}/request-control`));
+  $("request-control-btn").addEventListener("click", requestControl);
+  $("ask-again-btn").addEventListener("click", requestControl);
+  $("transfer-btn").addEventListener("click", openTransferDialog);
   $("close-btn").addEventListener("click", openCloseDialog);
-  $("close-dialog").addEventListener("close", () => {
-    if ($("close-dialog").returnValue === "close") closeTicket();
-  });
+  wireDialogs();
+  for (const button of document.querySelectorAll("[data-back]")) button.addEventListener("click", backToList);
   $("notify-toggle").addEventListener("click", toggleNotify);
   $("ticket-list").addEventListener("scroll", onListScroll, { passive: true });
   $("timeline").addEventListener("scroll", onTimelineScroll, { passive: true });
@@ -67,14 +65,8 @@ async function start() {
   wire();
   renderNotifyToggle();
   renderList();
-  api("GET", "/agents")
-    .then((agents) => {
-      state.agents = agents;
-      if (state.ticket) renderTransfer(state.ticket);
-    })
-    .catch(() => {});
   connect();
-  await Promise.all([loadList(), loadTicket({ scroll: true })]).catch(() => {});
+  await Promise.all([loadList(), loadTicket({ scroll: true, focus: true })]).catch(() => {});
 }
 
 start();

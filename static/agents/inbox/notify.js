@@ -94,9 +94,8 @@ function notify(more, name, counts) {
 
 export function renderNotifyToggle() {
   const on = notifyEnabled();
-  const button = $("notify-toggle");
-  button.textContent = on ? "Notifications: on" : "Notifications: off";
-  button.setAttribute("aria-pressed", on ? "true" : "false");
+  $("notify-text").textContent = on ? "Notifications: on" : "Notifications: off";
+  $("notify-toggle").setAttribute("aria-pressed", on ? "true" : "false");
 }
 
 export async function toggleNotify() {

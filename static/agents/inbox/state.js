@@ -26,7 +26,8 @@ export const state = {
   olderLoading: false,
   local: [], // replies typed here, not yet accepted by the server
   drafts: new Map(), // what was typed in each ticket's composer, kept when switching
-  agents: [],
+  notFound: false, // the ticket asked for does not exist or is not the agent's to see
+  listScroll: 0, // where the list was when a ticket was opened (a phone hides it meanwhile)
   openContext: new Set(), // ids of the messages in context groups the agent unfolded
   lastTypingAt: 0,
   waitingSeen: null, // ids of waiting tickets already announced

@@ -72,7 +72,7 @@ def test_transfer_still_refuses_a_target_who_cannot_see_the_page(staff, page, fa
 
     assert (response.status_code, response.json()) == (
         400,
-        {"detail": "cy is not in a team that handles this page."},
+        {"detail": f"No active agent with id {staff['cy'].pk} works on this ticket's page."},
     )
     ticket.refresh_from_db()
     assert ticket.assignee is None

@@ -262,7 +262,7 @@ def test_transfer_gives_the_ticket_to_another_agent(handed_over, api, api2, agen
     assert response.status_code == 200
     assert response.json()["assignee"]["username"] == "bo"
     assert (
-        post(api, f"/api/v1/tickets/{ticket.pk}/transfer", {"agent_id": 12345}).status_code == 400
+        post(api2, f"/api/v1/tickets/{ticket.pk}/transfer", {"agent_id": 12345}).status_code == 400
     )
     # ana no longer holds it
     denied = post(api, f"/api/v1/tickets/{ticket.pk}/transfer", {"agent_id": agent2.pk})
