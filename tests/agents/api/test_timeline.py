@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agents.models import Agent, ControlState, Message, Ticket
+from agents.models import Agent, ControlState, ControlTransition, Message, Ticket
 from agents.services import reconcile
 from agents.services.state import now_ms
 from tests.support import factories, payloads
@@ -154,10 +154,12 @@ def test_what_the_bot_says_before_our_hand_back_call_returns_is_the_bots(
     # The pass back takes Meta a moment to answer; meanwhile the bot, the owner again,
     # greets the customer: its echo is stamped during our call.
     fake_graph.fail_next("/me/pass_thread_control", Scripted(200, {"success": True}, delay=0.5))
-    called = now_ms()
     post(api, f"/api/v1/tickets/{ticket.pk}/close", {"outcome": "resolved"})
-    assert now_ms() - called >= 500
-    deliver(payloads.echo("Welcome back!", ts=called + 100), channel="standby")
+    returned = now_ms()
+    # The hand-back is stamped when our call was made; Meta took 0.5 s to answer it.
+    handed_back = ControlTransition.objects.filter(to_state=ControlState.BOT).latest("id").at
+    assert returned - handed_back >= 500
+    deliver(payloads.echo("Welcome back!", ts=handed_back + 100), channel="standby")
 
     assert _timeline(api, ticket.pk)[-2:] == [
         ("The conversation went back to the bot.", False, "this_ticket", "This ticket"),
