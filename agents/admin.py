@@ -40,7 +40,7 @@ from agents.models import (
 )
 from agents.services import tickets
 from agents.services.state import app_label
-from helpdesk.admin import HistoryAdmin
+from helpdesk.admin import HistoryAdmin, ReadOnly
 
 
 def _user(request: HttpRequest) -> Agent:
@@ -200,21 +200,12 @@ class ContactAdmin(ConversationDataAdmin):
     list_filter = ("page",)
 
 
-class TransitionInline(admin.TabularInline):
+class TransitionInline(ReadOnly, admin.TabularInline):
     model = ControlTransition
     extra = 0
     fields = ("created_at", "from_state", "to_state", "cause", "detail", "metadata")
     readonly_fields = fields
     verbose_name_plural = "handover history"
-
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 def _owner(conversation: Conversation) -> str:
@@ -246,21 +237,12 @@ class ConversationAdmin(ConversationDataAdmin):
         return _owner(obj)
 
 
-class TicketEventInline(admin.TabularInline):
+class TicketEventInline(ReadOnly, admin.TabularInline):
     model = TicketEvent
     extra = 0
     fields = ("created_at", "kind", "actor", "detail")
     readonly_fields = fields
     verbose_name_plural = "ticket history"
-
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 class CloseForm(forms.Form):

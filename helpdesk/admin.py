@@ -99,9 +99,9 @@ def _section(
     }
 
 
-class HistoryAdmin(admin.ModelAdmin):
+class ReadOnly:
     """Rows the product writes as things happen (audit logs, messages, tickets): shown
-    in admin, never added, changed or deleted there."""
+    in admin, never added, changed or deleted there. For model admins and inlines."""
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
@@ -111,3 +111,7 @@ class HistoryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+
+class HistoryAdmin(ReadOnly, admin.ModelAdmin):
+    """A model admin for history rows (`ReadOnly`)."""

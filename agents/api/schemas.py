@@ -23,6 +23,7 @@ from agents.models import (
     TicketEvent,
     agent_name,
 )
+from agents.selectors import SegmentKind
 
 
 def _agent(context: dict[str, Any]) -> Agent:
@@ -195,16 +196,7 @@ class SegmentOut(Schema):
     known), `nobody` (idle), `helpdesk` (we did, outside any ticket).
     """
 
-    kind: Literal[
-        "this_ticket",
-        "earlier_ticket",
-        "later_ticket",
-        "helpdesk",
-        "bot",
-        "page_inbox",
-        "other_app",
-        "nobody",
-    ]
+    kind: SegmentKind
     key: str
     label: str
     app_id: str
