@@ -78,6 +78,12 @@ def control_extend(conversation_id: int) -> None:
 
 
 @shared_task(time_limit=120)
+def outbox_resume(page_id: int) -> None:
+    """A new token: the page's waiting replies go out, oldest first."""
+    outbound.outbox_resume(page_id=page_id)
+
+
+@shared_task(time_limit=120)
 def outbox_probe() -> None:
     """Beat: try the paused pages again (a waiting reply, or a token check)."""
     reconcile.outbox_probe_all()

@@ -8,6 +8,7 @@ through `state.control_transition`, under the conversation's lock.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -20,6 +21,7 @@ from agents.models import (
     Conversation,
     Message,
     OwnerRole,
+    Ticket,
     TicketEvent,
 )
 from agents.services.contacts import conversation_get_or_create
@@ -46,6 +48,9 @@ from webhooks.events import (
 )
 from webhooks.models import ControlMode, ControlWay, GraphCall, Page
 from webhooks.queue import enqueue_on_commit
+
+# "The caller did not look the unclosed ticket up" (None: it did, and there is none).
+_UNKNOWN = object()
 
 HandoverEvent = PassThreadControlEvent | TakeThreadControlEvent | RequestThreadControlEvent
 
@@ -78,12 +83,13 @@ def handover_event_apply(page: Page, event: HandoverEvent) -> str:
                 conversation.save(update_fields=["control_event_timestamp"])
                 return "control already ours"
             if isinstance(event, PassThreadControlEvent):
-                return control_gained(conversation, event)
+                return control_gained(conversation, event, unclosed=open_ticket)
             return control_taken(
                 conversation,
                 timestamp=event.timestamp,
                 cause=ControlTransition.Cause.WEBHOOK,
                 event_timestamp=event.timestamp,
+                unclosed=open_ticket,
             )
         we_had_it = event.previous_owner_app_id == our_app or conversation.control_state in (
             ControlState.AGENT,
@@ -129,7 +135,12 @@ def _control_requested_by_other(
     return f"{who} requested control"
 
 
-def control_gained(conversation: Conversation, event: PassThreadControlEvent) -> str:
+def control_gained(
+    conversation: Conversation,
+    event: PassThreadControlEvent,
+    *,
+    unclosed: Ticket | object | None = _UNKNOWN,
+) -> str:
     """Control passed to us: the state becomes `agent`; a ticket opens or reopens.
 
     Caller holds the conversation lock.
@@ -149,6 +160,7 @@ def control_gained(conversation: Conversation, event: PassThreadControlEvent) ->
         metadata=event.metadata,
         timestamp=event.timestamp,
         line="Control passed to the helpdesk.",
+        unclosed=unclosed,
     )
 
 
@@ -159,6 +171,7 @@ def control_taken(
     cause: ControlTransition.Cause,
     detail: str = "the helpdesk took control",
     event_timestamp: int | None = None,
+    unclosed: Ticket | object | None = _UNKNOWN,
 ) -> str:
     """We own the thread by our own take (its answer, a reconciliation, or its webhook,
     whichever comes first): the state becomes `agent`, a ticket opens or reopens with
@@ -175,16 +188,30 @@ def control_taken(
         at=timestamp,
     )
     return _ticket_for_control(
-        conversation, metadata=metadata, timestamp=timestamp, line="The helpdesk took control."
+        conversation,
+        metadata=metadata,
+        timestamp=timestamp,
+        line="The helpdesk took control.",
+        unclosed=unclosed,
     )
 
 
 def _ticket_for_control(
-    conversation: Conversation, *, metadata: str, timestamp: int, line: str
+    conversation: Conversation,
+    *,
+    metadata: str,
+    timestamp: int,
+    line: str,
+    unclosed: Ticket | object | None = _UNKNOWN,
 ) -> str:
     """Control came to us at `timestamp`: the open ticket gets replies back, else a recently
-    closed one reopens, else a new one opens (what came before is context)."""
-    ticket = ticket_lock_unclosed(conversation)
+    closed one reopens, else a new one opens (what came before is context). `unclosed`:
+    the unclosed ticket, when the caller has locked it already."""
+    ticket = (
+        ticket_lock_unclosed(conversation)
+        if unclosed is _UNKNOWN
+        else cast("Ticket | None", unclosed)
+    )
     if ticket is not None:
         ticket_unflag(ticket, metadata=metadata)
         outcome = "control regained for the open ticket"

@@ -334,6 +334,13 @@ def outbox_resume(*, page_id: int) -> list[int]:
     )
     for message_id in waiting:
         enqueue(tasks.message_send, message_id)
+    returning = Ticket.objects.filter(
+        conversation__page_id=page_id,
+        status=Ticket.Status.CLOSED,
+        conversation__control_state=ControlState.RETURNING,
+    ).values_list("pk", flat=True)
+    for ticket_id in returning:
+        enqueue(tasks.ticket_return, ticket_id)  # their messages, then the hand-back
     return waiting
 
 

@@ -42,17 +42,27 @@ def profile_view(agent: Agent) -> dict[str, Any]:
     }
 
 
+def profile_refusals(*, public_name: str, picture_url: str) -> dict[str, str]:
+    """Why `profile_update` would refuse these values, by field; empty when it would not."""
+    refusals = {}
+    if len(" ".join(public_name.split())) > PUBLIC_NAME_LIMIT:
+        refusals["public_name"] = f"The public name is longer than {PUBLIC_NAME_LIMIT} characters."
+    picture_url = picture_url.strip()
+    if picture_url and (
+        not picture_url.startswith("https://") or len(picture_url) > 2000 or " " in picture_url
+    ):
+        refusals["picture_url"] = "The picture must be a public https:// address of an image."
+    return refusals
+
+
 def profile_update(agent: Agent, *, public_name: str, picture_url: str) -> AgentProfile:
     """Set the agent's public name and picture; InvalidInput (nothing changed) for a name
     that is too long or a picture that is not a public https URL."""
     public_name = " ".join((public_name or "").split())
     picture_url = (picture_url or "").strip()
-    if len(public_name) > PUBLIC_NAME_LIMIT:
-        raise InvalidInput(f"The public name is longer than {PUBLIC_NAME_LIMIT} characters.")
-    if picture_url and (
-        not picture_url.startswith("https://") or len(picture_url) > 2000 or " " in picture_url
-    ):
-        raise InvalidInput("The picture must be a public https:// address of an image.")
+    refusals = profile_refusals(public_name=public_name, picture_url=picture_url)
+    if refusals:
+        raise InvalidInput(next(iter(refusals.values())))
     profile, _ = AgentProfile.objects.update_or_create(
         user=agent, defaults={"public_name": public_name, "picture_url": picture_url}
     )

@@ -256,7 +256,9 @@ def ticket_return(*, ticket_id: int) -> Outcome:
         # back before what the agent said has reached the user.
         raise Busy("a message of the conversation is still confirming", retry_in=5)
     if conversation.page.outbox_paused_reason and pending.exists():
-        raise Busy("the page's outbox is paused; its messages go first", retry_in=30)
+        # What the agent said goes first: the hand-back waits for the page to resume
+        # (`outbound.outbox_resume` queues it again; the re-drive would too).
+        return Outcome.SKIPPED
     how = _handback_way(conversation.page)
     carrier = (
         outbound.filter(ticket=ticket, thread_control__gt="")
