@@ -223,10 +223,11 @@ def reply_lock_reason(ticket: Ticket, user: Agent) -> str:
     conversation = ticket.conversation
     if (
         ticket.status != Ticket.Status.CLOSED
-        and conversation.control_state == ControlState.TAKEN
+        and conversation.control_state in (ControlState.TAKEN, ControlState.IDLE, ControlState.BOT)
+        and ticket.flagged
         and ticket.flag_reason
     ):
-        return ticket.flag_reason  # names who took it
+        return ticket.flag_reason  # names who has it, and why
     return reply_refusal(ticket, user) or send_policy(conversation).refusal
 
 
