@@ -13,7 +13,7 @@ from agents.services import outbound, reconcile
 from helpdesk import clock as helpdesk_clock
 from tests.support import payloads
 from tests.support.fakegraph import Scripted, graph_error
-from webhooks.models import GraphCall, Page
+from webhooks.models import GraphCall
 
 pytestmark = pytest.mark.django_db
 
