@@ -101,6 +101,19 @@ def config_from_options(options: dict[str, Any]) -> EmulatorConfig:
     return config
 
 
+def setup_words(emulator: Emulator) -> str:
+    """The demo page's routing setup in words, as the control page says it."""
+    page = emulator.state()["pages"][0]
+    words = [page["mode_text"]]
+    if page["mode"] == "cr" and page["requests_refused"]:
+        words.append("requests refused")
+    if page["mode"] == "cr":
+        names = {a.app_id: a.name for a in emulator.config.apps}
+        allowed = [names.get(a, a) for a in page["take_control_app_ids"]]
+        words.append("may take: " + (", ".join(allowed) or "nobody"))
+    return "; ".join(words)
+
+
 class Command(BaseCommand):
     help = "Run the Messenger Platform emulator (Graph API, webhooks, demo bot, customer page)."
     # An in-memory server: no database, no migrations needed.
@@ -209,6 +222,7 @@ class Command(BaseCommand):
                     f"  Control page:   {base}/control",
                     f"  GRAPH_API_URL:  {emulator.graph_url}",
                     f"  Page:           {page.name} ({page.page_id})",
+                    f"  Routing:        {setup_words(emulator)}",
                     f"  Bot app:        {config.bot_app_id} (primary / default app)",
                     f"  Helpdesk app:   {options['helpdesk_app_id']} -> "
                     f"{options['callback_url'] or '(no callback URL)'}",
