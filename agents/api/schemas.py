@@ -305,7 +305,7 @@ class ProfileOut(Schema):
 
 
 class ProfileIn(Schema):
-    public_name: str = ""
+    public_name: str
     picture_url: str = ""
 
 

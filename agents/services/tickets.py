@@ -40,6 +40,7 @@ from agents.services.state import (
     ticket_for_agent,
     ticket_mark_closed,
 )
+from helpdesk import clock
 from webhooks import graph
 from webhooks.models import ControlWay, Handback, Page
 from webhooks.queue import Busy, enqueue_on_commit
@@ -260,15 +261,30 @@ def ticket_return(*, ticket_id: int) -> Outcome:
         # (`outbound.outbox_resume` queues it again; the re-drive would too).
         return Outcome.SKIPPED
     how = _handback_way(conversation.page)
+    # This close's carrier: a reopened ticket keeps the one of its earlier close, made
+    # before the reopening.
+    carriers = outbound.filter(ticket=ticket, thread_control__gt="")
+    reopened = (
+        ticket.events.filter(kind=TicketEvent.Kind.REOPENED)
+        .order_by("-id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if reopened is not None:
+        carriers = carriers.filter(created_at__gt=reopened)
     carrier = (
-        outbound.filter(ticket=ticket, thread_control__gt="")
-        .order_by("-timestamp", "-id")
-        .values_list("status", "timestamp")
+        carriers.order_by("-timestamp", "-id")
+        .values_list("status", "timestamp", "sending_since")
         .first()
     )
     if carrier is not None and carrier[0] in _SENT:
-        # The hand-back went with the last message (Send API `thread_control`).
-        return _returned(ticket, how=how, at=carrier[1], detail="in the last message")
+        # The hand-back went with the last message (Send API `thread_control`), when its
+        # send was made (on Messenger's clock): after the close, before the bot answers.
+        _, created, sending_since = carrier
+        at = created
+        if sending_since is not None:
+            at = max(created, int((sending_since + clock.offset()).timestamp() * 1000))
+        return _returned(ticket, how=how, at=at, detail="in the last message")
     key = f"return:{ticket.pk}:{int(ticket.closed_at.timestamp() * 1000)}"
     # Stamped before the call: the bot may greet the user before our call returns.
     passed_at = now_ms()

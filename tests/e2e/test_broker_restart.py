@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.support import payloads
-from tests.support.fakegraph import Call, graph_error
+from tests.support.fakegraph import Call, Scripted, graph_error
 from tests.support.polling import eventually
 from tests.support.stack import Clock, Stack, fake_graph_stack
 
@@ -68,6 +68,9 @@ def test_the_worker_survives_redis_killed_while_it_holds_a_retry(stack):
     # given: the user asks for a human; the request for the thread times out (the fake
     # answers too late, with an error) ...
     fake.fail_next(REQUEST, replace(graph_error(2, status=503), delay=2.5))
+    # Its outcome is unknown: Meta is asked who owns the thread before anything is made
+    # again, and that answer is late too, so the task waits for its retry.
+    fake.fail_next("/me/thread_owner", Scripted(200, {"data": []}, delay=2.5))
     stack.post_webhook(payloads.user_message("hello?", ts=clock()), channel="standby")
     stack.post_webhook(payloads.postback("Talk to a human", ts=clock()), channel="standby")
     # ... and its retry waits for its countdown in the worker, unacknowledged

@@ -106,6 +106,7 @@ def test_the_whole_handover_loop(stack):
         "recipient": {"id": payloads.PSID},
         "messaging_type": "RESPONSE",
         "message": {"text": "Hi, I'm on it.", "metadata": f"helpdesk:message={reply['id']}"},
+        "persona_id": fake.calls_to("/me/personas")[0].answered["id"],  # the agent's
     }
 
     def reply_state():

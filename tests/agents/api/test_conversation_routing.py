@@ -386,3 +386,31 @@ def test_mark_seen_is_sent_once_when_an_agent_opens_an_owned_conversation(
     assert (first.json(), again.json()) == ({"sent": True}, {"sent": False})
     [seen] = [c for c in fake_graph.sender_actions() if c.body["sender_action"] == "mark_seen"]
     assert seen.body["persona_id"] != ""
+
+
+def test_a_reopened_ticket_closed_again_hands_back_anew(
+    handed_over, api, post, fake_graph, deliver, clock
+):
+    ticket = handed_over()
+    _close(api, post, ticket, closing_message="Bye")  # the hand-back rides on "Bye"
+    deliver(payloads.pass_control(ts=clock(), metadata="again"))  # the bot passes it back
+    ticket.refresh_from_db()
+    assert ticket.status == "waiting"  # reopened
+    # Closed again without a message: the earlier close's carrier does not count.
+    _close(api, post, ticket)
+    assert len(fake_graph.calls_to("/me/pass_thread_control")) == 1
+    assert Conversation.objects.get().control_state == ControlState.BOT
+
+
+def test_the_hand_back_in_the_last_message_is_placed_after_the_close(
+    handed_over, api, post, fake_graph
+):
+    ticket = handed_over()
+    _close(api, post, ticket, closing_message="Bye")
+    returning, back = Conversation.objects.get().transitions.order_by("-id")[:2][::-1]
+    assert (returning.to_state, back.to_state) == ("returning", "bot")
+    # Stamped when the send was made, after the close that started it: the timeline
+    # shows "went back to the bot" after the close, and the bot's answers as the bot's.
+    assert back.at >= returning.at
+    line = Message.objects.get(text="The conversation went back to the bot.")
+    assert line.timestamp == back.at
