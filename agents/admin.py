@@ -26,6 +26,7 @@ from agents import realtime, selectors
 from agents.errors import ServiceError
 from agents.models import (
     Agent,
+    AgentProfile,
     ApiToken,
     AuthFailures,
     Contact,
@@ -33,12 +34,13 @@ from agents.models import (
     ControlTransition,
     Conversation,
     Message,
+    Persona,
     Team,
     Ticket,
     TicketEvent,
     Trigger,
 )
-from agents.services import tickets
+from agents.services import personas, tickets
 from agents.services.state import app_label
 from helpdesk.admin import HistoryAdmin, ReadOnly
 
@@ -166,6 +168,35 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+
+class AgentProfileForm(forms.ModelForm):
+    class Meta:
+        model = AgentProfile
+        fields = ("user", "public_name", "picture_url")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        refusals = personas.profile_refusals(
+            public_name=data.get("public_name") or "", picture_url=data.get("picture_url") or ""
+        )
+        for field, refusal in refusals.items():
+            self.add_error(field, refusal)
+        return data
+
+
+@admin.register(AgentProfile)
+class AgentProfileAdmin(admin.ModelAdmin):
+    """The name (and picture) customers see on an agent's replies: their Messenger
+    persona, created per page on their next reply. Agents set it themselves in the inbox."""
+
+    form = AgentProfileForm
+    list_display = ("user", "public_name", "picture_url")
+    list_select_related = ("user",)
+    search_fields = ("user__username", "public_name")
+
+    def save_model(self, request: HttpRequest, obj: AgentProfile, form: Any, change: bool) -> None:
+        personas.profile_update(obj.user, public_name=obj.public_name, picture_url=obj.picture_url)
 
 
 @admin.register(AuthFailures)
@@ -533,6 +564,16 @@ class ControlTransitionAdmin(ConversationDataAdmin):
     list_display = ("conversation", "from_state", "to_state", "cause", "detail", "created_at")
     list_select_related = ("conversation__contact", "conversation__page")
     list_filter = ("cause", "to_state")
+
+
+@admin.register(Persona)
+class PersonaAdmin(ConversationDataAdmin):
+    """Agents' Messenger personas, one per agent and page, as Meta created them (or why it
+    refused: the replies then go without one)."""
+
+    list_display = ("name", "agent", "page", "persona_id", "error", "created_at")
+    list_select_related = ("agent", "page")
+    list_filter = ("page",)
 
 
 @admin.register(TicketEvent)

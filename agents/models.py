@@ -136,6 +136,7 @@ class OwnerRole(models.TextChoices):
     PAGE_INBOX = "page_inbox", "the Page Inbox"
     OTHER_APP = "other_app", "another app"
     NOBODY = "nobody", "nobody (idle)"
+    UNKNOWN = "unknown", "unknown"
 
 
 class Conversation(models.Model):
@@ -161,6 +162,36 @@ class Conversation(models.Model):
     )
     control_metadata = models.TextField(blank=True)
     requested_at = models.DateTimeField(null=True, blank=True)
+    requested_way = models.CharField(
+        max_length=8,
+        blank=True,
+        help_text="How control is being asked for while `requested`: request or take.",
+    )
+    owner_role = models.CharField(
+        max_length=16,
+        choices=OwnerRole,
+        default=OwnerRole.BOT,
+        help_text="Who owns the thread, as last known.",
+    )
+    owner_since = models.BigIntegerField(
+        default=0, help_text="Since when (epoch ms) that owner has the thread, if known."
+    )
+    owner_note = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Why, where it helps the agent (e.g. Messenger's 24-hour lapse).",
+    )
+    control_expires_at = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="When our control lapses (Conversation Routing, epoch ms), as extended.",
+    )
+    waiting_reason = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The customer asked for a person and Meta lets us neither request nor "
+        "take the conversation: why, until the bot passes it.",
+    )
     last_user_message_at = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
     typing_sent_at = models.DateTimeField(
@@ -295,6 +326,7 @@ class TicketEvent(models.Model):
         CONTROL_LOST = "control_lost", "control lost"
         CONTROL_REQUESTED_BY_OTHER = "control_requested_by_other", "another app asked for control"
         RETURN_FAILED = "return_failed", "hand-back to the bot failed"
+        CONTROL_EXTENDED = "control_extended", "control extended"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind)
@@ -376,6 +408,12 @@ class Message(models.Model):
     error_subcode = models.IntegerField(null=True, blank=True, help_text="Meta's error subcode.")
     attempts = models.PositiveIntegerField(default=0)
     sending_since = models.DateTimeField(null=True, blank=True)
+    thread_control = models.CharField(
+        max_length=8,
+        blank=True,
+        help_text="pass or release: the hand-back rides on this message (Send API "
+        "thread_control, Conversation Routing); empty for an ordinary message.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -387,6 +425,57 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author_kind}: {self.text[:40]}"
+
+
+class AgentProfile(models.Model):
+    """How the customer sees an agent: the name (and picture) of their Messenger persona."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_profile"
+    )
+    public_name = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The name customers see on this agent's replies (empty: their first name, "
+        "else their username).",
+    )
+    picture_url = models.URLField(
+        max_length=2000, blank=True, help_text="A public https picture for the persona."
+    )
+
+    class Meta:
+        verbose_name = "agent profile"
+
+    def __str__(self) -> str:
+        return self.public_name or str(self.user)
+
+
+class Persona(models.Model):
+    """An agent's Messenger persona on one page (the Personas API), created on first use
+    and reused while the agent's public name and picture are the same."""
+
+    page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="personas")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="personas"
+    )
+    persona_id = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=100)
+    picture_url = models.URLField(max_length=2000, blank=True)
+    error = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Why Meta refused to create it (recorded once; replies go without it).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["page", "agent"], name="persona_unique_page_agent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.page_id}"
 
 
 class AuthFailures(models.Model):

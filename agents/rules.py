@@ -16,6 +16,7 @@ from django.conf import settings
 
 from agents.models import Agent, ControlState, Conversation, OwnerRole, Ticket, agent_name
 from helpdesk import clock
+from webhooks.models import ControlMode, ControlWay, Page
 
 STANDARD_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
@@ -56,6 +57,78 @@ def owner_role(state: str, app_id: str | None, *, bot_app_id: str) -> OwnerRole:
     return OwnerRole.OTHER_APP
 
 
+OWNER_TEXTS: dict[str, str] = {
+    OwnerRole.HELPDESK: "The helpdesk has this conversation",
+    OwnerRole.BOT: "The bot has this conversation",
+    OwnerRole.PAGE_INBOX: "The Page Inbox has this conversation",
+    OwnerRole.NOBODY: "Nobody owns this conversation",
+    OwnerRole.UNKNOWN: "Another app has this conversation (Messenger does not say which)",
+}
+LAPSE_NOTE = "Messenger gives control back after 24 h without a customer message"
+WINDOW_CLOSED_FOR_CONTROL = (
+    "The customer last wrote more than 24 hours ago: Messenger would give control back at "
+    "once. Control can be asked for again after the customer writes."
+)
+
+
+def owner_text(conversation: Conversation) -> str:
+    """Who owns the thread, in words, without the time (`owner_since`) or the reason
+    (`owner_note`) that the inbox adds."""
+    return owner_text_for(conversation.owner_role, conversation.owner_app_id)
+
+
+def owner_text_for(role: str, app_id: str | None) -> str:
+    if role == OwnerRole.OTHER_APP and app_id:
+        return f"Another app ({app_id}) has this conversation"
+    return OWNER_TEXTS.get(role, OWNER_TEXTS[OwnerRole.UNKNOWN])
+
+
+def control_way(page: Page) -> str:
+    """How a trigger gets control on this page: `request` or `take` (auto: what worked
+    last, request until something did), or `none` (auto: Meta refused both; a trigger
+    tries again in case the Page's settings changed)."""
+    if page.control_mode == ControlMode.REQUEST:
+        return ControlWay.REQUEST
+    if page.control_mode == ControlMode.TAKE:
+        return ControlWay.TAKE
+    if page.control_way == ControlWay.TAKE:
+        return ControlWay.TAKE
+    return ControlWay.REQUEST
+
+
+def handover_mode_text(page: Page) -> str:
+    """The page's way in, for the conversation header."""
+    if page.control_mode == ControlMode.REQUEST:
+        return "Gets control by asking the bot"
+    if page.control_mode == ControlMode.TAKE:
+        return "Gets control by taking it (Conversation Routing)"
+    if page.control_way == ControlWay.TAKE:
+        return "Takes control (Meta refuses requests on this page)"
+    if page.control_way == ControlWay.NONE:
+        return "Waits for the bot to pass conversations (Meta refuses requests and takes)"
+    return "Asks the bot first, takes control if refused"
+
+
+def take_allowed(page: Page, conversation: Conversation) -> bool:
+    """Whether taking is a way in for this conversation now: the page takes, or the
+    thread is idle on a Conversation Routing page (any app may take an idle thread)."""
+    if not page.conversation_routing:
+        return False
+    if control_way(page) == ControlWay.TAKE:
+        return True
+    return conversation.control_state == ControlState.IDLE
+
+
+def outbox_paused_text(page: Page) -> str:
+    """Why nothing can be sent from this page right now, for a banner; "" when sending works."""
+    if not page.outbox_paused_reason:
+        return ""
+    return (
+        f"Sending is paused for {page.name}: {page.outbox_paused_reason}. Replies wait and go "
+        "out by themselves when it is fixed."
+    )
+
+
 def sending_allowed(state: str) -> bool:
     """Whether a queued message may still go out: we own the thread, or we are about to
     pass it back (the closing message goes first)."""
@@ -71,14 +144,23 @@ class SendPolicy:
     refusal: str = ""
 
 
-def send_policy(conversation: Conversation, *, now: datetime | None = None) -> SendPolicy:
+def send_policy(
+    conversation: Conversation, *, now: datetime | None = None, automated: bool = False
+) -> SendPolicy:
     """`RESPONSE` inside 24 h of the user's last message, `MESSAGE_TAG`/`HUMAN_AGENT` up to
-    7 days where the page has that feature, refused otherwise. Reads `conversation.page`."""
+    7 days where the page has that feature (only for what a person wrote: never for an
+    `automated` message such as the hand-back notice), refused otherwise. Reads
+    `conversation.page`."""
     last = conversation.last_user_message_at
     age = (now or clock.now()) - last if last else None
     human_agent = conversation.page.human_agent_enabled
     if age is not None and age <= STANDARD_WINDOW:
         return SendPolicy("RESPONSE")
+    if automated:
+        return SendPolicy(
+            refusal="The 24-hour messaging window is closed: Messenger allows only messages "
+            "a person wrote after it (with the Human Agent tag)."
+        )
     if age is not None and age <= HUMAN_AGENT_WINDOW and human_agent:
         return SendPolicy("MESSAGE_TAG", "HUMAN_AGENT")
     if age is not None and age <= HUMAN_AGENT_WINDOW:
@@ -87,9 +169,8 @@ def send_policy(conversation: Conversation, *, now: datetime | None = None) -> S
             "the Human Agent feature."
         )
     return SendPolicy(
-        refusal="The messaging window is closed: the user last wrote more than "
-        + ("7 days" if human_agent else "24 hours")
-        + " ago."
+        refusal="Messenger allows no reply until the customer writes again: they last wrote "
+        "more than " + ("7 days" if human_agent else "24 hours") + " ago."
     )
 
 
@@ -142,10 +223,11 @@ def reply_lock_reason(ticket: Ticket, user: Agent) -> str:
     conversation = ticket.conversation
     if (
         ticket.status != Ticket.Status.CLOSED
-        and conversation.control_state == ControlState.TAKEN
+        and conversation.control_state in (ControlState.TAKEN, ControlState.IDLE, ControlState.BOT)
+        and ticket.flagged
         and ticket.flag_reason
     ):
-        return ticket.flag_reason  # names who took it
+        return ticket.flag_reason  # names who has it, and why
     return reply_refusal(ticket, user) or send_policy(conversation).refusal
 
 
@@ -179,16 +261,41 @@ def ticket_control_request_refusal(
     closed ticket reopens or a new one opens (`control.control_gained`).
     """
     conversation = ticket.conversation
+    closes_at = conversation_windows(conversation).standard_closes_at
+    window_closed = closes_at is None or closes_at <= (now or clock.now())
     if ticket.status == Ticket.Status.CLOSED:
         if open_ticket:
             return "This customer has an open ticket: ask for the conversation there."
-        closes_at = conversation_windows(conversation).standard_closes_at
-        if closes_at is None or closes_at <= (now or clock.now()):
+        if window_closed:
             return (
                 "The 24-hour window is closed: the conversation can only be asked for "
                 "again after the customer writes."
             )
-    return control_request_refusal(conversation, now=now)
+    refusal = control_request_refusal(conversation, now=now)
+    if not refusal and window_closed and conversation.page.conversation_routing:
+        return WINDOW_CLOSED_FOR_CONTROL
+    return refusal
+
+
+def take_over_refusal(ticket: Ticket, *, open_ticket: bool, now: datetime | None = None) -> str:
+    """Why an agent may not take this ticket's conversation now; "" when they may: the
+    rules of asking for it (`ticket_control_request_refusal`), and taking must be a way
+    in (`take_allowed`)."""
+    refusal = ticket_control_request_refusal(ticket, open_ticket=open_ticket, now=now)
+    if refusal:
+        return refusal
+    conversation = ticket.conversation
+    if not conversation.page.conversation_routing:
+        return (
+            "Taking control needs Conversation Routing; this page uses the legacy "
+            "Handover Protocol."
+        )
+    if not take_allowed(conversation.page, conversation):
+        return (
+            "This page does not let the helpdesk take conversations from the bot; ask "
+            "the bot for it instead."
+        )
+    return ""
 
 
 def transfer_refusal(ticket: Ticket, user: Agent) -> str:

@@ -61,6 +61,11 @@ NEVER_CONFIRMED = (
     "Meta never confirmed this message: it may not have been delivered. Retry to send it again."
 )
 
+PERMISSION_MISSING = (
+    "The helpdesk's app lacks the pages_messaging permission for this Page: an admin must "
+    "grant it again."
+)
+
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})
 SUBCODE_NOT_RECEIVING = 2018108
 SUBCODE_NO_SUCH_USER = 2018001
@@ -92,6 +97,8 @@ def _sentence(code: int | None, subcode: int | None, *, tag: str | None) -> str:
         return NO_SUCH_USER
     if code == 200 and subcode == SUBCODE_APP_NOT_LIVE:
         return APP_NOT_LIVE
+    if code == 230:
+        return PERMISSION_MISSING
     if code in RATE_LIMIT_CODES:
         return RATE_LIMITED
     if code in RETRYABLE_CODES:
@@ -133,6 +140,11 @@ def graph_failure(error: GraphError, *, tag: str | None = None) -> SendFailure:
 def refused(reason: str) -> SendFailure:
     """The helpdesk itself did not send it: `reason` is already a sentence for agents."""
     return SendFailure(text=f"Not sent: {reason}")
+
+
+def paused(reason: str) -> SendFailure:
+    """The page cannot send at all: the message waits and goes out when it can."""
+    return SendFailure(text=f"Waiting: sending is paused for this page ({reason}).")
 
 
 def never_confirmed() -> SendFailure:

@@ -53,9 +53,40 @@ def contact_profile_refresh(contact_id: int) -> None:
 
 
 @shared_task(time_limit=30)
-def typing_send(conversation_id: int) -> None:
+def typing_send(conversation_id: int, agent_id: int | None = None) -> None:
     """No retries: a typing indicator that arrives late is worse than none."""
-    outbound.typing_send(conversation_id=conversation_id)
+    outbound.typing_send(conversation_id=conversation_id, agent_id=agent_id)
+
+
+@shared_task(time_limit=30)
+def seen_send(conversation_id: int, agent_id: int) -> None:
+    """`mark_seen` when an agent opens the conversation; no retries either."""
+    outbound.typing_send(conversation_id=conversation_id, agent_id=agent_id, action="mark_seen")
+
+
+@shared_task(base=GraphTask)
+def control_owner_check(conversation_id: int) -> None:
+    """Ask Meta who owns the thread (the 24-hour lapse); retried while it does not answer."""
+    control.control_owner_check(
+        conversation_id=conversation_id, why="Messenger's 24-hour lapse was due"
+    )
+
+
+@shared_task(base=GraphTask)
+def control_extend(conversation_id: int) -> None:
+    reconcile.control_extend(conversation_id=conversation_id)
+
+
+@shared_task(time_limit=120)
+def outbox_resume(page_id: int) -> None:
+    """A new token: the page's waiting replies go out, oldest first."""
+    outbound.outbox_resume(page_id=page_id)
+
+
+@shared_task(time_limit=120)
+def outbox_probe() -> None:
+    """Beat: try the paused pages again (a waiting reply, or a token check)."""
+    reconcile.outbox_probe_all()
 
 
 @shared_task(time_limit=60)
@@ -67,3 +98,4 @@ def outbound_redrive() -> None:
 @shared_task(time_limit=60)
 def control_lapse_reconcile() -> None:
     reconcile.control_lapse_reconcile()
+    reconcile.control_extend_due()

@@ -26,6 +26,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "agents.trigger",
             "agents.team",
             "auth.user",
+            "agents.agentprofile",
             "agents.apitoken",
             "auth.group",
             "agents.authfailures",
@@ -45,6 +46,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         (
             "agents.controltransition",
             "agents.ticketevent",
+            "agents.persona",
             "webhooks.webhookdelivery",
             "webhooks.webhookevent",
             "webhooks.graphcall",

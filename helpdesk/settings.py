@@ -221,7 +221,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agents.tasks.control_lapse_reconcile",
         "schedule": 60,
     },
+    "agents-outbox-probe": {
+        "task": "agents.tasks.outbox_probe",
+        "schedule": env_int("OUTBOX_PROBE_SECONDS", 30),
+    },
 }
+# A page whose outbox is paused (token, permission, restriction) is probed this often.
+OUTBOX_PROBE_SECONDS = env_int("OUTBOX_PROBE_SECONDS", 30)
+# Control is extended this long before it would lapse, while an agent works a ticket.
+CONTROL_EXTEND_MARGIN_SECONDS = env_int("CONTROL_EXTEND_MARGIN_SECONDS", 3600)
 
 # Shared by every process: marks of queued work (webhooks.queue), rate windows, the
 # API's rate-limit counters.

@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from helpdesk.admin import HistoryAdmin
 from webhooks import services
-from webhooks.models import GraphCall, Page, WebhookDelivery, WebhookEvent
+from webhooks.models import ControlWay, GraphCall, Page, WebhookDelivery, WebhookEvent
 
 
 class PageForm(forms.ModelForm):
@@ -30,6 +30,10 @@ class PageForm(forms.ModelForm):
             "bot_app_id",
             "human_agent_enabled",
             "conversation_routing",
+            "control_mode",
+            "handback",
+            "handback_notice",
+            "control_extend_max_hours",
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -74,14 +78,39 @@ class PageAdmin(admin.ModelAdmin):
         "page_id",
         "bot_app_id",
         "conversation_routing",
+        "control_mode",
+        "handover_health",
+        "sending",
         "human_agent_enabled",
         "created_at",
     )
+    readonly_fields = ("handover_health", "sending")
+
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
+        fields = list(super().get_fields(request, obj))
+        return fields if obj is not None else [f for f in fields if f not in self.readonly_fields]
+
+    @admin.display(description="how control comes in")
+    def handover_health(self, obj: Page) -> str:
+        """What the last attempt showed, and what the Page admin must change if nothing works."""
+        if obj.control_way == ControlWay.NONE:
+            return f"Neither request nor take works. {obj.control_way_note}"
+        if obj.control_way:
+            seen = f"{obj.control_way_at:%Y-%m-%d %H:%M}" if obj.control_way_at else "?"
+            return f"{ControlWay(obj.control_way).label} works (last seen {seen})"
+        return "not tried yet"
+
+    @admin.display(description="sending")
+    def sending(self, obj: Page) -> str:
+        if obj.outbox_paused_reason:
+            return f"paused since {obj.outbox_paused_at:%Y-%m-%d %H:%M}: {obj.outbox_paused_reason}"
+        return "working"
+
     search_fields = ("name", "page_id")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
         # The page id is what the page is: another id is another page (add it).
-        return ("page_id",) if obj is not None else ()
+        return ("page_id", *self.readonly_fields) if obj is not None else ()
 
     def save_model(self, request: HttpRequest, obj: Page, form: Any, change: bool) -> None:
         page, _ = services.page_connect(
@@ -91,6 +120,10 @@ class PageAdmin(admin.ModelAdmin):
             name=obj.name,
             human_agent_enabled=obj.human_agent_enabled,
             conversation_routing=obj.conversation_routing,
+            control_mode=obj.control_mode,
+            handback=obj.handback,
+            handback_notice=obj.handback_notice,
+            control_extend_max_hours=obj.control_extend_max_hours,
         )
         # Admin goes on with `obj` (its log entry, the redirect): make it the saved row.
         obj.pk = page.pk

@@ -30,6 +30,23 @@ logger = logging.getLogger(__name__)
 RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 1200})
 SUBCODE_NOT_OWNER = 2018300
 SUBCODES_WINDOW_CLOSED = frozenset({2018278, 2018065, 2534022, 1545041})
+SUBCODE_PAGE_RESTRICTED = 1893063
+SUBCODE_NO_SUCH_USER = 2018001
+SUBCODE_OWNER_NOT_VISIBLE = 2018234
+CODE_TAKE_UNSUPPORTED = 27  # "(#27) Take thread control is not supported when CR ..."
+CODE_PERMISSION_MISSING = 230  # "(#230) Requires pages_messaging permission ..."
+HANDOVER_DISABLED_TEXT = "handover protocol apis disabled"
+# Thread-control calls: one that timed out or got a 5xx may have taken effect, and is
+# never made again before `thread_owner` was asked (messenger-platform.md §9.3).
+HANDOVER_KINDS = frozenset(
+    {
+        "pass_thread_control",
+        "take_thread_control",
+        "request_thread_control",
+        "release_thread_control",
+        "extend_thread_control",
+    }
+)
 
 _DESCRIPTIONS = {
     10: "Meta refused the action (permission)",
@@ -64,12 +81,58 @@ class GraphError(Exception):
     def window_closed(self) -> bool:
         return self.subcode in SUBCODES_WINDOW_CLOSED
 
+    @property
+    def unknown_outcome(self) -> bool:
+        """The call may have taken effect: no answer in time, or a 5xx."""
+        return self.uncertain or (self.http_status is not None and self.http_status >= 500)
+
+    @property
+    def page_level(self) -> str:
+        """Why no message can go out from this page at all ("" when this error is about
+        one message): the token, a missing permission, a restricted page."""
+        if self.code == 190:
+            return "token"
+        if self.code == CODE_PERMISSION_MISSING or (self.code == 200 and self.subcode == 2018028):
+            return "permission"
+        if self.code == 10 and self.subcode == SUBCODE_PAGE_RESTRICTED:
+            return "restricted"
+        return ""
+
+    @property
+    def handover_refused(self) -> bool:
+        """The platform refuses this way of getting control for the page, for good:
+        legacy handover calls disabled on a CR page, or take without a CR default app."""
+        if self.code == CODE_TAKE_UNSUPPORTED or HANDOVER_DISABLED_TEXT in self.message.lower():
+            return True
+        if self.retryable or self.unknown_outcome or self.not_owner or self.page_level:
+            return False
+        # Any other permanent refusal of the call itself (not of the person: 551, or
+        # 100/2018001 for a PSID Meta does not know).
+        return self.code in (10, 200) or (self.code == 100 and self.subcode is None)
+
+    @property
+    def thread_control_refused(self) -> bool:
+        """The Send API refused the `thread_control` field (not the message)."""
+        return self.code == 100 and "thread_control" in self.message.lower()
+
     def describe(self) -> str:
         """The failure in words, for agents and admins."""
         if self.not_owner:
             reason = "another app owns this conversation (we are not the thread owner)"
         elif self.window_closed:
             reason = "the messaging window is closed (the user wrote too long ago)"
+        elif self.code == 10 and self.subcode == SUBCODE_PAGE_RESTRICTED:
+            reason = "the Page is temporarily restricted from sending messages"
+        elif self.code == CODE_PERMISSION_MISSING:
+            reason = "the app lacks the pages_messaging permission for this Page"
+        elif self.code == 100 and self.subcode == SUBCODE_NO_SUCH_USER:
+            reason = "Messenger knows no such person for this Page"
+        elif self.code == 100 and self.subcode == SUBCODE_OWNER_NOT_VISIBLE:
+            reason = "Meta does not tell this app who owns the conversation"
+        elif self.code == CODE_TAKE_UNSUPPORTED:
+            reason = "taking control needs Conversation Routing with a default app on this Page"
+        elif HANDOVER_DISABLED_TEXT in self.message.lower():
+            reason = "this Page refuses handover requests (Conversation Routing with a default app)"
         elif self.code is not None:
             reason = _DESCRIPTIONS.get(self.code, "Meta returned an error")
         elif self.uncertain:
@@ -199,12 +262,16 @@ def call(
     params: dict[str, Any],
     psid: str = "",
     key: str | None = None,
+    checked: bool = False,
 ) -> dict[str, Any]:
     """Make one Graph call, recorded under `key`.
 
     Idempotent per key: when the key's call already succeeded its stored answer is
     returned and nothing is sent. Raises GraphError; the row then holds the error,
-    `pending` when it may be retried, `failed` when it is terminal.
+    `pending` when it may be retried, `failed` when it is terminal. A thread-control
+    call (HANDOVER_KINDS) that timed out or got a 5xx is `uncertain`: it is not made
+    again under its key (GraphError with `uncertain`, nothing sent) unless the caller
+    asked `thread_owner` since and says so (`checked`).
     """
     record, _ = GraphCall.objects.get_or_create(
         key=key or f"{kind}:{uuid.uuid4().hex}",
@@ -212,12 +279,19 @@ def call(
     )
     if record.status == GraphCall.Status.SUCCEEDED:
         return record.response or {}
+    if record.status == GraphCall.Status.UNCERTAIN and not checked:
+        raise GraphError(
+            message="its outcome is unknown; not made again before thread_owner is asked",
+            uncertain=True,
+        )
     GraphCall.objects.filter(pk=record.pk).update(attempts=F("attempts") + 1)
     try:
         _rate_wait(page)
         body = _http(page, method, path, params)
     except GraphError as exc:
         status = GraphCall.Status.PENDING if exc.retryable else GraphCall.Status.FAILED
+        if kind in HANDOVER_KINDS and exc.unknown_outcome:
+            status = GraphCall.Status.UNCERTAIN
         GraphCall.objects.filter(pk=record.pk).update(status=status, last_error=exc.describe())
         logger.warning("graph %s %s failed: %s", kind, record.key, exc.describe())
         raise
@@ -247,8 +321,13 @@ def send_text(
     metadata: str,
     messaging_type: str = "RESPONSE",
     tag: str | None = None,
+    persona_id: str = "",
+    thread_control: dict[str, str] | None = None,
 ) -> str:
-    """Send a text message; returns Meta's `message_id` (the `mid` of its echo)."""
+    """Send a text message; returns Meta's `message_id` (the `mid` of its echo).
+
+    `thread_control` (`{"control_type": "pass"|"release", "app_id": ...}`, Conversation
+    Routing) hands the thread over once the message is sent."""
     params: dict[str, Any] = {
         "recipient": {"id": psid},
         "messaging_type": messaging_type,
@@ -256,6 +335,10 @@ def send_text(
     }
     if tag:
         params["tag"] = tag
+    if persona_id:
+        params["persona_id"] = persona_id
+    if thread_control:
+        params["thread_control"] = thread_control
     body = call(
         page,
         kind="send_message",
@@ -268,70 +351,129 @@ def send_text(
     return str(body.get("message_id") or "")
 
 
-def sender_action(page: Page, *, psid: str, action: str) -> None:
-    call(
-        page,
-        kind="sender_action",
-        method="POST",
-        path="me/messages",
-        params={"recipient": {"id": psid}, "sender_action": action},
-        psid=psid,
-    )
+def sender_action(page: Page, *, psid: str, action: str, persona_id: str = "") -> None:
+    params: dict[str, Any] = {"recipient": {"id": psid}, "sender_action": action}
+    if persona_id:
+        params["persona_id"] = persona_id
+    call(page, kind="sender_action", method="POST", path="me/messages", params=params, psid=psid)
 
 
-def request_thread_control(page: Page, *, key: str, psid: str, metadata: str) -> None:
+def _handover(page: Page, kind: str, *, key: str, psid: str, checked: bool, **params: Any) -> None:
     call(
         page,
-        kind="request_thread_control",
+        kind=kind,
         method="POST",
-        path="me/request_thread_control",
-        params={"recipient": {"id": psid}, "metadata": metadata},
+        path=f"me/{kind}",
+        params={"recipient": {"id": psid}, **params},
         psid=psid,
         key=key,
+        checked=checked,
     )
+
+
+def request_thread_control(
+    page: Page, *, key: str, psid: str, metadata: str, checked: bool = False
+) -> None:
+    _handover(
+        page, "request_thread_control", key=key, psid=psid, checked=checked, metadata=metadata
+    )
+
+
+def take_thread_control(
+    page: Page, *, key: str, psid: str, metadata: str, checked: bool = False
+) -> None:
+    _handover(page, "take_thread_control", key=key, psid=psid, checked=checked, metadata=metadata)
 
 
 def pass_thread_control(
-    page: Page, *, key: str, psid: str, target_app_id: str, metadata: str
+    page: Page, *, key: str, psid: str, target_app_id: str, metadata: str, checked: bool = False
 ) -> None:
-    call(
+    _handover(
         page,
-        kind="pass_thread_control",
-        method="POST",
-        path="me/pass_thread_control",
-        params={"recipient": {"id": psid}, "target_app_id": target_app_id, "metadata": metadata},
-        psid=psid,
+        "pass_thread_control",
         key=key,
+        psid=psid,
+        checked=checked,
+        target_app_id=target_app_id,
+        metadata=metadata,
     )
 
 
-def release_thread_control(page: Page, *, key: str, psid: str, metadata: str) -> None:
-    call(
+def release_thread_control(
+    page: Page, *, key: str, psid: str, metadata: str, checked: bool = False
+) -> None:
+    _handover(
+        page, "release_thread_control", key=key, psid=psid, checked=checked, metadata=metadata
+    )
+
+
+def extend_thread_control(
+    page: Page, *, key: str, psid: str, duration_seconds: int, checked: bool = False
+) -> None:
+    _handover(
         page,
-        kind="release_thread_control",
-        method="POST",
-        path="me/release_thread_control",
-        params={"recipient": {"id": psid}, "metadata": metadata},
-        psid=psid,
+        "extend_thread_control",
         key=key,
-    )
-
-
-def thread_owner(page: Page, *, psid: str) -> str | None:
-    """The app id that owns the thread, or None when it is idle (or not visible to us)."""
-    body = call(
-        page,
-        kind="thread_owner",
-        method="GET",
-        path="me/thread_owner",
-        params={"recipient": psid},
         psid=psid,
+        checked=checked,
+        duration=duration_seconds,
     )
+
+
+@dataclass(frozen=True)
+class ThreadOwner:
+    """`GET /me/thread_owner`, as much as Meta shows us (§3.7, §9.3).
+
+    `idle`: nobody owns it. `app_id`: the owner, when Meta names it (to the owner and to
+    the default app); None with `idle` False: someone we are not told of owns it.
+    `expiration`: when that owner's control lapses (epoch ms), if given."""
+
+    idle: bool
+    app_id: str | None = None
+    expiration: int | None = None
+
+
+def thread_owner(page: Page, *, psid: str) -> ThreadOwner:
+    """Who owns the thread. A `100/2018234` answer (not visible to this app) means
+    another app owns it."""
+    try:
+        body = call(
+            page,
+            kind="thread_owner",
+            method="GET",
+            path="me/thread_owner",
+            params={"recipient": psid},
+            psid=psid,
+        )
+    except GraphError as exc:
+        if exc.code == 100 and exc.subcode == SUBCODE_OWNER_NOT_VISIBLE:
+            return ThreadOwner(idle=False)
+        raise
     for item in body.get("data") or []:
         owner = (item or {}).get("thread_owner") or {}
-        if owner.get("app_id"):
-            return str(owner["app_id"])
-    return None
+        if not isinstance(owner, dict):
+            continue
+        expiration = owner.get("expiration")
+        expires_ms = int(expiration) * 1000 if isinstance(expiration, int) and expiration else None
+        app_id = str(owner["app_id"]) if owner.get("app_id") else None
+        return ThreadOwner(idle=False, app_id=app_id, expiration=expires_ms)
+    return ThreadOwner(idle=True)
+
+
+def persona_create(page: Page, *, key: str, name: str, picture_url: str) -> str:
+    """Create a persona on the page (`POST /me/personas`); returns its id."""
+    params: dict[str, Any] = {"name": name}
+    if picture_url:
+        params["profile_picture_url"] = picture_url
+    body = call(
+        page, kind="persona_create", method="POST", path="me/personas", params=params, key=key
+    )
+    return str(body.get("id") or "")
+
+
+def page_probe(page: Page) -> None:
+    """A cheap call that needs a working token (`GET /me?fields=id`): raises GraphError."""
+    call(page, kind="page_probe", method="GET", path="me", params={"fields": "id"})
 
 
 def user_profile(page: Page, *, psid: str, key: str | None = None) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 
 from webhooks.crypto import is_sealed, token_seal
@@ -25,6 +26,23 @@ class EncryptedTokenField(models.TextField):  # type: ignore[type-arg]
         if value and not is_sealed(value):
             value = token_seal(value)
         return value
+
+
+class ControlMode(models.TextChoices):
+    AUTO = "auto", "auto (request, else take)"
+    REQUEST = "request", "request (the bot decides)"
+    TAKE = "take", "take (Conversation Routing)"
+
+
+class ControlWay(models.TextChoices):
+    REQUEST = "request", "request"
+    TAKE = "take", "take"
+    NONE = "none", "neither: wait for the bot to pass"
+
+
+class Handback(models.TextChoices):
+    PASS = "pass", "pass to the bot"
+    RELEASE = "release", "release (idle)"
 
 
 class Page(models.Model):
@@ -54,6 +72,71 @@ class Page(models.Model):
         "lapses 24 hours after the user's last message. Off for a legacy Handover "
         "Protocol page, where control stays until passed or taken.",
     )
+    control_mode = models.CharField(
+        max_length=8,
+        choices=ControlMode,
+        default=ControlMode.AUTO,
+        verbose_name="how the helpdesk gets control",
+        help_text="request: ask the bot (legacy pages, pages without a default app). take: "
+        "take the conversation (Conversation Routing with a default app, where the Page "
+        "allows this app to take control). auto: request first; when Meta refuses requests "
+        "for this page, take instead, and remember what worked.",
+    )
+    control_way = models.CharField(
+        max_length=8,
+        choices=ControlWay,
+        blank=True,
+        verbose_name="way in that works",
+        help_text="What the last attempt showed works for this page (auto mode goes "
+        "straight to it); empty until the first attempt.",
+    )
+    control_way_note = models.CharField(
+        max_length=500,
+        blank=True,
+        verbose_name="what Meta said",
+        help_text="Why the other way was refused, or what the Page admin must change.",
+    )
+    control_way_at = models.DateTimeField(null=True, blank=True)
+    handback = models.CharField(
+        max_length=8,
+        choices=Handback,
+        default=Handback.PASS,
+        verbose_name="hand back by",
+        help_text="pass: closing passes the conversation to the bot. release: closing "
+        "releases it (Conversation Routing: the thread goes idle and the default app "
+        "answers the next message; no webhook follows).",
+    )
+    handback_notice = models.CharField(
+        max_length=640,
+        blank=True,
+        verbose_name="hand-back notice",
+        help_text="Sent to the customer before control goes back to automation, e.g. "
+        "\u201cYou're now chatting with our assistant again.\u201d Meta requires automated "
+        "experiences to say so when a chat moves from a person back to automation. "
+        "Empty: none.",
+    )
+    send_api_thread_control = models.BooleanField(
+        default=True,
+        verbose_name="hand back in the last message",
+        help_text="On Conversation Routing pages the last message and the hand-back go in "
+        "one Send API call (thread_control). Turned off by itself when Meta refuses it.",
+    )
+    control_extend_max_hours = models.PositiveIntegerField(
+        default=72,
+        validators=[MaxValueValidator(168)],
+        verbose_name="keep control for at most (hours)",
+        help_text="Conversation Routing gives control back 24 hours after the customer's "
+        "last message. While an agent works an open ticket the helpdesk extends it, up "
+        "to this many hours after that message (at most 168, Meta's 7 days; 0: never).",
+    )
+    outbox_paused_reason = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Why sending is paused for the whole page (empty: it is not). Replies "
+        "wait and go out when a probe succeeds or the token is replaced.",
+    )
+    outbox_paused_code = models.CharField(max_length=16, blank=True)
+    outbox_paused_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -145,6 +228,9 @@ class GraphCall(models.Model):
         PENDING = "pending"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        # A thread-control call that timed out or got a 5xx: it may have taken effect.
+        # It is never made again before `thread_owner` was asked (`graph.call`).
+        UNCERTAIN = "uncertain", "outcome unknown (checked with thread_owner)"
 
     key = models.CharField(
         max_length=255, unique=True, help_text="What the call is for, e.g. 'message:42'."

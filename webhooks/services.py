@@ -24,9 +24,10 @@ from django.utils.module_loading import import_string
 
 from helpdesk import clock
 from webhooks import tasks
+from webhooks.crypto import token_unseal
 from webhooks.events import Event, InvalidEvent
 from webhooks.locks import delivery_lock, event_lock_by_key
-from webhooks.models import Page, WebhookDelivery, WebhookEvent
+from webhooks.models import ControlMode, Handback, Page, WebhookDelivery, WebhookEvent
 from webhooks.parsing import parse_delivery, parse_event
 from webhooks.queue import enqueue, enqueue_on_commit
 
@@ -352,6 +353,10 @@ def page_connect(
     name: str,
     human_agent_enabled: bool = False,
     conversation_routing: bool = True,
+    control_mode: str = ControlMode.AUTO,
+    handback: str = Handback.PASS,
+    handback_notice: str = "",
+    control_extend_max_hours: int = 72,
 ) -> tuple[Page, bool]:
     """Register a Page or update it in place; idempotent. Raises ValueError on bad input
     (the first of `page_connect_refusals`). `manage.py connect_page` and the Page admin
@@ -359,9 +364,22 @@ def page_connect(
     refusals = page_connect_refusals(
         page_id=page_id, access_token=access_token, bot_app_id=bot_app_id, name=name
     )
+    if control_mode not in ControlMode.values:
+        refusals["control_mode"] = (
+            f"The control mode must be one of {', '.join(ControlMode.values)}."
+        )
+    if handback not in Handback.values:
+        refusals["handback"] = f"The hand-back must be one of {', '.join(Handback.values)}."
+    if not 0 <= control_extend_max_hours <= 168:
+        refusals["control_extend_max_hours"] = "Control can be kept for 0 to 168 hours."
+    if len(handback_notice.strip()) > 640:
+        refusals["handback_notice"] = "The hand-back notice is longer than 640 characters."
     if refusals:
         raise ValueError(next(iter(refusals.values())))
     with transaction.atomic():
+        previous = (
+            Page.objects.filter(page_id=page_id).values_list("access_token", flat=True).first()
+        )
         page, created = Page.objects.update_or_create(
             page_id=page_id,
             defaults={
@@ -370,8 +388,20 @@ def page_connect(
                 "name": name.strip(),
                 "human_agent_enabled": human_agent_enabled,
                 "conversation_routing": conversation_routing,
+                "control_mode": control_mode,
+                "handback": handback,
+                "handback_notice": handback_notice.strip(),
+                "control_extend_max_hours": control_extend_max_hours,
             },
         )
+        token = access_token.strip()
+        new_token = previous is not None and token not in (previous, token_unseal(previous))
+        if new_token and page.outbox_paused_code == "token":
+            # A new token: sending resumes (the page's hook sends what waits).
+            Page.objects.filter(pk=page.pk).update(
+                outbox_paused_reason="", outbox_paused_code="", outbox_paused_at=None
+            )
+            page.refresh_from_db()
         _page_connected_hook(page.pk)
     return page, created
 

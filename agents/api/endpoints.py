@@ -22,8 +22,11 @@ from agents.api.schemas import (
     CloseIn,
     Error,
     MessageOut,
+    ProfileIn,
+    ProfileOut,
     QueuesOut,
     ReplyIn,
+    SeenOut,
     TicketDetailOut,
     TicketOut,
     TransferIn,
@@ -35,7 +38,7 @@ from agents.api.throttles import PerTokenRateThrottle
 from agents.auth import token_digest, token_user
 from agents.errors import NotFound, ServiceError
 from agents.models import Agent, Message, Ticket
-from agents.services import outbound, throttle, tickets
+from agents.services import outbound, personas, throttle, tickets
 
 
 class AgentRequest(HttpRequest):
@@ -383,6 +386,32 @@ def ticket_request_control(request: AgentRequest, ticket_id: int) -> Status[Tick
 
 
 @api.post(
+    "/tickets/{ticket_id}/take-control",
+    response={202: TicketOut, 404: Error, 409: Error},
+    tags=["tickets"],
+)
+def ticket_take_control(request: AgentRequest, ticket_id: int) -> Status[Ticket]:
+    """Take the conversation (`take_thread_control`) where the page lets the helpdesk take
+    it, or it is idle on a Conversation Routing page (`can_take_over` says whether you
+    may; 409 with the reason otherwise). The ticket opens or reopens as soon as Meta
+    confirms."""
+    tickets.ticket_take_control(ticket_id=ticket_id, user=request.user)
+    return Status(202, _visible_ticket(request, ticket_id))
+
+
+@api.post(
+    "/tickets/{ticket_id}/seen",
+    response={202: SeenOut, 404: Error},
+    tags=["tickets"],
+)
+def ticket_seen(request: AgentRequest, ticket_id: int) -> Status[dict[str, bool]]:
+    """You opened the conversation: the customer sees it as seen (`mark_seen`, with your
+    persona), while the helpdesk owns the thread, at most once a minute per
+    conversation. `sent` says whether this call queued one."""
+    return Status(202, {"sent": outbound.ticket_seen(ticket_id=ticket_id, user=request.user)})
+
+
+@api.post(
     "/tickets/{ticket_id}/typing",
     response={202: TypingOut, 404: Error},
     tags=["tickets"],
@@ -402,6 +431,22 @@ def ticket_typing(request: AgentRequest, ticket_id: int) -> Status[dict[str, boo
 def message_retry(request: AgentRequest, message_id: int) -> Message:
     """Send a failed message again."""
     return outbound.message_retry(message_id=message_id, user=request.user)
+
+
+@api.get("/me", response=ProfileOut, tags=["agents"])
+def me(request: AgentRequest) -> dict[str, Any]:
+    """You, and the name customers see on your replies."""
+    return personas.profile_view(request.user)
+
+
+@api.put("/me", response={200: ProfileOut, 400: Error}, tags=["agents"])
+def me_update(request: AgentRequest, payload: ProfileIn) -> dict[str, Any]:
+    """Set the name (and picture: a public https URL) customers see on your replies. An
+    empty name: your first name, else your username."""
+    personas.profile_update(
+        request.user, public_name=payload.public_name, picture_url=payload.picture_url
+    )
+    return personas.profile_view(request.user)
 
 
 @api.get("/agents", response=list[UserOut], tags=["agents"])

@@ -109,6 +109,15 @@ class TicketOut(Schema):
     lock_reason: str
     can_request_control: bool
     can_transfer: bool
+    owner_role: str
+    owner_text: str
+    owner_since: int | None
+    owner_note: str
+    handover_mode_text: str
+    waiting_reason: str
+    can_take_over: bool
+    take_over_refusal: str
+    outbox_paused_reason: str
 
     @staticmethod
     def resolve_page_id(obj: Ticket) -> str:
@@ -166,6 +175,45 @@ class TicketOut(Schema):
             selectors.ticket_conversation_has_unclosed(obj)
         )
         return not rules.ticket_control_request_refusal(obj, open_ticket=open_ticket)
+
+    @staticmethod
+    def resolve_owner_role(obj: Ticket) -> str:
+        return obj.conversation.owner_role
+
+    @staticmethod
+    def resolve_owner_text(obj: Ticket) -> str:
+        return rules.owner_text(obj.conversation)
+
+    @staticmethod
+    def resolve_owner_since(obj: Ticket) -> int | None:
+        return obj.conversation.owner_since or None
+
+    @staticmethod
+    def resolve_owner_note(obj: Ticket) -> str:
+        return obj.conversation.owner_note
+
+    @staticmethod
+    def resolve_handover_mode_text(obj: Ticket) -> str:
+        return rules.handover_mode_text(obj.conversation.page)
+
+    @staticmethod
+    def resolve_waiting_reason(obj: Ticket) -> str:
+        return obj.conversation.waiting_reason
+
+    @staticmethod
+    def resolve_take_over_refusal(obj: Ticket) -> str:
+        open_ticket = obj.status == Ticket.Status.CLOSED and (
+            selectors.ticket_conversation_has_unclosed(obj)
+        )
+        return rules.take_over_refusal(obj, open_ticket=open_ticket)
+
+    @staticmethod
+    def resolve_can_take_over(obj: Ticket) -> bool:
+        return not TicketOut.resolve_take_over_refusal(obj)
+
+    @staticmethod
+    def resolve_outbox_paused_reason(obj: Ticket) -> str:
+        return rules.outbox_paused_text(obj.conversation.page)
 
     @staticmethod
     def resolve_can_transfer(obj: Ticket, context: dict[str, Any]) -> bool:
@@ -243,6 +291,26 @@ class TicketDetailOut(TicketOut):
     @staticmethod
     def resolve_events(obj: Ticket) -> list[TicketEvent]:
         return selectors.ticket_events(ticket=obj)
+
+
+class ProfileOut(Schema):
+    """You, as the inbox and customers see you: `public_name` is the name on your
+    replies in Messenger (empty: your first name, else your username)."""
+
+    id: int
+    username: str
+    name: str
+    public_name: str
+    picture_url: str
+
+
+class ProfileIn(Schema):
+    public_name: str = ""
+    picture_url: str = ""
+
+
+class SeenOut(Schema):
+    sent: bool
 
 
 class QueuesOut(Schema):

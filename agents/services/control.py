@@ -8,19 +8,29 @@ through `state.control_transition`, under the conversation's lock.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
 
-from agents import rules, tasks
+from agents import realtime, rules, tasks
 from agents.locks import conversation_lock, ticket_lock_closed_since, ticket_lock_unclosed
-from agents.models import ControlState, ControlTransition, Conversation, Message, TicketEvent
+from agents.models import (
+    ControlState,
+    ControlTransition,
+    Conversation,
+    Message,
+    OwnerRole,
+    Ticket,
+    TicketEvent,
+)
 from agents.services.contacts import conversation_get_or_create
 from agents.services.state import (
     Outcome,
     app_label,
     control_transition,
     handover_metadata,
+    now_ms,
     sentence,
     system_message_add,
     ticket_change,
@@ -36,8 +46,11 @@ from webhooks.events import (
     RequestThreadControlEvent,
     TakeThreadControlEvent,
 )
-from webhooks.models import Page
+from webhooks.models import ControlMode, ControlWay, GraphCall, Page
 from webhooks.queue import enqueue_on_commit
+
+# "The caller did not look the unclosed ticket up" (None: it did, and there is none).
+_UNKNOWN = object()
 
 HandoverEvent = PassThreadControlEvent | TakeThreadControlEvent | RequestThreadControlEvent
 
@@ -57,18 +70,27 @@ def handover_event_apply(page: Page, event: HandoverEvent) -> str:
             return "stale handover event ignored (a newer one was applied)"
         our_app = settings.MESSENGER_APP_ID
         if event.new_owner_app_id == our_app:
+            open_ticket = ticket_lock_unclosed(conversation)
+            if (
+                conversation.control_state == ControlState.AGENT
+                and open_ticket is not None
+                and not open_ticket.flagged
+            ):
+                # Our own take (or a reconciliation) already applied it: once only.
+                conversation.control_event_timestamp = max(
+                    conversation.control_event_timestamp, event.timestamp
+                )
+                conversation.save(update_fields=["control_event_timestamp"])
+                return "control already ours"
             if isinstance(event, PassThreadControlEvent):
-                return control_gained(conversation, event)
-            control_transition(
+                return control_gained(conversation, event, unclosed=open_ticket)
+            return control_taken(
                 conversation,
-                to_state=ControlState.AGENT,
+                timestamp=event.timestamp,
                 cause=ControlTransition.Cause.WEBHOOK,
-                detail="we took control",
-                metadata=event.metadata,
                 event_timestamp=event.timestamp,
-                owner_app_id=our_app,
+                unclosed=open_ticket,
             )
-            return "control taken by us"
         we_had_it = event.previous_owner_app_id == our_app or conversation.control_state in (
             ControlState.AGENT,
             ControlState.RETURNING,
@@ -113,7 +135,12 @@ def _control_requested_by_other(
     return f"{who} requested control"
 
 
-def control_gained(conversation: Conversation, event: PassThreadControlEvent) -> str:
+def control_gained(
+    conversation: Conversation,
+    event: PassThreadControlEvent,
+    *,
+    unclosed: Ticket | object | None = _UNKNOWN,
+) -> str:
     """Control passed to us: the state becomes `agent`; a ticket opens or reopens.
 
     Caller holds the conversation lock.
@@ -128,27 +155,81 @@ def control_gained(conversation: Conversation, event: PassThreadControlEvent) ->
         event_timestamp=event.timestamp,
         owner_app_id=event.new_owner_app_id,
     )
-    ticket = ticket_lock_unclosed(conversation)
+    return _ticket_for_control(
+        conversation,
+        metadata=event.metadata,
+        timestamp=event.timestamp,
+        line="Control passed to the helpdesk.",
+        unclosed=unclosed,
+    )
+
+
+def control_taken(
+    conversation: Conversation,
+    *,
+    timestamp: int,
+    cause: ControlTransition.Cause,
+    detail: str = "the helpdesk took control",
+    event_timestamp: int | None = None,
+    unclosed: Ticket | object | None = _UNKNOWN,
+) -> str:
+    """We own the thread by our own take (its answer, a reconciliation, or its webhook,
+    whichever comes first): the state becomes `agent`, a ticket opens or reopens with
+    the trigger as its metadata. Caller holds the conversation lock and has checked that
+    it is not applied already."""
+    metadata = conversation.control_metadata
+    control_transition(
+        conversation,
+        to_state=ControlState.AGENT,
+        cause=cause,
+        detail=detail,
+        event_timestamp=event_timestamp,
+        owner_app_id=settings.MESSENGER_APP_ID,
+        at=timestamp,
+    )
+    return _ticket_for_control(
+        conversation,
+        metadata=metadata,
+        timestamp=timestamp,
+        line="The helpdesk took control.",
+        unclosed=unclosed,
+    )
+
+
+def _ticket_for_control(
+    conversation: Conversation,
+    *,
+    metadata: str,
+    timestamp: int,
+    line: str,
+    unclosed: Ticket | object | None = _UNKNOWN,
+) -> str:
+    """Control came to us at `timestamp`: the open ticket gets replies back, else a recently
+    closed one reopens, else a new one opens (what came before is context). `unclosed`:
+    the unclosed ticket, when the caller has locked it already."""
+    ticket = (
+        ticket_lock_unclosed(conversation)
+        if unclosed is _UNKNOWN
+        else cast("Ticket | None", unclosed)
+    )
     if ticket is not None:
-        ticket_unflag(ticket, metadata=event.metadata)
+        ticket_unflag(ticket, metadata=metadata)
         outcome = "control regained for the open ticket"
     else:
         since = clock.now() - timedelta(seconds=settings.TICKET_REOPEN_WINDOW_SECONDS)
         ticket = ticket_lock_closed_since(conversation, since)
         if ticket is not None:
-            ticket_reopen(ticket, metadata=event.metadata, timestamp=event.timestamp)
+            ticket_reopen(ticket, metadata=metadata, timestamp=timestamp)
             outcome = "ticket reopened"
         else:
-            ticket = ticket_open(conversation, metadata=event.metadata, timestamp=event.timestamp)
+            ticket = ticket_open(conversation, metadata=metadata, timestamp=timestamp)
             outcome = "ticket opened"
     # Deliveries are processed concurrently: what the user or the page sent after the
     # handover may have been stored before it, as context. It belongs to the ticket.
     Message.objects.filter(
-        conversation=conversation, ticket__isnull=True, timestamp__gte=event.timestamp
+        conversation=conversation, ticket__isnull=True, timestamp__gte=timestamp
     ).update(ticket=ticket)
-    system_message_add(
-        conversation, "Control passed to the helpdesk.", timestamp=event.timestamp, ticket=ticket
-    )
+    system_message_add(conversation, line, timestamp=timestamp, ticket=ticket)
     return outcome
 
 
@@ -187,7 +268,8 @@ def control_lost(
 
 
 def ownership_drift(conversation_id: int, *, reason: str) -> None:
-    """The Send API says we are not the owner: our state was wrong. Lock the composer.
+    """The Send API says we are not the owner and Meta would not say who is (the
+    `thread_owner` check failed): lock the composer, owner unknown.
 
     Call inside `transaction.atomic()`.
     """
@@ -200,6 +282,8 @@ def ownership_drift(conversation_id: int, *, reason: str) -> None:
         to_state=ControlState.TAKEN if ticket else ControlState.BOT,
         cause=ControlTransition.Cause.RECONCILE,
         detail=reason,
+        owner_app_id="",
+        role=OwnerRole.UNKNOWN,
     )
     if ticket is not None:
         ticket_flag(
@@ -209,7 +293,95 @@ def ownership_drift(conversation_id: int, *, reason: str) -> None:
         )
 
 
-# --- Asking for the thread ----------------------------------------------------------
+def control_owner_check(*, conversation_id: int, why: str) -> OwnerRole:
+    """Ask Meta who owns the thread (`GET /me/thread_owner`) and correct the state to it,
+    with an audit row (cause: reconciliation) when it differs. `why` says what prompted
+    the check (a not-owner error, an uncertain call, the 24-hour lapse). Raises
+    GraphError when Meta does not answer (the caller retries the check, never a
+    handover call). Returns the owner's role as found."""
+    conversation = Conversation.objects.select_related("page", "contact").get(pk=conversation_id)
+    owner = graph.thread_owner(conversation.page, psid=conversation.contact.psid)
+    with transaction.atomic():
+        conversation = conversation_lock(conversation_id)
+        return owner_apply(conversation, owner, why=why)
+
+
+def _owner_role_of(page: Page, owner: graph.ThreadOwner) -> OwnerRole:
+    if owner.idle:
+        return OwnerRole.NOBODY
+    if owner.app_id is None:
+        return OwnerRole.UNKNOWN
+    return rules.owner_role(ControlState.BOT, owner.app_id, bot_app_id=page.bot_app_id)
+
+
+def owner_apply(conversation: Conversation, owner: graph.ThreadOwner, *, why: str) -> OwnerRole:
+    """Make the conversation's state say what `thread_owner` answered. Caller holds the
+    conversation lock."""
+    page = conversation.page
+    role = _owner_role_of(page, owner)
+    if owner.app_id == settings.MESSENGER_APP_ID:
+        if owner.expiration:
+            conversation.control_expires_at = owner.expiration
+            conversation.save(update_fields=["control_expires_at"])
+        if conversation.control_state in (ControlState.AGENT, ControlState.RETURNING):
+            return OwnerRole.HELPDESK
+        # We own it and did not know (a call whose answer was lost took effect).
+        control_taken(
+            conversation,
+            timestamp=now_ms(),
+            cause=ControlTransition.Cause.RECONCILE,
+            detail=f"Meta says the helpdesk owns the conversation ({why})",
+        )
+        return OwnerRole.HELPDESK
+    state = ControlState(conversation.control_state)
+    same_owner = role == conversation.owner_role and (
+        role != OwnerRole.OTHER_APP or owner.app_id == conversation.owner_app_id
+    )
+    if same_owner and state not in (ControlState.AGENT, ControlState.RETURNING):
+        return role  # nothing to correct
+    ticket = ticket_lock_unclosed(conversation)
+    note, since = "", None
+    if role == OwnerRole.NOBODY:
+        to_state = ControlState.IDLE
+        lapse = _lapse_ms(conversation)
+        if lapse is not None and lapse <= now_ms():
+            note, since = rules.LAPSE_NOTE, lapse
+    elif state == ControlState.REQUESTED:
+        to_state = ControlState.REQUESTED  # still asking; only the owner is corrected
+    elif ticket is not None and state in (ControlState.AGENT, ControlState.TAKEN):
+        to_state = ControlState.TAKEN
+    else:
+        to_state = ControlState.BOT
+    control_transition(
+        conversation,
+        to_state=to_state,
+        cause=ControlTransition.Cause.RECONCILE,
+        detail=f"Meta says: {rules.owner_text_for(role, owner.app_id)} ({why})",
+        owner_app_id=owner.app_id or "",
+        role=role,
+        owner_note=note,
+        owner_since=since,
+    )
+    if ticket is not None and state in (ControlState.AGENT, ControlState.TAKEN, ControlState.IDLE):
+        words = rules.owner_text_for(role, owner.app_id)
+        reason = f"{words}; replies are locked."
+        if note:
+            reason = f"{words} ({note}); replies are locked."
+        if ticket.flag_reason != reason:
+            ticket_flag(ticket, reason=reason, detail=why)
+    return role
+
+
+def _lapse_ms(conversation: Conversation) -> int | None:
+    """When our control lapses or lapsed (CR): 24 h after the customer's last message,
+    or later where we extended it."""
+    if not conversation.page.conversation_routing or conversation.last_user_message_at is None:
+        return None
+    lapse = int((conversation.last_user_message_at + rules.CONTROL_LAPSE).timestamp() * 1000)
+    return max(lapse, conversation.control_expires_at or 0)
+
+
+# --- Getting the thread: request or take -------------------------------------------
 
 
 def handover_request_start(
@@ -217,10 +389,13 @@ def handover_request_start(
     conversation_id: int,
     reason: str,
     cause: ControlTransition.Cause = ControlTransition.Cause.WEBHOOK,
+    way: str = "",
 ) -> str:
-    """Ask the bot for the thread: state `requested`, the Graph call after commit.
+    """Get the thread the way the page allows (`rules.control_way`; `way` forces one, e.g.
+    an agent's "Take over"): state `requested`, the Graph call after commit. An idle
+    thread on a Conversation Routing page is taken (any app may take it).
 
-    Returns "" when the request started; otherwise why not (`rules.control_request_refusal`:
+    Returns "" when it started; otherwise why not (`rules.control_request_refusal`:
     a request is pending, or we own the thread), having changed nothing.
     """
     with transaction.atomic():
@@ -228,44 +403,192 @@ def handover_request_start(
         refusal = rules.control_request_refusal(conversation)
         if refusal:
             return refusal
+        page = conversation.page
+        if not way:
+            way = rules.control_way(page)
+            if rules.take_allowed(page, conversation):
+                way = ControlWay.TAKE
+        conversation.requested_way = way
+        conversation.save(update_fields=["requested_way"])
         control_transition(
             conversation,
             to_state=ControlState.REQUESTED,
             cause=cause,
-            detail=f"requesting control: {reason}",
+            detail=f"{'taking' if way == ControlWay.TAKE else 'requesting'} control: {reason}",
             metadata=handover_metadata(reason=reason),
         )
         enqueue_on_commit(tasks.handover_request, conversation.pk)
     return ""
 
 
-def handover_request_send(*, conversation_id: int) -> Outcome:
-    """Call request_thread_control for a conversation in state `requested`.
+def _acquire_key(conversation: Conversation, way: str) -> str:
+    assert conversation.requested_at is not None
+    return f"{way}:{conversation.pk}:{int(conversation.requested_at.timestamp() * 1000)}"
 
-    Idempotent: one Graph call per request (keyed on when it was requested); exits
-    quietly when the state is no longer `requested`. Transient errors are raised for
-    the task to retry; a terminal one returns the state to what it was before.
+
+def _acquire_call(conversation: Conversation, way: str, *, checked: bool = False) -> None:
+    call = graph.take_thread_control if way == ControlWay.TAKE else graph.request_thread_control
+    call(
+        conversation.page,
+        key=_acquire_key(conversation, way),
+        psid=conversation.contact.psid,
+        metadata=conversation.control_metadata,
+        checked=checked,
+    )
+
+
+def handover_request_send(*, conversation_id: int) -> Outcome:
+    """Make the call for a conversation in state `requested`: request or take.
+
+    Idempotent: one Graph call per intent (keyed on when it was asked for and how);
+    exits quietly when the state is no longer `requested`. A take that succeeds opens
+    the ticket at once (its webhook, if any, goes to the previous owner). A call whose
+    outcome is unknown (timeout, 5xx) is never made again before `thread_owner` says
+    it did not take effect. In auto mode a refusal of one way tries the other and the
+    page remembers what works. Transient errors are raised for the task to retry; a
+    terminal one returns the state to what it was before, with the reason.
     """
     conversation = Conversation.objects.select_related("page", "contact").get(pk=conversation_id)
     if conversation.control_state != ControlState.REQUESTED or not conversation.requested_at:
         return Outcome.SKIPPED
-    key = f"request:{conversation.pk}:{int(conversation.requested_at.timestamp() * 1000)}"
+    way = conversation.requested_way or ControlWay.REQUEST
     try:
-        graph.request_thread_control(
-            conversation.page,
-            key=key,
-            psid=conversation.contact.psid,
-            metadata=conversation.control_metadata,
-        )
+        _acquire_call(conversation, way)
     except graph.GraphError as exc:
+        if exc.unknown_outcome:
+            return _acquire_settle(conversation, way)
         if exc.retryable:
             raise
-        handover_request_fail(conversation_id=conversation_id, reason=exc.describe())
-        return Outcome.FAILED
+        return _acquire_refused(conversation, way, exc)
+    return _acquire_done(conversation, way)
+
+
+def _acquire_done(conversation: Conversation, way: str) -> Outcome:
+    """The call succeeded. A take: we own the thread now. A request: the bot decides."""
+    _page_way_learn(conversation.page, way, note="")
+    if way != ControlWay.TAKE:
+        return Outcome.DONE
+    with transaction.atomic():
+        conversation = conversation_lock(conversation.pk)
+        if conversation.control_state == ControlState.REQUESTED:
+            control_taken(
+                conversation,
+                timestamp=now_ms(),
+                cause=ControlTransition.Cause.API,
+                detail="the helpdesk took control",
+            )
     return Outcome.DONE
 
 
-def handover_request_fail(*, conversation_id: int, reason: str) -> None:
+def _acquire_settle(conversation: Conversation, way: str) -> Outcome:
+    """A request or take whose outcome is unknown: ask `thread_owner` first. Ours: done
+    (the ticket opens). Not ours: make the call again, once Meta said it had no
+    effect. Meta not answering: raised, and the task's next try asks again."""
+    owner = graph.thread_owner(conversation.page, psid=conversation.contact.psid)
+    if owner.app_id == settings.MESSENGER_APP_ID:
+        with transaction.atomic():
+            locked = conversation_lock(conversation.pk)
+            if locked.control_state == ControlState.REQUESTED:
+                control_taken(
+                    locked,
+                    timestamp=now_ms(),
+                    cause=ControlTransition.Cause.RECONCILE,
+                    detail=f"Meta says the helpdesk owns the conversation (the {way} call's "
+                    "answer was lost)",
+                )
+        _page_way_learn(conversation.page, way, note="")
+        return Outcome.DONE
+    try:
+        _acquire_call(conversation, way, checked=True)
+    except graph.GraphError as exc:
+        if exc.retryable or exc.unknown_outcome:
+            raise
+        return _acquire_refused(conversation, way, exc)
+    return _acquire_done(conversation, way)
+
+
+def _acquire_refused(conversation: Conversation, way: str, exc: graph.GraphError) -> Outcome:
+    """Meta refused this way in for good. Auto mode tries the other way once; when none
+    works, the customer waits for the bot to pass, and the page says what to change."""
+    page = conversation.page
+    reason = exc.describe()
+    other = ControlWay.REQUEST if way == ControlWay.TAKE else ControlWay.TAKE
+    auto = page.control_mode == ControlMode.AUTO
+    if exc.handover_refused and auto and not _tried(conversation, other):
+        with transaction.atomic():
+            locked = conversation_lock(conversation.pk)
+            if locked.control_state != ControlState.REQUESTED:
+                return Outcome.SKIPPED
+            locked.requested_way = other
+            locked.save(update_fields=["requested_way"])
+        conversation.requested_way = other
+        try:
+            _acquire_call(conversation, other)
+        except graph.GraphError as second:
+            if second.unknown_outcome:
+                return _acquire_settle(conversation, other)
+            if second.retryable:
+                raise
+            return _acquire_fail_both(conversation, first=(way, reason), second=(other, second))
+        return _acquire_done(conversation, other)
+    if exc.handover_refused and auto:
+        return _acquire_fail_both(conversation, first=(other, ""), second=(way, exc))
+    handover_request_fail(conversation_id=conversation.pk, reason=reason, way=way)
+    return Outcome.FAILED
+
+
+def _tried(conversation: Conversation, way: str) -> bool:
+    """Whether Meta already refused `way` for this intent (its call's record says so)."""
+    return GraphCall.objects.filter(
+        key=_acquire_key(conversation, way), status=GraphCall.Status.FAILED
+    ).exists()
+
+
+def _acquire_fail_both(
+    conversation: Conversation, *, first: tuple[str, str], second: tuple[str, graph.GraphError]
+) -> Outcome:
+    """Neither request nor take works on this page: wait for the bot to pass."""
+    page = conversation.page
+    take_error = second[1] if second[0] == ControlWay.TAKE else None
+    if take_error is not None and take_error.code == graph.CODE_TAKE_UNSUPPORTED:
+        fix = (
+            "This Page has no Conversation Routing default app, so the helpdesk cannot take "
+            "conversations, and Meta refuses its requests. Set the bot as the default app in "
+            "the Page's Conversation Routing settings, or let the bot pass conversations."
+        )
+    else:
+        fix = (
+            "Meta refuses the helpdesk's requests on this Page and does not let it take "
+            "conversations. In the Page's settings (Advanced messaging, Conversation Routing) "
+            "turn on \u201cAllow this app to take control of conversations\u201d for the "
+            "helpdesk's app."
+        )
+    detail = f"{fix} (Meta: {second[1].describe()})"
+    _page_way_learn(page, ControlWay.NONE, note=detail)
+    reason = f"request and take were both refused: {second[1].describe()}"
+    handover_request_fail(conversation_id=conversation.pk, reason=reason, way=second[0])
+    with transaction.atomic():
+        locked = conversation_lock(conversation.pk)
+        locked.waiting_reason = (
+            "Waiting for the bot to pass the conversation: Meta lets the helpdesk neither "
+            f"ask for it nor take it on this page ({second[1].describe()})."
+        )[:500]
+        locked.save(update_fields=["waiting_reason"])
+        realtime.broadcast_on_commit("conversation.updated", conversation_id=locked.pk)
+    return Outcome.FAILED
+
+
+def _page_way_learn(page: Page, way: str, *, note: str) -> None:
+    """Remember what worked (or that nothing did) for the page, for auto mode."""
+    if page.control_way == way and page.control_way_note == note:
+        return
+    Page.objects.filter(pk=page.pk).update(
+        control_way=way, control_way_note=note[:500], control_way_at=clock.now()
+    )
+    page.control_way, page.control_way_note = way, note[:500]
+
+
+def handover_request_fail(*, conversation_id: int, reason: str, way: str = "") -> None:
     """The request could not be made: back to the state before it, with the reason."""
     with transaction.atomic():
         conversation = conversation_lock(conversation_id)
@@ -277,9 +600,10 @@ def handover_request_fail(*, conversation_id: int, reason: str) -> None:
             .values_list("from_state", flat=True)
             .first()
         ) or ControlState.BOT
+        call = f"{way or conversation.requested_way or 'request'}_thread_control"
         control_transition(
             conversation,
             to_state=ControlState(previous),
             cause=ControlTransition.Cause.API,
-            detail=f"request_thread_control failed: {reason}",
+            detail=f"{call} failed: {reason}",
         )

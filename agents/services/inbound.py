@@ -12,9 +12,10 @@ import re
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 
-from agents import realtime
+from agents import realtime, tasks
 from agents.locks import conversation_lock
 from agents.models import ControlState, Conversation, Message, Ticket, Trigger
 from agents.services.contacts import conversation_get_or_create
@@ -35,6 +36,7 @@ from webhooks.events import (
     timestamp_to_datetime,
 )
 from webhooks.models import Page
+from webhooks.queue import enqueue
 
 OWN_METADATA = re.compile(r"^helpdesk:message=(\d+)$")
 DEFAULT_TRIGGERS = (
@@ -69,6 +71,16 @@ def page_defaults_ensure(page_pk: int) -> None:
     """
     realtime.broadcast_on_commit("pages.changed")
     page = Page.objects.get(pk=page_pk)
+    if (
+        not page.outbox_paused_reason
+        and Message.objects.filter(
+            conversation__page=page,
+            direction=Message.Direction.OUTBOUND,
+            status=Message.Status.PENDING,
+        ).exists()
+    ):
+        # A new token resumed a paused page: what waited goes out, in order.
+        transaction.on_commit(lambda: enqueue(tasks.outbox_resume, page_pk))
     if Trigger.objects.filter(page=page).exists():
         return
     Trigger.objects.bulk_create(

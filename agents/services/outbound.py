@@ -15,6 +15,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -25,10 +26,12 @@ from agents.locks import conversation_lock, message_lock
 from agents.models import Agent, ControlState, Conversation, Message, Ticket
 from agents.selectors import page_visible
 from agents.send_errors import SendFailure
-from agents.services.control import ownership_drift
+from agents.services import personas
+from agents.services.control import control_owner_check, ownership_drift
 from agents.services.state import Outcome, now_ms, require, ticket_assign, ticket_for_agent
 from webhooks import graph
-from webhooks.queue import Busy, enqueue_on_commit
+from webhooks.models import Page
+from webhooks.queue import Busy, enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +128,7 @@ def _send_key(message_id: int) -> str:
     return f"message:{message_id}"
 
 
-def message_send(*, message_id: int) -> Outcome:
+def message_send(*, message_id: int, probe: bool = False) -> Outcome:
     """Send one outbound message through the Send API, at most once.
 
     The message is claimed (pending -> sending) in a short transaction, the HTTP call is
@@ -155,7 +158,18 @@ def message_send(*, message_id: int) -> Outcome:
                 message, send_errors.refused(rules.lock_reason(conversation.control_state))
             )
             return Outcome.FAILED
-        policy = rules.send_policy(conversation)
+        page = Page.objects.get(pk=conversation.page_id)
+        if page.outbox_paused_reason and not probe:
+            # The whole page cannot send: the message waits (`outbox_resume` sends it).
+            waiting = send_errors.paused(page.outbox_paused_reason)
+            if message.error != waiting.text:
+                fields = _error_set(message, waiting)
+                message.save(update_fields=fields)
+                realtime.broadcast_on_commit(
+                    "message.updated", conversation_id=conversation_id, message_id=message.pk
+                )
+            return Outcome.SKIPPED
+        policy = rules.send_policy(conversation, automated=message.author_id is None)
         if policy.refusal:
             outbound_fail(message, send_errors.refused(policy.refusal))
             return Outcome.FAILED
@@ -163,15 +177,21 @@ def message_send(*, message_id: int) -> Outcome:
         message.sending_since = timezone.now()
         message.attempts += 1
         message.save(update_fields=["status", "sending_since", "attempts"])
+    persona_id = ""
+    if message.author is not None:
+        persona_id = personas.persona_for(page, message.author)
+    control = _thread_control(conversation, message)
     try:
         mid = graph.send_text(
-            conversation.page,
+            page,
             key=_send_key(message.pk),
             psid=conversation.contact.psid,
             text=message.text,
             metadata=f"helpdesk:message={message.pk}",
             messaging_type=policy.messaging_type,
             tag=policy.tag,
+            persona_id=persona_id,
+            thread_control=control,
         )
     except graph.GraphError as exc:
         with transaction.atomic():
@@ -183,19 +203,145 @@ def message_send(*, message_id: int) -> Outcome:
                 outbound_unconfirmed(message, UNCONFIRMED)
                 return Outcome.SKIPPED
             failure = send_errors.graph_failure(exc, tag=policy.tag)
-            if exc.retryable:
+            if control is not None and exc.thread_control_refused:
+                # Meta refuses the hand-back in the message (nothing was sent): send it
+                # alone, the hand-back follows as its own call; the page remembers.
+                message.status = Message.Status.PENDING
+                message.thread_control = ""
+                message.save(update_fields=["status", "thread_control"])
+                Page.objects.filter(pk=page.pk).update(send_api_thread_control=False)
+            elif exc.page_level:
+                message.status = Message.Status.PENDING
+                fields = _error_set(message, send_errors.paused(exc.describe()))
+                message.save(update_fields=["status", *fields])
+                outbox_pause(page.pk, code=exc.page_level, reason=exc.describe())
+                return Outcome.SKIPPED
+            elif exc.retryable:
                 message.status = Message.Status.PENDING
                 fields = _error_set(message, send_errors.retrying(failure))
                 message.save(update_fields=["status", *fields])
             else:
                 outbound_fail(message, failure)
-                if exc.not_owner:
-                    ownership_drift(conversation_id, reason=exc.describe())
+        if control is not None and exc.thread_control_refused:
+            return message_send(message_id=message_id, probe=probe)
+        if exc.not_owner:
+            _owner_recheck(conversation_id, reason=exc.describe())
         if exc.retryable:
             raise
         return Outcome.FAILED
     outbound_confirm(message.pk, mid=mid)
     return Outcome.DONE
+
+
+def _thread_control(conversation: Conversation, message: Message) -> dict[str, str] | None:
+    """The Send API's `thread_control` for the message the hand-back rides on (set by
+    `ticket_close` on Conversation Routing pages), while we are handing back."""
+    if not message.thread_control or conversation.control_state != ControlState.RETURNING:
+        return None
+    if message.thread_control == "release":
+        return {"control_type": "release"}
+    return {"control_type": "pass", "app_id": conversation.page.bot_app_id}
+
+
+def _owner_recheck(conversation_id: int, *, reason: str) -> None:
+    """Meta says we are not the owner: ask it who is and correct the state; when it does
+    not answer, lock the composer with the owner unknown."""
+    try:
+        control_owner_check(conversation_id=conversation_id, why=f"a send was refused: {reason}")
+    except graph.GraphError as exc:
+        logger.info("thread_owner for conversation %s failed: %s", conversation_id, exc)
+        with transaction.atomic():
+            ownership_drift(conversation_id, reason=reason)
+
+
+# --- A page that cannot send at all -------------------------------------------------
+
+
+def outbox_pause(page_id: int, *, code: str, reason: str) -> None:
+    """Stop the page's outbox: its replies wait, agents see why (`rules.outbox_paused_text`).
+    Idempotent; `outbox_probe` (beat) or a new token resumes it."""
+    changed = (
+        Page.objects.filter(pk=page_id)
+        .exclude(outbox_paused_reason=reason[:500])
+        .update(
+            outbox_paused_reason=reason[:500],
+            outbox_paused_code=code,
+            outbox_paused_at=timezone.now(),
+        )
+    )
+    if changed:
+        logger.warning("sending paused for page %s: %s", page_id, reason)
+        realtime.broadcast_on_commit("page.updated", page_id=page_id)
+
+
+def outbox_probe(*, page_id: int) -> Outcome:
+    """Is a paused page able to send again? The oldest waiting reply is the probe (sent
+    once, as any message); with none waiting, a call that needs the token. Success
+    resumes the page and sends what waits, in order."""
+    page = Page.objects.get(pk=page_id)
+    if not page.outbox_paused_reason:
+        return Outcome.SKIPPED
+    oldest = (
+        Message.objects.filter(
+            conversation__page_id=page_id,
+            direction=Message.Direction.OUTBOUND,
+            status=Message.Status.PENDING,
+        )
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if oldest is not None:
+        try:
+            outcome = message_send(message_id=oldest, probe=True)
+        except (graph.GraphError, Busy):
+            return Outcome.FAILED
+        if (
+            outcome == Outcome.SKIPPED
+            and Message.objects.filter(pk=oldest, status=Message.Status.PENDING).exists()
+        ):
+            return Outcome.FAILED  # still refused for the whole page
+    else:
+        try:
+            graph.page_probe(page)
+        except graph.GraphError as exc:
+            if exc.page_level:
+                return Outcome.FAILED
+    outbox_resume(page_id=page_id)
+    return Outcome.DONE
+
+
+def outbox_resume(*, page_id: int) -> list[int]:
+    """The page can send again: clear the pause and queue what waits, oldest first.
+    Returns the messages queued."""
+    resumed = (
+        Page.objects.filter(pk=page_id)
+        .exclude(outbox_paused_reason="")
+        .update(outbox_paused_reason="", outbox_paused_code="", outbox_paused_at=None)
+    )
+    if resumed:
+        logger.info("sending resumed for page %s", page_id)
+        realtime.broadcast_on_commit("page.updated", page_id=page_id)
+    waiting = list(
+        Message.objects.filter(
+            conversation__page_id=page_id,
+            direction=Message.Direction.OUTBOUND,
+            status=Message.Status.PENDING,
+        )
+        .exclude(ticket__status=Ticket.Status.CLOSED)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)
+    )
+    for message_id in waiting:
+        enqueue(tasks.message_send, message_id)
+    returning = Ticket.objects.filter(
+        conversation__page_id=page_id,
+        status=Ticket.Status.CLOSED,
+        conversation__control_state=ControlState.RETURNING,
+    ).values_list("pk", flat=True)
+    for ticket_id in returning:
+        enqueue(tasks.ticket_return, ticket_id)  # their messages, then the hand-back
+    return waiting
 
 
 def message_send_give_up(*, message_id: int, reason: str) -> None:
@@ -313,21 +459,49 @@ def ticket_typing(*, ticket_id: int, user: Agent) -> bool:
             .update(typing_sent_at=now)
         )
         if won:
-            enqueue_on_commit(tasks.typing_send, ticket.conversation_id)
+            enqueue_on_commit(tasks.typing_send, ticket.conversation_id, user.pk)
     return bool(won)
 
 
-def typing_send(*, conversation_id: int) -> Outcome:
-    """Send `sender_action: typing_on` while the helpdesk owns the thread.
+def typing_send(
+    *, conversation_id: int, agent_id: int | None = None, action: str = "typing_on"
+) -> Outcome:
+    """Send a sender action (`typing_on`, `mark_seen`) with the agent's persona while the
+    helpdesk owns the thread and the page can send.
 
     One attempt, never retried: an indicator that arrives late is worse than none.
     """
     conversation = Conversation.objects.select_related("page", "contact").get(pk=conversation_id)
-    if conversation.control_state != ControlState.AGENT:
+    if conversation.control_state != ControlState.AGENT or conversation.page.outbox_paused_reason:
         return Outcome.SKIPPED
+    agent = Agent.objects.filter(pk=agent_id).first() if agent_id else None
     try:
-        graph.sender_action(conversation.page, psid=conversation.contact.psid, action="typing_on")
+        persona_id = personas.persona_for(conversation.page, agent) if agent else ""
+        graph.sender_action(
+            conversation.page,
+            psid=conversation.contact.psid,
+            action=action,
+            persona_id=persona_id,
+        )
     except graph.GraphError as exc:
-        logger.info("typing indicator for conversation %s not sent: %s", conversation_id, exc)
+        logger.info("%s for conversation %s not sent: %s", action, conversation_id, exc)
         return Outcome.FAILED
     return Outcome.DONE
+
+
+SEEN_THROTTLE_SECONDS = 60
+
+
+def ticket_seen(*, ticket_id: int, user: Agent) -> bool:
+    """An agent opened the conversation: `mark_seen` (with their persona) while the
+    helpdesk owns the thread, once a minute per conversation at most (shared cache).
+    Returns whether one was queued."""
+    ticket = Ticket.objects.select_related("conversation").filter(pk=ticket_id).first()
+    if ticket is None or not page_visible(user, ticket.conversation.page_id):
+        raise NotFound(f"Ticket {ticket_id} does not exist.")
+    if ticket.conversation.control_state != ControlState.AGENT:
+        return False
+    if not cache.add(f"seen-sent:{ticket.conversation_id}", 1, timeout=SEEN_THROTTLE_SECONDS):
+        return False
+    transaction.on_commit(lambda: enqueue(tasks.seen_send, ticket.conversation_id, user.pk))
+    return True

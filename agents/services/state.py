@@ -23,6 +23,7 @@ from agents.models import (
     ControlTransition,
     Conversation,
     Message,
+    OwnerRole,
     Ticket,
     TicketEvent,
 )
@@ -80,6 +81,9 @@ def control_transition(
     event_timestamp: int | None = None,
     owner_app_id: str | None = None,
     at: int | None = None,
+    role: OwnerRole | None = None,
+    owner_note: str = "",
+    owner_since: int | None = None,
 ) -> None:
     """Change the thread-control state and write its audit row.
 
@@ -94,13 +98,33 @@ def control_transition(
     # last seen (asking for the thread leaves it where it was), and the state says the
     # rest (`rules.owner_role`).
     row_owner = conversation.owner_app_id if owner_app_id is None else owner_app_id
-    role = rules.owner_role(
-        from_state if owner_app_id is None and to_state == ControlState.REQUESTED else to_state,
-        row_owner,
-        bot_app_id=conversation.page.bot_app_id,
-    )
+    if role is None:
+        role = rules.owner_role(
+            from_state if owner_app_id is None and to_state == ControlState.REQUESTED else to_state,
+            row_owner,
+            bot_app_id=conversation.page.bot_app_id,
+        )
+        if (
+            to_state == ControlState.REQUESTED
+            and owner_app_id is None
+            and conversation.owner_role == OwnerRole.UNKNOWN
+        ):
+            role = OwnerRole.UNKNOWN  # asking changes nothing we know about the owner
+    happened = at or event_timestamp or now_ms()
     conversation.control_state = to_state
-    fields = ["control_state"]
+    fields = ["control_state", "owner_role", "owner_since", "owner_note"]
+    owner_changed = role != conversation.owner_role or row_owner != conversation.owner_app_id
+    if owner_changed:
+        conversation.owner_since = owner_since or happened
+    elif owner_since:
+        conversation.owner_since = owner_since
+    conversation.owner_role = role
+    if owner_note or owner_changed or to_state != from_state:
+        conversation.owner_note = owner_note[:500]
+    ours = to_state in (ControlState.AGENT, ControlState.REQUESTED) or role == OwnerRole.HELPDESK
+    if ours and conversation.waiting_reason:
+        conversation.waiting_reason = ""
+        fields.append("waiting_reason")
     if owner_app_id is not None:
         conversation.owner_app_id = owner_app_id
         fields.append("owner_app_id")
@@ -126,7 +150,7 @@ def control_transition(
         event_timestamp=event_timestamp,
         owner_role=role,
         owner_app_id=row_owner,
-        at=at or event_timestamp or now_ms(),
+        at=happened,
     )
     realtime.broadcast_on_commit("conversation.updated", conversation_id=conversation.pk)
 

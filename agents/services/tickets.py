@@ -9,22 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
-from agents import rules, tasks
+from agents import realtime, rules, tasks
 from agents.errors import Conflict, InvalidInput, PermissionDenied
 from agents.locks import conversation_lock, ticket_lock, ticket_lock_unclosed
 from agents.models import (
     Agent,
     ControlState,
     ControlTransition,
+    Conversation,
     Message,
     Ticket,
     TicketEvent,
     agent_name,
 )
 from agents.selectors import page_agents
-from agents.services.control import handover_request_start
+from agents.services.control import handover_request_start, owner_apply
 from agents.services.outbound import message_send, outbound_create, text_clean
 from agents.services.state import (
     Outcome,
@@ -39,6 +41,7 @@ from agents.services.state import (
     ticket_mark_closed,
 )
 from webhooks import graph
+from webhooks.models import ControlWay, Handback, Page
 from webhooks.queue import Busy, enqueue_on_commit
 
 
@@ -117,6 +120,27 @@ def ticket_request_control(*, ticket_id: int, user: Agent) -> Ticket:
     return ticket
 
 
+def ticket_take_control(*, ticket_id: int, user: Agent) -> Ticket:
+    """An agent takes the conversation ("Take over"): where the page lets the helpdesk
+    take it, or the thread is idle on a Conversation Routing page
+    (`rules.take_over_refusal`). State `requested` (taking), one take_thread_control
+    after commit; the ticket opens or reopens when Meta confirms."""
+    with transaction.atomic():
+        ticket = ticket_for_agent(ticket_id, user)
+        closed = ticket.status == Ticket.Status.CLOSED
+        open_ticket = closed and ticket_lock_unclosed(ticket.conversation) is not None
+        require(rules.take_over_refusal(ticket, open_ticket=open_ticket))
+        require(
+            handover_request_start(
+                conversation_id=ticket.conversation_id,
+                reason=f"agent {user} took over",
+                cause=ControlTransition.Cause.AGENT,
+                way=ControlWay.TAKE,
+            )
+        )
+    return ticket
+
+
 # --- Closing, and handing the thread back ---------------------------------------------
 
 
@@ -140,6 +164,7 @@ def ticket_close(
             raise Conflict("This ticket is already closed.")
         conversation = ticket.conversation
         owned = conversation.control_state == ControlState.AGENT
+        last: Message | None = None
         if closing_message:
             if not owned:
                 raise Conflict(
@@ -147,21 +172,58 @@ def ticket_close(
                     + rules.lock_reason(conversation.control_state)
                 )
             require(rules.send_policy(conversation).refusal)
-            outbound_create(ticket, user, closing_message)
+            last = outbound_create(ticket, user, closing_message)
         previous_assignee = ticket.assignee
         ticket_mark_closed(ticket, actor=user, outcome=outcome)
         if owned:
+            page = conversation.page
+            notice = page.handback_notice.strip()
+            if notice and not rules.send_policy(conversation, automated=True).refusal:
+                last = notice_create(ticket, notice)
+            how = _handback_way(page)
+            if last is not None and page.conversation_routing and page.send_api_thread_control:
+                last.thread_control = how
+                last.save(update_fields=["thread_control"])
             control_transition(
                 conversation,
                 to_state=ControlState.RETURNING,
                 cause=ControlTransition.Cause.AGENT,
-                detail=f"ticket {ticket.pk} closed by {user}; passing control to the bot",
+                detail=f"ticket {ticket.pk} closed by {user}; "
+                + (
+                    "releasing control" if how == Handback.RELEASE else "passing control to the bot"
+                ),
                 metadata=handover_metadata(
                     ticket=ticket.pk, outcome=outcome, agent=str(previous_assignee or user)
                 ),
             )
             enqueue_on_commit(tasks.ticket_return, ticket.pk)
     return ticket
+
+
+def _handback_way(page: Page) -> str:
+    """Release only where Conversation Routing has an idle state; legacy pages pass."""
+    if page.handback == Handback.RELEASE and page.conversation_routing:
+        return Handback.RELEASE
+    return Handback.PASS
+
+
+def notice_create(ticket: Ticket, text: str) -> Message:
+    """The automated hand-back notice, queued after the agent's last words (Meta requires
+    automation to say so when a person hands a chat back to it)."""
+    message = Message.objects.create(
+        conversation=ticket.conversation,
+        ticket=ticket,
+        direction=Message.Direction.OUTBOUND,
+        author_kind=Message.Author.SYSTEM,
+        app_id=settings.MESSENGER_APP_ID,
+        text=text,
+        timestamp=now_ms(),
+        status=Message.Status.PENDING,
+    )
+    realtime.broadcast_on_commit(
+        "message.created", conversation_id=ticket.conversation_id, message_id=message.pk
+    )
+    return message
 
 
 def ticket_return(*, ticket_id: int) -> Outcome:
@@ -193,40 +255,123 @@ def ticket_return(*, ticket_id: int) -> Outcome:
         # Its echo (or the confirmation deadline) decides first: the bot must not be
         # back before what the agent said has reached the user.
         raise Busy("a message of the conversation is still confirming", retry_in=5)
+    if conversation.page.outbox_paused_reason and pending.exists():
+        # What the agent said goes first: the hand-back waits for the page to resume
+        # (`outbound.outbox_resume` queues it again; the re-drive would too).
+        return Outcome.SKIPPED
+    how = _handback_way(conversation.page)
+    carrier = (
+        outbound.filter(ticket=ticket, thread_control__gt="")
+        .order_by("-timestamp", "-id")
+        .values_list("status", "timestamp")
+        .first()
+    )
+    if carrier is not None and carrier[0] in _SENT:
+        # The hand-back went with the last message (Send API `thread_control`).
+        return _returned(ticket, how=how, at=carrier[1], detail="in the last message")
     key = f"return:{ticket.pk}:{int(ticket.closed_at.timestamp() * 1000)}"
     # Stamped before the call: the bot may greet the user before our call returns.
     passed_at = now_ms()
     try:
+        _handback_call(conversation, how, key=key, checked=False)
+    except graph.GraphError as exc:
+        if exc.unknown_outcome:
+            return _return_settle(ticket, how, key=key, at=passed_at)
+        if exc.retryable:
+            raise
+        ticket_return_fail(ticket_id=ticket_id, reason=exc.describe(), not_owner=exc.not_owner)
+        return Outcome.FAILED
+    return _returned(ticket, how=how, at=passed_at)
+
+
+_SENT = (Message.Status.SENT, Message.Status.DELIVERED, Message.Status.READ)
+
+
+def _handback_call(conversation: Conversation, how: str, *, key: str, checked: bool) -> None:
+    if how == Handback.RELEASE:
+        graph.release_thread_control(
+            conversation.page,
+            key=key,
+            psid=conversation.contact.psid,
+            metadata=conversation.control_metadata,
+            checked=checked,
+        )
+    else:
         graph.pass_thread_control(
             conversation.page,
             key=key,
             psid=conversation.contact.psid,
             target_app_id=conversation.page.bot_app_id,
             metadata=conversation.control_metadata,
+            checked=checked,
         )
-    except graph.GraphError as exc:
-        if exc.retryable:
-            raise
-        ticket_return_fail(ticket_id=ticket_id, reason=exc.describe(), not_owner=exc.not_owner)
-        return Outcome.FAILED
+
+
+def _return_settle(ticket: Ticket, how: str, *, key: str, at: int) -> Outcome:
+    """A pass or release whose outcome is unknown: ask `thread_owner` before anything.
+    Still ours: make the call again (once Meta said it had no effect). Not ours: it took
+    effect (or someone else has the thread): the hand-back is done, as Meta says."""
+    conversation = ticket.conversation
+    owner = graph.thread_owner(conversation.page, psid=conversation.contact.psid)
+    if owner.app_id == settings.MESSENGER_APP_ID:
+        try:
+            _handback_call(conversation, how, key=key, checked=True)
+        except graph.GraphError as exc:
+            if exc.retryable or exc.unknown_outcome:
+                raise
+            ticket_return_fail(ticket_id=ticket.pk, reason=exc.describe(), not_owner=exc.not_owner)
+            return Outcome.FAILED
+        return _returned(ticket, how=how, at=at)
+    expected = (
+        owner.idle if how == Handback.RELEASE else owner.app_id == conversation.page.bot_app_id
+    )
+    if expected:
+        return _returned(ticket, how=how, at=at, cause=ControlTransition.Cause.RECONCILE)
     with transaction.atomic():
-        conversation = conversation_lock(conversation.pk)
-        if conversation.control_state == ControlState.RETURNING:
+        locked = conversation_lock(conversation.pk)
+        if locked.control_state == ControlState.RETURNING:
+            owner_apply(locked, owner, why="the hand-back call's answer was lost")
+    return Outcome.DONE
+
+
+def _returned(
+    ticket: Ticket,
+    *,
+    how: str,
+    at: int,
+    detail: str = "",
+    cause: ControlTransition.Cause = ControlTransition.Cause.API,
+) -> Outcome:
+    """The thread is back with the bot (pass) or idle (release): record it once."""
+    with transaction.atomic():
+        conversation = conversation_lock(ticket.conversation_id)
+        if conversation.control_state != ControlState.RETURNING:
+            return Outcome.SKIPPED
+        suffix = f" ({detail})" if detail else ""
+        if how == Handback.RELEASE:
+            control_transition(
+                conversation,
+                to_state=ControlState.IDLE,
+                cause=cause,
+                detail=f"control released{suffix}: the bot answers the customer's next message",
+                metadata=conversation.control_metadata,
+                owner_app_id="",
+                at=at,
+                owner_note="released by the helpdesk; the bot answers the customer's next message",
+            )
+            line = "The conversation was released: the bot answers the customer's next message."
+        else:
             control_transition(
                 conversation,
                 to_state=ControlState.BOT,
-                cause=ControlTransition.Cause.API,
-                detail="control passed back to the bot",
+                cause=cause,
+                detail=f"control passed back to the bot{suffix}",
                 metadata=conversation.control_metadata,
                 owner_app_id=conversation.page.bot_app_id,
-                at=passed_at,  # the bot may answer before our call returns
+                at=at,  # the bot may answer before our call returns
             )
-            system_message_add(
-                conversation,
-                "The conversation went back to the bot.",
-                timestamp=passed_at,
-                ticket=ticket,
-            )
+            line = "The conversation went back to the bot."
+        system_message_add(conversation, line, timestamp=at, ticket=ticket)
     return Outcome.DONE
 
 

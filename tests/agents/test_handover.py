@@ -173,6 +173,8 @@ def test_transient_request_failures_are_retried(page, deliver, clock, fake_graph
 
 
 def test_a_terminal_request_failure_goes_back_to_bot(page, deliver, clock, fake_graph):
+    page.control_mode = "request"  # auto would try to take instead
+    page.save()
     fake_graph.fail_next("/me/request_thread_control", graph_error(200, message="Permissions"))
     deliver(payloads.postback("Talk to a human", ts=clock()), channel="standby")
     assert len(fake_graph.calls_to("/me/request_thread_control")) == 1

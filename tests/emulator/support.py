@@ -41,6 +41,12 @@ NOT_OWNER = {
     "code": 10,
     "error_subcode": 2018300,
 }
+TAKE_WITHOUT_CR = {
+    "message": "(#27) Take thread control is not supported when Conversation Routing is not "
+    "enabled",
+    "type": "OAuthException",
+    "code": 27,
+}
 OUTSIDE_WINDOW = {
     "message": "(#10) This message is sent outside of allowed window.",
     "type": "OAuthException",

@@ -15,7 +15,12 @@ from django.core.management import CommandError
 
 from helpdesk.localservices import free_port
 from tests.support.polling import eventually
-from webhooks.management.commands.messenger_emulator import Command, config_from_options
+from webhooks.emulator import Emulator
+from webhooks.management.commands.messenger_emulator import (
+    Command,
+    config_from_options,
+    setup_words,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,6 +92,67 @@ def test_options_change_the_setup():
     assert config_from_options(options("--mode", "cr-zero-config")).pages[0].primary_app_id is None
 
 
+def setup_of(config) -> tuple:
+    [page] = config.pages
+    return (
+        page.mode,
+        page.primary_app_id,
+        page.requests_refused,
+        page.take_control_app_ids,
+        page.thread_control_refused,
+    )
+
+
+BOT_ID, HELPDESK_ID = "200000000000002", settings.MESSENGER_APP_ID
+
+
+@pytest.mark.parametrize(
+    ("argv", "setup"),
+    [
+        # The default is today's: CR, requests answered, only the bot may take.
+        ((), ("cr", BOT_ID, False, frozenset({BOT_ID}), False)),
+        (("--page-setup", "cr-request"), ("cr", BOT_ID, False, frozenset({BOT_ID}), False)),
+        (
+            ("--page-setup", "cr-take"),
+            ("cr", BOT_ID, True, frozenset({BOT_ID, HELPDESK_ID}), False),
+        ),
+        (("--page-setup", "legacy"), ("legacy", BOT_ID, False, frozenset({BOT_ID}), False)),
+        (
+            ("--page-setup", "cr-zero-config"),
+            ("cr-zero-config", None, False, frozenset({BOT_ID}), False),
+        ),
+        (
+            ("--page-setup", "cr-take", "--mode", "cr"),
+            ("cr", BOT_ID, True, frozenset({BOT_ID, HELPDESK_ID}), False),
+        ),
+        (("--mode", "legacy"), ("legacy", BOT_ID, False, frozenset({BOT_ID}), False)),
+    ],
+)
+def test_the_page_setup_option(argv, setup):
+    assert setup_of(config_from_options(options(*argv))) == setup
+
+
+def test_a_page_setup_that_contradicts_the_mode_is_refused():
+    with pytest.raises(CommandError, match="--page-setup cr-take is --mode cr, not --mode legacy"):
+        config_from_options(options("--page-setup", "cr-take", "--mode", "legacy"))
+    with pytest.raises(CommandError, match="invalid choice: 'take'"):
+        options("--page-setup", "take")
+    help_text = Command().create_parser("manage.py", "messenger_emulator").format_help()
+    assert "cr-take (CR, the bot as default app, request_thread_control refused" in " ".join(
+        help_text.split()
+    )
+
+
+def test_the_startup_lines_say_the_page_setup_in_words():
+    config = config_from_options(options("--page-setup", "cr-take", "--port", "0"))
+    assert setup_words(Emulator(config)) == (
+        "Conversation Routing with a default app (Demo Bot); requests refused; "
+        "may take: Helpdesk, Demo Bot"
+    )
+    legacy = config_from_options(options("--page-setup", "legacy", "--port", "0"))
+    assert setup_words(Emulator(legacy)) == "Handover Protocol (legacy), primary receiver Demo Bot"
+
+
 def test_the_bot_and_the_helpdesk_must_differ():
     with pytest.raises(CommandError):
         config_from_options(options("--bot-app-id", settings.MESSENGER_APP_ID))
@@ -131,4 +197,8 @@ def test_the_command_serves_until_sigterm():
         output, _ = process.communicate(timeout=10)
     assert process.returncode == 0, output
     assert f"GRAPH_API_URL:  http://127.0.0.1:{port}/v23.0" in output
+    assert (
+        "Routing:        Conversation Routing with a default app (Demo Bot); may take: Demo Bot\n"
+        in output
+    )
     assert output.rstrip().endswith("Emulator stopped.")

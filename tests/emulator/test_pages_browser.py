@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, NOT_LOOPBACK
-from tests.emulator.support import BOT, HELPDESK_SECRET, HELPDESK_TOKEN, PSID
+from tests.emulator.support import BOT, HELPDESK, HELPDESK_SECRET, HELPDESK_TOKEN, PAGE, PSID
 from webhooks.emulator.platform import appsecret_proof
 
 pytestmark = pytest.mark.browser
@@ -125,3 +126,97 @@ def test_the_control_page_shows_threads_and_the_bot_takes_control(page, emulator
     page.locator(".advance-preset[data-hours='24']").click()
     expect(page.locator("#clock-offset")).to_contain_text("+24.0 h")
     expect(row.locator(".owner")).to_contain_text("idle")
+
+
+SHOTS = Path("/tmp/shots-emu10")
+
+
+def shoot(page, name: str) -> None:
+    """Screenshots at a desktop and a phone width, for a person to look at."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1000, "height": 800})
+
+
+def test_the_control_page_shows_and_switches_the_pages_routing_and_faults(page, emulator):
+    emulator.page_requests_refused_set(True)
+    emulator.page_take_allowed_set(HELPDESK, True)
+    emulator.token_expire(HELPDESK)
+    emulator.user_says(PSID, "hi")
+    assert emulator.wait_idle()
+    page.goto("/control")
+    setup = page.locator(f".page-setup[data-page-id='{PAGE}']")
+    expect(setup.locator(".page-summary")).to_have_text(
+        "Routing: Conversation Routing with a default app (Demo Bot)"
+        " · requests refused · may take: Helpdesk, Demo Bot",
+        use_inner_text=True,
+    )
+    expect(setup.locator(".page-restricted-note")).to_be_hidden()
+    expect(setup.locator(".requests-refused")).to_be_checked()
+    helpdesk_row = setup.locator(f".app-fault-row[data-app-id='{HELPDESK}']")
+    expect(helpdesk_row.locator(".token-expired")).to_be_checked()
+    expect(helpdesk_row.locator(".permission-revoked")).not_to_be_checked()
+
+    # A person restricts the page and revokes the helpdesk's permission...
+    setup.locator(".page-restricted").check()
+    expect(setup.locator(".page-restricted-note")).to_be_visible()
+    expect(setup.locator(".page-summary")).to_contain_text("RESTRICTED from sending")
+    helpdesk_row.locator(".permission-revoked").check()
+    emulator.wait_for(
+        lambda: emulator.state()["apps"][1]["subscriptions"][0]["permission_revoked"],
+        what="the permission revoked",
+    )
+    assert emulator.state()["pages"][0]["restricted"] is True
+    shoot(page, "control-cr-take")
+
+    # ...forbids the helpdesk to take, reissues its token, and switches to zero-config.
+    setup.locator(f".take-allowed-label[data-app-id='{HELPDESK}'] input").uncheck()
+    expect(setup.locator(".page-summary")).to_contain_text("may take: Demo Bot")
+    helpdesk_row.locator(".token-reissue").click()
+    expect(helpdesk_row.locator(".reissued-token")).to_contain_text("new token: EAA")
+    expect(helpdesk_row.locator(".token-expired")).not_to_be_checked()
+    setup.locator(".page-mode").select_option("cr-zero-config")
+    expect(setup.locator(".page-mode-text")).to_have_text(
+        "Conversation Routing without a default app (zero-config)"
+    )
+    expect(setup.locator(".requests-refused")).to_be_disabled()
+    [state] = emulator.state()["pages"]
+    assert (state["mode"], state["primary_app_id"], state["take_control_app_ids"]) == (
+        "cr-zero-config",
+        None,
+        [BOT],
+    )
+    shoot(page, "control-zero-config")
+
+
+def test_the_customer_sees_the_agents_persona_and_its_typing(page, emulator):
+    emulator.user_says(PSID, "hi")
+    assert emulator.wait_idle()
+    helpdesk(emulator, {}, edge="request_thread_control")
+    assert emulator.wait_idle()
+    persona = emulator.graph_call(
+        "POST",
+        "/me/personas",
+        {"name": "Grace (Support)"},
+        access_token=HELPDESK_TOKEN,
+        appsecret_proof=appsecret_proof(HELPDESK_SECRET, HELPDESK_TOKEN),
+    ).body["id"]
+    page.goto(f"/?psid={PSID}")
+    helpdesk(emulator, {"sender_action": "typing_on", "persona_id": persona})
+    expect(page.locator("#typing")).to_contain_text("Grace (Support) is typing…")
+    shoot(page, "customer-persona-typing")
+    helpdesk(
+        emulator,
+        {
+            "messaging_type": "RESPONSE",
+            "message": {"text": "Hi Ada, how can I help?"},
+            "persona_id": persona,
+        },
+    )
+    agent = page.locator(".message[data-author=agent]").last
+    expect(agent.locator(".persona-name")).to_have_text("Grace (Support)")
+    expect(agent.locator(".persona-picture")).to_have_text("G")
+    expect(page.locator("#typing")).to_be_hidden()
+    shoot(page, "customer-persona")

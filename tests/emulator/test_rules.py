@@ -18,6 +18,7 @@ from tests.emulator.support import (
     PAGE_INBOX,
     PSID,
     T0,
+    TAKE_WITHOUT_CR,
     error_of,
     hooks_to,
     user_event,
@@ -393,6 +394,7 @@ def test_the_owners_sender_action_answers_the_recipient_only_and_shows_typing():
         "app_id": BOT,
         "name": "Demo Bot",
         "author": "bot",
+        "persona": None,
     }
 
 
@@ -501,11 +503,7 @@ def test_legacy_only_the_primary_may_take():
     w = world("legacy")
     w.says("hi")
     result = w.helpdesk.post("take_thread_control", recipient={"id": PSID})
-    assert error_of(result) == {
-        "message": "(#200) Permissions error: only the primary receiver may take thread control",
-        "type": "OAuthException",
-        "code": 200,
-    }
+    assert error_of(result) == TAKE_WITHOUT_CR
     assert (result.webhooks, w.owner()) == ([], BOT)
     w.bot.pass_to(HELPDESK)
     taken = w.bot.post("take_thread_control", recipient={"id": PSID})
@@ -727,6 +725,17 @@ def test_cr_thread_owner_shows_the_app_to_the_owner_and_the_default_app_only():
     full = {"data": [{"thread_owner": {"app_id": HELPDESK, "expiration": expiration}}]}
     assert w.helpdesk.thread_owner().body == full
     assert w.bot.thread_owner().body == full
+    # §9.3: a thread another non-default app holds is not visible to a third app...
+    assert error_of(w.other.thread_owner()) == {
+        "message": "(#100) Thread owner is not visible to this app",
+        "type": "OAuthException",
+        "code": 100,
+        "error_subcode": 2018234,
+    }
+    # ...while the default app's ownership shows its expiration only.
+    w.bot.post("take_thread_control", recipient={"id": PSID})
+    w.says("back")
+    expiration = (T0 + DAY * 1000) // 1000
     assert w.other.thread_owner().body == {"data": [{"thread_owner": {"expiration": expiration}}]}
 
 
@@ -753,7 +762,8 @@ def test_zero_config_every_app_gets_messaging_and_may_answer():
 def test_zero_config_take_is_blocked_and_the_first_requester_gets_control():
     w = world("cr-zero-config")
     w.says("hi")
-    assert error_of(w.bot.post("take_thread_control", recipient={"id": PSID}))["code"] == 200
+    refused = w.bot.post("take_thread_control", recipient={"id": PSID})
+    assert (error_of(refused), refused.webhooks, w.owner()) == (TAKE_WITHOUT_CR, [], None)
     first = w.helpdesk.post("request_thread_control", recipient={"id": PSID}, metadata="mine")
     assert [(h.app_id, h.event["pass_thread_control"]) for h in first.webhooks] == [
         (

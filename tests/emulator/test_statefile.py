@@ -134,3 +134,35 @@ def test_nothing_is_written_without_a_directory(tmp_path, monkeypatch):
         emulator.advance_clock(HOUR)
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_page_switched_to_zero_config_keeps_its_world_and_default_app_on_restart(tmp_path):
+    # Given a world whose page was switched to zero-config on the control page, and a
+    # token reissued and a fault set there.
+    with Emulator(demo(), state_dir=tmp_path) as first:
+        grace = first.user_create("Grace", "Hopper")
+        first.user_says(grace.psid, "hello")
+        assert first.wait_idle()
+        first.page_mode_set("cr-zero-config")
+        first.page_restrict()
+        first.token_reissue(HELPDESK)
+    # When it restarts with the command line's setup (cr, the bot as default app),
+    second = Emulator(demo(), state_dir=tmp_path)
+    # then the world is kept, the page is as the command line says, and the faults and
+    # the reissued token are gone (the command line's token works again).
+    assert grace.psid in [u["psid"] for u in second.state()["users"]]
+    [page] = second.state()["pages"]
+    assert (page["mode"], page["primary_app_id"], page["restricted"]) == (
+        "cr",
+        "200000000000002",
+        False,
+    )
+    ok = second.graph_call(
+        "GET",
+        "/me",
+        {},
+        access_token=HELPDESK_TOKEN,
+        appsecret_proof=appsecret_proof(HELPDESK_SECRET, HELPDESK_TOKEN),
+    )
+    assert ok.status == 200
+    assert not (tmp_path / "state.json.old").exists()

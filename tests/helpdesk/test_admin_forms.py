@@ -16,7 +16,8 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db.models import Model
 
-from agents.models import Team
+from agents.models import Persona, Team
+from agents.services import personas
 from agents.services.throttle import login_failure_record
 from tests.support import factories, payloads
 
@@ -30,7 +31,14 @@ def _label(model: type[Model]) -> str:
 REGISTERED = sorted(_label(model) for model in admin.site._registry)
 
 # What admins set up: added and changed in admin.
-SETUP = {"webhooks.page", "agents.trigger", "agents.team", "auth.user", "auth.group"}
+SETUP = {
+    "webhooks.page",
+    "agents.trigger",
+    "agents.team",
+    "auth.user",
+    "auth.group",
+    "agents.agentprofile",
+}
 # Deleting one of these undoes nothing the product relies on: a token revoked, a
 # sign-in block lifted, a page, trigger, team, agent or group removed.
 DELETABLE = SETUP | {"agents.apitoken", "agents.authfailures"}
@@ -79,6 +87,10 @@ BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"username": "no spaces", "password1": "p", "password2": "p"}, "Enter a valid username"),
     ],
     "auth.group": [({"name": "Supervisors"}, "already exists")],
+    "agents.agentprofile": [
+        ({"user": "{agent}", "picture_url": "http://pics.example/a.png"}, "public https://"),
+        ({"user": "{agent}", "public_name": "x" * 101}, "at most 100 characters"),
+    ],
 }
 
 
@@ -88,13 +100,15 @@ def world(page, deliver, clock, fake_graph) -> dict[str, Any]:
     makes them: a customer talks to the bot, control comes to the helpdesk."""
     deliver(payloads.user_message("hi", ts=clock()), channel="standby")
     deliver(payloads.pass_control(ts=clock(), metadata="handover"))
-    factories.agent("ana")
+    ana = factories.agent("ana")
+    personas.profile_update(ana, public_name="Ana from Acme", picture_url="")
+    Persona.objects.create(page=page, agent=ana, persona_id="77", name="Ana from Acme")
     Team.objects.create(name="Billing")
     Group.objects.create(name="Supervisors")
     login_failure_record(username="mallory", address="127.0.0.9")
     empty = [label for label in REGISTERED if not _model(label).objects.exists()]
     assert empty == []
-    return {"page": page}
+    return {"page": page, "agent": ana}
 
 
 def _model(label: str) -> type[Model]:
@@ -148,7 +162,9 @@ def test_bad_values_in_an_add_form_answer_the_form_with_the_error(
     label, data, error, world, admin_client
 ):
     data = {
-        key: value.format(page=world["page"].pk) if isinstance(value, str) else value
+        key: value.format(page=world["page"].pk, agent=world["agent"].pk)
+        if isinstance(value, str)
+        else value
         for key, value in data.items()
     }
     before = _snapshot(label)

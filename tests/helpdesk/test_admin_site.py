@@ -13,8 +13,8 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from agents.models import Team, Ticket
-from agents.services import tickets
+from agents.models import Persona, Team, Ticket
+from agents.services import personas, tickets
 from agents.services.throttle import login_failure_record
 from helpdesk.admin import SECTIONS
 from tests.support import factories, payloads
@@ -44,6 +44,7 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Triggers",
                 "Teams",
                 "Agents",
+                "Agent profiles",
                 "API tokens",
                 "Permission groups",
                 "Sign-in failures",
@@ -55,6 +56,7 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
             [
                 "Handover history",
                 "Ticket history",
+                "Personas",
                 "Webhook deliveries",
                 "Webhook events",
                 "Meta API calls",
@@ -100,6 +102,8 @@ def grow(page, deliver, clock, fake_graph) -> Callable[[int], None]:
             agent = factories.agent(f"agent{k}")
             ticket = Ticket.objects.get(conversation__contact__psid=psid)
             tickets.ticket_claim(ticket_id=ticket.pk, user=agent)
+            personas.profile_update(agent, public_name=f"Agent {k}", picture_url="")
+            Persona.objects.create(page=page, agent=agent, persona_id=f"9{k}", name=f"Agent {k}")
             factories.page(page_id=f"77{k:04d}", name=f"Page {k}")
             Team.objects.create(name=f"Team {k}").members.add(agent)
             Group.objects.create(name=f"Group {k}")

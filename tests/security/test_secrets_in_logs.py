@@ -37,7 +37,7 @@ from agents.models import Message, Ticket
 from tests.support import payloads
 from tests.support.fakegraph import Scripted, graph_error
 from tests.support.stack import Clock
-from webhooks.models import GraphCall
+from webhooks.models import GraphCall, Page
 
 PAGE_TOKEN = "EAAG-page-access-token-d41d8cd98f00b204"
 PASSWORD = "correct-horse-battery-staple-42"
@@ -266,11 +266,12 @@ def test_no_secret_is_logged_and_the_page_token_is_never_stored_in_clear(fake_gr
     sends = [c for c in fake_graph.sends() if "message" in c.body]
     assert [c.headers["Authorization"] for c in sends] == [f"Bearer {PAGE_TOKEN}"] * len(sends)
     assert sorted(Message.objects.filter(author_kind="agent").values_list("text", "status")) == [
-        ("Bye", "sent"),
+        ("Bye", "pending"),  # waits behind the paused page (the token expired)
         ("On it", "sent"),
-        ("One more thing", "sent"),
-        ("Still here", "failed"),
+        ("One more thing", "pending"),  # so does what follows, unsent
+        ("Still here", "pending"),  # the 190 paused the page's outbox: it waits
     ]
+    assert Page.objects.get().outbox_paused_code == "token"
     errors = GraphCall.objects.exclude(last_error="").values_list("last_error", flat=True)
     assert sorted(errors) == [
         "Meta rejected a parameter (code 100): Unsupported get request. Token [page token] "

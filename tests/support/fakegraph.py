@@ -28,6 +28,8 @@ class Call:
     query: dict[str, str]
     body: dict[str, Any]
     headers: dict[str, str]
+    # What the fake answered (its JSON body).
+    answered: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,6 +59,8 @@ class FakeGraph:
     scripted: dict[str, deque[Scripted]] = field(default_factory=lambda: defaultdict(deque))
     on_call: list[Callable[[Call], None]] = field(default_factory=list)
     profiles: dict[str, dict[str, str]] = field(default_factory=dict)
+    # What `GET /me/thread_owner` names (None: the thread is idle, `{"data": []}`).
+    thread_owner_app_id: str | None = None
     url: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _mid: int = 0
@@ -83,6 +87,11 @@ class FakeGraph:
         """Calls to the Send API: messages and sender actions."""
         return self.calls_to("/me/messages")
 
+    def business_calls(self) -> list[Call]:
+        """Every call but persona creation (made once per agent and page, before their
+        first reply): what tests of other behaviour compare."""
+        return [c for c in self.calls if c.path != "/me/personas"]
+
     def sender_actions(self) -> list[Call]:
         """Send API calls that are sender actions (the typing indicator)."""
         return [c for c in self.calls if "sender_action" in c.body]
@@ -101,6 +110,11 @@ class FakeGraph:
         )
 
     def answer(self, call: Call) -> Scripted:
+        scripted = self._answer(call)
+        call.answered = scripted.body
+        return scripted
+
+    def _answer(self, call: Call) -> Scripted:
         with self._lock:
             self.calls.append(call)
             queue = self.scripted.get(call.path)
@@ -118,10 +132,17 @@ class FakeGraph:
             "/me/request_thread_control",
             "/me/take_thread_control",
             "/me/release_thread_control",
+            "/me/extend_thread_control",
         ):
             return Scripted(200, {"success": True})
         if call.path == "/me/thread_owner":
-            return Scripted(200, {"data": []})
+            if self.thread_owner_app_id is None:
+                return Scripted(200, {"data": []})
+            return Scripted(200, {"data": [{"thread_owner": {"app_id": self.thread_owner_app_id}}]})
+        if call.path == "/me/personas":
+            return Scripted(200, {"id": f"persona_{mid}"})
+        if call.path == "/me":
+            return Scripted(200, {"id": "page"})
         psid = call.path.strip("/")
         if psid.isdigit():
             profile = self.profiles.get(

@@ -21,6 +21,8 @@ from webhooks.models import Page, WebhookEvent
 pytestmark = pytest.mark.django_db
 
 TOKEN = "EAAB-page-token-do-not-leak"
+# What the page form posts for the settings a test does not change.
+PAGE_DEFAULTS = {"control_mode": "auto", "handback": "pass", "control_extend_max_hours": 72}
 
 
 def test_page_admin_saving_without_a_token_keeps_the_current_one(client):
@@ -35,6 +37,7 @@ def test_page_admin_saving_without_a_token_keeps_the_current_one(client):
             "name": "Acme renamed",
             "access_token": "",
             "bot_app_id": page.bot_app_id,
+            **PAGE_DEFAULTS,
         },
     )
 
@@ -104,6 +107,7 @@ def test_a_page_added_in_admin_is_connected_like_connect_page(
                 "access_token": TOKEN,
                 "bot_app_id": "52",
                 "conversation_routing": "on",
+                **PAGE_DEFAULTS,
             },
         )
 
@@ -130,7 +134,13 @@ def test_a_page_changed_in_admin_keeps_its_id_and_triggers(admin_client):
 
     response = admin_client.post(
         f"/admin/webhooks/page/{page.pk}/change/",
-        {"page_id": "999", "name": "Acme", "access_token": "", "bot_app_id": "77"},
+        {
+            "page_id": "999",
+            "name": "Acme",
+            "access_token": "",
+            "bot_app_id": "77",
+            **PAGE_DEFAULTS,
+        },
     )
 
     assert response.status_code == 302

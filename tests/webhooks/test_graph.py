@@ -131,7 +131,7 @@ def test_request_and_release_thread_control_bodies(page, fake_graph, name):
 
 
 def test_thread_owner_is_none_when_the_thread_is_idle(page, fake_graph):
-    assert graph.thread_owner(page, psid=PSID) is None
+    assert graph.thread_owner(page, psid=PSID) == graph.ThreadOwner(idle=True)
 
     [call] = fake_graph.calls
     assert (call.method, call.path) == ("GET", "/me/thread_owner")
@@ -145,7 +145,9 @@ def test_thread_owner_is_the_app_id_as_a_string(page, fake_graph, app_id):
         "/me/thread_owner", Scripted(200, {"data": [{"thread_owner": {"app_id": app_id}}]})
     )
 
-    assert graph.thread_owner(page, psid=PSID) == payloads.BOT_APP_ID
+    assert graph.thread_owner(page, psid=PSID) == graph.ThreadOwner(
+        idle=False, app_id=payloads.BOT_APP_ID
+    )
 
 
 def test_user_profile_asks_only_for_name_and_picture(page, fake_graph):

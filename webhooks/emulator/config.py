@@ -85,7 +85,10 @@ class PageConfig:
 
     `primary_app_id` is the legacy primary receiver or, under Conversation Routing, the
     default app. `take_control_app_ids` are the apps the business allowed to take
-    control (CR; in legacy mode only the primary may take).
+    control (CR; in legacy mode only the primary may take). `requests_refused`: a CR
+    page with a default app that answers `request_thread_control` with "Handover
+    Protocol APIs disabled for this page" (§9.1); `thread_control_refused`: the Send
+    API refuses its `thread_control` field on this page.
     """
 
     page_id: str = DEMO_PAGE_ID
@@ -93,6 +96,8 @@ class PageConfig:
     mode: Mode = "cr"
     primary_app_id: str | None = DEMO_BOT_APP_ID
     take_control_app_ids: frozenset[str] = frozenset({DEMO_BOT_APP_ID})
+    requests_refused: bool = False
+    thread_control_refused: bool = False
 
 
 @dataclass
@@ -168,16 +173,26 @@ class EmulatorConfig:
         bot_secret: str = DEMO_BOT_SECRET,
         bot_passes_on_button: bool = False,
         bot_can_take_control: bool = True,
+        requests_refused: bool = False,
+        helpdesk_can_take: bool = False,
         users: list[UserConfig] | None = None,
     ) -> EmulatorConfig:
-        """The demo page: the bot is the primary / default app, the helpdesk the other."""
+        """The demo page: the bot is the primary / default app, the helpdesk the other.
+
+        `requests_refused`: the page refuses `request_thread_control` (CR with a default
+        app); `helpdesk_can_take`: the Page admin allowed the helpdesk to take control.
+        """
         zero_config = mode == "cr-zero-config"
+        may_take = {bot_app_id} if bot_can_take_control else set()
+        if helpdesk_can_take:
+            may_take.add(helpdesk_app_id)
         page = PageConfig(
             page_id=page_id,
             name=page_name,
             mode=mode,
             primary_app_id=None if zero_config else bot_app_id,
-            take_control_app_ids=frozenset({bot_app_id} if bot_can_take_control else ()),
+            take_control_app_ids=frozenset(may_take),
+            requests_refused=requests_refused,
         )
         bot = AppConfig(
             app_id=bot_app_id,

@@ -298,6 +298,84 @@ class Emulator:
     def primary_set(self, app_id: str, *, page_id: str | None = None) -> None:
         self._apply(self.platform.primary_set, page_id=self._page(page_id), app_id=app_id)
 
+    # --- the page's setup, switched at runtime (EmulatorError 400 for a bad value) -------
+
+    def page_mode_set(self, mode: str, *, page_id: str | None = None) -> None:
+        """legacy / cr / cr-zero-config. Zero-config puts the default app aside; back to
+        cr or legacy restores it (else the bot)."""
+        self._apply(self.platform.page_mode_set, page_id=self._page(page_id), mode=mode)
+
+    def page_take_allowed_set(
+        self, app_id: str, allowed: bool, *, page_id: str | None = None
+    ) -> None:
+        """CR: whether the Page admin allows `app_id` to take control of conversations."""
+        self._apply(
+            self.platform.take_allowed_set,
+            page_id=self._page(page_id),
+            app_id=app_id,
+            allowed=_flag(allowed, "allowed"),
+        )
+
+    def page_requests_refused_set(self, refused: bool, *, page_id: str | None = None) -> None:
+        """CR with a default app: request_thread_control answers "(#10) Handover Protocol
+        APIs disabled for this page"."""
+        self._apply(
+            self.platform.requests_refused_set,
+            page_id=self._page(page_id),
+            refused=_flag(refused, "refused"),
+        )
+
+    def page_thread_control_refused_set(self, refused: bool, *, page_id: str | None = None) -> None:
+        """The Send API answers (#100) to a `thread_control` field on this page."""
+        self._apply(
+            self.platform.thread_control_refused_set,
+            page_id=self._page(page_id),
+            refused=_flag(refused, "refused"),
+        )
+
+    # --- page-level faults: they last until turned off (unlike the one-shot Graph faults) --
+
+    def page_restrict(self, restricted: bool = True, *, page_id: str | None = None) -> None:
+        """Every Send API call for the page (any app, the demo bot too) answers
+        10/1893063 and sends nothing; thread-control calls still work."""
+        self._apply(
+            self.platform.restrict,
+            page_id=self._page(page_id),
+            restricted=_flag(restricted, "restricted"),
+        )
+
+    def token_expire(
+        self, app_id: str, expired: bool = True, *, page_id: str | None = None
+    ) -> None:
+        """Every Graph call with the app's token for the page answers 190/463."""
+        self._apply(
+            self.platform.token_expire,
+            page_id=self._page(page_id),
+            app_id=app_id,
+            expired=_flag(expired, "expired"),
+        )
+
+    def token_reissue(self, app_id: str, *, page_id: str | None = None) -> str:
+        """A new page token for the app (returned); the old one answers 190/460 from now
+        on and `token_expire` is cleared. Not kept in `state_dir`: a restart issues the
+        command line's tokens again."""
+        result = self._apply(
+            self.platform.token_reissue, page_id=self._page(page_id), app_id=app_id
+        )
+        token: str = result.body["access_token"]
+        return token
+
+    def permission_revoke(
+        self, app_id: str, revoked: bool = True, *, page_id: str | None = None
+    ) -> None:
+        """The app's Send API calls for the page answer (#230)."""
+        self._apply(
+            self.platform.permission_revoke,
+            page_id=self._page(page_id),
+            app_id=app_id,
+            revoked=_flag(revoked, "revoked"),
+        )
+
     def advance_clock(self, seconds: float) -> None:
         """Move the emulated time forward: windows close, CR control lapses."""
         with self.platform.lock:
@@ -440,3 +518,10 @@ class Emulator:
             "passes_on_button": self.config.bot_passes_on_button,
         }
         return state
+
+
+def _flag(value: object, name: str) -> bool:
+    """A setting's on/off value: a bool, or a clear 400 (1 or "yes" are not accepted)."""
+    if not isinstance(value, bool):
+        raise EmulatorError(f"{name} must be true or false")
+    return value

@@ -6,6 +6,24 @@ from typing import Any
 
 NOT_OWNER_MESSAGE = "(#10) The action is invalid since it's not the thread owner."
 OUTSIDE_WINDOW_MESSAGE = "(#10) This message is sent outside of allowed window."
+# §9.1, §9.4: what CR pages answer to the handover calls they do not take.
+HANDOVER_DISABLED_MESSAGE = "(#10) Handover Protocol APIs disabled for this page"
+TAKE_WITHOUT_CR_MESSAGE = (
+    "(#27) Take thread control is not supported when Conversation Routing is not enabled"
+)
+# §9.4: page-level refusals (they last until the Page, token or permission is fixed).
+PAGE_RESTRICTED_MESSAGE = "(#10) This Page is temporarily restricted from sending messages"
+PAGE_RESTRICTED_SUBCODE = 1893063
+TOKEN_EXPIRED_MESSAGE = "Error validating access token: Session has expired"
+TOKEN_EXPIRED_SUBCODE = 463
+TOKEN_INVALIDATED_MESSAGE = (
+    "Error validating access token: The session has been invalidated because the user "
+    "changed their password or Facebook has changed the session for security reasons."
+)
+TOKEN_INVALIDATED_SUBCODE = 460
+PERMISSION_MISSING_MESSAGE = "(#230) Requires pages_messaging permission to manage the object"
+OWNER_NOT_VISIBLE_MESSAGE = "(#100) Thread owner is not visible to this app"
+OWNER_NOT_VISIBLE_SUBCODE = 2018234
 
 
 class PlatformRefusal(Exception):

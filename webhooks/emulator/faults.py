@@ -1,4 +1,5 @@
 """Graph API fault injection: the next N calls fail with a 5xx, a timeout or code 613.
+With `applied`, a timeout or a 5xx happens after the call took effect.
 
 Faults apply to Graph calls that arrive over HTTP (the app under test), never to the
 demo bot's in-process calls. A fault can be narrowed to a path (substring of the path
@@ -23,8 +24,9 @@ class GraphFault:
     status: int = 500
     # timeout: how long the call hangs before the connection is closed unanswered.
     seconds: float = 15.0
-    # timeout: whether the call took effect before its answer was lost (the uncertain
-    # case a client must reconcile, e.g. a message that was sent after all).
+    # timeout, 5xx: whether the call took effect before its answer was lost or became
+    # a server error (the uncertain case a client must reconcile, e.g. a message that
+    # was sent after all, or a take that happened).
     applied: bool = False
     path: str | None = None
     app_id: str | None = None

@@ -126,6 +126,69 @@ def page_primary(request: Request) -> Reply:
     return json_reply(200, {"primary_app_id": body["app_id"]})
 
 
+def page_mode(request: Request) -> Reply:
+    request.emulator.page_mode_set(_str(request.body, "mode"), page_id=request.args["page_id"])
+    return _page_reply(request)
+
+
+def page_take_allowed(request: Request) -> Reply:
+    body = request.body
+    request.emulator.page_take_allowed_set(
+        _str(body, "app_id"), _bool(body, "allowed"), page_id=request.args["page_id"]
+    )
+    return _page_reply(request)
+
+
+def page_requests_refused(request: Request) -> Reply:
+    request.emulator.page_requests_refused_set(
+        _bool(request.body, "refused"), page_id=request.args["page_id"]
+    )
+    return _page_reply(request)
+
+
+def page_thread_control_refused(request: Request) -> Reply:
+    request.emulator.page_thread_control_refused_set(
+        _bool(request.body, "refused"), page_id=request.args["page_id"]
+    )
+    return _page_reply(request)
+
+
+def page_restricted(request: Request) -> Reply:
+    request.emulator.page_restrict(
+        _bool(request.body, "restricted"), page_id=request.args["page_id"]
+    )
+    return _page_reply(request)
+
+
+def page_app_token_expired(request: Request) -> Reply:
+    args = request.args
+    request.emulator.token_expire(
+        args["app_id"], _bool(request.body, "expired"), page_id=args["page_id"]
+    )
+    return json_reply(200, {"token_expired": request.body["expired"]})
+
+
+def page_app_token_reissue(request: Request) -> Reply:
+    args = request.args
+    token = request.emulator.token_reissue(args["app_id"], page_id=args["page_id"])
+    return json_reply(200, {"access_token": token})
+
+
+def page_app_permission_revoked(request: Request) -> Reply:
+    args = request.args
+    request.emulator.permission_revoke(
+        args["app_id"], _bool(request.body, "revoked"), page_id=args["page_id"]
+    )
+    return json_reply(200, {"permission_revoked": request.body["revoked"]})
+
+
+def _page_reply(request: Request) -> Reply:
+    """The page's setup after a change, as `state()` shows it."""
+    page_id = request.args["page_id"]
+    pages = request.emulator.state()["pages"]
+    return json_reply(200, next(p for p in pages if p["id"] == page_id))
+
+
 # --- the control page: faults and the clock --------------------------------------------------
 
 
@@ -214,6 +277,13 @@ def _float(value: Any, name: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ApiError(f"{name} must be a number") from None
+
+
+def _bool(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if not isinstance(value, bool):
+        raise ApiError(f"{name} must be true or false")
+    return value
 
 
 def _bool_or_none(body: dict[str, Any], name: str) -> bool | None:

@@ -59,6 +59,20 @@ path under /emulator/ is 404, or 405 for a method other than GET and POST):
     POST /emulator/api/apps/<app_id>/unsubscribe
     POST /emulator/api/apps/<app_id>/callback                 {url}: where its webhooks go
     POST /emulator/api/pages/<page_id>/primary                {app_id}: primary / default app
+    POST /emulator/api/pages/<page_id>/mode                   {mode: legacy|cr|cr-zero-config}
+    POST /emulator/api/pages/<page_id>/take-allowed           {app_id, allowed}: CR, may take
+    POST /emulator/api/pages/<page_id>/requests-refused       {refused}: request answers
+                                                              "Handover Protocol APIs disabled"
+    POST /emulator/api/pages/<page_id>/thread-control-refused {refused}: Send API refuses
+                                                              thread_control
+    POST /emulator/api/pages/<page_id>/restricted             {restricted}: sends answer
+                                                              10/1893063 until turned off
+    POST /emulator/api/pages/<page_id>/apps/<app_id>/token-expired
+                                                              {expired}: its calls answer 190/463
+    POST /emulator/api/pages/<page_id>/apps/<app_id>/token-reissue
+                                                              a new token; the old one 190/460
+    POST /emulator/api/pages/<page_id>/apps/<app_id>/permission-revoked
+                                                              {revoked}: its sends answer #230
 """
 
 from __future__ import annotations
@@ -109,6 +123,30 @@ ROUTES: list[Route] = [
     route("POST", "/emulator/api/apps/<app_id>/unsubscribe", json_api.app_unsubscribe),
     route("POST", "/emulator/api/apps/<app_id>/callback", json_api.app_callback),
     route("POST", "/emulator/api/pages/<page_id>/primary", json_api.page_primary),
+    route("POST", "/emulator/api/pages/<page_id>/mode", json_api.page_mode),
+    route("POST", "/emulator/api/pages/<page_id>/take-allowed", json_api.page_take_allowed),
+    route("POST", "/emulator/api/pages/<page_id>/requests-refused", json_api.page_requests_refused),
+    route(
+        "POST",
+        "/emulator/api/pages/<page_id>/thread-control-refused",
+        json_api.page_thread_control_refused,
+    ),
+    route("POST", "/emulator/api/pages/<page_id>/restricted", json_api.page_restricted),
+    route(
+        "POST",
+        "/emulator/api/pages/<page_id>/apps/<app_id>/token-expired",
+        json_api.page_app_token_expired,
+    ),
+    route(
+        "POST",
+        "/emulator/api/pages/<page_id>/apps/<app_id>/token-reissue",
+        json_api.page_app_token_reissue,
+    ),
+    route(
+        "POST",
+        "/emulator/api/pages/<page_id>/apps/<app_id>/permission-revoked",
+        json_api.page_app_permission_revoked,
+    ),
 ]
 
 
@@ -300,12 +338,14 @@ class Handler(BaseHTTPRequestHandler):
     ) -> None:
         emulator = self.emulator
         fbtrace = emulator.platform.fbtrace_id()
+        if fault.applied and fault.kind in ("timeout", "5xx"):
+            # The call takes effect (owner changed, webhooks queued); only its answer is
+            # lost (timeout) or replaced by a server error (5xx): the outcome is unknown
+            # to the client (§9.3).
+            emulator.graph_call(
+                self.command, path, params, access_token=token, appsecret_proof=proof
+            )
         if fault.kind == "timeout":
-            if fault.applied:
-                # The call takes effect; only its answer is lost.
-                emulator.graph_call(
-                    self.command, path, params, access_token=token, appsecret_proof=proof
-                )
             emulator.record_call(
                 method=self.command,
                 path=path,
@@ -330,6 +370,8 @@ class Handler(BaseHTTPRequestHandler):
             status=status,
             body=body,
             source="http",
-            fault=fault.kind,
+            fault=f"{fault.kind} (applied)"
+            if fault.applied and fault.kind == "5xx"
+            else fault.kind,
         )
         self._json(status, body)

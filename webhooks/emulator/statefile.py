@@ -9,8 +9,12 @@ restarting a crashed emulator) keeps what the helpdesk's database mirrors.
     clock.json   {"offset_seconds": ...}: how far the clock was moved forward, for the
                  helpdesk's development clock (helpdesk/clock.py, DEV_CLOCK_FILE)
 
-Not kept: armed faults, webhooks in flight, subscriptions and callback URLs (the command
-line says those). A file written for other pages or apps, or one that cannot be read, is
+Not kept: armed faults, page-level faults, reissued tokens, webhooks in flight,
+subscriptions and callback URLs, and the page's setup as switched on the control page
+(mode, who may take, refused requests): the command line says those, and a world belongs
+to the modes the command line gave, whatever they were switched to since.
+
+A file written for other pages or apps, or one that cannot be read, is
 moved aside (`state.json.old`) and the emulator starts a new world, whose PSIDs are drawn
 at random so that they are never those of an earlier world: a helpdesk that still has
 contacts of the old one sees they are unknown (`manage.py demo_seed --emulator-url`).
@@ -38,10 +42,12 @@ STATE_FILE = "state.json"
 CLOCK_FILE = "clock.json"
 
 
-def world_key(config: EmulatorConfig) -> dict[str, Any]:
-    """What a saved world belongs to: its pages (and their modes) and apps."""
+def world_key(config: EmulatorConfig, modes: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a saved world belongs to: its pages (and their modes as started, `modes`
+    when given) and apps."""
+    modes = modes or {}
     return {
-        "pages": sorted([p.page_id, p.mode] for p in config.pages),
+        "pages": sorted([p.page_id, modes.get(p.page_id, p.mode)] for p in config.pages),
         "apps": sorted(a.app_id for a in config.apps),
     }
 
@@ -55,12 +61,16 @@ def snapshot(state: PlatformState) -> dict[str, Any]:
     """The world as JSON-able data. The caller holds `Platform.lock`."""
     return {
         "version": VERSION,
-        "world": world_key(state.config),
+        "world": world_key(state.config, state.initial_modes),
         "clock_offset_seconds": state.clock.offset_seconds,
         "seq": state.seq,
         "next_psid": state.next_psid,
         "next_id": state.next_id,
-        "primary_app_ids": {p.page_id: p.primary_app_id for p in state.pages.values()},
+        # A default app put aside by a switch to zero-config is the page's for a restart.
+        "primary_app_ids": {
+            p.page_id: p.primary_app_id or state.previous_primary.get(p.page_id)
+            for p in state.pages.values()
+        },
         "users": [asdict(u) for u in state.users.values()],
         "threads": [asdict(t) for t in state.threads.values()],
         "personas": state.personas,
@@ -74,7 +84,8 @@ def restore(state: PlatformState, data: dict[str, Any]) -> None:
     state.next_psid = data["next_psid"]
     state.next_id = data["next_id"]
     for page_id, app_id in data["primary_app_ids"].items():
-        state.pages[page_id].primary_app_id = app_id
+        if app_id is not None and state.pages[page_id].mode != "cr-zero-config":
+            state.pages[page_id].primary_app_id = app_id
     for fields in data["users"]:
         user = User(**fields)
         state.users[(user.page_id, user.psid)] = user

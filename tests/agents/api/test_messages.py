@@ -12,7 +12,7 @@ import pytest
 from celery.exceptions import Retry
 from django.utils import timezone
 
-from agents.models import ControlState, Conversation, Message, Team, Ticket
+from agents.models import ControlState, Conversation, Message, Persona, Team, Ticket
 from agents.services import outbound, reconcile
 from agents.services.state import now_ms
 from agents.tasks import message_send, ticket_return
@@ -33,12 +33,23 @@ def test_reply_is_sent_once_and_its_echo_is_matched(
     response = post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "Hi, I'm Ana."})
     assert response.status_code == 201
     message = Message.objects.get(author_kind="agent")
-    assert (message.status, message.mid, message.author.username) == ("sent", "m_fake_2", "ana")
     [send] = fake_graph.sends()
+    # The agent's persona, created before their first reply on the page, and carried by it.
+    [persona_call] = fake_graph.calls_to("/me/personas")
+    assert persona_call.body == {"name": "ana"}
+    persona = Persona.objects.get()
+    assert (persona.agent.username, persona.persona_id, persona.error) == (
+        "ana",
+        persona_call.answered["id"],
+        "",
+    )
+    assert (message.status, message.author.username) == ("sent", "ana")
+    assert message.mid == send.answered["message_id"]
     assert send.body == {
         "recipient": {"id": payloads.PSID},
         "messaging_type": "RESPONSE",
         "message": {"text": "Hi, I'm Ana.", "metadata": f"helpdesk:message={message.pk}"},
+        "persona_id": persona.persona_id,
     }
     ticket.refresh_from_db()
     assert (ticket.status, ticket.assignee.username) == ("open", "ana")  # claimed by replying
@@ -134,6 +145,7 @@ def test_exhausted_retries_fail_the_message(ticket, api, post, fake_graph, setti
 
 
 def test_not_owner_send_error_locks_the_conversation(ticket, api, post, fake_graph):
+    fake_graph.thread_owner_app_id = payloads.BOT_APP_ID  # the bot took it meanwhile
     fake_graph.fail_next(
         "/me/messages",
         graph_error(10, 2018300, "(#10) The action is invalid since it's not the thread owner."),
@@ -146,10 +158,31 @@ def test_not_owner_send_error_locks_the_conversation(ticket, api, post, fake_gra
         "control to reply again.",
         "Meta error 10/2018300: (#10) The action is invalid since it's not the thread owner.",
     )
+    # Meta is asked who owns the thread, and the state says what it answered.
+    assert [c.path for c in fake_graph.calls][-2:] == ["/me/messages", "/me/thread_owner"]
     conversation = Conversation.objects.get()
-    assert conversation.control_state == ControlState.TAKEN
+    assert (conversation.control_state, conversation.owner_role) == (ControlState.TAKEN, "bot")
+    last = conversation.transitions.last()
+    assert (last.cause, last.owner_role) == ("reconcile", "bot")
+    assert last.detail.startswith("Meta says: The bot has this conversation (a send was refused")
+    ticket = Ticket.objects.get()
+    assert (ticket.flagged, ticket.flag_reason) == (
+        True,
+        "The bot has this conversation; replies are locked.",
+    )
+
+
+def test_not_owner_send_error_on_an_idle_thread_says_nobody_owns_it(ticket, api, post, fake_graph):
+    fake_graph.fail_next(
+        "/me/messages",
+        graph_error(10, 2018300, "(#10) The action is invalid since it's not the thread owner."),
+    )
+    post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
+    conversation = Conversation.objects.get()
+    assert (conversation.control_state, conversation.owner_role) == (ControlState.IDLE, "nobody")
     assert conversation.transitions.last().cause == "reconcile"
-    assert Ticket.objects.get().flagged is True
+    shown = api.get(f"/api/v1/tickets/{ticket.pk}").json()
+    assert (shown["owner_role"], shown["owner_text"]) == ("nobody", "Nobody owns this conversation")
 
 
 @pytest.mark.parametrize(
@@ -195,7 +228,8 @@ def test_windows_choose_the_messaging_type(ticket, api, post, fake_graph, page):
     response = post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "too late"})
     assert response.status_code == 409
     assert response.json()["detail"] == (
-        "The messaging window is closed: the user last wrote more than 7 days ago."
+        "Messenger allows no reply until the customer writes again: they last wrote more "
+        "than 7 days ago."
     )
     assert len(fake_graph.sends()) == 1
 

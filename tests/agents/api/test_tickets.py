@@ -19,6 +19,7 @@ from agents.services.state import now_ms
 from agents.tasks import message_send
 from tests.support import factories, payloads
 from tests.support.fakegraph import Scripted, graph_error
+from webhooks.models import Page
 
 pytestmark = pytest.mark.django_db
 
@@ -296,12 +297,13 @@ def test_close_sends_the_closing_message_then_passes_control_to_the_bot(
     assert response.status_code == 200
     assert response.json()["status"] == "closed"
 
-    tail = [c.path for c in fake_graph.calls][-2:]
-    assert tail == ["/me/messages", "/me/pass_thread_control"]
-    [passed] = fake_graph.calls_to("/me/pass_thread_control")
-    assert passed.body["recipient"] == {"id": payloads.PSID}
-    assert passed.body["target_app_id"] == payloads.BOT_APP_ID
-    metadata = json.loads(passed.body["metadata"])
+    # Conversation Routing: the closing message carries the hand-back (one Send API call).
+    assert [c.path for c in fake_graph.business_calls()][-1:] == ["/me/messages"]
+    assert fake_graph.calls_to("/me/pass_thread_control") == []
+    [send] = fake_graph.sends()
+    assert send.body["thread_control"] == {"control_type": "pass", "app_id": payloads.BOT_APP_ID}
+    assert send.body["message"]["text"] == "Glad I could help!"
+    metadata = json.loads(Conversation.objects.get().control_metadata)
     assert metadata == {
         "source": "helpdesk",
         "ticket": ticket.pk,
@@ -318,6 +320,24 @@ def test_close_sends_the_closing_message_then_passes_control_to_the_bot(
     assert post(api, f"/api/v1/tickets/{ticket.pk}/close").status_code == 409
 
 
+def test_a_legacy_page_sends_the_closing_message_then_passes_control(
+    handed_over, api, post, fake_graph
+):
+    ticket = handed_over()
+    Page.objects.update(conversation_routing=False)
+    post(api, f"/api/v1/tickets/{ticket.pk}/claim")
+    post(api, f"/api/v1/tickets/{ticket.pk}/close", {"closing_message": "Bye", "outcome": "ok"})
+    tail = [c.path for c in fake_graph.business_calls()][-2:]
+    assert tail == ["/me/messages", "/me/pass_thread_control"]
+    [send] = fake_graph.sends()
+    assert "thread_control" not in send.body
+    [passed] = fake_graph.calls_to("/me/pass_thread_control")
+    assert passed.body["recipient"] == {"id": payloads.PSID}
+    assert passed.body["target_app_id"] == payloads.BOT_APP_ID
+    assert json.loads(passed.body["metadata"])["outcome"] == "ok"
+    assert Conversation.objects.get().control_state == ControlState.BOT
+
+
 def test_pending_replies_go_out_before_control_is_passed(ticket, api, post, fake_graph):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(message_send, "delay", lambda *a: None)  # the worker is slow today
@@ -325,7 +345,7 @@ def test_pending_replies_go_out_before_control_is_passed(ticket, api, post, fake
         post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "two"})
         assert fake_graph.sends() == []
         post(api, f"/api/v1/tickets/{ticket.pk}/close")
-    paths = [c.path for c in fake_graph.calls if c.path.startswith("/me/")]
+    paths = [c.path for c in fake_graph.business_calls() if c.path.startswith("/me/")]
     assert paths == ["/me/messages", "/me/messages", "/me/pass_thread_control"]
     assert [c.body["message"]["text"] for c in fake_graph.sends()] == ["one", "two"]
 
@@ -350,11 +370,37 @@ def test_a_failed_pass_back_reopens_the_ticket_flagged(ticket, api, post, fake_g
     assert Conversation.objects.get().control_state == ControlState.AGENT
 
 
-def test_transient_pass_back_errors_are_retried(ticket, api, post, fake_graph):
+def test_a_pass_back_with_an_unknown_outcome_is_checked_before_it_is_made_again(
+    ticket, api, post, fake_graph
+):
+    # Two 503s: each time Meta is asked who owns the thread (still us) before the pass
+    # is made again; never two passes in a row.
+    fake_graph.thread_owner_app_id = payloads.APP_ID
     fake_graph.fail_next("/me/pass_thread_control", Scripted(503, {}), times=2)
     post(api, f"/api/v1/tickets/{ticket.pk}/close")
-    assert len(fake_graph.calls_to("/me/pass_thread_control")) == 3
+    paths = [c.path for c in fake_graph.business_calls()]
+    assert paths == [
+        "/me/pass_thread_control",
+        "/me/thread_owner",
+        "/me/pass_thread_control",
+        "/me/thread_owner",
+        "/me/pass_thread_control",
+    ]
     assert Conversation.objects.get().control_state == ControlState.BOT
+
+
+def test_a_pass_back_that_took_effect_is_not_made_again(ticket, api, post, fake_graph):
+    # The pass went through but its answer was a 502: the bot owns the thread, done.
+    fake_graph.thread_owner_app_id = payloads.BOT_APP_ID
+    fake_graph.fail_next("/me/pass_thread_control", Scripted(502, {}))
+    post(api, f"/api/v1/tickets/{ticket.pk}/close")
+    assert [c.path for c in fake_graph.business_calls()] == [
+        "/me/pass_thread_control",
+        "/me/thread_owner",
+    ]
+    conversation = Conversation.objects.get()
+    assert (conversation.control_state, conversation.owner_role) == (ControlState.BOT, "bot")
+    assert conversation.transitions.last().cause == "reconcile"
 
 
 # --- pages of the list ----------------------------------------------------------------

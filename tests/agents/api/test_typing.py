@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agents.models import Conversation, Team
+from agents.models import Conversation, Persona, Team
 from agents.services import outbound
 from agents.services.state import Outcome
 from tests.support import payloads
@@ -25,7 +25,11 @@ def test_a_burst_of_typing_sends_one_throttled_typing_indicator(handed_over, api
     assert [a.json()["sent"] for a in answers] == [True] + [False] * 11
     [call] = fake_graph.sender_actions()
     assert call.path == "/me/messages"
-    assert call.body == {"recipient": {"id": payloads.PSID}, "sender_action": "typing_on"}
+    assert call.body == {
+        "recipient": {"id": payloads.PSID},
+        "sender_action": "typing_on",
+        "persona_id": Persona.objects.get().persona_id,  # the typing agent's
+    }
 
     # once the throttle has passed, the next keystroke sends again
     Conversation.objects.update(typing_sent_at=timezone.now() - timedelta(seconds=11))

@@ -58,11 +58,171 @@
     return hours >= 1 ? `${hours.toFixed(1)} h` : `${Math.round(seconds)} s`;
   }
 
+  const MODES = [
+    ["cr", "Conversation Routing with a default app"],
+    ["cr-zero-config", "Conversation Routing without a default app"],
+    ["legacy", "Handover Protocol (legacy)"],
+  ];
+  const reissued = {}; // "page/app" -> the token the last reissue gave
+
+  function post(path, body) {
+    return api("POST", path, body);
+  }
+
+  function toggle(className, label, onChange) {
+    const box = el("label", `toggle ${className}-label`);
+    const input = el("input", className);
+    input.type = "checkbox";
+    input.addEventListener("change", async () => {
+      try {
+        await onChange(input.checked);
+        showError("");
+      } catch (error) {
+        showError(error.message);
+      }
+      refresh();
+    });
+    box.append(input, ` ${label}`);
+    return box;
+  }
+
+  // The pages panel is built once per set of pages and apps, then only updated: a select
+  // or checkbox rebuilt every second would close under the pointer.
+  let pagesKey = "";
+
+  function buildPages(state) {
+    const key = JSON.stringify([state.pages.map((p) => p.id), state.apps.map((a) => a.app_id)]);
+    if (key === pagesKey) return;
+    pagesKey = key;
+    $("pages").replaceChildren(
+      ...state.pages.map((page) => {
+        const base = `/emulator/api/pages/${page.id}`;
+        const box = el("div", "page-setup");
+        box.dataset.pageId = page.id;
+        box.appendChild(el("h3", "", `${page.name} (${page.id})`));
+        const summary = el("p", "page-summary");
+        const restricted = el("span", "page-restricted-note bad", " · RESTRICTED from sending");
+        summary.append("Routing: ", el("strong", "page-mode-text"), el("span", "page-mode-extra muted"),
+          restricted);
+        box.appendChild(summary);
+
+        const routing = el("div", "setup-group");
+        const modeLabel = el("label", "", "Mode ");
+        const select = el("select", "page-mode");
+        for (const [value, text] of MODES) {
+          const option = el("option", "", text);
+          option.value = value;
+          select.appendChild(option);
+        }
+        select.addEventListener("change", async () => {
+          try {
+            await post(`${base}/mode`, { mode: select.value });
+            showError("");
+          } catch (error) {
+            showError(error.message);
+          }
+          refresh();
+        });
+        modeLabel.appendChild(select);
+        routing.appendChild(modeLabel);
+        routing.appendChild(toggle("requests-refused",
+          "request_thread_control refused (\u201cHandover Protocol APIs disabled\u201d)",
+          (on) => post(`${base}/requests-refused`, { refused: on })));
+        routing.appendChild(toggle("thread-control-refused",
+          "Send API refuses thread_control",
+          (on) => post(`${base}/thread-control-refused`, { refused: on })));
+        box.appendChild(routing);
+
+        box.appendChild(el("h4", "", "Allowed to take control of conversations (CR)"));
+        const takers = el("div", "setup-group");
+        for (const app of state.apps) {
+          const item = toggle("take-allowed", `${app.name}`,
+            (on) => post(`${base}/take-allowed`, { app_id: app.app_id, allowed: on }));
+          item.dataset.appId = app.app_id;
+          takers.appendChild(item);
+        }
+        box.appendChild(takers);
+
+        box.appendChild(el("h4", "", "Page-level faults"));
+        const faults = el("div", "setup-group");
+        faults.appendChild(toggle("page-restricted",
+          "Page restricted from sending (every send: 10/1893063)",
+          (on) => post(`${base}/restricted`, { restricted: on })));
+        box.appendChild(faults);
+        const list = el("div", "app-faults");
+        for (const app of state.apps) {
+          const row = el("div", "app-fault-row setup-group");
+          row.dataset.appId = app.app_id;
+          const appBase = `${base}/apps/${app.app_id}`;
+          row.appendChild(el("strong", "app-fault-name", app.name));
+          row.appendChild(toggle("token-expired", "token expired (190/463)",
+            (on) => post(`${appBase}/token-expired`, { expired: on })));
+          row.appendChild(toggle("permission-revoked", "pages_messaging revoked (#230)",
+            (on) => post(`${appBase}/permission-revoked`, { revoked: on })));
+          row.appendChild(button("Reissue token", "token-reissue", async () => {
+            const answer = await post(`${appBase}/token-reissue`, {});
+            reissued[`${page.id}/${app.app_id}`] = answer.access_token;
+          }));
+          row.appendChild(el("div", "reissued-token mono"));
+          list.appendChild(row);
+        }
+        box.appendChild(list);
+        return box;
+      }),
+    );
+  }
+
+  function setChecked(input, value) {
+    if (input && document.activeElement !== input) input.checked = !!value;
+  }
+
+  function renderPages(state) {
+    buildPages(state);
+    for (const page of state.pages) {
+      const box = $("pages").querySelector(`.page-setup[data-page-id="${page.id}"]`);
+      if (!box) continue;
+      box.dataset.mode = page.mode;
+      box.querySelector(".page-mode-text").textContent = page.mode_text;
+      const extra = [];
+      if (page.mode === "cr") {
+        extra.push(page.requests_refused ? "requests refused" : "requests answered");
+        const takers = page.take_control_app_ids.map((id) => appNames[id] || id);
+        extra.push(`may take: ${takers.join(", ") || "nobody"}`);
+      }
+      if (page.thread_control_refused) extra.push("thread_control refused");
+      box.querySelector(".page-mode-extra").textContent = extra.length ? ` · ${extra.join(" · ")}` : "";
+      box.querySelector(".page-restricted-note").hidden = !page.restricted;
+      const select = box.querySelector(".page-mode");
+      if (document.activeElement !== select) select.value = page.mode;
+      const requests = box.querySelector(".requests-refused");
+      setChecked(requests, page.requests_refused);
+      requests.disabled = page.mode !== "cr";
+      setChecked(box.querySelector(".thread-control-refused"), page.thread_control_refused);
+      setChecked(box.querySelector(".page-restricted"), page.restricted);
+      for (const item of box.querySelectorAll(".take-allowed-label")) {
+        const input = item.querySelector("input");
+        setChecked(input, page.take_control_app_ids.includes(item.dataset.appId));
+        input.disabled = page.mode !== "cr";
+      }
+      for (const app of state.apps) {
+        const row = box.querySelector(`.app-fault-row[data-app-id="${app.app_id}"]`);
+        const sub = app.subscriptions.find((s) => s.page_id === page.id);
+        if (!row || !sub) continue;
+        setChecked(row.querySelector(".token-expired"), sub.token_expired);
+        setChecked(row.querySelector(".permission-revoked"), sub.permission_revoked);
+        const token = reissued[`${page.id}/${app.app_id}`];
+        row.querySelector(".reissued-token").textContent = token
+          ? `new token: ${token}` : sub.token_reissued ? "reissued" : "";
+      }
+    }
+  }
+
   function renderState(state) {
     $("graph-url").textContent = `GRAPH_API_URL=${state.graph_url}`;
     $("clock-now").textContent = when(state.now);
     $("clock-offset").textContent = `+${duration(state.clock_offset_seconds)}`;
     appNames = Object.fromEntries(state.apps.map((a) => [a.app_id, a.name]));
+    renderPages(state);
     const shared = state.webhook_faults["*"] || {};
     $("duplicate").checked = !!shared.duplicate;
     $("out-of-order").checked = !!shared.out_of_order;
@@ -70,8 +230,9 @@
 
     $("armed-faults").replaceChildren(
       ...state.graph_faults.map((f) => {
-        const detail = f.kind === "5xx" ? `HTTP ${f.status}` : f.kind === "timeout"
-          ? `${f.seconds} s${f.applied ? ", applied" : ""}` : "code 613";
+        const applied = f.applied ? ", applied" : "";
+        const detail = f.kind === "5xx" ? `HTTP ${f.status}${applied}` : f.kind === "timeout"
+          ? `${f.seconds} s${applied}` : "code 613";
         return el("li", "", `${f.remaining} × ${f.kind} (${detail})${f.path ? ` on *${f.path}*` : ""}`);
       }),
     );

@@ -53,10 +53,30 @@
   }
 
   function authorLabel(entry) {
-    if (entry.author === "user") return "You";
+    if (entry.author === "user") return el("div", "author", "You");
     const app = entry.app_name || "Page";
-    if (entry.persona) return `${entry.persona.name} · ${app}`;
-    return app;
+    if (!entry.persona) return el("div", "author", app);
+    // Messenger shows the persona (its name and picture) where the Page's would be.
+    const label = el("div", "author persona");
+    label.appendChild(personaPicture(entry.persona));
+    label.appendChild(el("span", "persona-name", entry.persona.name));
+    label.appendChild(el("span", "via muted", ` · via ${app}`));
+    return label;
+  }
+
+  function personaPicture(persona) {
+    const url = persona.profile_picture_url;
+    // The page loads nothing from elsewhere (CSP): a picture on another host shows as
+    // the persona's initial, with its address on hover.
+    if (url && new URL(url, window.location.href).origin === window.location.origin) {
+      const img = el("img", "persona-picture");
+      img.src = url;
+      img.alt = "";
+      return img;
+    }
+    const initial = el("span", "persona-picture", (persona.name || "?").trim().charAt(0).toUpperCase());
+    if (url) initial.title = url;
+    return initial;
   }
 
   function renderEntry(entry) {
@@ -73,7 +93,8 @@
     row.dataset.seq = String(entry.seq);
     row.dataset.testid = "message";
     row.title = timeOf(entry.timestamp);
-    row.appendChild(el("div", "author", authorLabel(entry)));
+    if (entry.persona) row.dataset.persona = entry.persona.name;
+    row.appendChild(authorLabel(entry));
     const bubble = el("div", "bubble");
     if (entry.kind === "postback") bubble.classList.add("tapped");
     if (entry.text) bubble.appendChild(el("div", "text", entry.text));

@@ -18,7 +18,8 @@ the caller (`Emulator`) hands the webhooks to the dispatcher while still holding
     graph_nodes     profile, page, personas, subscribed_apps
     graph_api       access token, appsecret_proof, node and edge dispatch
     user_actions    what the customer and the Page Inbox do
-    page_settings   primary receiver / default app, webhook subscriptions on or off
+    page_settings   primary receiver / default app, webhook subscriptions on or off,
+                    mode, who may take, refused requests / thread_control, page faults
     selectors       what the pages and tests read
 
 Rule tags in comments follow §8: [doc], [legacy], [conv] (an emulator convention where
@@ -222,6 +223,47 @@ class Platform:
         """Change the primary receiver / default app; [doc] §8.16 `app_roles` webhooks."""
         with self.lock:
             return page_settings.primary_set(self.state, page_id=page_id, app_id=app_id)
+
+    def page_mode_set(self, *, page_id: str, mode: str) -> Result:
+        """legacy / cr / cr-zero-config; an EmulatorError (400) for anything else."""
+        with self.lock:
+            return page_settings.page_mode_set(self.state, page_id=page_id, mode=mode)
+
+    def take_allowed_set(self, *, page_id: str, app_id: str, allowed: bool) -> Result:
+        with self.lock:
+            return page_settings.take_allowed_set(
+                self.state, page_id=page_id, app_id=app_id, allowed=allowed
+            )
+
+    def requests_refused_set(self, *, page_id: str, refused: bool) -> Result:
+        with self.lock:
+            return page_settings.requests_refused_set(self.state, page_id=page_id, refused=refused)
+
+    def thread_control_refused_set(self, *, page_id: str, refused: bool) -> Result:
+        with self.lock:
+            return page_settings.thread_control_refused_set(
+                self.state, page_id=page_id, refused=refused
+            )
+
+    def restrict(self, *, page_id: str, restricted: bool) -> Result:
+        with self.lock:
+            return page_settings.restrict(self.state, page_id=page_id, restricted=restricted)
+
+    def token_expire(self, *, page_id: str, app_id: str, expired: bool) -> Result:
+        with self.lock:
+            return page_settings.token_expire(
+                self.state, page_id=page_id, app_id=app_id, expired=expired
+            )
+
+    def token_reissue(self, *, page_id: str, app_id: str) -> Result:
+        with self.lock:
+            return page_settings.token_reissue(self.state, page_id=page_id, app_id=app_id)
+
+    def permission_revoke(self, *, page_id: str, app_id: str, revoked: bool) -> Result:
+        with self.lock:
+            return page_settings.permission_revoke(
+                self.state, page_id=page_id, app_id=app_id, revoked=revoked
+            )
 
     # --- views (customer page, control page, tests) --------------------------------------
 

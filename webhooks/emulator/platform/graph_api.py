@@ -13,7 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from webhooks.emulator.config import AppConfig, PageConfig
-from webhooks.emulator.errors import PlatformRefusal, invalid
+from webhooks.emulator.errors import (
+    TOKEN_EXPIRED_MESSAGE,
+    TOKEN_EXPIRED_SUBCODE,
+    TOKEN_INVALIDATED_MESSAGE,
+    TOKEN_INVALIDATED_SUBCODE,
+    PlatformRefusal,
+    invalid,
+)
 from webhooks.emulator.platform import graph_nodes, send_api, thread_control
 from webhooks.emulator.platform.state import PlatformState, Result
 
@@ -77,12 +84,19 @@ def graph_call(
 def authenticate(
     state: PlatformState, token: str | None, proof: str | None
 ) -> tuple[AppConfig, PageConfig]:
-    """The app and page of a page access token, with its appsecret_proof checked."""
+    """The app and page of a page access token, with its appsecret_proof checked.
+
+    A token replaced by `token_reissue` answers 190/460, one marked expired 190/463.
+    """
     if not token:
         raise PlatformRefusal(104, "An access token is required to request this resource.")
     found = state.tokens.get(token)
     if found is None:
+        if token in state.invalidated_tokens:
+            raise PlatformRefusal(190, TOKEN_INVALIDATED_MESSAGE, TOKEN_INVALIDATED_SUBCODE)
         raise PlatformRefusal(190, "Invalid OAuth access token - Cannot parse access token")
+    if found in state.expired_tokens:
+        raise PlatformRefusal(190, TOKEN_EXPIRED_MESSAGE, TOKEN_EXPIRED_SUBCODE)
     app = state.apps[found[0]]
     if proof:
         expected = appsecret_proof(app.secret, token)

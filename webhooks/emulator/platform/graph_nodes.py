@@ -89,19 +89,19 @@ def persona_node(state: PlatformState, method: str, persona_id: str) -> Result:
 def persona_create(
     state: PlatformState, app: AppConfig, page: PageConfig, params: dict[str, Any]
 ) -> Result:
-    """POST /me/personas: a name and picture an agent's messages show (§4.2)."""
+    """POST /me/personas: a name (required) and a picture (optional) an agent's
+    messages and typing indicator show (§4.2, §9.5)."""
     name, picture = params.get("name"), params.get("profile_picture_url")
     if not isinstance(name, str) or not name.strip() or len(name) > 50:
         raise invalid("The parameter name is required (at most 50 characters)")
-    if not isinstance(picture, str) or not URL.match(picture):
-        raise invalid("The parameter profile_picture_url is required")
+    # The picture is optional: the persona then shows the page's picture.
+    if picture is not None and (not isinstance(picture, str) or not URL.match(picture)):
+        raise invalid("Param profile_picture_url must be a URL")
     persona_id = state.numeric_id()
-    state.personas[persona_id] = {
-        "name": name,
-        "profile_picture_url": picture,
-        "id": persona_id,
-        "page_id": page.page_id,
-    }
+    persona: dict[str, Any] = {"name": name}
+    if picture is not None:
+        persona["profile_picture_url"] = picture
+    state.personas[persona_id] = {**persona, "id": persona_id, "page_id": page.page_id}
     return Result({"id": persona_id})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from webhooks.emulator.config import PageConfig
 from webhooks.emulator.platform.graph_nodes import avatar_url
 from webhooks.emulator.platform.ownership import expiration, refresh
 from webhooks.emulator.platform.send_api import HUMAN_AGENT_WINDOW_MS, WINDOW_MS
@@ -26,10 +27,13 @@ def thread_view(state: PlatformState, *, page_id: str, psid: str, after: int) ->
     user = state.users[(page_id, psid)]
     typing = None
     if thread.typing_app_id and thread.typing_until > now:
+        persona = thread.typing_persona
         typing = {
             "app_id": thread.typing_app_id,
-            "name": state.app_name(thread.typing_app_id),
+            # With a persona the customer sees the persona's name, not the app's (§9.5).
+            "name": persona["name"] if persona else state.app_name(thread.typing_app_id),
             "author": state.role(thread.typing_app_id),
+            "persona": copy.deepcopy(persona),
         }
     return {
         "page": {"id": page.page_id, "name": page.name, "mode": page.mode},
@@ -92,16 +96,7 @@ def state_view(state: PlatformState) -> dict[str, Any]:
     return {
         "now": now,
         "clock_offset_seconds": state.clock.offset_seconds,
-        "pages": [
-            {
-                "id": p.page_id,
-                "name": p.name,
-                "mode": p.mode,
-                "primary_app_id": p.primary_app_id,
-                "take_control_app_ids": sorted(p.take_control_app_ids),
-            }
-            for p in state.pages.values()
-        ],
+        "pages": [page_json(state, p) for p in state.pages.values()],
         "apps": [
             {
                 "app_id": a.app_id,
@@ -115,6 +110,11 @@ def state_view(state: PlatformState) -> dict[str, Any]:
                         "page_id": page_id,
                         "active": sub.active,
                         "fields": sorted(sub.fields),
+                        # Page-level faults of this app on this page (§9.4).
+                        "token_expired": (app_id, page_id) in state.expired_tokens,
+                        "token_reissued": a.page_tokens.get(page_id)
+                        != state.config_tokens.get((app_id, page_id)),
+                        "permission_revoked": (app_id, page_id) in state.revoked_permissions,
                     }
                     for (app_id, page_id), sub in state.subscriptions.items()
                     if app_id == a.app_id
@@ -124,6 +124,30 @@ def state_view(state: PlatformState) -> dict[str, Any]:
         ],
         "users": [user_json(state, u) for u in state.users.values()],
         "threads": threads,
+    }
+
+
+def mode_text(state: PlatformState, page: PageConfig) -> str:
+    """The page's routing setup in words, as the control page shows it."""
+    if page.mode == "legacy":
+        return f"Handover Protocol (legacy), primary receiver {state.app_name(page.primary_app_id)}"
+    if page.mode == "cr-zero-config":
+        return "Conversation Routing without a default app (zero-config)"
+    return f"Conversation Routing with a default app ({state.app_name(page.primary_app_id)})"
+
+
+def page_json(state: PlatformState, page: PageConfig) -> dict[str, Any]:
+    """A page's routing setup and page-level faults (the control page, tests)."""
+    return {
+        "id": page.page_id,
+        "name": page.name,
+        "mode": page.mode,
+        "mode_text": mode_text(state, page),
+        "primary_app_id": page.primary_app_id,
+        "take_control_app_ids": sorted(page.take_control_app_ids),
+        "requests_refused": page.requests_refused,
+        "thread_control_refused": page.thread_control_refused,
+        "restricted": page.page_id in state.restricted_pages,
     }
 
 

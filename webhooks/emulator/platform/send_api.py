@@ -1,6 +1,7 @@
 """The Send API, `POST /me/messages` (§4, §8.6-8.8): messages and sender actions.
 
-Checks, in this order: rate limit, recipient, message, messaging_type and tag,
+Checks, in this order: the app's permission and the page's restriction (page-level
+faults), rate limit, recipient, message, messaging_type and tag,
 notification_type, persona, thread_control, reply_to; then who may send (the owner)
 and the messaging window. A sent message is echoed (§8.5); an inline `thread_control`
 then passes or releases the thread (§3.5). Callers hold `Platform.lock`.
@@ -15,6 +16,9 @@ from typing import Any
 from webhooks.emulator.config import AppConfig, PageConfig
 from webhooks.emulator.errors import (
     OUTSIDE_WINDOW_MESSAGE,
+    PAGE_RESTRICTED_MESSAGE,
+    PAGE_RESTRICTED_SUBCODE,
+    PERMISSION_MISSING_MESSAGE,
     PlatformRefusal,
     invalid,
     not_owner,
@@ -67,13 +71,15 @@ def may_send(app: AppConfig, page: PageConfig, thread: Thread) -> bool:
 
 def send(state: PlatformState, app: AppConfig, page: PageConfig, params: dict[str, Any]) -> Result:
     """POST /me/messages: a message, or a sender action."""
+    check_page_faults(state, app, page)
     check_rate(state, page)
     now = state.clock.now_ms()
     user, thread = recipient(state, page, params, now)
     action = params.get("sender_action")
     message = json_param(params, "message")
     if action is not None:
-        return sender_action(app, page, thread, params, action, message, now)
+        persona = persona_param(state, page, params)
+        return sender_action(app, page, thread, params, action, message, persona, now)
     if not isinstance(message, dict):
         raise invalid("The parameter message is required")
     content = message_content(
@@ -96,11 +102,7 @@ def send(state: PlatformState, app: AppConfig, page: PageConfig, params: dict[st
     notification = params.get("notification_type", "REGULAR")
     if notification not in NOTIFICATION_TYPES:
         raise invalid("param notification_type must be one of REGULAR, SILENT_PUSH, NO_PUSH")
-    persona = None
-    if params.get("persona_id") is not None:
-        persona = state.personas.get(str(params["persona_id"]))
-        if persona is None or persona["page_id"] != page.page_id:
-            raise invalid("Invalid persona_id")
+    persona = persona_param(state, page, params)
     control = json_param(params, "thread_control")
     if control is not None:
         control = thread_control_param(page, control)
@@ -134,11 +136,7 @@ def send(state: PlatformState, app: AppConfig, page: PageConfig, params: dict[st
         "cards": content["cards"],
         "buttons": content["buttons"],
         "quick_replies": content["quick_replies"],
-        "persona": (
-            {"name": persona["name"], "profile_picture_url": persona["profile_picture_url"]}
-            if persona
-            else None
-        ),
+        "persona": persona,
         "messaging_type": messaging_type,
         "tag": tag,
         "metadata": metadata,
@@ -170,10 +168,33 @@ def send(state: PlatformState, app: AppConfig, page: PageConfig, params: dict[st
     return Result(answer, hooks)
 
 
+def check_page_faults(state: PlatformState, app: AppConfig, page: PageConfig) -> None:
+    """§9.4 page-level refusals, set on the control page until cleared: the app lost
+    pages_messaging (#230), or the Page may not send at all (10/1893063)."""
+    if (app.app_id, page.page_id) in state.revoked_permissions:
+        raise PlatformRefusal(230, PERMISSION_MISSING_MESSAGE)
+    if page.page_id in state.restricted_pages:
+        raise PlatformRefusal(10, PAGE_RESTRICTED_MESSAGE, PAGE_RESTRICTED_SUBCODE)
+
+
+def persona_param(
+    state: PlatformState, page: PageConfig, params: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The persona `persona_id` names (this page's), as the customer page shows it."""
+    if params.get("persona_id") is None:
+        return None
+    persona = state.personas.get(str(params["persona_id"]))
+    if persona is None or persona["page_id"] != page.page_id:
+        raise invalid("Invalid persona_id")
+    return {"name": persona["name"], "profile_picture_url": persona.get("profile_picture_url")}
+
+
 def thread_control_param(page: PageConfig, control: Any) -> dict[str, Any]:
     """The Send API's `thread_control` (CR only): `{control_type, app_id}`, checked."""
     if page.mode == "legacy":
         raise invalid("thread_control is only available with Conversation Routing")
+    if page.thread_control_refused:
+        raise invalid("Param thread_control is not supported for this page")
     if not isinstance(control, dict):
         raise invalid("Param thread_control must be an object")
     kind = control.get("control_type", "release")  # "released by default" (§3.5)
@@ -210,9 +231,12 @@ def sender_action(
     params: dict[str, Any],
     action: Any,
     message: Any,
+    persona: dict[str, Any] | None,
     now: int,
 ) -> Result:
-    """typing_on/off, mark_seen, react/unreact: shown on the customer page, no webhook."""
+    """typing_on/off, mark_seen, react/unreact: shown on the customer page, no webhook.
+
+    A `typing_on` with a persona shows "<persona> is typing…" (§9.5)."""
     if message is not None:
         raise invalid("sender_action cannot be sent with a message")
     if action not in SENDER_ACTIONS:
@@ -232,6 +256,7 @@ def sender_action(
     # [conv] sender actions are owner-checked, not window-checked (Meta is silent).
     if action == "typing_on":
         thread.typing_app_id, thread.typing_until = app.app_id, now + TYPING_MS
+        thread.typing_persona = persona
     elif action == "typing_off" and thread.typing_app_id == app.app_id:
         thread.typing_app_id = None
     elif action == "mark_seen":

@@ -70,6 +70,8 @@ class Thread:
     last_user_at: int | None = None
     typing_app_id: str | None = None
     typing_until: int = 0
+    # The persona a typing indicator was sent with (`persona_id`), as the customer sees it.
+    typing_persona: dict[str, Any] | None = None
     seen_at: int | None = None
     delivered_watermark: int = 0
     transcript: list[dict[str, Any]] = field(default_factory=list)
@@ -100,8 +102,12 @@ class PlatformState:
             random.Random(config.seed) if config.seed is not None else random.SystemRandom()
         )
         self.pages: dict[str, PageConfig] = {p.page_id: p for p in config.pages}
+        # The modes the pages started with (a saved world belongs to them, `statefile`).
+        self.initial_modes: dict[str, str] = {p.page_id: p.mode for p in config.pages}
         self.apps: dict[str, AppConfig] = {a.app_id: a for a in config.apps}
         self.tokens: dict[str, tuple[str, str]] = {}
+        # (app id, page id) -> the token the configuration issued (before any reissue).
+        self.config_tokens: dict[tuple[str, str], str] = {}
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         for app in config.apps:
             for page_id, token in app.page_tokens.items():
@@ -110,6 +116,7 @@ class PlatformState:
                 if token in self.tokens:
                     raise ValueError("two apps share a page access token")
                 self.tokens[token] = (app.app_id, page_id)
+                self.config_tokens[(app.app_id, page_id)] = token
                 self.subscriptions[(app.app_id, page_id)] = Subscription(app.subscribed_fields)
         for page in config.pages:
             if page.mode == "legacy" and not page.primary_app_id:
@@ -117,6 +124,15 @@ class PlatformState:
         self.users: dict[tuple[str, str], User] = {}
         self.threads: dict[tuple[str, str], Thread] = {}
         self.personas: dict[str, dict[str, Any]] = {}
+        # Page-level faults that last until cleared (§9.4): restricted pages, and per
+        # (app id, page id) an expired token or a revoked pages_messaging permission.
+        self.restricted_pages: set[str] = set()
+        self.expired_tokens: set[tuple[str, str]] = set()
+        self.revoked_permissions: set[tuple[str, str]] = set()
+        # Tokens replaced by `token_reissue`: token -> (app id, page id); they answer 190/460.
+        self.invalidated_tokens: dict[str, tuple[str, str]] = {}
+        # page id -> the default app a switch to zero-config put aside, to come back to.
+        self.previous_primary: dict[str, str] = {}
         self.reusable_attachments: set[str] = set()
         self.send_times: dict[str, deque[float]] = {}  # page id -> recent sends (rate limit)
         self.seq = 0

@@ -13,6 +13,10 @@ from typing import Any
 
 from webhooks.emulator.config import INBOX_APP_IDS, PAGE_INBOX_APP_ID, AppConfig, PageConfig
 from webhooks.emulator.errors import (
+    HANDOVER_DISABLED_MESSAGE,
+    OWNER_NOT_VISIBLE_MESSAGE,
+    OWNER_NOT_VISIBLE_SUBCODE,
+    TAKE_WITHOUT_CR_MESSAGE,
     EmulatorError,
     PlatformRefusal,
     invalid,
@@ -87,14 +91,18 @@ def pass_call(
 
 
 def may_take(app_id: str, page: PageConfig, thread: Thread) -> None:
-    """[doc/legacy] §8.10: who may take control of this thread."""
-    if page.mode == "cr-zero-config":
-        raise permissions_error("take_thread_control is blocked without a default app")
+    """[doc/legacy] §8.10, §9.1: who may take control of this thread.
+
+    Without a CR default app (a zero-config page, or a legacy page for any app but the
+    primary receiver) take answers (#27), as vendors report Meta does.
+    """
     if app_id == PAGE_INBOX_APP_ID:
         return  # the Inbox takes control when a person replies in it (§6.2)
+    if page.mode == "cr-zero-config":
+        raise PlatformRefusal(27, TAKE_WITHOUT_CR_MESSAGE)
     if page.mode == "legacy":
         if app_id != page.primary_app_id:
-            raise permissions_error("only the primary receiver may take thread control")
+            raise PlatformRefusal(27, TAKE_WITHOUT_CR_MESSAGE)
         return
     if thread.owner is None:
         return  # any app may take an idle thread
@@ -162,7 +170,13 @@ def control_take(
 def request_call(
     state: PlatformState, app: AppConfig, page: PageConfig, params: dict[str, Any]
 ) -> Result:
-    """[doc] §8.11: a non-owner asks; the owner (legacy: the primary) is told."""
+    """[doc] §8.11: a non-owner asks; the owner (legacy: the primary) is told.
+
+    §9.1: a CR page with a default app that refuses requests answers every call with
+    "Handover Protocol APIs disabled for this page" and changes nothing.
+    """
+    if page.requests_refused and page.mode == "cr" and page.primary_app_id:
+        raise PlatformRefusal(10, HANDOVER_DISABLED_MESSAGE)
     now = state.clock.now_ms()
     _, thread = recipient(state, page, params, now)
     metadata = metadata_param(params)
@@ -259,7 +273,11 @@ def extend_call(
 def thread_owner(
     state: PlatformState, app: AppConfig, page: PageConfig, params: dict[str, Any]
 ) -> Result:
-    """[doc] §3.7, §8.14: who owns the thread, as much as this app may see."""
+    """[doc] §3.7, §8.14, §9.3: who owns the thread, as much as this app may see.
+
+    The owner and the default app see the owner; others see only the expiration while
+    the default app owns it, and 100/2018234 while another app does.
+    """
     now = state.clock.now_ms()
     _, thread = recipient(state, page, params, now)
     if page.mode == "legacy":
@@ -270,7 +288,10 @@ def thread_owner(
     seconds = (expires or 0) // 1000
     if app.app_id in (thread.owner, page.primary_app_id):
         return Result({"data": [{"thread_owner": {"app_id": thread.owner, "expiration": seconds}}]})
-    # [conv] others learn only that the thread is owned, and until when.
+    if thread.owner != page.primary_app_id:
+        # §9.3: a thread another non-default app holds is not visible to us.
+        raise invalid(OWNER_NOT_VISIBLE_MESSAGE.removeprefix("(#100) "), OWNER_NOT_VISIBLE_SUBCODE)
+    # [conv] others learn only that the default app owns it, and until when.
     return Result({"data": [{"thread_owner": {"expiration": seconds}}]})
 
 

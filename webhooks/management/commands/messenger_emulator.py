@@ -10,6 +10,19 @@ GRAPH_API_URL at the printed URL and connect the page with the same token:
     GRAPH_API_URL=http://127.0.0.1:8001/v23.0 manage.py connect_page --page-id \
         1000000000000001 --access-token demo-page-token --bot-app-id 200000000000002 \
         --name "Demo Page"
+
+`--page-setup` says how the demo page routes conversations (§9.1 of the platform notes):
+
+    cr-take          Conversation Routing, the demo bot as default app, request_thread_control
+                     refused ("Handover Protocol APIs disabled"), the helpdesk allowed to take
+                     control: what most real Pages are now
+    cr-request       Conversation Routing, the demo bot as default app, requests answered
+                     (the bot passes when asked); the default, as `--mode cr`
+    legacy           the Handover Protocol: the bot is the primary receiver
+    cr-zero-config   Conversation Routing without a default app
+
+Without it, `--mode` says the setup (cr is cr-request). The control page switches all of
+it at runtime.
 """
 
 from __future__ import annotations
@@ -34,20 +47,38 @@ from webhooks.emulator.config import (
     DEMO_PAGE_ID,
     DEMO_PAGE_NAME,
     MODES,
+    Mode,
 )
+
+# --page-setup -> (mode, requests refused, the helpdesk may take control).
+PAGE_SETUPS: dict[str, tuple[Mode, bool, bool]] = {
+    "cr-take": ("cr", True, True),
+    "cr-request": ("cr", False, False),
+    "legacy": ("legacy", False, False),
+    "cr-zero-config": ("cr-zero-config", False, False),
+}
 
 
 def config_from_options(options: dict[str, Any]) -> EmulatorConfig:
     """The emulator configuration the command line describes."""
     callback = options["callback_url"] or None
-    if options["mode"] not in MODES:
+    given_mode = options["mode"]
+    if given_mode is not None and given_mode not in MODES:
         raise CommandError(f"--mode must be one of {', '.join(MODES)}")
+    setup = options.get("page_setup")
+    if setup is None:
+        setup = {"cr": "cr-request"}.get(given_mode or "cr", given_mode)
+    if setup not in PAGE_SETUPS:
+        raise CommandError(f"--page-setup must be one of {', '.join(PAGE_SETUPS)}")
+    mode, requests_refused, helpdesk_can_take = PAGE_SETUPS[setup]
+    if given_mode is not None and given_mode != mode:
+        raise CommandError(f"--page-setup {setup} is --mode {mode}, not --mode {given_mode}")
     if options["helpdesk_app_id"] == options["bot_app_id"]:
         raise CommandError("the helpdesk and the bot need different app ids")
     if options["page_token"] == options["bot_token"]:
         raise CommandError("the helpdesk and the bot need different page tokens")
     config = EmulatorConfig.demo(
-        mode=options["mode"],
+        mode=mode,
         port=options["port"],
         host=options["host"],
         page_id=options["page_id"],
@@ -63,9 +94,24 @@ def config_from_options(options: dict[str, Any]) -> EmulatorConfig:
         bot_token=options["bot_token"],
         bot_passes_on_button=options["bot_passes_on_button"],
         bot_can_take_control=not options["bot_cannot_take"],
+        requests_refused=requests_refused,
+        helpdesk_can_take=helpdesk_can_take,
     )
     config.graph_version = options["graph_version"]
     return config
+
+
+def setup_words(emulator: Emulator) -> str:
+    """The demo page's routing setup in words, as the control page says it."""
+    page = emulator.state()["pages"][0]
+    words = [page["mode_text"]]
+    if page["mode"] == "cr" and page["requests_refused"]:
+        words.append("requests refused")
+    if page["mode"] == "cr":
+        names = {a.app_id: a.name for a in emulator.config.apps}
+        allowed = [names.get(a, a) for a in page["take_control_app_ids"]]
+        words.append("may take: " + (", ".join(allowed) or "nobody"))
+    return "; ".join(words)
 
 
 class Command(BaseCommand):
@@ -79,10 +125,19 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8001)
         parser.add_argument(
             "--mode",
-            default="cr",
+            default=None,
             choices=MODES,
             help="cr: Conversation Routing (default app = the bot); legacy: primary/secondary "
-            "receivers; cr-zero-config: no default app.",
+            "receivers; cr-zero-config: no default app. Default: cr (or --page-setup's).",
+        )
+        parser.add_argument(
+            "--page-setup",
+            default=None,
+            choices=list(PAGE_SETUPS),
+            help="How the demo page routes conversations: cr-take (CR, the bot as default "
+            "app, request_thread_control refused, the helpdesk allowed to take control), "
+            "cr-request (CR, requests answered: what --mode cr gives), legacy, "
+            "cr-zero-config. Default: --mode's setup.",
         )
         parser.add_argument("--page-id", default=DEMO_PAGE_ID)
         parser.add_argument("--page-name", default=DEMO_PAGE_NAME)
@@ -167,6 +222,7 @@ class Command(BaseCommand):
                     f"  Control page:   {base}/control",
                     f"  GRAPH_API_URL:  {emulator.graph_url}",
                     f"  Page:           {page.name} ({page.page_id})",
+                    f"  Routing:        {setup_words(emulator)}",
                     f"  Bot app:        {config.bot_app_id} (primary / default app)",
                     f"  Helpdesk app:   {options['helpdesk_app_id']} -> "
                     f"{options['callback_url'] or '(no callback URL)'}",
