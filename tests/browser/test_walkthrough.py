@@ -179,6 +179,8 @@ CONTEXT = [
     f"  Bot: {GREETED}",
     f"  Grace Hopper: Tapped “{HUMAN_TITLE}”",
     f"  Bot: {ASKING_FOR_HUMAN}",
+    # every control change, with its cause (the inbox shows the cause beside it)
+    f"— Requesting control: postback '{HUMAN_TITLE}'.",
     "— Control passed to the helpdesk.",
 ]
 

@@ -32,11 +32,24 @@ const CAUSE_TEXT = {
 };
 
 // A system message this close to a change (ms) says the same thing: they are written in
-// one transaction, at the handover's time.
+// one transaction, stamped with the handover's time (`at`). Where the server does not
+// say `at`, only when the change was recorded is known: a webhook's processing comes
+// later than Meta's stamp, by up to a minute on a busy queue.
 const SAME_CHANGE_MS = 2000;
+const SAME_CHANGE_RECORDED_MS = 60000;
 
 function transitionAt(transition) {
   return transition.at || Date.parse(transition.created_at);
+}
+
+function sameChangeMs(transition) {
+  return transition.at ? SAME_CHANGE_MS : SAME_CHANGE_RECORDED_MS;
+}
+
+// Only these changes come with a system message: control to us, back to the bot or to
+// nobody, taken by another app. Asking, handing back and extending have none.
+function toldBySystem(transition) {
+  return transition.from_state !== transition.to_state && ["agent", "bot", "idle", "taken"].includes(transition.to_state);
 }
 
 function causeText(transition) {
@@ -52,22 +65,39 @@ function causeNode(transition) {
   return el("span", { class: "cause", text: `(${causeText(transition)})` });
 }
 
-// Each change either stands alone or is told by the system message that says it.
+// Each change either stands alone or is told by the system message that says it: the
+// closest pairs first, each message telling one change at most.
 function placeTransitions(transitions, messages, since) {
-  const said = new Map(); // message id → the change it tells
-  const alone = [];
   const system = messages.filter((m) => m.author_kind === "system" && m.direction !== "out");
-  for (const transition of transitions) {
+  const pairs = [];
+  const shown = transitions.filter((t) => transitionAt(t) >= since);
+  for (const transition of shown.filter(toldBySystem)) {
     const at = transitionAt(transition);
-    if (!(at >= since)) continue;
-    let best = null;
     for (const message of system) {
       const off = Math.abs(message.timestamp - at);
-      if (off <= SAME_CHANGE_MS && !said.has(message.id) && (!best || off < Math.abs(best.timestamp - at))) best = message;
+      if (off <= sameChangeMs(transition)) pairs.push({ off, transition, message });
     }
-    if (best) said.set(best.id, transition);
-    else alone.push({ at, transition });
   }
+  pairs.sort((a, b) => a.off - b.off);
+  const said = new Map(); // message id → the change it tells
+  const told = new Set();
+  for (const { transition, message } of pairs) {
+    if (said.has(message.id) || told.has(transition)) continue;
+    said.set(message.id, transition);
+    told.add(transition);
+  }
+  // The changes' own order is the truth: one standing alone goes no later than the next
+  // change is shown (a hand-back is stamped with the message that carried it, which was
+  // written before the ticket's close was recorded).
+  const shownAt = new Map();
+  const toldAt = new Map([...said].map(([id, transition]) => [transition, system.find((m) => m.id === id).timestamp]));
+  let next = Infinity;
+  for (const transition of [...shown].reverse()) {
+    const at = toldAt.has(transition) ? toldAt.get(transition) : Math.min(transitionAt(transition), next);
+    shownAt.set(transition, at);
+    next = at;
+  }
+  const alone = shown.filter((t) => !told.has(t)).map((transition) => ({ at: shownAt.get(transition), transition }));
   return { said, alone };
 }
 
