@@ -305,6 +305,43 @@ def test_take_over_where_the_page_lets_the_helpdesk_take(stack, chromium):
         _page_set(stack, control_mode="auto", control_way="")  # what it learnt too
 
 
+def test_when_meta_refuses_both_ways_in_the_conversation_says_it_waits_for_the_bot(stack, context):
+    clock, psid = Clock(), "3000000000000507"
+    ticket = _handover(stack, clock, psid=psid, name="Wanda")
+    assert _api(stack, "POST", f"/tickets/{ticket}/claim").ok
+    stack.post_webhook(payloads.take_control(ts=clock(), psid=psid))  # the bot takes it
+    page = login(context, "ana")
+    page.goto(f"/tickets/{ticket}/")
+    ask, waiting = page.locator("#request-control-btn"), page.locator("#conv-waiting")
+    expect(ask).to_be_visible(timeout=SETTLE)
+    expect(page.locator("#take-over-btn")).to_be_hidden()  # the page asks first
+    expect(waiting).to_be_hidden()
+
+    fake = fake_of(stack)
+    fake.fail_next(
+        "/me/request_thread_control",
+        graph_error(10, message="(#10) Handover Protocol APIs disabled for this page"),
+    )
+    fake.fail_next(
+        "/me/take_thread_control",
+        graph_error(200, message="(#200) Permissions error: this app is not allowed to take"),
+    )
+    try:
+        ask.click()
+        expect(waiting).to_have_text(
+            re.compile(r"^Waiting for the bot to pass the conversation: Meta lets the helpdesk "),
+            timeout=SETTLE,
+        )
+        expect(waiting).to_have_attribute("role", "status")
+        expect(page.locator("#conv-mode")).to_have_text(
+            "Waits for the bot to pass conversations (Meta refuses requests and takes)"
+        )
+        assert len(_takes(stack, psid)) == 1
+        _shot(page, "waiting-1280")
+    finally:
+        _page_set(stack, control_way="", control_way_note="")
+
+
 def test_opening_a_ticket_the_helpdesk_owns_marks_it_seen(stack, context):
     clock, psid = Clock(), "3000000000000503"
     ticket = _handover(stack, clock, psid=psid, name="Seena")

@@ -193,7 +193,7 @@ function renderTicket({ scroll = false } = {}) {
   renderOwner(ticket);
   // The page's trouble and the conversation's wait, above it all while they last.
   showLine($("conv-paused"), ticket.outbox_paused_reason);
-  showLine($("conv-waiting"), ticket.status === "closed" ? "" : ticket.waiting_reason);
+  showLine($("conv-waiting"), ticket.waiting_reason);
   $("claim-btn").hidden = ticket.status !== "waiting";
   $("transfer-btn").hidden = !ticket.can_transfer;
   $("close-btn").hidden = closed;

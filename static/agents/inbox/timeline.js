@@ -58,7 +58,9 @@ function causeText(transition) {
 
 function transitionText(transition) {
   const what = transition.detail || `thread control: ${transition.from_state} → ${transition.to_state}`;
-  return `${what.charAt(0).toUpperCase()}${what.slice(1)}.`;
+  // A sentence; one that starts with an API's name (take_thread_control) keeps its case.
+  const first = what.split(" ")[0];
+  return `${/^[a-z]+$/.test(first) ? first.charAt(0).toUpperCase() + what.slice(1) : what}.`;
 }
 
 function causeNode(transition) {
