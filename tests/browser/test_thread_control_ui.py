@@ -305,6 +305,39 @@ def test_take_over_where_the_page_lets_the_helpdesk_take(stack, chromium):
         _page_set(stack, control_mode="auto", control_way="")  # what it learnt too
 
 
+def test_a_closed_ticket_can_take_the_conversation_over_again(stack, context):
+    clock, psid = Clock(), "3000000000000508"
+    ticket = _handover(stack, clock, psid=psid, name="Clara")
+    assert _api(stack, "POST", f"/tickets/{ticket}/claim").ok
+    assert _api(stack, "POST", f"/tickets/{ticket}/close", {"outcome": "resolved"}).ok
+    eventually(
+        lambda: _api(stack, "GET", f"/tickets/{ticket}").json()["control_state"] == "bot",
+        what="back with the bot",
+    )
+    _page_set(stack, control_mode="take")
+    try:
+        page = login(context, "ana")
+        page.goto(f"/tickets/{ticket}/")
+        take, ask = page.locator("#take-over-closed-btn"), page.locator("#ask-again-btn")
+        expect(take).to_be_visible(timeout=SETTLE)
+        expect(ask).to_be_visible()
+        assert take.bounding_box()["y"] <= ask.bounding_box()["y"]  # Take over first
+        expect(take).to_be_focused()
+        take.click()
+        [taken] = eventually(lambda: _takes(stack, psid), what="take_thread_control")
+        assert taken.body["recipient"] == {"id": psid}
+        # The ticket is back: no closed panel, the reply box instead.
+        expect(page.locator("#closed-panel")).to_be_hidden(timeout=SETTLE)
+        expect(page.locator("#conv-status")).not_to_have_text("closed")
+        expect(page.locator("#conv-owner")).to_have_text(
+            re.compile(r"^The helpdesk has this conversation since ")
+        )
+        assert _api(stack, "GET", f"/tickets/{ticket}").json()["status"] != "closed"
+        assert len(_takes(stack, psid)) == 1
+    finally:
+        _page_set(stack, control_mode="auto", control_way="")
+
+
 def test_when_meta_refuses_both_ways_in_the_conversation_says_it_waits_for_the_bot(stack, context):
     clock, psid = Clock(), "3000000000000507"
     ticket = _handover(stack, clock, psid=psid, name="Wanda")
