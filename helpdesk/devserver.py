@@ -358,7 +358,10 @@ def main() -> int:
                 [sys.executable, str(BASE_DIR / "manage.py"), "messenger_emulator",
                  "--port", str(emulator_port),
                  "--callback-url", f"http://127.0.0.1:{port}/webhooks/messenger/",
-                 "--state-dir", str(EMULATOR_STATE_DIR)],
+                 "--state-dir", str(EMULATOR_STATE_DIR),
+                 # Most real pages today: Conversation Routing with the bot as default
+                 # app, requests refused, the helpdesk allowed to take.
+                 "--page-setup", "cr-take"],
             )  # fmt: skip
             localservices.wait_for_port(emulator_port, timeout=30)
             supervisor.check(restart=False)

@@ -123,3 +123,70 @@ def test_the_story_with_the_emulator(world):
     assert [c["status"] for c in helpdesk_calls(emulator, "/me/messages")] == [200]
     assert [c["status"] for c in helpdesk_calls(emulator, "/me/pass_thread_control")] == [200]
     assert [c for c in emulator.graph_calls if c["status"] != 200] == []
+
+
+@pytest.fixture
+def cr_world(tmp_path):
+    with emulator_stack(tmp_path, cr_take=True) as world:
+        yield world
+
+
+def test_the_story_on_a_conversation_routing_page_that_refuses_requests(cr_world):
+    """The demo page of `make run`: Meta refuses the request, the helpdesk takes the
+    conversation (the ticket opens once, with no webhook of its own), the agent's reply
+    carries their persona, and closing passes control back in the last message."""
+    emulator, stack = cr_world
+    token = stack.agent_token("ana")
+    auth = {"Authorization": f"Bearer {token}"}
+    api = f"{stack.base_url}/api/v1"
+    psid = emulator.user_create("Grace", "Hopper").psid
+
+    emulator.user_says(psid, "hello")
+    greeting = eventually(
+        lambda: [m for m in emulator.transcript(psid) if m["author"] == "bot"],
+        what="the bot's greeting",
+    )[-1]
+    emulator.user_taps_button(psid, greeting["mid"], 0)
+    [ticket] = eventually(
+        lambda: requests.get(
+            f"{api}/tickets", params={"status": "waiting"}, headers=auth, timeout=5
+        ).json(),
+        what="a waiting ticket",
+    )
+    assert emulator.owner(psid) == payloads.APP_ID
+    url = f"{api}/tickets/{ticket['id']}"
+    assert ticket["owner_text"] == "The helpdesk has this conversation"
+    # Refused once, taken once; the page remembers that taking works.
+    assert [c["status"] for c in helpdesk_calls(emulator, "/me/request_thread_control")] == [400]
+    assert [c["status"] for c in helpdesk_calls(emulator, "/me/take_thread_control")] == [200]
+
+    assert requests.post(f"{url}/claim", headers=auth, timeout=5).status_code == 200
+    reply = requests.post(f"{url}/reply", json={"text": "Hi Grace."}, headers=auth, timeout=5)
+    assert reply.status_code == 201
+    shown = eventually(
+        lambda: [
+            m
+            for m in emulator.transcript(psid)
+            if m["author"] == "agent" and m["text"] == "Hi Grace."
+        ],
+        what="the reply on the customer's side",
+    )
+    assert shown[0]["persona"]["name"] == "ana"
+
+    closed = requests.post(
+        f"{url}/close",
+        json={"closing_message": "Bye!", "outcome": "resolved"},
+        headers=auth,
+        timeout=5,
+    )
+    assert closed.status_code == 200
+    eventually(lambda: emulator.owner(psid) == payloads.BOT_APP_ID, what="control back to the bot")
+    eventually(
+        lambda: requests.get(url, headers=auth, timeout=5).json()["control_state"] == "bot",
+        what="the helpdesk seeing the bot has it",
+    )
+    # The hand-back rode on the closing message: no separate pass call.
+    assert helpdesk_calls(emulator, "/me/pass_thread_control") == []
+    assert [c["status"] for c in helpdesk_calls(emulator, "/me/messages")] == [200, 200]
+    tickets = requests.get(f"{api}/tickets", headers=auth, timeout=5).json()
+    assert [t["id"] for t in tickets if t["contact"]["psid"] == psid] == [ticket["id"]]

@@ -269,7 +269,9 @@ def fake_graph_stack(tmp: Path, **env: str) -> Iterator[Stack]:
 
 
 @contextmanager
-def emulator_stack(tmp: Path, *, page_name: str = "E2E Page") -> Iterator[tuple[Any, Stack]]:
+def emulator_stack(
+    tmp: Path, *, page_name: str = "E2E Page", cr_take: bool = False
+) -> Iterator[tuple[Any, Stack]]:
     """The Messenger emulator (its demo bot as the page's default app) and the helpdesk's
     processes, wired to each other: the emulator's Graph API for the helpdesk, the
     helpdesk's webhook for the emulator (known once Daphne has its port)."""
@@ -280,6 +282,9 @@ def emulator_stack(tmp: Path, *, page_name: str = "E2E Page") -> Iterator[tuple[
         helpdesk_secret=payloads.APP_SECRET,
         helpdesk_token="e2e-page-token",
         helpdesk_callback_url=None,
+        # Most real pages today: requests refused, the helpdesk may take.
+        requests_refused=cr_take,
+        helpdesk_can_take=cr_take,
     )
     emulator = Emulator(config)
     emulator.start()

@@ -23,6 +23,8 @@ from webhooks.emulator.config import (
 )
 from webhooks.services import page_connect
 
+DEMO_HANDBACK_NOTICE = "You're now chatting with our assistant again."
+
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"
 
@@ -63,6 +65,7 @@ class Command(BaseCommand):
             access_token=DEMO_HELPDESK_TOKEN,
             bot_app_id=DEMO_BOT_APP_ID,
             name=DEMO_PAGE_NAME,
+            handback_notice=DEMO_HANDBACK_NOTICE,
         )
         self.stdout.write(f"Demo page: {page.name} ({page.page_id}), bot app {page.bot_app_id}.")
         if known is not None:
