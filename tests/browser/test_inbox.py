@@ -55,6 +55,11 @@ def _texts_sent(fake, psid: str) -> list[str]:
     ]
 
 
+def _typing(stack, psid: str) -> list:
+    """The typing indicators sent (opening the ticket sends `mark_seen` too)."""
+    return [a for a in sender_actions(stack, psid) if a.body["sender_action"] == "typing_on"]
+
+
 def _open(page, text: str, *, timeout: int = SETTLE):
     row = page.locator(".ticket-row", has_text=text)
     expect(row).to_be_visible(timeout=timeout)
@@ -93,7 +98,9 @@ def test_a_ticket_appears_live_and_the_agent_replies_and_closes(stack, context):
     composer.press_sequentially("Hello Grace,", delay=25)
     composer.press("Shift+Enter")
     composer.press_sequentially("I'm on it.", delay=25)
-    [typing] = eventually(lambda: sender_actions(stack, psid), what="typing_on")
+    [typing] = eventually(lambda: _typing(stack, psid), what="typing_on")
+    # with the agent's persona (issue 10 §9): the customer sees who is typing
+    assert typing.body.pop("persona_id").startswith("persona_")
     assert typing.body == {"recipient": {"id": psid}, "sender_action": "typing_on"}
     composer.press("Enter")
     expect(composer).to_have_value("")
@@ -101,7 +108,7 @@ def test_a_ticket_appears_live_and_the_agent_replies_and_closes(stack, context):
     expect(reply.locator(".text")).to_have_text("Hello Grace,\nI'm on it.")
     expect(reply.locator(".msg-status")).to_have_text("Sent", timeout=10_000)
     assert _texts_sent(fake, psid) == ["Hello Grace,\nI'm on it."]
-    assert len(sender_actions(stack, psid)) == 1
+    assert len(_typing(stack, psid)) == 1
 
     # read receipts show on the agent's message
     stack.post_webhook(payloads.read(ts=clock(), watermark=clock(), psid=psid))
@@ -118,21 +125,27 @@ def test_a_ticket_appears_live_and_the_agent_replies_and_closes(stack, context):
     page.get_by_label("Closing message").fill("Glad I could help!")
     page.get_by_label("Outcome").fill("delivered")
     page.get_by_role("button", name="Close ticket").click()
+    # (Conversation Routing: the hand-back rides on the closing message, one Send API call.)
     [passed] = eventually(
-        lambda: [c for c in fake.calls_to("/me/pass_thread_control") if _to(c, psid)],
+        lambda: [c for c in fake.sends() if _to(c, psid) and "thread_control" in c.body],
         what="control passed back",
     )
-    assert passed.body["target_app_id"] == payloads.BOT_APP_ID
+    assert passed.body["thread_control"] == {"control_type": "pass", "app_id": payloads.BOT_APP_ID}
+    assert passed.body["message"]["text"] == "Glad I could help!"
+    assert [c for c in fake.calls_to("/me/pass_thread_control") if _to(c, psid)] == []
     expect(page.locator("#conv-status")).to_have_text("closed", timeout=SETTLE)
     expect(page.locator("#closed-control")).to_have_text(
         "The conversation is back with the bot.", timeout=10_000
     )
-    expect(page.locator("#timeline .msg-system .system-text").last).to_have_text(
-        "The conversation went back to the bot."
-    )
+    # (Stamped with the closing message that carried the hand-back: not necessarily last.)
+    expect(
+        page.locator("#timeline .msg-system .system-text").filter(
+            has_text="The conversation went back to the bot."
+        )
+    ).to_have_count(1)
     expect(composer).to_be_hidden()
     assert _texts_sent(fake, psid) == ["Hello Grace,\nI'm on it.", "Glad I could help!"]
-    assert len(sender_actions(stack, psid)) == 1
+    assert len(_typing(stack, psid)) == 1
     expect(page.locator("[data-count=mine]")).to_have_text("0")
 
 
@@ -253,6 +266,8 @@ def test_a_failed_reply_looks_failed_says_why_and_can_be_retried(stack, context)
     page = login(context, "ana")
     _handover(stack, clock, psid=psid, context_text="is anyone there?", name="Noor")
     _open(page, "is anyone there?")
+    # Opening it marks it seen: that goes first, so the scripted failure is the reply's.
+    eventually(lambda: sender_actions(stack, psid), what="mark_seen")
     fake.fail_next("/me/messages", graph_error(551, message="This person isn't available"))
 
     composer = page.locator("#composer-text")

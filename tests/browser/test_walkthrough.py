@@ -68,7 +68,12 @@ CHAT = """() => [...document.querySelectorAll('#messages > *')].map((row) => {
   if (row.classList.contains('event')) return `— ${row.textContent}`;
   const text = row.querySelector('.bubble > .text');
   const buttons = [...row.querySelectorAll('.buttons > *')].map((b) => b.textContent);
-  return `${row.dataset.author} (${row.querySelector('.author').textContent}): `
+  // An agent's persona: its name and the app (its picture is an initial, not words).
+  const author = row.querySelector('.author');
+  const persona = author.querySelector('.persona-name');
+  const who = persona ? persona.textContent + author.querySelector('.via').textContent
+    : author.textContent;
+  return `${row.dataset.author} (${who}): `
     + (text ? text.textContent : '') + (buttons.length ? ` [${buttons.join(' | ')}]` : '');
 })"""
 
@@ -179,6 +184,8 @@ CONTEXT = [
     f"  Bot: {GREETED}",
     f"  Grace Hopper: Tapped “{HUMAN_TITLE}”",
     f"  Bot: {ASKING_FOR_HUMAN}",
+    # every control change, with its cause (the inbox shows the cause beside it)
+    f"— Requesting control: postback '{HUMAN_TITLE}'.",
     "— Control passed to the helpdesk.",
 ]
 
@@ -284,7 +291,7 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
     snap("walkthrough-3-reply", agent)
 
     # 4. The customer sees the reply, under the helpdesk's name; the bot stays quiet.
-    chat(customer, [*HANDED_OVER, f"agent (Helpdesk): {REPLY}"])
+    chat(customer, [*HANDED_OVER, f"agent (Ana · via Helpdesk): {REPLY}"])
     snap("walkthrough-4-customer", customer)
 
     # The customer answers; it shows in the open conversation, without a reload.
@@ -303,9 +310,9 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
     expect(composer).to_be_hidden()
     handed_back = [
         *HANDED_OVER,
-        f"agent (Helpdesk): {REPLY}",
+        f"agent (Ana · via Helpdesk): {REPLY}",
         f"user (You): {THANKS}",
-        f"agent (Helpdesk): {CLOSING}",
+        f"agent (Ana · via Helpdesk): {CLOSING}",
         "— Helpdesk passed control to Demo Bot",
         f"bot (Demo Bot): {WELCOME_BACK}{OFFER}",
     ]
@@ -330,6 +337,7 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
             f"Grace Hopper: {THANKS}",
             f"Ana Silva (you): {CLOSING} · Read",
             "— You closed the ticket (resolved)",
+            "— Ticket 1 closed by ana; passing control to the bot.",
             "— The conversation went back to the bot.",
             "▸ With the bot · 3 messages",
             f"  Bot: {WELCOME_BACK}",

@@ -59,10 +59,20 @@ async function request(method, path, body) {
     data = null;
   }
   if (!response.ok) {
-    const detail = data && typeof data.detail === "string" ? data.detail : `Error ${response.status}`;
-    throw new ApiError(response.status, detail);
+    throw new ApiError(response.status, errorText(data, response.status));
   }
   return { data, response };
+}
+
+function errorText(data, status) {
+  // The server's reason; for input it could not read (422), each problem's message.
+  const detail = data && data.detail;
+  if (typeof detail === "string" && detail) return detail;
+  if (Array.isArray(detail)) {
+    const messages = detail.map((issue) => issue && issue.msg).filter((msg) => typeof msg === "string");
+    if (messages.length) return messages.join("; ");
+  }
+  return `Error ${status}`;
 }
 
 function sessionEnded() {

@@ -16,8 +16,10 @@ export function renderComposer(ticket) {
   // Locked, not cleared: nothing typed is lost when control goes away.
   text.disabled = Boolean(reason);
   $("send-btn").disabled = Boolean(reason);
+  // The ways back in, Take over first: shown with the lock (never without a reason).
   $("composer-lock").hidden = !reason;
   $("composer-lock-reason").textContent = reason;
+  $("take-over-btn").hidden = !ticket.can_take_over;
   $("request-control-btn").hidden = !ticket.can_request_control;
 }
 

@@ -7,7 +7,7 @@ import { api, apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderComposer } from "./composer.js";
 import { $, fillAvatar } from "./dom.js";
-import { clock, DAY_MS, dayKey, dayLabel, duration, serverNow, windowCloses } from "./format.js";
+import { DAY_MS, duration, serverNow, when, windowCloses } from "./format.js";
 import { loadList } from "./list.js";
 import { app, ME, state } from "./state.js";
 import { renderTimeline } from "./timeline.js";
@@ -28,6 +28,7 @@ export async function selectTicket(id, { push = true } = {}) {
     state.olderMore = null;
     state.local = [];
     state.openContext = new Set();
+    state.seenFor = null;
     $("composer-text").value = state.drafts.get(id) || "";
     hideError();
     hideNotice();
@@ -97,14 +98,22 @@ export async function loadTicket({ scroll = false, focus = false } = {}) {
   if (focus) focusTicket();
 }
 
+function markSeen(ticket) {
+  // Messenger's mark_seen, once per opening of a conversation the helpdesk owns (also
+  // when control comes while it is open). Best effort: the server may decline.
+  if (ticket.control_state !== "agent" || state.seenFor === ticket.id) return;
+  state.seenFor = ticket.id;
+  api("POST", `/tickets/${ticket.id}/seen`).catch(() => {});
+}
+
 export function focusTicket() {
   // Where the agent acts next on a ticket just opened: Claim while it waits, else the
   // reply box, else the way to ask for control; else its name. Not the reply box on a
   // phone: its keyboard would cover the conversation the agent came to read.
   const usable = (node) => node.offsetParent !== null && !node.disabled;
   const order = PHONE.matches
-    ? [$("claim-btn"), $("ask-again-btn")]
-    : [$("claim-btn"), $("composer-text"), $("request-control-btn"), $("ask-again-btn")];
+    ? [$("claim-btn"), $("take-over-closed-btn"), $("ask-again-btn")]
+    : [$("claim-btn"), $("composer-text"), $("take-over-btn"), $("request-control-btn"), $("take-over-closed-btn"), $("ask-again-btn")];
   (order.find(usable) || $("conv-name")).focus({ preventScroll: true });
 }
 
@@ -181,6 +190,10 @@ function renderTicket({ scroll = false } = {}) {
   $("conv-page").textContent = ticket.page_name;
   fillBadge($("conv-status"), statusBadge(ticket), "status");
   fillBadge($("conv-control"), controlBadge(ticket), "control");
+  renderOwner(ticket);
+  // The page's trouble and the conversation's wait, above it all while they last.
+  showLine($("conv-paused"), ticket.outbox_paused_reason);
+  showLine($("conv-waiting"), ticket.waiting_reason);
   $("claim-btn").hidden = ticket.status !== "waiting";
   $("transfer-btn").hidden = !ticket.can_transfer;
   $("close-btn").hidden = closed;
@@ -193,6 +206,24 @@ function renderTicket({ scroll = false } = {}) {
   renderComposer(ticket);
   renderTimeline({ scroll });
   fillTimeline();
+  markSeen(ticket);
+}
+
+function showLine(node, text) {
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+// Who owns the thread, since when and why; and how the page gets it, smaller.
+function renderOwner(ticket) {
+  const node = $("conv-owner");
+  let text = ticket.owner_text || "";
+  if (text && ticket.owner_since) text += ` since ${when(ticket.owner_since)}`;
+  if (text && ticket.owner_note) text += ` (${ticket.owner_note})`;
+  node.textContent = text;
+  node.hidden = !text;
+  node.dataset.role = ticket.owner_role || "";
+  showLine($("conv-mode"), ticket.handover_mode_text);
 }
 
 // What became of the conversation after the ticket closed, by its control state now.
@@ -213,9 +244,10 @@ function renderClosed(ticket) {
   const outcome = (closing && closing.detail) || ticket.closing_note;
   if (outcome) parts.push(outcome);
   const at = Date.parse(closing ? closing.created_at : ticket.closed_at);
-  if (at) parts.push(dayKey(at) === dayKey(Date.now()) ? clock(at) : `${dayLabel(at)}, ${clock(at)}`);
+  if (at) parts.push(when(at));
   $("closed-summary").textContent = parts.join(" · ");
   $("closed-control").textContent = AFTER_CLOSE[ticket.control_state] || `Thread: ${ticket.control_state_label}.`;
+  $("take-over-closed-btn").hidden = !ticket.can_take_over;
   $("ask-again-btn").hidden = !ticket.can_request_control;
 }
 

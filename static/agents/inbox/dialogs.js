@@ -1,4 +1,4 @@
-// The close and transfer dialogs. Each is a <form method="dialog">: Enter in a field
+// The close, transfer and profile dialogs. Each is a <form method="dialog">: Enter in a field
 // submits it with its first submit button (the action, never Cancel, which is a plain
 // button), and Esc cancels.
 
@@ -15,6 +15,7 @@ export function wireDialogs() {
     if ($("close-dialog").returnValue === "close") closeTicket();
   });
   $("transfer-form").addEventListener("submit", onTransferSubmit);
+  $("profile-form").addEventListener("submit", onProfileSubmit);
   $("transfer-targets").addEventListener("change", () => {
     const chosen = $("transfer-targets").querySelector("input:checked");
     transfer.chosen = chosen ? transfer.targets.find((a) => a.id === Number(chosen.value)) : null;
@@ -143,4 +144,57 @@ async function onTransferSubmit(event) {
   transfer.step = "choose";
   transfer.error = refusal ? `Not transferred: ${refusal}` : "";
   renderTransfer();
+}
+
+// --- your name for customers ------------------------------------------------------------
+
+// Loaded each time the dialog opens: another tab (or an admin) may have changed it.
+let profileLoading = 0;
+
+export async function openProfileDialog() {
+  const load = ++profileLoading;
+  const name = $("profile-name");
+  const picture = $("profile-picture");
+  showProfileError("");
+  name.value = "";
+  picture.value = "";
+  name.disabled = picture.disabled = $("profile-save").disabled = true;
+  $("profile-dialog").showModal();
+  try {
+    const me = await api("GET", "/me");
+    if (load !== profileLoading) return;
+    name.value = me.public_name || "";
+    picture.value = me.picture_url || "";
+  } catch (error) {
+    if (load !== profileLoading) return;
+    showProfileError(`Your profile could not be loaded: ${error.message}`);
+    return;
+  }
+  name.disabled = picture.disabled = $("profile-save").disabled = false;
+  name.focus();
+}
+
+function showProfileError(text) {
+  $("profile-error").textContent = text;
+  $("profile-error").hidden = !text;
+}
+
+async function onProfileSubmit(event) {
+  event.preventDefault(); // open until saved; Esc or Cancel closes it unchanged
+  const save = $("profile-save");
+  if (save.disabled) return;
+  save.disabled = true;
+  showProfileError("");
+  try {
+    await api("PUT", "/me", {
+      public_name: $("profile-name").value.trim(),
+      picture_url: $("profile-picture").value.trim(),
+    });
+  } catch (error) {
+    showProfileError(`Not saved: ${error.message}`);
+    save.disabled = false;
+    return;
+  }
+  save.disabled = false;
+  $("profile-dialog").close("saved");
 }

@@ -44,6 +44,12 @@ export function fullTime(ms) {
   return new Date(ms).toLocaleString([], { dateStyle: "full", timeStyle: "short" });
 }
 
+// A moment outside the timeline (the header, a closed ticket's summary): its time of
+// day when it is today, else the day too.
+export function when(ms, now = Date.now()) {
+  return dayKey(ms) === dayKey(now) ? clock(ms) : `${dayLabel(ms, now)}, ${clock(ms)}`;
+}
+
 // The agent's calendar day of a moment: items with the same key are on the same day.
 export function dayKey(ms) {
   return new Date(ms).toDateString();
@@ -77,6 +83,9 @@ export function authorLabel(message, ticket) {
       if (!message.author) return "Helpdesk";
       return message.author.id === ME.id ? `${message.author.name} (you)` : message.author.name;
     }
+    case "system":
+      // The helpdesk's own automated message to the customer (the hand-back notice).
+      return message.direction === "out" ? "Automatic message" : "System";
     default:
       return "System";
   }

@@ -11,7 +11,7 @@
 import { api } from "./api.js";
 import { sendReply, typing } from "./composer.js";
 import { action, backToList, focusTicket, loadTicket, onTimelineScroll, selectTicket } from "./conversation.js";
-import { openCloseDialog, openTransferDialog, wireDialogs } from "./dialogs.js";
+import { openCloseDialog, openProfileDialog, openTransferDialog, wireDialogs } from "./dialogs.js";
 import { $ } from "./dom.js";
 import { loadList, onListScroll, refreshTimes, renderList } from "./list.js";
 import { renderNotifyToggle, toggleNotify } from "./notify.js";
@@ -44,6 +44,9 @@ function wire() {
     await action(() => api("POST", `/tickets/${state.ticket.id}/claim`));
     focusTicket(); // the button is gone: on to the reply box
   });
+  const takeOver = () => action(() => api("POST", `/tickets/${state.ticket.id}/take-control`));
+  $("take-over-btn").addEventListener("click", takeOver);
+  $("take-over-closed-btn").addEventListener("click", takeOver);
   const requestControl = () => action(() => api("POST", `/tickets/${state.ticket.id}/request-control`));
   $("request-control-btn").addEventListener("click", requestControl);
   $("ask-again-btn").addEventListener("click", requestControl);
@@ -52,6 +55,7 @@ function wire() {
   wireDialogs();
   for (const button of document.querySelectorAll("[data-back]")) button.addEventListener("click", backToList);
   $("notify-toggle").addEventListener("click", toggleNotify);
+  $("profile-btn").addEventListener("click", openProfileDialog);
   $("ticket-list").addEventListener("scroll", onListScroll, { passive: true });
   $("timeline").addEventListener("scroll", onTimelineScroll, { passive: true });
   window.addEventListener("popstate", () => {

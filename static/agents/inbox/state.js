@@ -29,6 +29,7 @@ export const state = {
   notFound: false, // the ticket asked for does not exist or is not the agent's to see
   listScroll: 0, // where the list was when a ticket was opened (a phone hides it meanwhile)
   openContext: new Set(), // ids of the messages in context groups the agent unfolded
+  seenFor: null, // the ticket whose opening was marked seen (Messenger's mark_seen)
   lastTypingAt: 0,
   waitingSeen: null, // ids of waiting tickets already announced
   live: false,

@@ -4,6 +4,10 @@
 // each item's `segment`); a separator where the day changes; then the replies still on
 // their way. Above them, while older pages exist, the way to load them (scrolling to
 // the top does the same).
+//
+// Every thread-control change (the ticket's `transitions`) is a small centred line with
+// its cause; where a system message already says it ("Control passed to the helpdesk."),
+// that line gets the cause instead of a second line saying the same.
 
 import { acceptedAlready, localNode, retryMessage } from "./composer.js";
 import { loadOlder } from "./conversation.js";
@@ -18,6 +22,86 @@ const EVENT_TEXT = {
   reopened: () => "The ticket was reopened",
   return_failed: (e) => `Handing the conversation back failed: ${e.detail}`,
 };
+
+// Who caused a thread-control change, in words.
+const CAUSE_TEXT = {
+  webhook: "Messenger",
+  api: "our call",
+  agent: "agent",
+  reconcile: "checked with Messenger",
+};
+
+// A system message this close to a change (ms) says the same thing: they are written in
+// one transaction, stamped with the handover's time (`at`). Where the server does not
+// say `at`, only when the change was recorded is known: a webhook's processing comes
+// later than Meta's stamp, by up to a minute on a busy queue.
+const SAME_CHANGE_MS = 2000;
+const SAME_CHANGE_RECORDED_MS = 60000;
+
+function transitionAt(transition) {
+  return transition.at || Date.parse(transition.created_at);
+}
+
+function sameChangeMs(transition) {
+  return transition.at ? SAME_CHANGE_MS : SAME_CHANGE_RECORDED_MS;
+}
+
+// Only these changes come with a system message: control to us, back to the bot or to
+// nobody, taken by another app. Asking, handing back and extending have none.
+function toldBySystem(transition) {
+  return transition.from_state !== transition.to_state && ["agent", "bot", "idle", "taken"].includes(transition.to_state);
+}
+
+function causeText(transition) {
+  return CAUSE_TEXT[transition.cause] || transition.cause;
+}
+
+function transitionText(transition) {
+  const what = transition.detail || `thread control: ${transition.from_state} → ${transition.to_state}`;
+  // A sentence; one that starts with an API's name (take_thread_control) keeps its case.
+  const first = what.split(" ")[0];
+  return `${/^[a-z]+$/.test(first) ? first.charAt(0).toUpperCase() + what.slice(1) : what}.`;
+}
+
+function causeNode(transition) {
+  return el("span", { class: "cause", text: `(${causeText(transition)})` });
+}
+
+// Each change either stands alone or is told by the system message that says it: the
+// closest pairs first, each message telling one change at most.
+function placeTransitions(transitions, messages, since) {
+  const system = messages.filter((m) => m.author_kind === "system" && m.direction !== "out");
+  const pairs = [];
+  const shown = transitions.filter((t) => transitionAt(t) >= since);
+  for (const transition of shown.filter(toldBySystem)) {
+    const at = transitionAt(transition);
+    for (const message of system) {
+      const off = Math.abs(message.timestamp - at);
+      if (off <= sameChangeMs(transition)) pairs.push({ off, transition, message });
+    }
+  }
+  pairs.sort((a, b) => a.off - b.off);
+  const said = new Map(); // message id → the change it tells
+  const told = new Set();
+  for (const { transition, message } of pairs) {
+    if (said.has(message.id) || told.has(transition)) continue;
+    said.set(message.id, transition);
+    told.add(transition);
+  }
+  // The changes' own order is the truth: one standing alone goes no later than the next
+  // change is shown (a hand-back is stamped with the message that carried it, which was
+  // written before the ticket's close was recorded).
+  const shownAt = new Map();
+  const toldAt = new Map([...said].map(([id, transition]) => [transition, system.find((m) => m.id === id).timestamp]));
+  let next = Infinity;
+  for (const transition of [...shown].reverse()) {
+    const at = toldAt.has(transition) ? toldAt.get(transition) : Math.min(transitionAt(transition), next);
+    shownAt.set(transition, at);
+    next = at;
+  }
+  const alone = shown.filter((t) => !told.has(t)).map((transition) => ({ at: shownAt.get(transition), transition }));
+  return { said, alone };
+}
 
 function actorName(event) {
   if (!event.actor) return "Someone";
@@ -35,6 +119,7 @@ export function renderTimeline({ scroll = false, keep = false } = {}) {
   // is shown: a ticket event has its place among the messages around it.
   const since = state.olderMore && state.messages.length ? state.messages[0].timestamp : -Infinity;
   const items = [];
+  const { said, alone } = placeTransitions(ticket.transitions || [], state.messages, since);
   for (const message of state.messages) {
     items.push({ at: message.timestamp, message, context: message.context, segment: message.segment });
   }
@@ -42,9 +127,11 @@ export function renderTimeline({ scroll = false, keep = false } = {}) {
     const at = event.timestamp;
     if (EVENT_TEXT[event.kind] && at >= since) items.push({ at, event, context: event.context, segment: event.segment });
   }
+  for (const { at, transition } of alone) items.push({ at, transition, context: false, segment: null });
   // On a tie (a reply that claims the ticket is stamped with its claim), the ticket
-  // event goes first: the claim happened before the message it came with.
-  items.sort((a, b) => a.at - b.at || (a.event ? 0 : 1) - (b.event ? 0 : 1));
+  // event or the control change goes first: it happened before the message it came with.
+  items.sort((a, b) => a.at - b.at || (a.message ? 1 : 0) - (b.message ? 1 : 0));
+  joinContext(items);
 
   const nodes = [];
   let group = null;
@@ -56,7 +143,11 @@ export function renderTimeline({ scroll = false, keep = false } = {}) {
       day = dayKey(item.at);
       (joins ? group.nodes : nodes).push(dayNode(item.at));
     }
-    const node = item.message ? messageNode(item.message, ticket) : eventNode(item.event);
+    const node = item.message
+      ? messageNode(item.message, ticket, said.get(item.message.id))
+      : item.event
+        ? eventNode(item.event)
+        : transitionNode(item.transition);
     if (!item.context) {
       group = null;
       nodes.push(node);
@@ -68,7 +159,7 @@ export function renderTimeline({ scroll = false, keep = false } = {}) {
       group = { key: item.segment.key, segment: item.segment, ids: [], count: 0, cut, nodes: [] };
       nodes.push(group);
     }
-    group.ids.push(item.message ? item.message.id : `event:${item.event.kind}:${item.event.created_at}`);
+    group.ids.push(itemId(item));
     if (item.message) group.count += 1;
     group.nodes.push(node);
   }
@@ -80,6 +171,26 @@ export function renderTimeline({ scroll = false, keep = false } = {}) {
   list.replaceChildren(...rendered);
   if (scroll || (nearBottom && !keep)) list.scrollTop = list.scrollHeight;
   else if (keep) list.scrollTop = list.scrollHeight - fromBottom;
+}
+
+function itemId(item) {
+  if (item.message) return item.message.id;
+  if (item.event) return `event:${item.event.kind}:${item.event.created_at}`;
+  return `transition:${item.transition.created_at}:${item.transition.to_state}`;
+}
+
+function joinContext(items) {
+  // A control change between two items of one folded stretch (the bot's, say) goes
+  // into it; one where the stretch changes stands between them.
+  for (const [index, item] of items.entries()) {
+    if (!item.transition) continue;
+    const before = items.slice(0, index).reverse().find((other) => !other.transition);
+    const after = items.slice(index + 1).find((other) => !other.transition);
+    if (before && after && before.context && after.context && before.segment.key === after.segment.key) {
+      item.context = true;
+      item.segment = before.segment;
+    }
+  }
 }
 
 function dayNode(ms) {
@@ -137,6 +248,17 @@ function eventNode(event) {
   );
 }
 
+function transitionNode(transition) {
+  const at = transitionAt(transition);
+  return el(
+    "li",
+    { class: "msg msg-system msg-transition", "data-cause": transition.cause, "data-to": transition.to_state },
+    el("span", { class: "system-text", text: transitionText(transition) }),
+    causeNode(transition),
+    timeNode(at),
+  );
+}
+
 function attachmentNode(attachment) {
   const url = safeUrl(attachment.url);
   const label = attachment.title || `${attachment.type || "file"} attachment`;
@@ -155,12 +277,19 @@ function attachmentNode(attachment) {
   );
 }
 
-function messageNode(message, ticket) {
-  if (message.author_kind === "system") {
+function messageNode(message, ticket, transition) {
+  if (message.author_kind === "system" && message.direction !== "out") {
+    // The line of a control change, when it is one, with who caused it.
     return el(
       "li",
-      { class: "msg msg-system", "data-message-id": String(message.id) },
+      {
+        class: `msg msg-system${transition ? " msg-transition" : ""}`,
+        "data-message-id": String(message.id),
+        "data-cause": transition ? transition.cause : undefined,
+        "data-to": transition ? transition.to_state : undefined,
+      },
       el("span", { class: "system-text", text: message.text }),
+      transition ? causeNode(transition) : null,
       timeNode(message.timestamp),
     );
   }
@@ -179,10 +308,14 @@ function messageNode(message, ticket) {
   }
 
   const failed = message.status === "failed";
+  // The helpdesk's automatic message to the customer (the hand-back notice): a bubble
+  // of ours, told apart from an agent's.
+  const automatic = message.author_kind === "system";
+  const kind = automatic ? "automatic" : message.author_kind;
   const node = el(
     "li",
     {
-      class: `msg msg-${message.author_kind} msg-${message.direction}${failed ? " msg-failed" : ""}`,
+      class: `msg msg-${kind} msg-${message.direction}${failed ? " msg-failed" : ""}`,
       "data-message-id": String(message.id),
       "data-status": message.status,
       "data-segment": message.segment.kind,
@@ -198,11 +331,12 @@ function messageNode(message, ticket) {
       ? el("div", { class: "bubble-row" }, el("span", { class: "failure-icon", role: "img", "aria-label": "Not sent", title: "Not sent" }), body)
       : body,
   );
-  if (message.author_kind === "agent") node.append(statusNode(message));
+  // Ours (an agent's, or the helpdesk's automatic notice): how its send went.
+  if (message.author_kind === "agent" || automatic) node.append(statusNode(message, { retry: !automatic }));
   return node;
 }
 
-function statusNode(message) {
+function statusNode(message, { retry = true } = {}) {
   if (message.status === "failed") {
     // The server's words for the agent first (agents/send_errors.py), Meta's code apart.
     return el(
@@ -210,12 +344,14 @@ function statusNode(message) {
       { class: "msg-status failed" },
       el("span", { class: "failure-text", text: message.error || "Not sent." }),
       message.error_detail ? el("span", { class: "failure-detail", text: message.error_detail }) : null,
-      el("button", {
-        type: "button",
-        class: "link-button",
-        text: "Retry",
-        onclick: () => retryMessage(message.id),
-      }),
+      retry
+        ? el("button", {
+            type: "button",
+            class: "link-button",
+            text: "Retry",
+            onclick: () => retryMessage(message.id),
+          })
+        : null,
     );
   }
   // A retry on its way, or a send waiting for Meta's echo: the reason says which.
