@@ -223,11 +223,16 @@ class TicketOut(Schema):
 
 
 class TransitionOut(Schema):
+    """A change of the conversation's thread control. `at`: when it happened, epoch ms on
+    Messenger's clock (the handover's time, or when our call was made), as messages'
+    `timestamp`; `created_at`: when it was recorded."""
+
     from_state: str
     to_state: str
     cause: str
     detail: str
     metadata: str
+    at: int
     created_at: datetime
 
 
