@@ -129,6 +129,13 @@ def outbox_paused_text(page: Page) -> str:
     )
 
 
+def control_lapse_ms(last_user_message_at: datetime, control_expires_at: int | None) -> int:
+    """When our Conversation Routing control lapses (epoch ms): 24 h after the customer's
+    last message, or later where we extended it."""
+    lapse = int((last_user_message_at + CONTROL_LAPSE).timestamp() * 1000)
+    return max(lapse, control_expires_at or 0)
+
+
 def sending_allowed(state: str) -> bool:
     """Whether a queued message may still go out: we own the thread, or we are about to
     pass it back (the closing message goes first)."""

@@ -377,8 +377,9 @@ def _lapse_ms(conversation: Conversation) -> int | None:
     or later where we extended it."""
     if not conversation.page.conversation_routing or conversation.last_user_message_at is None:
         return None
-    lapse = int((conversation.last_user_message_at + rules.CONTROL_LAPSE).timestamp() * 1000)
-    return max(lapse, conversation.control_expires_at or 0)
+    return rules.control_lapse_ms(
+        conversation.last_user_message_at, conversation.control_expires_at
+    )
 
 
 # --- Getting the thread: request or take -------------------------------------------
@@ -487,15 +488,11 @@ def _acquire_settle(conversation: Conversation, way: str) -> Outcome:
     owner = graph.thread_owner(conversation.page, psid=conversation.contact.psid)
     if owner.app_id == settings.MESSENGER_APP_ID:
         with transaction.atomic():
-            locked = conversation_lock(conversation.pk)
-            if locked.control_state == ControlState.REQUESTED:
-                control_taken(
-                    locked,
-                    timestamp=now_ms(),
-                    cause=ControlTransition.Cause.RECONCILE,
-                    detail=f"Meta says the helpdesk owns the conversation (the {way} call's "
-                    "answer was lost)",
-                )
+            owner_apply(
+                conversation_lock(conversation.pk),
+                owner,
+                why=f"the {way} call's answer was lost",
+            )
         _page_way_learn(conversation.page, way, note="")
         return Outcome.DONE
     try:

@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 
 from agents import realtime, tasks
@@ -36,7 +35,7 @@ from webhooks.events import (
     timestamp_to_datetime,
 )
 from webhooks.models import Page
-from webhooks.queue import enqueue
+from webhooks.queue import enqueue_on_commit
 
 OWN_METADATA = re.compile(r"^helpdesk:message=(\d+)$")
 DEFAULT_TRIGGERS = (
@@ -80,7 +79,7 @@ def page_defaults_ensure(page_pk: int) -> None:
         ).exists()
     ):
         # A new token resumed a paused page: what waited goes out, in order.
-        transaction.on_commit(lambda: enqueue(tasks.outbox_resume, page_pk))
+        enqueue_on_commit(tasks.outbox_resume, page_pk)
     if Trigger.objects.filter(page=page).exists():
         return
     Trigger.objects.bulk_create(

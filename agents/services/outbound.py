@@ -503,5 +503,5 @@ def ticket_seen(*, ticket_id: int, user: Agent) -> bool:
         return False
     if not cache.add(f"seen-sent:{ticket.conversation_id}", 1, timeout=SEEN_THROTTLE_SECONDS):
         return False
-    transaction.on_commit(lambda: enqueue(tasks.seen_send, ticket.conversation_id, user.pk))
+    enqueue_on_commit(tasks.seen_send, ticket.conversation_id, user.pk)
     return True

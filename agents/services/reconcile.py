@@ -72,7 +72,6 @@ def _lapse_blind(conversation_id: int, *, cutoff: datetime, reason: str) -> None
         last = conversation.last_user_message_at
         if conversation.control_state != ControlState.AGENT or not last or last >= cutoff:
             return
-        lapse = int((last + rules.CONTROL_LAPSE).timestamp() * 1000)
         control_transition(
             conversation,
             to_state=ControlState.IDLE,
@@ -81,7 +80,7 @@ def _lapse_blind(conversation_id: int, *, cutoff: datetime, reason: str) -> None
             f"Routing; thread_owner did not answer: {reason})",
             owner_app_id="",
             owner_note=rules.LAPSE_NOTE,
-            owner_since=max(lapse, conversation.control_expires_at or 0),
+            owner_since=rules.control_lapse_ms(last, conversation.control_expires_at),
         )
         ticket = ticket_lock_unclosed(conversation)
         if ticket is not None:
@@ -89,10 +88,6 @@ def _lapse_blind(conversation_id: int, *, cutoff: datetime, reason: str) -> None
                 ticket,
                 reason=f"Nobody owns this conversation ({rules.LAPSE_NOTE}); replies are locked.",
             )
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 def control_extend_due() -> list[int]:
@@ -116,7 +111,7 @@ def control_extend_due() -> list[int]:
     queued = []
     for conversation_id, last, expires in rows:
         assert isinstance(last, datetime)
-        lapse = max(_ms(last + rules.CONTROL_LAPSE), expires or 0)
+        lapse = rules.control_lapse_ms(last, expires)
         if now_ms < lapse <= horizon and lease_take(tasks.control_extend, conversation_id):
             enqueue(tasks.control_extend, conversation_id)
             queued.append(conversation_id)
@@ -132,9 +127,7 @@ def control_extend(*, conversation_id: int) -> Outcome:
     if conversation.control_state != ControlState.AGENT or last is None:
         return Outcome.SKIPPED
     now_ms = clock.now_ms()
-    lapse = max(
-        int((last + rules.CONTROL_LAPSE).timestamp() * 1000), conversation.control_expires_at or 0
-    )
+    lapse = rules.control_lapse_ms(last, conversation.control_expires_at)
     cap = timedelta(hours=min(conversation.page.control_extend_max_hours, 168))
     target = min(
         int((last + cap).timestamp() * 1000), now_ms + int(MAX_EXTEND.total_seconds() * 1000)
