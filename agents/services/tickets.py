@@ -102,23 +102,11 @@ def ticket_request_control(*, ticket_id: int, user: Agent) -> Ticket:
     `rules.ticket_control_request_refusal`).
 
     The same request a trigger makes (`control.handover_request_start`: state
-    `requested`, one request_thread_control after commit). When the bot passes the
-    thread, a recently closed ticket reopens, else a new one opens.
+    `requested`, one request_thread_control after commit, or a take where the page
+    takes). When the bot passes the thread, a recently closed ticket reopens, else a new
+    one opens.
     """
-    with transaction.atomic():
-        ticket = ticket_for_agent(ticket_id, user)
-        closed = ticket.status == Ticket.Status.CLOSED
-        open_ticket = closed and ticket_lock_unclosed(ticket.conversation) is not None
-        require(rules.ticket_control_request_refusal(ticket, open_ticket=open_ticket))
-        asked = "the conversation again" if closed else "control"
-        require(
-            handover_request_start(
-                conversation_id=ticket.conversation_id,
-                reason=f"agent {user} asked for {asked}",
-                cause=ControlTransition.Cause.AGENT,
-            )
-        )
-    return ticket
+    return _ticket_control_ask(ticket_id=ticket_id, user=user, way="")
 
 
 def ticket_take_control(*, ticket_id: int, user: Agent) -> Ticket:
@@ -126,17 +114,29 @@ def ticket_take_control(*, ticket_id: int, user: Agent) -> Ticket:
     take it, or the thread is idle on a Conversation Routing page
     (`rules.take_over_refusal`). State `requested` (taking), one take_thread_control
     after commit; the ticket opens or reopens when Meta confirms."""
+    return _ticket_control_ask(ticket_id=ticket_id, user=user, way=ControlWay.TAKE)
+
+
+def _ticket_control_ask(*, ticket_id: int, user: Agent, way: str) -> Ticket:
+    """What asking again and taking over share: the rule that refuses, then the same
+    start a trigger makes (`way`: the page's, or take)."""
     with transaction.atomic():
         ticket = ticket_for_agent(ticket_id, user)
         closed = ticket.status == Ticket.Status.CLOSED
         open_ticket = closed and ticket_lock_unclosed(ticket.conversation) is not None
-        require(rules.take_over_refusal(ticket, open_ticket=open_ticket))
+        if way == ControlWay.TAKE:
+            require(rules.take_over_refusal(ticket, open_ticket=open_ticket))
+            reason = f"agent {user} took over"
+        else:
+            require(rules.ticket_control_request_refusal(ticket, open_ticket=open_ticket))
+            asked = "the conversation again" if closed else "control"
+            reason = f"agent {user} asked for {asked}"
         require(
             handover_request_start(
                 conversation_id=ticket.conversation_id,
-                reason=f"agent {user} took over",
+                reason=reason,
                 cause=ControlTransition.Cause.AGENT,
-                way=ControlWay.TAKE,
+                way=way,
             )
         )
     return ticket
