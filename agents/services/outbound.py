@@ -180,7 +180,7 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
     persona_id = ""
     if message.author is not None:
         persona_id = personas.persona_for(page, message.author)
-    control = _thread_control(conversation, message)
+    control = _thread_control(conversation, message, page)
     try:
         mid = graph.send_text(
             page,
@@ -233,14 +233,16 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
     return Outcome.DONE
 
 
-def _thread_control(conversation: Conversation, message: Message) -> dict[str, str] | None:
+def _thread_control(
+    conversation: Conversation, message: Message, page: Page
+) -> dict[str, str] | None:
     """The Send API's `thread_control` for the message the hand-back rides on (set by
     `ticket_close` on Conversation Routing pages), while we are handing back."""
     if not message.thread_control or conversation.control_state != ControlState.RETURNING:
         return None
     if message.thread_control == "release":
         return {"control_type": "release"}
-    return {"control_type": "pass", "app_id": conversation.page.bot_app_id}
+    return {"control_type": "pass", "app_id": page.bot_app_id}
 
 
 def _owner_recheck(conversation_id: int, *, reason: str) -> None:
