@@ -178,13 +178,7 @@ def ticket_close(
         ticket_mark_closed(ticket, actor=user, outcome=outcome)
         if owned:
             page = conversation.page
-            notice = page.handback_notice.strip()
-            if notice and not rules.send_policy(conversation, automated=True).refusal:
-                last = notice_create(ticket, notice)
             how = _handback_way(page)
-            if last is not None and page.conversation_routing and page.send_api_thread_control:
-                last.thread_control = how
-                last.save(update_fields=["thread_control"])
             control_transition(
                 conversation,
                 to_state=ControlState.RETURNING,
@@ -197,6 +191,13 @@ def ticket_close(
                     ticket=ticket.pk, outcome=outcome, agent=str(previous_assignee or user)
                 ),
             )
+            # After the close that sends it: the automated notice, then the hand-back.
+            notice = page.handback_notice.strip()
+            if notice and not rules.send_policy(conversation, automated=True).refusal:
+                last = notice_create(ticket, notice)
+            if last is not None and page.conversation_routing and page.send_api_thread_control:
+                last.thread_control = how
+                last.save(update_fields=["thread_control"])
             enqueue_on_commit(tasks.ticket_return, ticket.pk)
     return ticket
 

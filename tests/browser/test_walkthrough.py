@@ -195,7 +195,7 @@ def play_story(browser: Any, emulator: Emulator, stack: Stack, snap: Snap | None
     where the README has a picture. Returns timings and what the browsers logged."""
     snap = snap or (lambda name, page: None)
     psid = emulator.user_create("Grace", "Hopper").psid
-    found: dict[str, Any] = {"page_errors": [], "console_errors": []}
+    found: dict[str, Any] = {"page_errors": [], "console_errors": [], "psid": psid}
 
     def watch(page: Any, who: str) -> Any:
         page.on("pageerror", lambda error: found["page_errors"].append(f"{who}: {error}"))
@@ -388,10 +388,11 @@ def test_the_walkthrough_in_two_browsers(world, browser):
     # Nothing may go wrong in either console (the emulator's avatars, served over http
     # from the Graph API's origin, are allowed by the inbox's Content-Security-Policy).
     assert found["console_errors"] == []
-    # The helpdesk asked once and handed back once; the platform refused no call.
+    # The helpdesk asked once and handed back once, in its last message (Conversation
+    # Routing: no separate pass); the platform refused no call.
     calls = [c for c in list(emulator.graph_calls) if c["app_id"] == payloads.APP_ID]
     assert [c["path"] for c in calls if "thread_control" in c["path"]] == [
         "/me/request_thread_control",
-        "/me/pass_thread_control",
     ]
+    assert emulator.owner(found["psid"]) == payloads.BOT_APP_ID
     assert [c for c in list(emulator.graph_calls) if c["status"] != 200] == []
