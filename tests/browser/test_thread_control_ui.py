@@ -226,6 +226,58 @@ Conversation.objects.filter(contact__psid="{psid}").update(
     assert errors == [], errors
 
 
+def test_a_draft_survives_the_lapse_and_the_conversation_is_taken_again(stack, chromium):
+    clock, psid = Clock(), "3000000000000509"
+    ticket = _handover(stack, clock, psid=psid, name="Dora")
+    assert _api(stack, "POST", f"/tickets/{ticket}/claim").ok
+    context, errors = _context(chromium, stack)
+    try:
+        page = login(context, "ana")
+        page.goto(f"/tickets/{ticket}/")
+        composer = page.locator("#composer-text")
+        expect(composer).to_be_enabled(timeout=SETTLE)
+        composer.fill("Your refund is on its way")  # half-written when control lapses
+
+        # Messenger's 24-hour lapse, checked with thread_owner by the beat's reconciliation.
+        last = datetime.now(UTC) - timedelta(hours=25)
+        _shell(
+            stack,
+            f"""
+from datetime import datetime, UTC
+from agents.models import Conversation
+Conversation.objects.filter(contact__psid="{psid}").update(
+    last_user_message_at=datetime.fromtimestamp({last.timestamp()}, UTC))
+""",
+        )
+        fake_of(stack).thread_owner_app_id = None  # idle
+        # As beat does: the task, run by the worker, whose live event reaches the inbox.
+        _shell(stack, "from agents import tasks; tasks.control_lapse_reconcile.delay()")
+        expect(composer).to_be_disabled(timeout=SETTLE)
+        expect(page.locator("#conv-owner")).to_contain_text("Nobody owns this conversation")
+        expect(page.locator("#take-over-btn")).to_be_hidden()  # the window is closed
+        expect(composer).to_have_value("Your refund is on its way")  # nothing typed is lost
+
+        # The customer writes again (the bot has idle threads: standby for us): take it back.
+        stack.post_webhook(
+            payloads.user_message("hello? still there?", ts=clock(), psid=psid),
+            channel="standby",
+        )
+        take = page.locator("#take-over-btn")
+        expect(take).to_be_visible(timeout=SETTLE)
+        take.click()
+        expect(composer).to_be_enabled(timeout=SETTLE)
+        expect(composer).to_have_value("Your refund is on its way")
+        takes = [
+            c
+            for c in fake_of(stack).calls_to("/me/take_thread_control")
+            if c.body["recipient"] == {"id": psid}
+        ]
+        assert len(takes) == 1
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
 def test_take_over_where_the_page_lets_the_helpdesk_take(stack, chromium):
     clock, psid = Clock(), "3000000000000502"
     ticket = _handover(stack, clock, psid=psid, name="Tomas")
