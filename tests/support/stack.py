@@ -270,7 +270,7 @@ def fake_graph_stack(tmp: Path, **env: str) -> Iterator[Stack]:
 
 @contextmanager
 def emulator_stack(
-    tmp: Path, *, page_name: str = "E2E Page", cr_take: bool = False
+    tmp: Path, *, page_name: str = "E2E Page", cr_take: bool = False, **env: str
 ) -> Iterator[tuple[Any, Stack]]:
     """The Messenger emulator (its demo bot as the page's default app) and the helpdesk's
     processes, wired to each other: the emulator's Graph API for the helpdesk, the
@@ -288,7 +288,7 @@ def emulator_stack(
     )
     emulator = Emulator(config)
     emulator.start()
-    stack = Stack(tmp=tmp, graph_url=emulator.graph_url, page_name=page_name)
+    stack = Stack(tmp=tmp, graph_url=emulator.graph_url, page_name=page_name, settings=env)
     try:
         stack.start()
         emulator.set_callback_url(payloads.APP_ID, f"{stack.base_url}/webhooks/messenger/")
