@@ -61,6 +61,8 @@ class FakeGraph:
     profiles: dict[str, dict[str, str]] = field(default_factory=dict)
     # What `GET /me/thread_owner` names (None: the thread is idle, `{"data": []}`).
     thread_owner_app_id: str | None = None
+    # Its `expiration` (epoch seconds), when it names an owner.
+    thread_owner_expiration: int | None = None
     url: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _mid: int = 0
@@ -138,7 +140,10 @@ class FakeGraph:
         if call.path == "/me/thread_owner":
             if self.thread_owner_app_id is None:
                 return Scripted(200, {"data": []})
-            return Scripted(200, {"data": [{"thread_owner": {"app_id": self.thread_owner_app_id}}]})
+            owner: dict[str, Any] = {"app_id": self.thread_owner_app_id}
+            if self.thread_owner_expiration is not None:
+                owner["expiration"] = self.thread_owner_expiration
+            return Scripted(200, {"data": [{"thread_owner": owner}]})
         if call.path == "/me/personas":
             return Scripted(200, {"id": f"persona_{mid}"})
         if call.path == "/me":

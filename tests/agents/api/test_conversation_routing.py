@@ -414,3 +414,62 @@ def test_the_hand_back_in_the_last_message_is_placed_after_the_close(
     assert back.at >= returning.at
     line = Message.objects.get(text="The conversation went back to the bot.")
     assert line.timestamp == back.at
+
+
+def test_an_extension_whose_answer_was_lost_is_checked_and_not_made_again(
+    handed_over, api, post, fake_graph, page
+):
+    page.control_extend_max_hours = 48
+    page.save()
+    ticket = handed_over()
+    post(api, f"/api/v1/tickets/{ticket.pk}/claim")
+    last = helpdesk_clock.now() - timedelta(hours=23, minutes=30)
+    Conversation.objects.update(last_user_message_at=last)
+    target = int((last + timedelta(hours=48)).timestamp() * 1000)
+    # It took effect: Meta says we own the thread until the extended time.
+    fake_graph.fail_next("/me/extend_thread_control", Scripted(502, {}))
+    fake_graph.thread_owner_app_id = payloads.APP_ID
+    fake_graph.thread_owner_expiration = target // 1000 + 1
+    assert reconcile.control_extend_due() == [ticket.conversation_id]
+    assert [c.path for c in fake_graph.business_calls()][-2:] == [
+        "/me/extend_thread_control",
+        "/me/thread_owner",
+    ]
+    assert Conversation.objects.get().control_expires_at == target
+    assert TicketEvent.objects.filter(kind="control_extended").count() == 1
+
+
+def test_the_notice_is_not_sent_outside_the_24_hour_window(
+    handed_over, api, post, fake_graph, page
+):
+    # Automation may not use the Human Agent tag: after 24 h the notice is left out, and
+    # the agent's own closing message (human-written) still goes with HUMAN_AGENT.
+    page.human_agent_enabled = True
+    page.handback_notice = "You're now chatting with our assistant again."
+    page.save()
+    ticket = handed_over()
+    Conversation.objects.update(last_user_message_at=helpdesk_clock.now() - timedelta(days=2))
+    _close(api, post, ticket, closing_message="Sorry for the wait, all sorted.")
+    [send] = fake_graph.sends()
+    assert (send.body["message"]["text"], send.body["messaging_type"], send.body["tag"]) == (
+        "Sorry for the wait, all sorted.",
+        "MESSAGE_TAG",
+        "HUMAN_AGENT",
+    )
+    assert Message.objects.filter(author_kind="system", direction="out").count() == 0
+
+
+def test_a_missing_permission_pauses_the_page_too(handed_over, api, post, fake_graph, page):
+    ticket = handed_over()
+    fake_graph.fail_next(
+        "/me/messages",
+        graph_error(230, message="(#230) Requires pages_messaging permission to manage the object"),
+    )
+    post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello"})
+    page.refresh_from_db()
+    assert (page.outbox_paused_code, page.outbox_paused_reason) == (
+        "permission",
+        "the app lacks the pages_messaging permission for this Page (code 230): (#230) "
+        "Requires pages_messaging permission to manage the object",
+    )
+    assert Message.objects.get(author_kind="agent").status == "pending"
