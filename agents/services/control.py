@@ -452,7 +452,11 @@ def handover_request_send(*, conversation_id: int) -> Outcome:
     conversation = Conversation.objects.select_related("page", "contact").get(pk=conversation_id)
     if conversation.control_state != ControlState.REQUESTED or not conversation.requested_at:
         return Outcome.SKIPPED
-    way = conversation.requested_way or ControlWay.REQUEST
+    return _acquire_attempt(conversation, conversation.requested_way or ControlWay.REQUEST)
+
+
+def _acquire_attempt(conversation: Conversation, way: str) -> Outcome:
+    """One request or take, and what its answer means."""
     try:
         _acquire_call(conversation, way)
     except graph.GraphError as exc:
@@ -508,7 +512,6 @@ def _acquire_refused(conversation: Conversation, way: str, exc: graph.GraphError
     """Meta refused this way in for good. Auto mode tries the other way once; when none
     works, the customer waits for the bot to pass, and the page says what to change."""
     page = conversation.page
-    reason = exc.describe()
     other = ControlWay.REQUEST if way == ControlWay.TAKE else ControlWay.TAKE
     auto = page.control_mode == ControlMode.AUTO
     if exc.handover_refused and auto and not _tried(conversation, other):
@@ -519,18 +522,11 @@ def _acquire_refused(conversation: Conversation, way: str, exc: graph.GraphError
             locked.requested_way = other
             locked.save(update_fields=["requested_way"])
         conversation.requested_way = other
-        try:
-            _acquire_call(conversation, other)
-        except graph.GraphError as second:
-            if second.unknown_outcome:
-                return _acquire_settle(conversation, other)
-            if second.retryable:
-                raise
-            return _acquire_fail_both(conversation, first=(way, reason), second=(other, second))
-        return _acquire_done(conversation, other)
+        # Refused too, it comes back here with `way` tried: neither works.
+        return _acquire_attempt(conversation, other)
     if exc.handover_refused and auto:
-        return _acquire_fail_both(conversation, first=(other, ""), second=(way, exc))
-    handover_request_fail(conversation_id=conversation.pk, reason=reason, way=way)
+        return _acquire_fail_both(conversation, way=way, exc=exc)
+    handover_request_fail(conversation_id=conversation.pk, reason=exc.describe(), way=way)
     return Outcome.FAILED
 
 
@@ -541,13 +537,11 @@ def _tried(conversation: Conversation, way: str) -> bool:
     ).exists()
 
 
-def _acquire_fail_both(
-    conversation: Conversation, *, first: tuple[str, str], second: tuple[str, graph.GraphError]
-) -> Outcome:
-    """Neither request nor take works on this page: wait for the bot to pass."""
+def _acquire_fail_both(conversation: Conversation, *, way: str, exc: graph.GraphError) -> Outcome:
+    """Neither request nor take works on this page (`exc`: Meta's refusal of `way`, the
+    second tried): wait for the bot to pass."""
     page = conversation.page
-    take_error = second[1] if second[0] == ControlWay.TAKE else None
-    if take_error is not None and take_error.code == graph.CODE_TAKE_UNSUPPORTED:
+    if way == ControlWay.TAKE and exc.code == graph.CODE_TAKE_UNSUPPORTED:
         fix = (
             "This Page has no Conversation Routing default app, so the helpdesk cannot take "
             "conversations, and Meta refuses its requests. Set the bot as the default app in "
@@ -560,15 +554,16 @@ def _acquire_fail_both(
             "turn on \u201cAllow this app to take control of conversations\u201d for the "
             "helpdesk's app."
         )
-    detail = f"{fix} (Meta: {second[1].describe()})"
+    meta = exc.describe()
+    detail = f"{fix} (Meta: {meta})"
     _page_way_learn(page, ControlWay.NONE, note=detail)
-    reason = f"request and take were both refused: {second[1].describe()}"
-    handover_request_fail(conversation_id=conversation.pk, reason=reason, way=second[0])
+    reason = f"request and take were both refused: {meta}"
+    handover_request_fail(conversation_id=conversation.pk, reason=reason, way=way)
     with transaction.atomic():
         locked = conversation_lock(conversation.pk)
         locked.waiting_reason = (
             "Waiting for the bot to pass the conversation: Meta lets the helpdesk neither "
-            f"ask for it nor take it on this page ({second[1].describe()})."
+            f"ask for it nor take it on this page ({meta})."
         )[:500]
         locked.save(update_fields=["waiting_reason"])
         realtime.broadcast_on_commit("conversation.updated", conversation_id=locked.pk)

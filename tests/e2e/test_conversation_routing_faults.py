@@ -10,8 +10,7 @@ import requests
 
 from tests.support import payloads
 from tests.support.polling import eventually
-from tests.support.stack import emulator_stack
-from webhooks.emulator import Emulator
+from tests.support.stack import emulator_stack, helpdesk_calls
 
 pytestmark = pytest.mark.e2e
 
@@ -25,14 +24,6 @@ ENV = {
 def world(tmp_path):
     with emulator_stack(tmp_path, cr_take=True, **ENV) as world:
         yield world
-
-
-def _calls(emulator: Emulator, path: str) -> list[dict]:
-    return [
-        c
-        for c in list(emulator.graph_calls)
-        if c["app_id"] == payloads.APP_ID and c["path"] == path
-    ]
 
 
 def test_unknown_take_release_and_a_restricted_page_against_the_emulator(world):
@@ -66,7 +57,7 @@ def test_unknown_take_release_and_a_restricted_page_against_the_emulator(world):
     )
     assert emulator.owner(psid) == payloads.APP_ID
     # The emulator records the take as applied, then its answer as lost: one call.
-    assert [c["fault"] for c in _calls(emulator, "/me/take_thread_control")] == [
+    assert [c["fault"] for c in helpdesk_calls(emulator, "/me/take_thread_control")] == [
         None,
         "timeout (applied)",
     ]
@@ -78,7 +69,7 @@ def test_unknown_take_release_and_a_restricted_page_against_the_emulator(world):
         ".values_list('status', 'attempts')))",
     )
     assert takes.strip().splitlines()[-1] == "[('uncertain', 1)]"
-    assert [c["status"] for c in _calls(emulator, "/me/thread_owner")] == [200]
+    assert [c["status"] for c in helpdesk_calls(emulator, "/me/thread_owner")] == [200]
     url = f"{api}/tickets/{ticket['id']}"
     detail = requests.get(url, headers=auth, timeout=5).json()
     assert detail["transitions"][-1]["cause"] == "reconcile"
@@ -118,9 +109,9 @@ def test_unknown_take_release_and_a_restricted_page_against_the_emulator(world):
         what="the helpdesk seeing it idle",
     )
     assert final["owner_text"] == "Nobody owns this conversation"
-    assert [c["status"] for c in _calls(emulator, "/me/release_thread_control")] == [200]
-    assert _calls(emulator, "/me/pass_thread_control") == []
+    assert [c["status"] for c in helpdesk_calls(emulator, "/me/release_thread_control")] == [200]
+    assert helpdesk_calls(emulator, "/me/pass_thread_control") == []
     # The next message goes to the bot (the default app), which answers.
     emulator.user_says(psid, "what are your opening hours?")
     eventually(lambda: emulator.transcript(psid)[-1]["author"] == "bot", what="the bot answering")
-    assert len(_calls(emulator, "/me/take_thread_control")) == 2  # the one take, as above
+    assert len(helpdesk_calls(emulator, "/me/take_thread_control")) == 2  # the one take, as above

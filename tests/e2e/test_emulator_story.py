@@ -13,8 +13,7 @@ import requests
 
 from tests.support import payloads
 from tests.support.polling import eventually
-from tests.support.stack import emulator_stack
-from webhooks.emulator import Emulator
+from tests.support.stack import emulator_stack, helpdesk_calls
 
 pytestmark = pytest.mark.e2e
 
@@ -23,14 +22,6 @@ pytestmark = pytest.mark.e2e
 def world(tmp_path):
     with emulator_stack(tmp_path) as world:
         yield world
-
-
-def helpdesk_calls(emulator: Emulator, path: str) -> list[dict]:
-    return [
-        c
-        for c in list(emulator.graph_calls)
-        if c["app_id"] == payloads.APP_ID and c["path"] == path
-    ]
 
 
 def test_the_story_with_the_emulator(world):

@@ -299,3 +299,12 @@ def emulator_stack(
     finally:
         stack.close()
         emulator.stop()
+
+
+def helpdesk_calls(emulator: Any, path: str) -> list[dict[str, Any]]:
+    """The Graph calls the helpdesk's app made to `path`, as the emulator recorded them."""
+    return [
+        c
+        for c in list(emulator.graph_calls)
+        if c["app_id"] == payloads.APP_ID and c["path"] == path
+    ]
