@@ -233,8 +233,15 @@ def message_record_echo(page: Page, event: EchoEvent) -> str:
 
 
 def receipt_apply(page: Page, event: ReadEvent | DeliveryEvent) -> str:
-    """Delivery and read receipts move our outbound messages' status forward."""
-    conversation = Conversation.objects.filter(page=page, contact__psid=event.psid).first()
+    """Delivery and read receipts move our outbound messages' status forward.
+
+    Under the conversation's lock, as `outbound.outbound_confirm`: a message being
+    confirmed meanwhile reads the new watermark, or is already sent when this looks."""
+    conversation = (
+        Conversation.objects.select_for_update(of=("self",))
+        .filter(page=page, contact__psid=event.psid)
+        .first()
+    )
     if conversation is None:
         return "receipt for an unknown conversation"
     # Kept on the conversation too: a receipt can overtake the Send API's answer (the

@@ -363,8 +363,16 @@ def message_send_give_up(*, message_id: int, reason: str) -> None:
 
 def outbound_confirm(message_id: int, *, mid: str, by_echo: bool = False) -> None:
     """Our send is confirmed (answer or echo): store the mid, mark it sent once. An
-    echo also settles the Graph call's record, so that no retry sends it again."""
+    echo also settles the Graph call's record, so that no retry sends it again.
+
+    The conversation is locked first (the services' lock order): a read or delivery
+    receipt applied at the same moment (`inbound.receipt_apply`, which locks it too) is
+    either seen in its watermarks or sees this message sent, never neither."""
+    conversation_id = (
+        Message.objects.filter(pk=message_id).values_list("conversation_id", flat=True).get()
+    )
     with transaction.atomic():
+        conversation_lock(conversation_id)
         message = message_lock(message_id)
         if by_echo:
             graph.call_confirm(_send_key(message.pk), {"message_id": mid, "confirmed_by": "echo"})

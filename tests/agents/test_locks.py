@@ -88,3 +88,60 @@ def test_two_conversations_of_one_page_are_processed_concurrently(page, clock):
     assert list(Message.objects.values_list("conversation__contact__psid", "text")) == [
         ("1002", "hello")
     ]
+
+
+def test_a_read_receipt_and_the_sends_confirmation_at_the_same_moment_end_read(page):
+    """The receipt has moved the watermark but not committed (the message was still
+    being sent, so it changed no row); the send's confirmation waits for it and reads the
+    new watermark: the message ends Read, not Sent for ever."""
+    from agents.services.inbound import receipt_apply  # noqa: PLC0415
+    from agents.services.outbound import outbound_confirm  # noqa: PLC0415
+    from webhooks.events import ReadEvent  # noqa: PLC0415
+
+    conversation = factories.conversation(page=page, psid="1001")
+    message = Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.OUTBOUND,
+        author_kind=Message.Author.AGENT,
+        text="hi",
+        timestamp=1_000,
+        status=Message.Status.SENDING,
+    )
+    read = ReadEvent(
+        page_id=page.page_id,
+        psid="1001",
+        timestamp=2_000,
+        channel="standby",
+        raw={},
+        watermark=2_000,
+    )
+    applied, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def receipt() -> None:
+        try:
+            with transaction.atomic():
+                receipt_apply(page, read)
+                applied.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    def confirm() -> None:
+        try:
+            outbound_confirm(message.pk, mid="m_1")
+        finally:
+            done.set()
+            connection.close()
+
+    receiving = threading.Thread(target=receipt)
+    receiving.start()
+    assert applied.wait(30)
+    confirming = threading.Thread(target=confirm)
+    confirming.start()
+    # The confirmation waits for the receipt's transaction (the conversation's lock).
+    assert not done.wait(1)
+    release.set()
+    receiving.join(60)
+    confirming.join(60)
+    message.refresh_from_db()
+    assert (message.status, message.mid) == (Message.Status.READ, "m_1")
