@@ -22,6 +22,10 @@ const MAX_TICKETS = 20; // more rows than this in one burst: the list is cheaper
 const MAX_MESSAGES = 200; // the API's largest page
 
 let pending = null;
+// Batches are applied one after another: a batch's fetches may take longer than the
+// next one's, and what it fetched before a receipt must not overwrite what the next
+// fetched after it (a message shown Sent again after Read).
+let applying = Promise.resolve();
 
 function fresh() {
   return { tickets: new Set(), conversations: new Set(), messages: new Set(), receipts: false, counts: false, all: false };
@@ -54,7 +58,7 @@ export function receive(event) {
   setTimeout(() => {
     const batch = pending;
     pending = null;
-    apply(batch).catch(refetchAll);
+    applying = applying.then(() => apply(batch)).catch(refetchAll);
   }, BURST_MS);
 }
 
