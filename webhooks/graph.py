@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import F
@@ -144,6 +145,8 @@ class GraphError(Exception):
         codes = ""
         if self.code is not None:
             codes = f" (code {self.code}" + (f"/{self.subcode}" if self.subcode else "") + ")"
+        if self.message == DROPPED:
+            return DROPPED
         detail = f": {self.message}" if self.message else ""
         return f"{reason}{codes}{detail}"
 
@@ -179,6 +182,18 @@ def appsecret_proof(access_token: str) -> str:
     ).hexdigest()
 
 
+DROPPED = "the connection dropped before the Graph API answered"
+
+
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """Whether the connection failed before the request could go out (refused, name not
+    resolved, no route), as opposed to dropping after it was sent."""
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
 def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
     url = f"{settings.GRAPH_API_URL}/{path.lstrip('/')}"
     # The only place the page token is decrypted: it lives in this call's locals.
@@ -208,6 +223,12 @@ def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[st
         raise GraphError(message="timed out connecting", retryable=True) from None
     except requests.Timeout:
         raise GraphError(message="", retryable=True, uncertain=True) from None
+    except requests.ConnectionError as exc:
+        if _never_sent(exc):
+            raise GraphError(message=type(exc).__name__, retryable=True) from None
+        # The request went out and the connection dropped before the answer: Meta may
+        # have acted on it, exactly as after a timeout.
+        raise GraphError(message=DROPPED, retryable=True, uncertain=True) from None
     except requests.RequestException as exc:
         raise GraphError(message=type(exc).__name__, retryable=True) from None
     try:

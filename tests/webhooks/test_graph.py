@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import socket
+import threading
 
 import pytest
 
@@ -436,3 +437,45 @@ def test_a_page_still_over_the_limit_gets_a_retryable_613(page, fake_graph, sett
     assert (info.value.code, info.value.retryable) == (613, True)
     assert len(fake_graph.sends()) == 1
     assert GraphCall.objects.get(key="k-second").status == GraphCall.Status.PENDING
+
+
+def test_a_connection_dropped_after_the_request_went_out_is_an_unknown_outcome(page, settings):
+    """The request reached the server, which closed without answering (Meta may have acted
+    on it): a handover call made so is `uncertain`, never retried blindly."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        settings.GRAPH_API_URL = f"http://127.0.0.1:{server.getsockname()[1]}/v23.0"
+        received: list[bytes] = []
+
+        def hang_up() -> None:
+            conn, _ = server.accept()
+            with conn:
+                received.append(conn.recv(65536))
+
+        thread = threading.Thread(target=hang_up)
+        thread.start()
+        with pytest.raises(GraphError) as info:
+            graph.take_thread_control(page, key="take:1", psid=PSID, metadata="m")
+        thread.join()
+
+    error = info.value
+    assert received and received[0].startswith(b"POST /v23.0/me/take_thread_control")
+    assert (error.retryable, error.uncertain, error.unknown_outcome) == (True, True, True)
+    assert error.describe() == "the connection dropped before the Graph API answered"
+    record = GraphCall.objects.get()
+    assert (record.status, record.attempts) == (GraphCall.Status.UNCERTAIN, 1)
+    with pytest.raises(GraphError) as again:
+        graph.take_thread_control(page, key="take:1", psid=PSID, metadata="m")
+    assert again.value.uncertain is True
+    assert GraphCall.objects.get().attempts == 1  # not made again before thread_owner
+
+
+def test_connection_refused_leaves_a_handover_call_pending_not_uncertain(page, settings):
+    settings.GRAPH_API_URL = f"http://127.0.0.1:{_closed_port()}/v23.0"
+
+    with pytest.raises(GraphError) as info:
+        graph.take_thread_control(page, key="take:1", psid=PSID, metadata="m")
+
+    assert (info.value.retryable, info.value.uncertain) == (True, False)
+    assert GraphCall.objects.get().status == GraphCall.Status.PENDING
