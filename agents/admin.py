@@ -15,7 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin
-from django.db.models import Model, QuerySet
+from django.db.models import Count, Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -35,6 +35,7 @@ from agents.models import (
     Conversation,
     Message,
     Persona,
+    Tag,
     Team,
     Ticket,
     TicketEvent,
@@ -582,3 +583,36 @@ class TicketEventAdmin(ConversationDataAdmin):
     list_display = ("ticket", "kind", "actor", "detail", "created_at")
     list_select_related = ("ticket", "actor")
     list_filter = ("kind",)
+
+
+# --- Tags (issue 11) ------------------------------------------------------------------
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    """The tags agents apply to tickets. Rename or deactivate a tag here; it is never
+    deleted (tickets and their history keep it): inactive tags stay on the tickets that
+    carry them, and agents cannot apply them any more."""
+
+    list_display = ("name", "colour", "active", "description", "ticket_count")
+    list_filter = ("active", "colour")
+    search_fields = ("name", "description")
+    fields = ("name", "colour", "description", "active")
+
+    @admin.display(description="tickets")
+    def ticket_count(self, tag: Tag) -> int:
+        return int(getattr(tag, "ticket_count_", 0))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        rows: QuerySet[Any] = super().get_queryset(request)
+        return cast(QuerySet[Any], rows.annotate(ticket_count_=Count("ticket_links")))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False  # deactivate instead: tickets and their history keep the tag
+
+    def save_model(
+        self, request: HttpRequest, obj: Any, form: ModelForm[Any], change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        # Open inboxes fetch the list again: names and colours on its chips may change.
+        realtime.broadcast_on_commit("tags.changed")

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 from webhooks.models import Page
 
@@ -327,6 +328,8 @@ class TicketEvent(models.Model):
         CONTROL_REQUESTED_BY_OTHER = "control_requested_by_other", "another app asked for control"
         RETURN_FAILED = "return_failed", "hand-back to the bot failed"
         CONTROL_EXTENDED = "control_extended", "control extended"
+        TAGGED = "tagged"
+        UNTAGGED = "untagged"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind)
@@ -509,3 +512,77 @@ class AuthFailures(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_scope_display()}: {self.failures}"
+
+
+class Tag(models.Model):
+    """A label agents put on tickets (refund, vip…), from a set admins manage. A tag made
+    inactive stays on the tickets that carry it, and can be removed from them, but is
+    applied no more."""
+
+    class Colour(models.TextChoices):
+        GREY = "grey"
+        RED = "red"
+        ORANGE = "orange"
+        YELLOW = "yellow"
+        GREEN = "green"
+        TEAL = "teal"
+        BLUE = "blue"
+        PURPLE = "purple"
+        PINK = "pink"
+
+    name = models.CharField(
+        max_length=40,
+        help_text="What agents see on the ticket and filter by; unique, whatever the case.",
+    )
+    colour = models.CharField(
+        max_length=8,
+        choices=Colour,
+        default=Colour.GREY,
+        help_text="The chip's colour in the inbox.",
+    )
+    description = models.CharField(
+        max_length=200, blank=True, help_text="When to use it, shown to agents in the picker."
+    )
+    active = models.BooleanField(
+        default=True,
+        help_text="Untick to stop agents applying it: tickets that carry it keep it.",
+    )
+    tickets: "models.ManyToManyField[Ticket, TicketTag]" = models.ManyToManyField(
+        Ticket, through="TicketTag", related_name="tags", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = [Lower("name")]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="tag_name_unique_ignoring_case",
+                violation_error_message="A tag with this name already exists (names are "
+                "compared without regard to case).",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TicketTag(models.Model):
+    """A tag on a ticket: who put it there and when (the ticket's history also says so)."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="tag_links")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="ticket_links")
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    applied_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "ticket tag"
+        constraints = [
+            models.UniqueConstraint(fields=["ticket", "tag"], name="ticket_tag_unique"),
+        ]
+        indexes = [models.Index(fields=["tag", "ticket"], name="ticket_tag_by_tag")]
+
+    def __str__(self) -> str:
+        return f"{self.tag_id} on ticket {self.ticket_id}"

@@ -23,18 +23,21 @@ from django.db.models import (
     Exists,
     JSONField,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
     Subquery,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 
+from agents.errors import InvalidInput
 from agents.models import (
     Agent,
     ControlTransition,
     Message,
     OwnerRole,
+    Tag,
     Team,
     Ticket,
     TicketEvent,
@@ -140,18 +143,22 @@ def ticket_list(
     status: str | None = None,
     mine: bool = False,
     queue: Queue | None = None,
+    filters: TicketFilters | None = None,
 ) -> QuerySet[Ticket]:
     """Tickets the agent may see, with the facts the inbox shows (`_with_inbox_facts`),
     in `ticket_order(queue)`.
 
     `queue` is one of the inbox's lists: waiting; mine (my unclosed tickets); all_open
-    (waiting or open); closed (most recently closed first).
+    (waiting or open); closed (most recently closed first). `filters` narrow it
+    further (`ticket_filters_parse`).
     """
     tickets = _with_inbox_facts(
         _visible_tickets(user).select_related(
             "conversation__contact", "conversation__page", "assignee"
         )
     ).order_by("opened_at", "id")
+    if filters is not None:
+        tickets = ticket_filter(tickets, filters)
     if status:
         tickets = tickets.filter(status=status)
     if mine:
@@ -169,6 +176,120 @@ def ticket_list(
             "-closed_at", "-id"
         )
     return tickets
+
+
+@dataclass(frozen=True)
+class TicketFilters:
+    """What the list is narrowed to, besides its queue (`ticket_filters_parse` reads
+    them from a request). None or False: not filtered by that."""
+
+    page_id: int | None = None  # a Page's pk
+    tag_id: int | None = None
+    assignee: Literal["me", "none"] | int | None = None  # or an agent's pk
+    needs_reply: bool = False
+    user_id: int | None = None  # who "me" is
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.page_id is not None
+            or self.tag_id is not None
+            or self.assignee is not None
+            or self.needs_reply
+        )
+
+
+_YES = {"1", "true", "yes", "on"}
+_NO = {"", "0", "false", "no", "off"}
+
+
+def ticket_filters_parse(
+    *,
+    user: Agent,
+    page: str | None = None,
+    tag: str | None = None,
+    assignee: str | None = None,
+    needs_reply: str | None = None,
+) -> TicketFilters:
+    """The list's filters from their text (a URL's parameters): `page` a Facebook page id
+    the agent may see, `tag` a tag's name (any case; inactive tags too: tickets keep
+    them), `assignee` `me`, `none` or an agent's id, `needs_reply` 1/0 (true/false).
+    Empty means not filtered. Anything else: InvalidInput, saying what is wrong. At most
+    four small queries, whatever the number of tickets."""
+    page_pk: int | None = None
+    if page:
+        visible = visible_page_ids(user)
+        pages = Page.objects.filter(page_id=page)
+        if visible is not None:
+            pages = pages.filter(pk__in=visible)
+        page_pk = pages.values_list("pk", flat=True).first()
+        if page_pk is None:
+            raise InvalidInput(f"`page`: no page with id {page!r} that you can see.")
+    tag_pk: int | None = None
+    if tag:
+        tag_pk = Tag.objects.filter(name__iexact=tag.strip()).values_list("pk", flat=True).first()
+        if tag_pk is None:
+            raise InvalidInput(f"`tag`: there is no tag named {tag!r}.")
+    who: Literal["me", "none"] | int | None = None
+    if assignee:
+        if assignee in ("me", "none"):
+            who = assignee  # type: ignore[assignment] # narrowed by the test above
+        elif assignee.isascii() and assignee.isdigit() and len(assignee) < 19:
+            if not Agent.objects.filter(pk=int(assignee)).exists():
+                raise InvalidInput(f"`assignee`: no agent with id {assignee}.")
+            who = int(assignee)
+        else:
+            raise InvalidInput(
+                f"`assignee` is `me`, `none` (nobody has the ticket) or an agent's id, "
+                f"not {assignee!r}."
+            )
+    flag = (needs_reply or "").strip().lower()
+    if flag not in _YES | _NO:
+        raise InvalidInput(f"`needs_reply` is 1 or 0 (true or false), not {needs_reply!r}.")
+    return TicketFilters(
+        page_id=page_pk,
+        tag_id=tag_pk,
+        assignee=who,
+        needs_reply=flag in _YES,
+        user_id=user.pk,
+    )
+
+
+def _last_author(conversation_ref: str) -> Subquery:
+    """Who wrote the conversation's last message (system lines aside): the list's
+    preview and "needs reply" read the same message."""
+    return Subquery(
+        Message.objects.filter(conversation_id=OuterRef(conversation_ref))
+        .exclude(author_kind=Message.Author.SYSTEM)
+        .order_by("-timestamp", "-id")
+        .values("author_kind")[:1]
+    )
+
+
+def ticket_filter(tickets: QuerySet[Ticket], filters: TicketFilters) -> QuerySet[Ticket]:
+    """`tickets` narrowed to those that match `filters`: SQL conditions of the one list
+    (or count) query, a subquery for "needs reply" (the customer wrote last)."""
+    if filters.page_id is not None:
+        tickets = tickets.filter(conversation__page_id=filters.page_id)
+    if filters.tag_id is not None:
+        tickets = tickets.filter(tag_links__tag_id=filters.tag_id)
+    if filters.assignee == "me":
+        tickets = tickets.filter(assignee_id=filters.user_id)
+    elif filters.assignee == "none":
+        tickets = tickets.filter(assignee__isnull=True)
+    elif filters.assignee is not None:
+        tickets = tickets.filter(assignee_id=filters.assignee)
+    if filters.needs_reply:
+        tickets = tickets.annotate(_last_author=_last_author("conversation_id")).filter(
+            _last_author=Message.Author.CUSTOMER
+        )
+    return tickets
+
+
+def ticket_needs_reply(ticket: Ticket) -> bool:
+    """Whether the customer wrote last in the ticket's conversation (the last message,
+    system lines aside, is theirs). Needs `ticket_list`'s annotations."""
+    return getattr(ticket, "last_message_author", None) == Message.Author.CUSTOMER
 
 
 TicketOrder = Literal["opened", "closed"]
@@ -200,10 +321,14 @@ def ticket_page(
     queue: Queue | None = None,
     after: TicketPosition | None = None,
     limit: int,
+    filters: TicketFilters | None = None,
 ) -> Slice[Ticket]:
     """The first `limit` tickets of `ticket_list` that come after `after` in its order
-    (from the start when None). One query, however deep the page."""
-    tickets = ticket_list(user=user, status=status, mine=mine, queue=queue)
+    (from the start when None), with their tags. Two queries (the page, its tickets'
+    tags), however deep the page."""
+    tickets = ticket_list(
+        user=user, status=status, mine=mine, queue=queue, filters=filters
+    ).prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by(Lower("name"), "pk")))
     if after is not None:
         if ticket_order(queue) == "closed":
             tickets = tickets.filter(
@@ -216,9 +341,13 @@ def ticket_page(
     return _slice(list(tickets[: limit + 1]), limit)
 
 
-def ticket_counts(*, user: Agent) -> dict[str, int]:
-    """How many tickets each inbox queue holds, in one query."""
-    return _visible_tickets(user).aggregate(
+def ticket_counts(*, user: Agent, filters: TicketFilters | None = None) -> dict[str, int]:
+    """How many tickets each inbox queue holds (of those that match `filters`), in one
+    query."""
+    tickets = _visible_tickets(user)
+    if filters is not None:
+        tickets = ticket_filter(tickets, filters)
+    return tickets.aggregate(
         waiting=Count("pk", filter=Q(status=Ticket.Status.WAITING)),
         mine=Count("pk", filter=Q(status__in=UNCLOSED, assignee=user)),
         all_open=Count("pk", filter=Q(status__in=UNCLOSED)),
@@ -647,3 +776,17 @@ def ticket_transfer_targets(*, ticket: Ticket) -> list[Agent]:
     if ticket.assignee_id is not None:
         agents = agents.exclude(pk=ticket.assignee_id)
     return sorted(agents, key=lambda agent: (agent_name(agent).casefold(), agent.pk))
+
+
+def tag_list() -> list[Tag]:
+    """Every tag, by name (active and inactive: tickets keep inactive ones)."""
+    return list(Tag.objects.order_by(Lower("name"), "pk"))
+
+
+def page_list(*, user: Agent) -> QuerySet[Page]:
+    """The pages the agent may see, by name."""
+    pages = Page.objects.all()
+    visible = visible_page_ids(user)
+    if visible is not None:
+        pages = pages.filter(pk__in=visible)
+    return pages.order_by("name", "pk")

@@ -25,6 +25,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "webhooks.page",
             "agents.trigger",
             "agents.team",
+            "agents.tag",
             "auth.user",
             "agents.agentprofile",
             "agents.apitoken",

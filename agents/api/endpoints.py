@@ -169,6 +169,16 @@ def too_many_failures(request: HttpRequest, exc: TooManyFailures) -> HttpRespons
     return response
 
 
+# The list's filters (GET /tickets and GET /queues), issue 11.
+FILTER_DOCS = {
+    "page": "Only this page's tickets: its Facebook page id (`page_id`), a page you can see.",
+    "tag": "Only tickets that carry this tag: its name, in any case (inactive tags too).",
+    "assignee": "Only tickets of `me`, of `none` (nobody has them), or of an agent (their id).",
+    "needs_reply": "`1`: only tickets whose customer wrote last (the conversation's last "
+    "message is theirs); `0` or empty: all.",
+}
+
+
 def _visible_ticket(request: AgentRequest, ticket_id: int) -> Ticket:
     ticket = selectors.ticket_get(user=request.user, ticket_id=ticket_id)
     if ticket is None:
@@ -197,6 +207,10 @@ def tickets_list(
     after: str | None = Query(  # type: ignore[type-arg]
         None, description="The `X-Next-Cursor` of the previous page; leave out for the first."
     ),
+    page: str | None = Query(None, description=FILTER_DOCS["page"]),  # type: ignore[type-arg]
+    tag: str | None = Query(None, description=FILTER_DOCS["tag"]),  # type: ignore[type-arg]
+    assignee: str | None = Query(None, description=FILTER_DOCS["assignee"]),  # type: ignore[type-arg]
+    needs_reply: str | None = Query(None, description=FILTER_DOCS["needs_reply"]),  # type: ignore[type-arg]
 ) -> list[Ticket]:
     """Tickets the agent may see, oldest first; filter by status and by assignee, or
     ask for one of the inbox's queues: `waiting`, `mine` (your unclosed tickets),
@@ -212,27 +226,45 @@ def tickets_list(
     closed_at, id for `closed`), so a page costs the same however deep, and tickets that
     come or go meanwhile are neither skipped nor repeated. A cursor that this list did
     not give out answers 400.
+
+    Filters combine with the queue and with each other: `page`, `tag`, `assignee`,
+    `needs_reply` (the customer wrote last: the conversation's last message is theirs).
+    A value that names nothing you can see answers 400, saying which.
     """
     order = selectors.ticket_order(queue)
-    page = selectors.ticket_page(
+    filters = selectors.ticket_filters_parse(
+        user=request.user, page=page, tag=tag, assignee=assignee, needs_reply=needs_reply
+    )
+    rows = selectors.ticket_page(
         user=request.user,
         status=status,
         mine=mine,
         queue=queue,
         after=None if after is None else pagination.ticket_position(after, order),
         limit=limit,
+        filters=filters,
     )
-    if page.more:
+    if rows.more:
         pagination.next_page(
-            request, response, "after", pagination.ticket_cursor(page.items[-1], order)
+            request, response, "after", pagination.ticket_cursor(rows.items[-1], order)
         )
-    return page.items
+    return rows.items
 
 
-@api.get("/queues", response=QueuesOut, tags=["tickets"])
-def queues(request: AgentRequest) -> dict[str, int]:
-    """How many tickets each inbox queue holds."""
-    return selectors.ticket_counts(user=request.user)
+@api.get("/queues", response={200: QueuesOut, 400: Error}, tags=["tickets"])
+def queues(
+    request: AgentRequest,
+    page: str | None = Query(None, description=FILTER_DOCS["page"]),  # type: ignore[type-arg]
+    tag: str | None = Query(None, description=FILTER_DOCS["tag"]),  # type: ignore[type-arg]
+    assignee: str | None = Query(None, description=FILTER_DOCS["assignee"]),  # type: ignore[type-arg]
+    needs_reply: str | None = Query(None, description=FILTER_DOCS["needs_reply"]),  # type: ignore[type-arg]
+) -> dict[str, int]:
+    """How many tickets each inbox queue holds; with filters (those of `GET /tickets`),
+    how many of them match."""
+    filters = selectors.ticket_filters_parse(
+        user=request.user, page=page, tag=tag, assignee=assignee, needs_reply=needs_reply
+    )
+    return selectors.ticket_counts(user=request.user, filters=filters if filters.active else None)
 
 
 @api.get("/tickets/{ticket_id}", response={200: TicketDetailOut, 404: Error}, tags=["tickets"])
@@ -455,3 +487,6 @@ def agents_list(request: AgentRequest) -> QuerySet[Agent]:
     some page is on no team. Admins (superusers) see every active agent. Whom a ticket
     may be transferred to is `GET /tickets/{ticket_id}/transfer-targets`."""
     return selectors.agent_list(user=request.user)
+
+
+from agents.api import tags  # noqa: E402,F401

@@ -81,6 +81,17 @@ class LastMessageOut(Schema):
     timestamp: int
 
 
+class TagOut(Schema):
+    """A tag (admin-managed). `colour` is one of a fixed palette; an inactive tag stays
+    on the tickets that carry it but cannot be applied."""
+
+    id: int
+    name: str
+    colour: Literal["grey", "red", "orange", "yellow", "green", "teal", "blue", "purple", "pink"]
+    description: str
+    active: bool
+
+
 # A ticket as an agent sees it in a list: a row of `selectors.ticket_list`.
 class TicketOut(Schema):
     id: int
@@ -118,6 +129,18 @@ class TicketOut(Schema):
     can_take_over: bool
     take_over_refusal: str
     outbox_paused_reason: str
+    # Issue 11, tags and filters: the ticket's tags (by name) and whether the customer
+    # wrote last in its conversation (the `needs_reply` filter).
+    tags: list[TagOut]
+    needs_reply: bool
+
+    @staticmethod
+    def resolve_tags(obj: Ticket) -> list[Any]:
+        return list(obj.tags.all())  # prefetched by selectors.ticket_list
+
+    @staticmethod
+    def resolve_needs_reply(obj: Ticket) -> bool:
+        return selectors.ticket_needs_reply(obj)
 
     @staticmethod
     def resolve_page_id(obj: Ticket) -> str:

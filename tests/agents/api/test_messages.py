@@ -497,16 +497,16 @@ def test_what_a_live_event_makes_the_inbox_read_costs_a_fixed_number_of_queries(
     ticket, agent, api, django_assert_num_queries
 ):
     # The inbox fetches the ticket and the message an event names. Bearer auth (2) +
-    # visible pages (3) + the ticket (1), then its transitions and events (2), or the
-    # message (1) with who owned the thread then and the ticket's (re)openings (2): the
-    # same for a short and a long history.
+    # visible pages (3) + the ticket (1), then its transitions, events and tags (3), or
+    # the message (1) with who owned the thread then and the ticket's (re)openings (2):
+    # the same for a short and a long history.
     url = f"/api/v1/tickets/{ticket.pk}"
     for size in (1, 300):
         _history(ticket, size)
         message = factories.message(
             ticket=ticket, text="new", author_kind=Message.Author.AGENT, author=agent
         )
-        with django_assert_num_queries(8):
+        with django_assert_num_queries(9):
             assert api.get(url).json()["id"] == ticket.pk
         with django_assert_num_queries(9):
             assert api.get(f"{url}/messages/{message.pk}").json()["text"] == "new"
