@@ -39,6 +39,7 @@ from agents.models import (
     Team,
     Ticket,
     TicketEvent,
+    TicketTag,
     Trigger,
 )
 from agents.services import personas, tickets
@@ -616,3 +617,14 @@ class TagAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         # Open inboxes fetch the list again: names and colours on its chips may change.
         realtime.broadcast_on_commit("tags.changed")
+
+
+@admin.register(TicketTag)
+class TicketTagAdmin(ConversationDataAdmin):
+    """Which ticket carries which tag, who applied it and when. Read only: agents apply
+    and remove tags in the inbox (each change is also in the ticket's history)."""
+
+    page_field = "ticket__conversation__page"
+    list_display = ("ticket", "tag", "applied_by", "applied_at")
+    list_select_related = ("ticket", "tag", "applied_by")
+    list_filter = ("tag",)

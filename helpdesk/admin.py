@@ -47,6 +47,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         (
             "agents.controltransition",
             "agents.ticketevent",
+            "agents.tickettag",
             "agents.persona",
             "webhooks.webhookdelivery",
             "webhooks.webhookevent",
