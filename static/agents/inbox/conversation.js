@@ -7,9 +7,11 @@ import { api, apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderComposer } from "./composer.js";
 import { $, fillAvatar } from "./dom.js";
+import { listQuery } from "./filters.js";
 import { DAY_MS, duration, serverNow, when, windowCloses } from "./format.js";
 import { loadList } from "./list.js";
 import { app, ME, state } from "./state.js";
+import { renderTicketTags } from "./tags.js";
 import { renderTimeline } from "./timeline.js";
 
 const NEAR_TOP_PX = 150;
@@ -35,7 +37,7 @@ export async function selectTicket(id, { push = true } = {}) {
   }
   if (push) {
     // `fromList`: the entry before this one is the list, where Back can simply return.
-    const url = id ? `/tickets/${id}/?queue=${state.queue}` : `/?queue=${state.queue}`;
+    const url = id ? `/tickets/${id}/?${listQuery()}` : `/?${listQuery()}`;
     history.pushState({ id, fromList: Boolean(id) && !from }, "", url);
   }
   for (const row of document.querySelectorAll(".ticket-row")) {
@@ -190,6 +192,7 @@ function renderTicket({ scroll = false } = {}) {
   $("conv-page").textContent = ticket.page_name;
   fillBadge($("conv-status"), statusBadge(ticket), "status");
   fillBadge($("conv-control"), controlBadge(ticket), "control");
+  renderTicketTags(ticket);
   renderOwner(ticket);
   // The page's trouble and the conversation's wait, above it all while they last.
   showLine($("conv-paused"), ticket.outbox_paused_reason);

@@ -5,9 +5,11 @@ import { api, apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderWindows, selectTicket } from "./conversation.js";
 import { $, avatar, el } from "./dom.js";
+import { fetchCounts, filterParams, listQuery, matchesFilters, renderFilterCount } from "./filters.js";
 import { duration, previewText, serverNow } from "./format.js";
 import { announce, seeWaiting } from "./notify.js";
 import { ME, state } from "./state.js";
+import { tagChips } from "./tags.js";
 
 const PAGE = 50;
 const PAGE_MAX = 200; // the API's largest page
@@ -21,18 +23,19 @@ let retryDelay = RETRY_FIRST_MS;
 export async function loadList() {
   // Everything again (on connect, after an action, or when a patch cannot be applied),
   // as many rows as are shown, so that the list does not shrink under the agent's eyes.
-  const queue = state.queue;
+  // (The queue and the filters, issue 11: `list` says which list this is.)
+  const list = listQuery();
   const limit = Math.min(PAGE_MAX, Math.max(PAGE, state.tickets.length));
-  const params = new URLSearchParams({ queue, limit: String(limit) });
+  const params = new URLSearchParams({ queue: state.queue, ...filterParams(), limit: String(limit) });
   let page;
   let counts;
   try {
-    [page, counts] = await Promise.all([apiPage(`/tickets?${params}`), api("GET", "/queues")]);
+    [page, counts] = await Promise.all([apiPage(`/tickets?${params}`), fetchCounts()]);
   } catch (error) {
-    if (queue === state.queue) listFailed(error);
+    if (list === listQuery()) listFailed(error);
     throw error;
   }
-  if (queue !== state.queue) return; // the agent chose another queue meanwhile
+  if (list !== listQuery()) return; // the agent chose another queue or filter meanwhile
   clearTimeout(retryTimer);
   retryDelay = RETRY_FIRST_MS;
   state.listError = "";
@@ -54,6 +57,13 @@ function listFailed(error) {
     renderList();
     return;
   }
+  if (error.status === 400) {
+    // A filter the server does not accept (a tag renamed since the link was made):
+    // asking again would not help. The filter bar can clear it.
+    state.listError = `These tickets cannot be listed: ${error.message}`;
+    renderList();
+    return;
+  }
   const seconds = Math.round(retryDelay / 1000);
   state.listError = `The tickets could not be loaded (${error.message}). Trying again in ${seconds} s…`;
   renderList();
@@ -64,18 +74,19 @@ function listFailed(error) {
 export async function loadMore() {
   const { queue, listMore: after } = state;
   if (!after || state.listLoading) return;
+  const list = listQuery();
   state.listLoading = true;
   renderMore();
   let page;
   try {
-    page = await apiPage(`/tickets?${new URLSearchParams({ queue, limit: String(PAGE), after })}`);
+    page = await apiPage(`/tickets?${new URLSearchParams({ queue, ...filterParams(), limit: String(PAGE), after })}`);
   } catch {
     state.listLoading = false;
     renderMore(); // the button, the next scroll or the next reload asks again
     return;
   }
   state.listLoading = false;
-  if (queue !== state.queue || after !== state.listMore) return; // reloaded meanwhile
+  if (list !== listQuery() || after !== state.listMore) return; // reloaded meanwhile
   const shown = new Set(state.tickets.map((t) => t.id));
   state.tickets.push(...page.items.filter((t) => !shown.has(t.id)));
   seeWaiting(page.items);
@@ -121,7 +132,7 @@ export function patchTicket(id, ticket) {
   // yet and will come with it.
   const index = state.tickets.findIndex((t) => t.id === id);
   if (index >= 0) state.tickets.splice(index, 1);
-  if (!ticket || !inQueue(ticket, state.queue)) return;
+  if (!ticket || !inQueue(ticket, state.queue) || !matchesFilters(ticket)) return;
   const key = sortKey(ticket, state.queue);
   if (state.listMore && state.listEdge && precedes(state.listEdge, key)) return;
   const at = state.tickets.findIndex((t) => precedes(key, sortKey(t, state.queue)));
@@ -144,6 +155,7 @@ export function renderList() {
   $("ticket-list-error").hidden = !state.listError;
   $("ticket-list-error").textContent = state.listError;
   renderMore();
+  renderFilterCount();
   refreshTimes();
   // A first page that does not fill the sidebar cannot be scrolled: fetch the next one.
   if (state.listMore && !state.listLoading && list.scrollHeight <= list.clientHeight + NEAR_END_PX) {
@@ -186,7 +198,7 @@ function ticketRow(ticket) {
     el(
       "a",
       {
-        href: `/tickets/${ticket.id}/?queue=${state.queue}`,
+        href: `/tickets/${ticket.id}/?${listQuery()}`,
         class: "ticket-link",
         onclick: (event) => {
           if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
@@ -211,6 +223,7 @@ function ticketRow(ticket) {
           fillBadge(el("span"), statusBadge(ticket), "status"),
           control && fillBadge(el("span"), control, "control"),
           el("span", { class: "ticket-page", text: ticket.page_name }),
+          tagChips(ticket.tags),
         ),
       ),
     ),

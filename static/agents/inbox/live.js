@@ -13,6 +13,7 @@
 
 import { api, apiPage } from "./api.js";
 import { loadTicket, putMessage, showTicket } from "./conversation.js";
+import { fetchCounts, filtersActive, listQuery, optionsChanged } from "./filters.js";
 import { loadList, patchTicket, renderList } from "./list.js";
 import { announcePatched } from "./notify.js";
 import { state } from "./state.js";
@@ -50,7 +51,12 @@ export function receive(event) {
       pending.conversations.add(event.conversation_id);
       if (inOpen) pending.receipts = true;
       break;
+    case "tags.changed": // an admin changed the tags: the filter's choices and the chips
+      optionsChanged();
+      pending.all = true;
+      break;
     default:
+      if (event.event === "pages.changed") optionsChanged(); // the page filter's choices
       pending.all = true; // pages.changed, or an event this page does not know
   }
   if (pending.scheduled) return;
@@ -79,18 +85,19 @@ async function apply(batch) {
     return;
   }
   const openId = open ? open.id : null;
-  const queue = state.queue;
+  const list = listQuery(); // the queue and the filters
   const [tickets, counts, messages, receipts] = await Promise.all([
     Promise.all([...ids].map(ticketOrGone)),
-    batch.counts ? api("GET", "/queues") : null,
+    // (Filtered, a message can move a row in or out: "needs reply". Count again.)
+    batch.counts || (filtersActive() && ids.size) ? fetchCounts() : null,
     openId ? Promise.all([...batch.messages].map((id) => messageOrGone(openId, id))) : [],
     openId && batch.receipts ? recentMessages(openId) : [],
   ]);
 
   // The list: each row named, in, out or moved; then the counts.
   const named = [...ids];
-  if (queue === state.queue) {
-    // (Otherwise the agent chose another queue meanwhile, and it is being fetched.)
+  if (list === listQuery()) {
+    // (Otherwise the agent chose another queue or filter meanwhile, and it is being fetched.)
     for (const [index, id] of named.entries()) patchTicket(id, tickets[index]);
   }
   if (counts) {

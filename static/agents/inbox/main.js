@@ -13,16 +13,18 @@ import { sendReply, typing } from "./composer.js";
 import { action, backToList, focusTicket, loadTicket, onTimelineScroll, selectTicket } from "./conversation.js";
 import { openCloseDialog, openProfileDialog, openTransferDialog, wireDialogs } from "./dialogs.js";
 import { $ } from "./dom.js";
+import { listQuery, wireFilters } from "./filters.js";
 import { loadList, onListScroll, refreshTimes, renderList } from "./list.js";
 import { renderNotifyToggle, toggleNotify } from "./notify.js";
 import { connect } from "./socket.js";
 import { state } from "./state.js";
+import { wireTags } from "./tags.js";
 
 function wire() {
   for (const button of document.querySelectorAll(".queue")) {
     button.addEventListener("click", () => {
       state.queue = button.dataset.queue;
-      history.replaceState(history.state, "", `${location.pathname}?queue=${state.queue}`);
+      history.replaceState(history.state, "", `${location.pathname}?${listQuery()}`);
       state.tickets = [];
       state.listLoaded = false;
       state.listMore = null;
@@ -62,6 +64,8 @@ function wire() {
     const match = location.pathname.match(/^\/tickets\/(\d+)\//);
     selectTicket(match ? Number(match[1]) : null, { push: false });
   });
+  wireFilters();
+  wireTags();
   setInterval(refreshTimes, 30000);
 }
 

@@ -21,6 +21,8 @@ const EVENT_TEXT = {
   closed: (e) => `${actorName(e)} closed the ticket${e.detail ? ` (${e.detail})` : ""}`,
   reopened: () => "The ticket was reopened",
   return_failed: (e) => `Handing the conversation back failed: ${e.detail}`,
+  tagged: (e) => `${actorName(e)} tagged the ticket “${e.detail}”`,
+  untagged: (e) => `${actorName(e)} removed the tag “${e.detail}”`,
 };
 
 // Who caused a thread-control change, in words.
