@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from agents.auth import token_digest
-from agents.models import ApiToken, Contact
+from agents.models import ApiToken, Contact, Tag
 
 
 def demo_token(*, username: str) -> str:
@@ -55,3 +55,25 @@ def demo_contacts_forget(*, page_id: str, known_psids: Collection[str]) -> list[
         psids = sorted(stale.values_list("psid", flat=True))
         stale.delete()
     return psids
+
+
+# Issue 11, tags: what a newcomer finds in the tag picker and the list's filter.
+DEMO_TAGS = (
+    ("refund", "red", "The customer wants their money back."),
+    ("delivery", "blue", "Where is my parcel, late or damaged deliveries."),
+    ("vip", "purple", "A customer to look after."),
+    ("bug", "orange", "Something in the product does not work."),
+    ("feedback", "green", "Praise, complaints and ideas."),
+)
+
+
+def demo_tags_ensure() -> list[str]:
+    """The demo's tags, made where no tag of that name (whatever the case) exists; an
+    admin's renames, colours and deactivations are kept. Returns the names made."""
+    made = []
+    with transaction.atomic():
+        for name, colour, description in DEMO_TAGS:
+            if not Tag.objects.filter(name__iexact=name).exists():
+                Tag.objects.create(name=name, colour=colour, description=description)
+                made.append(name)
+    return made

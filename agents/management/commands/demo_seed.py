@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agents.services.demo import demo_agent_ensure, demo_contacts_forget
+from agents.services.demo import demo_agent_ensure, demo_contacts_forget, demo_tags_ensure
 from webhooks.emulator.config import (
     DEMO_BOT_APP_ID,
     DEMO_HELPDESK_TOKEN,
@@ -76,6 +76,7 @@ class Command(BaseCommand):
                     "(its state was reset): removed them with their conversations and "
                     f"tickets (PSIDs {', '.join(forgotten)})."
                 )
+        demo_tags_ensure()  # issue 11: tags to apply and filter by
         token, removed = demo_agent_ensure(username=DEMO_USERNAME, password=DEMO_PASSWORD)
         self.stdout.write(f"Demo login: {DEMO_USERNAME} / {DEMO_PASSWORD} (admin).")
         if removed:

@@ -213,3 +213,32 @@ def test_the_filter_options_are_the_visible_pages_every_tag_and_known_agents(
         {"id": page.page_id, "name": "Acme"},
         {"id": other.page_id, "name": "Shipping"},
     ]
+
+
+def test_admins_create_rename_and_deactivate_tags_and_inboxes_hear_of_it(
+    admin_client, tags, django_capture_on_commit_callbacks
+):
+    with mock.patch("agents.realtime.broadcast") as sent:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(
+                "/admin/agents/tag/add/",
+                {"name": "Shipping", "colour": "blue", "description": "", "active": "on"},
+            )
+        assert response.status_code == 302
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(
+                f"/admin/agents/tag/{tags['refund'].pk}/change/",
+                {"name": "Refunds", "colour": "red", "description": ""},  # active unticked
+            )
+        assert response.status_code == 302
+    assert [c.args for c in sent.call_args_list] == [("tags.changed",)] * 2
+    assert Tag.objects.get(pk=tags["refund"].pk).active is False
+    # The same name in another case is refused, in words; nothing is saved.
+    response = admin_client.post(
+        "/admin/agents/tag/add/", {"name": "vip", "colour": "grey", "description": ""}
+    )
+    assert response.status_code == 200
+    assert "A tag with this name already exists" in response.content.decode()
+    assert Tag.objects.filter(name__iexact="vip").count() == 1
+    # Never deleted: deactivated instead.
+    assert admin_client.post(f"/admin/agents/tag/{tags['vip'].pk}/delete/").status_code == 403
