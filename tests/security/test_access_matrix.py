@@ -26,7 +26,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from agents.models import Message, Team, Ticket, TicketEvent
+from agents.models import Message, Tag, Team, Ticket, TicketEvent, TicketTag
 from tests.support import factories, payloads
 from webhooks.models import GraphCall
 
@@ -66,12 +66,13 @@ def world(db, page, fake_graph, settings) -> dict[str, Any]:
     )
     visible = factories.ticket(page=page)
     factories.message(ticket=visible, text="visible text")
+    tag = Tag.objects.create(name="access matrix")  # tags are everyone's; tickets are not
     return {
         "insider": insider,
         "outsider": outsider,
         "hidden": hidden,
         # The row each path parameter names: the hidden page's.
-        "path": {"ticket_id": hidden.pk, "message_id": failed.pk},
+        "path": {"ticket_id": hidden.pk, "message_id": failed.pk, "tag_id": tag.pk},
     }
 
 
@@ -184,6 +185,7 @@ def _unchanged(world: dict) -> tuple:
         Message.objects.count(),
         TicketEvent.objects.count(),
         GraphCall.objects.count(),
+        TicketTag.objects.count(),
     )
 
 

@@ -1,7 +1,7 @@
 // The queues, their counts and the ticket list: loaded a page at a time (more when
 // scrolled to the bottom), and patched one row at a time by live events (live.js).
 
-import { api, apiPage } from "./api.js";
+import { apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderWindows, selectTicket } from "./conversation.js";
 import { $, avatar, el } from "./dom.js";
