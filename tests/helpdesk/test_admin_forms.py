@@ -16,7 +16,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db.models import Model
 
-from agents.models import Persona, Team
+from agents.models import Persona, Tag, Team, Ticket, TicketTag
 from agents.services import personas
 from agents.services.throttle import login_failure_record
 from tests.support import factories, payloads
@@ -38,10 +38,12 @@ SETUP = {
     "auth.user",
     "auth.group",
     "agents.agentprofile",
+    "agents.tag",
 }
 # Deleting one of these undoes nothing the product relies on: a token revoked, a
-# sign-in block lifted, a page, trigger, team, agent or group removed.
-DELETABLE = SETUP | {"agents.apitoken", "agents.authfailures"}
+# sign-in block lifted, a page, trigger, team, agent or group removed. (A tag is
+# deactivated, never deleted: tickets and their history keep it.)
+DELETABLE = (SETUP - {"agents.tag"}) | {"agents.apitoken", "agents.authfailures"}
 
 # Bad input for every add form, with the error it must answer.
 BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
@@ -91,6 +93,11 @@ BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"user": "{agent}", "picture_url": "http://pics.example/a.png"}, "public https://"),
         ({"user": "{agent}", "public_name": "x" * 101}, "at most 100 characters"),
     ],
+    "agents.tag": [
+        ({"name": "REFUND", "colour": "red"}, "A tag with this name already exists"),
+        ({"name": "x" * 41, "colour": "red"}, "at most 40 characters"),
+        ({"name": "vip", "colour": "gold"}, "Select a valid choice"),
+    ],
 }
 
 
@@ -105,6 +112,8 @@ def world(page, deliver, clock, fake_graph) -> dict[str, Any]:
     Persona.objects.create(page=page, agent=ana, persona_id="77", name="Ana from Acme")
     Team.objects.create(name="Billing")
     Group.objects.create(name="Supervisors")
+    refund = Tag.objects.create(name="refund", colour=Tag.Colour.RED)
+    TicketTag.objects.create(ticket=Ticket.objects.get(), tag=refund, applied_by=ana)
     login_failure_record(username="mallory", address="127.0.0.9")
     empty = [label for label in REGISTERED if not _model(label).objects.exists()]
     assert empty == []

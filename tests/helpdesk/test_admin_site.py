@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from agents.models import Persona, Team, Ticket
+from agents.models import Persona, Tag, Team, Ticket, TicketTag
 from agents.services import personas, tickets
 from agents.services.throttle import login_failure_record
 from helpdesk.admin import SECTIONS
@@ -43,6 +43,7 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Facebook pages",
                 "Triggers",
                 "Teams",
+                "Tags",
                 "Agents",
                 "Agent profiles",
                 "API tokens",
@@ -56,6 +57,7 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
             [
                 "Handover history",
                 "Ticket history",
+                "Ticket tags",
                 "Personas",
                 "Webhook deliveries",
                 "Webhook events",
@@ -108,6 +110,8 @@ def grow(page, deliver, clock, fake_graph) -> Callable[[int], None]:
             Team.objects.create(name=f"Team {k}").members.add(agent)
             Group.objects.create(name=f"Group {k}")
             login_failure_record(username=f"user{k}", address=f"10.0.0.{k}")
+            tag = Tag.objects.create(name=f"tag {k}")
+            TicketTag.objects.create(ticket=ticket, tag=tag, applied_by=agent)
 
     return more
 
