@@ -231,6 +231,7 @@ def test_on_a_phone_the_filters_open_from_a_button(stack, chromium):
         toggle = page.get_by_role("button", name=re.compile("^Filters"))
         expect(toggle).to_have_attribute("aria-expanded", "false")
         expect(page.get_by_label("Tag", exact=True)).to_be_hidden()
+        _shot(page, "filters-closed-390.png")
         toggle.click()
         expect(toggle).to_have_attribute("aria-expanded", "true")
         page.get_by_label("Tag", exact=True).select_option("refund")
