@@ -80,12 +80,14 @@ class ContactNoteOut(Schema):
 
 
 class ContextOut(Schema):
-    """The customer beside a ticket: who they are on which page, since when the helpdesk
-    knows them (`first_seen`: the contact's first sight or its first message, whichever
-    came first), their earlier tickets, newest first (`earlier_tickets_more`: more than
-    these exist), and the agents' note."""
+    """The customer beside a ticket (and its conversation, which live events name): who
+    they are on which page, since when the helpdesk knows them (`first_seen`: the
+    contact's first sight or its first message, whichever came first), their earlier
+    tickets, newest first (`earlier_tickets_more`: more than these exist), and the
+    agents' note."""
 
     ticket_id: int
+    conversation_id: int
     contact_id: int
     contact: ContactOut
     page_id: str
@@ -98,6 +100,10 @@ class ContextOut(Schema):
     @staticmethod
     def resolve_ticket_id(obj: ContactContext) -> int:
         return obj.ticket.pk
+
+    @staticmethod
+    def resolve_conversation_id(obj: ContactContext) -> int:
+        return obj.ticket.conversation_id
 
     @staticmethod
     def resolve_contact_id(obj: ContactContext) -> int:
@@ -135,7 +141,8 @@ class NoteIn(Schema):
 class SearchMessageOut(Schema):
     """A matching message: `snippet` is its text on one line, cut around the first match
     when long ("…" where cut); `highlights` are [start, end) offsets of the matches in
-    the snippet (JavaScript string offsets are UTF-16: see the inbox's search.js)."""
+    the snippet, in Unicode code points (JavaScript counts UTF-16 code units: the inbox
+    splits the snippet with Array.from)."""
 
     id: int
     author_kind: str

@@ -10,8 +10,10 @@
 //                         time) through GET /tickets/{id}
 //   conversation.updated  those rows and the open ticket (thread control, contact); for
 //                         the open one, the newest messages a receipt may have changed
+//   contact.updated       the customer panel's (context.js): the note on a customer
 
 import { api, apiPage } from "./api.js";
+import { customerEvent } from "./context.js";
 import { loadTicket, putMessage, showTicket } from "./conversation.js";
 import { loadList, patchTicket, renderList } from "./list.js";
 import { announcePatched } from "./notify.js";
@@ -35,6 +37,7 @@ export function receive(event) {
   pending = pending || fresh();
   const open = state.ticket;
   const inOpen = open && event.conversation_id === open.conversation_id;
+  customerEvent(event); // the customer panel refetches what concerns its customer
   switch (event.event) {
     case "ticket.updated":
       pending.tickets.add(event.ticket_id);
@@ -50,6 +53,8 @@ export function receive(event) {
       pending.conversations.add(event.conversation_id);
       if (inOpen) pending.receipts = true;
       break;
+    case "contact.updated":
+      return; // the note on a customer: only the customer panel shows it
     default:
       pending.all = true; // pages.changed, or an event this page does not know
   }

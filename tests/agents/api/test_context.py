@@ -92,6 +92,7 @@ def test_the_context_of_a_ticket_field_by_field(api, agent, agent2, story, page)
     }
     assert body == {
         "ticket_id": story["now"].pk,
+        "conversation_id": story["now"].conversation_id,
         "contact_id": contact.pk,
         "contact": {"psid": contact.psid, "name": "Ada Lovelace", "profile_pic": ""},
         "page_id": page.page_id,
