@@ -216,6 +216,27 @@ def test_a_long_message_is_cut_around_its_first_match(api, page):
     assert snippet[start:end] == "parcel"
 
 
+def test_words_inside_urls_addresses_and_markup_are_found(api, page):
+    # PostgreSQL's parser would read a URL, an e-mail address or a path as one token and
+    # drop what looks like an HTML tag: the index reads the words between the punctuation.
+    ticket = factories.ticket(page=page, psid="3000000000000556")
+    url = factories.message(ticket=ticket, text="Track it: https://post.example/t/4417?ref=x")
+    mail = factories.message(ticket=ticket, text="write to ana@shop.example please")
+    tag = factories.message(ticket=ticket, text="<b>urgent</b> box_damaged")
+    for q, message, marked in (
+        ("4417", url, "4417"),
+        ("post example", url, "post"),
+        ("shop", mail, "shop"),
+        ("urgent", tag, "urgent"),
+        ("damaged", tag, "damaged"),
+    ):
+        [result] = _search(api, q)[1]
+        [found] = result["messages"]
+        assert found["id"] == message.pk, q
+        start, end = found["highlights"][0]
+        assert found["snippet"][start:end] == marked
+
+
 # --- pages of results -------------------------------------------------------------------
 
 
@@ -328,7 +349,7 @@ def test_the_full_text_index_exists(postgresql_only):
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'agents_message_text_fts'"
         )
         [(definition,)] = cursor.fetchall()
-    assert "USING gin (to_tsvector('simple'::regconfig, text))" in definition
+    assert "USING gin (to_tsvector('simple'::regconfig, translate(text, " in definition
 
 
 def test_the_search_uses_the_full_text_index(postgresql_only, page, agent):
