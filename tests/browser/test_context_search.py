@@ -121,7 +121,7 @@ def test_the_panel_shows_the_customer_and_opens_an_earlier_ticket(stack, context
     page.get_by_role("button", name="Copy").click()
     expect(page.locator("#customer-psid-copied")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == "3000000000000801"
-    _shot(page, "context-panel")
+    _shot(page, "context-panel-earlier")
 
     # One click opens the earlier ticket: its own view, closed, no reply box.
     earlier.locator("a").click()
@@ -161,7 +161,13 @@ def test_hiding_the_panel_is_remembered(stack, context):
 
 
 def test_a_saved_note_is_seen_live_by_another_agent(stack, chromium, context):
-    ids = _customer(stack, "3000000000000803", "Ada", "Byron", ["hi"])
+    ids = _customer(
+        stack,
+        "3000000000000803",
+        "Ada",
+        "Byron",
+        ["Hi, my order #88 arrived damaged", "Can I get a replacement this time?"],
+    )
     ana = login(context, "ana")
     _open(ana, ids["current"])
     other = new_context(chromium, stack, viewport={"width": 1280, "height": 800})
@@ -184,6 +190,7 @@ def test_a_saved_note_is_seen_live_by_another_agent(stack, chromium, context):
         expect(bo.locator("#customer-note-status")).to_have_text(
             re.compile(r"^Saved · by Ana Lima, ")
         )
+        _shot(bo, "context-panel")
 
         # Bo is writing when Ana saves again: his text stays, and he is told.
         bo.get_by_label("Note on this customer").fill("Bo's draft")
@@ -213,6 +220,7 @@ def test_on_a_phone_the_customer_is_a_screen_of_its_own(stack, chromium):
         _open(page, ids["current"])
         panel = page.locator("#customer-panel")
         expect(panel).to_be_hidden()
+        _shot(page, "context-conversation-phone")
         page.get_by_role("button", name="Customer", exact=True).click()
         expect(panel).to_be_visible()
         expect(page.locator("#conversation")).to_be_hidden()

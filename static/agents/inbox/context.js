@@ -91,7 +91,15 @@ export function customerTicketShown(ticket) {
   // conversation.js shows a ticket (also again, on a live update): fetch its customer
   // when it is another ticket than the one shown; the tags ride on the ticket itself.
   renderTags(ticket.tags);
-  if (shownFor === ticket.id) return;
+  if (shownFor === ticket.id) {
+    if (context) {
+      // The ticket as fetched now: the customer's name and picture as they are now.
+      context.contact = ticket.contact;
+      fillAvatar($("customer-avatar"), ticket.contact);
+      $("customer-name").textContent = ticket.contact.name;
+    }
+    return;
+  }
   shownFor = ticket.id;
   context = null;
   savedText = "";
@@ -102,9 +110,12 @@ export function customerTicketShown(ticket) {
 }
 
 export function customerEvent(event) {
-  // Live events (live.js): the shown customer's note, profile or tickets changed.
+  // Live events (live.js): the note on the shown customer changed, or another of their
+  // tickets (one opened, closed…). Their name and picture come with the ticket itself
+  // (customerTicketShown): no fetch for those, nor for messages and receipts.
   if (!context || event.conversation_id !== context.conversation_id) return;
-  if (!["contact.updated", "conversation.updated", "ticket.updated"].includes(event.event)) return;
+  const otherTicket = event.event === "ticket.updated" && event.ticket_id !== context.ticket_id;
+  if (event.event !== "contact.updated" && !otherTicket) return;
   clearTimeout(refetchTimer);
   refetchTimer = setTimeout(() => load({ live: event.event === "contact.updated" }), REFETCH_MS);
 }
