@@ -105,6 +105,24 @@ class Contact(models.Model):
     profile_fetched_at = models.DateTimeField(null=True, blank=True)
     profile_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The context panel's note on the customer (issue 11): what agents want the next
+    # agent to know. Changed only by agents.services.context.contact_note_update.
+    note = models.TextField(
+        blank=True,
+        max_length=2000,
+        help_text="Agents' note on this customer, shown beside every conversation with them.",
+    )
+    note_updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who last changed the note.",
+    )
+    note_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the note was last changed."
+    )
 
     class Meta:
         constraints = [

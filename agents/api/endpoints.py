@@ -490,3 +490,4 @@ def agents_list(request: AgentRequest) -> QuerySet[Agent]:
 
 
 from agents.api import tags  # noqa: E402,F401
+from agents.api import context  # noqa: E402,F401

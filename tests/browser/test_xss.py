@@ -168,3 +168,27 @@ def test_a_conversation_full_of_payloads_runs_none_of_them(stack, context):
     assert labels == [
         label for text in PAYLOADS[HALF:] for label in ("[image attachment]", f"[{text}]")
     ]
+
+    # Issue 11: the customer panel (the name, the page, a note) and search results (the
+    # name and the snippets, marked with <mark>) show them as text too.
+    note = requests.put(
+        f"{stack.base_url}/api/v1/tickets/{ticket_id}/context/note",
+        json={"text": PAYLOADS[5]},
+        headers={"Authorization": f"Bearer {stack.tokens['bo']}"},
+        timeout=10,
+    )
+    assert note.status_code == 200, note.text
+    expect(page.locator("#customer-name")).to_have_text(NAME)
+    expect(page.locator("#customer-page")).to_have_text(PAYLOADS[1])
+    expect(page.get_by_label("Note on this customer")).to_have_value(PAYLOADS[5])
+    page.get_by_role("searchbox", name="Search contacts and messages").fill("xss")
+    hit = page.locator(f'.search-hit[data-ticket-id="{ticket_id}"]')
+    expect(hit.locator(".ticket-name")).to_have_text(NAME)
+    expect(hit.locator(".ticket-name mark")).to_have_text(["xss"])
+    expect(hit.locator(".search-snippet").first).to_be_visible()
+    for snippet in hit.locator(".search-snippet").all_text_contents():
+        assert snippet in {" ".join(p.split()) for p in PAYLOADS}
+    assert hit.locator(".search-snippet *:not(mark)").count() == 0
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.evaluate(INJECTED) == []
+    assert dialogs == []

@@ -92,6 +92,38 @@ def test_the_api_returns_every_payload_verbatim_as_json(api):
         assert detail["last_message"]["text"] == payload
 
 
+def test_the_context_and_search_return_every_payload_verbatim_as_json(api):
+    # Issue 11: the customer panel (name, page, the agents' note) and search (the
+    # contact's name, the message's snippet) hand them to the inbox as they are.
+    tickets = _world(PAYLOADS)
+    for ticket, payload in zip(tickets, PAYLOADS, strict=True):
+        saved = api.put(
+            f"/api/v1/tickets/{ticket.pk}/context/note",
+            f'{{"text": {_json(payload)}}}',
+            content_type="application/json",
+        )
+        assert (saved.status_code, saved.json()["text"]) == (200, payload.strip())
+        context = api.get(f"/api/v1/tickets/{ticket.pk}/context")
+        assert context["Content-Type"] == "application/json; charset=utf-8"
+        body = context.json()
+        assert (body["contact"]["name"], body["page_name"], body["note"]["text"]) == (
+            payload,
+            payload,
+            payload.strip(),
+        )
+    found = api.get("/api/v1/search", {"q": "xss", "limit": 50})
+    assert found["Content-Type"] == "application/json; charset=utf-8"
+    snippets = {m["snippet"] for r in found.json() for m in r["messages"]}
+    expected = {" ".join(p.split()) for p in PAYLOADS if "xss" in p.lower()}
+    assert snippets == expected
+
+
+def _json(value: str) -> str:
+    import json  # noqa: PLC0415 -- only this test writes a body by hand
+
+    return json.dumps(value)
+
+
 # --- server-rendered pages ------------------------------------------------------------
 
 

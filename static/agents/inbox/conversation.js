@@ -6,6 +6,7 @@
 import { api, apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderComposer } from "./composer.js";
+import { customerTicketShown } from "./context.js";
 import { $, fillAvatar } from "./dom.js";
 import { listQuery } from "./filters.js";
 import { DAY_MS, duration, serverNow, when, windowCloses } from "./format.js";
@@ -207,6 +208,7 @@ function renderTicket({ scroll = false } = {}) {
   if (closed) renderClosed(ticket);
   else renderWindows(ticket);
   renderComposer(ticket);
+  customerTicketShown(ticket); // the customer panel follows the ticket shown
   renderTimeline({ scroll });
   fillTimeline();
   markSeen(ticket);

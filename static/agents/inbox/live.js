@@ -10,8 +10,10 @@
 //                         time) through GET /tickets/{id}
 //   conversation.updated  those rows and the open ticket (thread control, contact); for
 //                         the open one, the newest messages a receipt may have changed
+//   contact.updated       the customer panel's (context.js): the note on a customer
 
 import { api, apiPage } from "./api.js";
+import { customerEvent } from "./context.js";
 import { loadTicket, putMessage, showTicket } from "./conversation.js";
 import { fetchCounts, filtersActive, listQuery, optionsChanged } from "./filters.js";
 import { loadList, patchTicket, renderList } from "./list.js";
@@ -36,6 +38,7 @@ export function receive(event) {
   pending = pending || fresh();
   const open = state.ticket;
   const inOpen = open && event.conversation_id === open.conversation_id;
+  customerEvent(event); // the customer panel refetches what concerns its customer
   switch (event.event) {
     case "ticket.updated":
       pending.tickets.add(event.ticket_id);
@@ -55,6 +58,8 @@ export function receive(event) {
       optionsChanged();
       pending.all = true;
       break;
+    case "contact.updated":
+      return; // the note on a customer: only the customer panel shows it
     default:
       if (event.event === "pages.changed") optionsChanged(); // the page filter's choices
       pending.all = true; // pages.changed, or an event this page does not know

@@ -17,6 +17,8 @@ import { listQuery, wireFilters } from "./filters.js";
 import { loadList, onListScroll, refreshTimes, renderList } from "./list.js";
 import { renderNotifyToggle, toggleNotify } from "./notify.js";
 import { connect } from "./socket.js";
+import { wireCustomerPanel } from "./context.js"; // issue 11: the customer panel
+import { wireSearch } from "./search.js"; // issue 11: search
 import { state } from "./state.js";
 import { wireTags } from "./tags.js";
 
@@ -71,6 +73,8 @@ function wire() {
 
 async function start() {
   wire();
+  wireCustomerPanel();
+  wireSearch();
   renderNotifyToggle();
   renderList();
   connect();
