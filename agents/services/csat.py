@@ -29,7 +29,7 @@ conversation). The first answer stands: later taps change nothing.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 
@@ -52,21 +52,35 @@ def csat_payload(ticket_id: int, score: int) -> str:
     return f"{PAYLOAD_PREFIX}{ticket_id}:{score}"
 
 
-def csat_ask(ticket: Ticket, conversation: Conversation) -> bool:
+def csat_ask(ticket: Ticket, conversation: Conversation, *, now: datetime) -> bool:
     """Queue the rating question after the closing message, if the page asks for one;
     returns whether it did (then the hand-back waits for the answer or the timeout).
 
     A ticket is asked once: one closed again after a reopening is not asked again. Outside
-    the 24-hour window nothing is asked, and the timeline says so. Caller holds the
-    conversation's lock, the conversation `returning`, the ticket just closed.
+    the 24-hour window (at `now`) nothing is asked, and the timeline says so. Caller
+    holds the conversation's lock, the conversation `returning`, the ticket just closed.
     """
     page = conversation.page
     if not page.csat_enabled or Csat.objects.filter(ticket=ticket).exists():
         return False
-    refusal = rules.csat_refusal(conversation)
+    refusal = rules.csat_refusal(conversation, now=now)
     if refusal:
         system_message_add(conversation, refusal, timestamp=now_ms(), ticket=ticket)
         return False
+    return _question_queue(ticket, conversation)
+
+
+def csat_will_ask(ticket: Ticket, conversation: Conversation, *, now: datetime) -> bool:
+    """Whether closing this ticket at `now` asks for a rating (`csat_ask` would)."""
+    return (
+        conversation.page.csat_enabled
+        and not rules.csat_refusal(conversation, now=now)
+        and not Csat.objects.filter(ticket=ticket).exists()
+    )
+
+
+def _question_queue(ticket: Ticket, conversation: Conversation) -> bool:
+    page = conversation.page
     question = tickets.notice_create(
         ticket,
         page.csat_question.strip() or "How did we do?",

@@ -153,8 +153,10 @@ def ticket_close(
 
     An optional closing message is queued first; the pass happens in a task after all of
     the ticket's pending messages went out (so nothing reaches the user after the bot
-    is back). When we do not own the thread, the ticket just closes (and a closing
-    message is refused: it could not be sent).
+    is back). Where the page asks for a rating, the question follows the closing message
+    and the hand-back waits for the answer or the timeout (`csat`). When we do not own
+    the thread, the ticket just closes (and a closing message is refused: it could not
+    be sent).
     """
     outcome = (outcome or "resolved").strip()[:100]
     closing_message = (closing_message or "").strip()
@@ -179,22 +181,23 @@ def ticket_close(
         ticket_mark_closed(ticket, actor=user, outcome=outcome)
         if owned:
             how = _handback_way(conversation.page)
+            # CSAT (issue 11, point 9): where the page asks for a rating, the question
+            # follows the closing message and the hand-back waits for the answer or the
+            # timeout (`csat.csat_answer_inbound`, `csat.csat_expire_due`).
+            now = clock.now()
+            rating = csat.csat_will_ask(ticket, conversation, now=now)
             control_transition(
                 conversation,
                 to_state=ControlState.RETURNING,
                 cause=ControlTransition.Cause.AGENT,
                 detail=f"ticket {ticket.pk} closed by {user}; "
-                + (
-                    "releasing control" if how == Handback.RELEASE else "passing control to the bot"
-                ),
+                + ("releasing control" if how == Handback.RELEASE else "passing control to the bot")
+                + (" after the customer's rating" if rating else ""),
                 metadata=handover_metadata(
                     ticket=ticket.pk, outcome=outcome, agent=str(previous_assignee or user)
                 ),
             )
-            # CSAT (issue 11, point 9): where the page asks for a rating, the question
-            # follows the closing message and the hand-back waits for the answer or the
-            # timeout (`csat.csat_answer_inbound`, `csat.csat_expire_due`).
-            if csat.csat_ask(ticket, conversation):
+            if csat.csat_ask(ticket, conversation, now=now):
                 enqueue_on_commit(tasks.ticket_return, ticket.pk)
             else:
                 handback_queue(ticket, conversation, last=last)

@@ -4,6 +4,7 @@
 import { api, apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderWindows, selectTicket } from "./conversation.js";
+import { csatBadge } from "./csat.js";
 import { $, avatar, el } from "./dom.js";
 import { duration, previewText, serverNow } from "./format.js";
 import { announce, seeWaiting } from "./notify.js";
@@ -210,6 +211,7 @@ function ticketRow(ticket) {
           { class: "ticket-meta" },
           fillBadge(el("span"), statusBadge(ticket), "status"),
           control && fillBadge(el("span"), control, "control"),
+          csatBadge(ticket),
           el("span", { class: "ticket-page", text: ticket.page_name }),
         ),
       ),
