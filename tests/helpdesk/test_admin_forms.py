@@ -15,8 +15,9 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db.models import Model
+from django.utils import timezone
 
-from agents.models import Persona, Team
+from agents.models import Csat, Persona, Team, Ticket
 from agents.services import personas
 from agents.services.throttle import login_failure_record
 from tests.support import factories, payloads
@@ -106,6 +107,8 @@ def world(page, deliver, clock, fake_graph) -> dict[str, Any]:
     Team.objects.create(name="Billing")
     Group.objects.create(name="Supervisors")
     login_failure_record(username="mallory", address="127.0.0.9")
+    now = timezone.now()  # a rating asked at the close (CSAT), as agents.services.csat makes it
+    Csat.objects.create(ticket=Ticket.objects.get(), asked_at=now, expires_at=now, score=4)
     empty = [label for label in REGISTERED if not _model(label).objects.exists()]
     assert empty == []
     return {"page": page, "agent": ana}

@@ -209,6 +209,27 @@ def test_without_an_answer_the_timeout_hands_back_without_a_thank_you(
     assert len(fake_graph.calls_to("/me/pass_thread_control")) == 1
 
 
+def test_the_timeout_sends_the_notice_which_carries_the_hand_back(
+    handed_over, api, post, fake_graph, run_on_commit, move_clock, page
+):
+    page.handback_notice = "You're chatting with our assistant again."
+    page.csat_wait_minutes = 1
+    page.save()
+    ticket = handed_over()
+    _close(api, post, ticket)
+    move_clock(timedelta(minutes=1, seconds=1))
+    assert run_on_commit(csat.csat_expire_due) == [ticket.pk]
+    assert _sent(fake_graph) == [
+        (QUESTION, _payloads(ticket), None),
+        ("You're chatting with our assistant again.", [], PASS),
+    ]
+    assert fake_graph.calls_to("/me/pass_thread_control") == []
+    assert Message.objects.filter(
+        text="No rating within 1 minute: the conversation goes back to the bot."
+    ).exists()
+    assert _state() == ControlState.BOT
+
+
 def test_an_answer_on_standby_after_the_hand_back_is_recorded_once(
     handed_over, api, post, fake_graph, deliver, clock, run_on_commit, move_clock
 ):
