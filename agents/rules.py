@@ -357,11 +357,12 @@ def csat_close_note(ticket: Ticket, *, now: datetime | None = None) -> str:
     minutes = conversation.page.csat_wait_minutes
     return (
         "The customer is asked for a rating (1 to 5) after your closing message. The bot "
-        f"gets the conversation back after their answer, or after {_minutes(minutes)}."
+        f"gets the conversation back after their answer, or after {minutes_text(minutes)}."
     )
 
 
-def _minutes(minutes: int) -> str:
+def minutes_text(minutes: int) -> str:
+    """ "10 minutes", "1 minute", "2 hours": a wait in words."""
     if minutes % 60 == 0:
         hours = minutes // 60
         return f"{hours} hour{'s' if hours != 1 else ''}"

@@ -195,7 +195,7 @@ def csat_expire(*, ticket_id: int, conversation_id: int) -> bool:
         rating.status = Csat.Status.EXPIRED
         rating.save(update_fields=["status"])
         ticket = rating.ticket
-        waited = rules._minutes(conversation.page.csat_wait_minutes)
+        waited = rules.minutes_text(conversation.page.csat_wait_minutes)
         back = (
             ": the conversation goes back to the bot"
             if conversation.control_state == ControlState.RETURNING
