@@ -33,6 +33,7 @@ from agents.models import (
     ControlState,
     ControlTransition,
     Conversation,
+    Csat,
     Message,
     Persona,
     Tag,
@@ -628,3 +629,17 @@ class TicketTagAdmin(ConversationDataAdmin):
     list_display = ("ticket", "tag", "applied_by", "applied_at")
     list_select_related = ("ticket", "tag", "applied_by")
     list_filter = ("tag",)
+
+
+# --- CSAT before hand-back (issue 11, point 9) ----------------------------------------
+
+
+@admin.register(Csat)
+class CsatAdmin(ConversationDataAdmin):
+    """The ratings customers gave when a ticket closed (asked where the page's "ask for a
+    rating" is on: Facebook pages). Read-only: only the customer's answer sets them."""
+
+    page_field = "ticket__conversation__page"
+    list_display = ("ticket", "score", "status", "answered_late", "asked_at", "answered_at")
+    list_select_related = ("ticket",)
+    list_filter = ("status", "score", "answered_late")

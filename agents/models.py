@@ -436,6 +436,12 @@ class Message(models.Model):
         "thread_control, Conversation Routing); empty for an ordinary message.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    quick_replies = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Quick replies sent under an outbound message ([{title, payload}]), e.g. "
+        "the rating question's 1 to 5.",
+    )
 
     class Meta:
         ordering = ["timestamp", "id"]
@@ -604,3 +610,46 @@ class TicketTag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tag_id} on ticket {self.ticket_id}"
+
+
+class Csat(models.Model):
+    """The rating question sent when a ticket closed (`agents.services.csat`): one per
+    ticket. While it is `waiting` the helpdesk keeps the conversation (the hand-back is
+    deferred) until the customer answers or `expires_at` passes."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "waiting for the answer"
+        ANSWERED = "answered", "answered in time"
+        EXPIRED = "expired", "no answer in time"
+
+    ticket = models.OneToOneField(Ticket, on_delete=models.CASCADE, related_name="csat")
+    question = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status, default=Status.WAITING)
+    asked_at = models.DateTimeField(help_text="When the question was queued (Messenger's clock).")
+    expires_at = models.DateTimeField(
+        db_index=True,
+        help_text="Without an answer by then, the conversation goes back to the bot.",
+    )
+    score = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The customer's rating, 1 (poor) to 5 (great)."
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_late = models.BooleanField(
+        default=False,
+        help_text="The answer came after the conversation went back to the bot (on standby).",
+    )
+
+    class Meta:
+        verbose_name = "rating (CSAT)"
+        verbose_name_plural = "ratings (CSAT)"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | Q(score__gte=1, score__lte=5),
+                name="csat_score_1_to_5",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"ticket {self.ticket_id}: {self.score or '-'}/5 ({self.status})"

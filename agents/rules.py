@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from agents.models import Agent, ControlState, Conversation, OwnerRole, Ticket, agent_name
+from agents.models import Agent, ControlState, Conversation, Csat, OwnerRole, Ticket, agent_name
 from helpdesk import clock
 from webhooks.models import ControlMode, ControlWay, Page
 
@@ -314,3 +314,69 @@ def transfer_refusal(ticket: Ticket, user: Agent) -> str:
         f"This ticket is assigned to {agent_name(ticket.assignee)}; only they or an admin "
         "can transfer it."
     )
+
+
+# --- CSAT before hand-back (issue 11, point 9; agents.services.csat) ------------------
+
+CSAT_WINDOW_CLOSED = "No rating question: the 24-hour messaging window is closed."
+
+
+def csat_refusal(conversation: Conversation, *, now: datetime | None = None) -> str:
+    """Why no rating question can go out now ("" when it can): the page does not ask,
+    or Messenger's 24-hour window is closed (the question is an automated message)."""
+    if not conversation.page.csat_enabled:
+        return "This page does not ask for a rating."
+    if send_policy(conversation, now=now, automated=True).refusal:
+        return CSAT_WINDOW_CLOSED
+    return ""
+
+
+def ticket_csat(ticket: Ticket) -> Csat | None:
+    """The ticket's rating row, if any (`selectors.ticket_list` joins it)."""
+    try:
+        return ticket.csat
+    except Csat.DoesNotExist:
+        return None
+
+
+def csat_close_note(ticket: Ticket, *, now: datetime | None = None) -> str:
+    """What closing this ticket does about a rating, for the close dialog ("" when the
+    page asks for none, or when closing hands nothing back)."""
+    conversation = ticket.conversation
+    if (
+        ticket.status == Ticket.Status.CLOSED
+        or not conversation.page.csat_enabled
+        or conversation.control_state != ControlState.AGENT
+    ):
+        return ""
+    if ticket_csat(ticket) is not None:
+        return "This ticket was asked for a rating before: it is not asked again."
+    refusal = csat_refusal(conversation, now=now)
+    if refusal:
+        return refusal
+    minutes = conversation.page.csat_wait_minutes
+    return (
+        "The customer is asked for a rating (1 to 5) after your closing message. The bot "
+        f"gets the conversation back after their answer, or after {minutes_text(minutes)}."
+    )
+
+
+def minutes_text(minutes: int) -> str:
+    """ "10 minutes", "1 minute", "2 hours": a wait in words."""
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def csat_text(rating: Csat | None) -> str:
+    """The rating as agents see it: "Rated 4/5", "Waiting for the customer's rating"
+    (the inbox adds until when), "No rating"."""
+    if rating is None:
+        return ""
+    if rating.score is not None:
+        late = " (after the hand-back)" if rating.answered_late else ""
+        return f"Rated {rating.score}/5{late}"
+    if rating.status == Csat.Status.WAITING:
+        return "Waiting for the customer's rating"
+    return "No rating (no answer in time)"

@@ -154,7 +154,7 @@ def ticket_list(
     """
     tickets = _with_inbox_facts(
         _visible_tickets(user).select_related(
-            "conversation__contact", "conversation__page", "assignee"
+            "conversation__contact", "conversation__page", "assignee", "csat"
         )
     ).order_by("opened_at", "id")
     if filters is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from agents.services import contacts, control, outbound, reconcile, tickets
+from agents.services import contacts, control, csat, outbound, reconcile, tickets
 from webhooks.queue import GraphTask
 
 
@@ -99,3 +99,9 @@ def outbound_redrive() -> None:
 def control_lapse_reconcile() -> None:
     reconcile.control_lapse_reconcile()
     reconcile.control_extend_due()
+
+
+@shared_task(time_limit=60)
+def csat_expire_due() -> None:
+    """Beat: ratings not answered in time; their conversations go back to the bot."""
+    csat.csat_expire_due()

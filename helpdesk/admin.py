@@ -38,7 +38,13 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "Conversations",
         "The work itself. Tickets are closed, assigned and handed back with the actions "
         "of the ticket list.",
-        ("agents.ticket", "agents.conversation", "agents.contact", "agents.message"),
+        (
+            "agents.ticket",
+            "agents.conversation",
+            "agents.contact",
+            "agents.message",
+            "agents.csat",
+        ),
     ),
     (
         "history",

@@ -225,6 +225,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agents.tasks.outbox_probe",
         "schedule": env_int("OUTBOX_PROBE_SECONDS", 30),
     },
+    # CSAT: a rating not answered in time ends its wait (the hand-back follows).
+    "agents-csat-expire": {
+        "task": "agents.tasks.csat_expire_due",
+        "schedule": 15,
+    },
 }
 # A page whose outbox is paused (token, permission, restriction) is probed this often.
 OUTBOX_PROBE_SECONDS = env_int("OUTBOX_PROBE_SECONDS", 30)

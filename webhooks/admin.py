@@ -34,6 +34,10 @@ class PageForm(forms.ModelForm):
             "handback",
             "handback_notice",
             "control_extend_max_hours",
+            "csat_enabled",
+            "csat_question",
+            "csat_thanks",
+            "csat_wait_minutes",
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -124,6 +128,14 @@ class PageAdmin(admin.ModelAdmin):
             handback=obj.handback,
             handback_notice=obj.handback_notice,
             control_extend_max_hours=obj.control_extend_max_hours,
+        )
+        # CSAT (issue 11, point 9): the rating settings, checked by the form.
+        services.page_csat_set(
+            page_pk=page.pk,
+            enabled=obj.csat_enabled,
+            question=obj.csat_question,
+            thanks=obj.csat_thanks,
+            wait_minutes=obj.csat_wait_minutes,
         )
         # Admin goes on with `obj` (its log entry, the redirect): make it the saved row.
         obj.pk = page.pk

@@ -344,15 +344,23 @@ def send_text(
     tag: str | None = None,
     persona_id: str = "",
     thread_control: dict[str, str] | None = None,
+    quick_replies: list[dict[str, str]] | None = None,
 ) -> str:
     """Send a text message; returns Meta's `message_id` (the `mid` of its echo).
 
     `thread_control` (`{"control_type": "pass"|"release", "app_id": ...}`, Conversation
-    Routing) hands the thread over once the message is sent."""
+    Routing) hands the thread over once the message is sent. `quick_replies`
+    (`[{"title", "payload"}]`) are shown under it as text quick replies."""
+    message: dict[str, Any] = {"text": text, "metadata": metadata}
+    if quick_replies:
+        message["quick_replies"] = [
+            {"content_type": "text", "title": reply["title"], "payload": reply["payload"]}
+            for reply in quick_replies
+        ]
     params: dict[str, Any] = {
         "recipient": {"id": psid},
         "messaging_type": messaging_type,
-        "message": {"text": text, "metadata": metadata},
+        "message": message,
     }
     if tag:
         params["tag"] = tag

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from webhooks.crypto import is_sealed, token_seal
@@ -26,6 +26,11 @@ class EncryptedTokenField(models.TextField):  # type: ignore[type-arg]
         if value and not is_sealed(value):
             value = token_seal(value)
         return value
+
+
+CSAT_QUESTION = "How did we do? Tap a number: 1 is poor, 5 is great."
+CSAT_THANKS = "Thank you for your rating!"
+CSAT_WAIT_MAX_MINUTES = 24 * 60
 
 
 class ControlMode(models.TextChoices):
@@ -139,6 +144,35 @@ class Page(models.Model):
     outbox_paused_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # CSAT before hand-back (issue 11, point 9): agents.services.csat.
+    csat_enabled = models.BooleanField(
+        default=False,
+        verbose_name="ask for a rating when a ticket closes",
+        help_text="Closing a ticket sends the rating question (quick replies 1 to 5) and "
+        "the helpdesk keeps the conversation until the customer answers or the wait below "
+        "ends; then it goes back to the bot. Only inside Messenger's 24-hour window.",
+    )
+    csat_question = models.CharField(
+        max_length=640,
+        default=CSAT_QUESTION,
+        verbose_name="rating question",
+        help_text="Sent after the closing message, with the buttons 1 to 5 under it.",
+    )
+    csat_thanks = models.CharField(
+        max_length=640,
+        blank=True,
+        default=CSAT_THANKS,
+        verbose_name="thank-you message",
+        help_text="Sent when the customer answers, before the conversation goes back to "
+        "the bot. Empty: none.",
+    )
+    csat_wait_minutes = models.PositiveIntegerField(
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(CSAT_WAIT_MAX_MINUTES)],
+        verbose_name="wait for the rating (minutes)",
+        help_text="How long the helpdesk keeps the conversation for the answer: 1 minute "
+        "to 24 hours (1440). Then it goes back to the bot without a thank-you.",
+    )
 
     class Meta:
         verbose_name = "Facebook page"

@@ -27,7 +27,14 @@ from webhooks import tasks
 from webhooks.crypto import token_unseal
 from webhooks.events import Event, InvalidEvent
 from webhooks.locks import delivery_lock, event_lock_by_key
-from webhooks.models import ControlMode, Handback, Page, WebhookDelivery, WebhookEvent
+from webhooks.models import (
+    CSAT_WAIT_MAX_MINUTES,
+    ControlMode,
+    Handback,
+    Page,
+    WebhookDelivery,
+    WebhookEvent,
+)
 from webhooks.parsing import parse_delivery, parse_event
 from webhooks.queue import enqueue, enqueue_on_commit
 
@@ -434,3 +441,26 @@ def _page_connected_hook(page_pk: int) -> None:
     hook = getattr(settings, "MESSENGER_PAGE_CONNECTED_HANDLER", "")
     if hook:
         import_string(hook)(page_pk)
+
+
+def page_csat_set(
+    *, page_pk: int, enabled: bool, question: str, thanks: str, wait_minutes: int
+) -> Page:
+    """The page's rating settings (CSAT before hand-back, issue 11 point 9). Raises
+    ValueError in words, changing nothing, on an empty question, a text longer than
+    Messenger's 640 characters, or a wait outside 1 minute to 24 hours."""
+    question, thanks = question.strip(), thanks.strip()
+    if not question:
+        raise ValueError("The rating question is empty.")
+    for label, text in (("rating question", question), ("thank-you message", thanks)):
+        if len(text) > 640:
+            raise ValueError(f"The {label} is longer than 640 characters.")
+    if not 1 <= wait_minutes <= CSAT_WAIT_MAX_MINUTES:
+        raise ValueError("The wait for the rating must be 1 minute to 24 hours (1440 minutes).")
+    Page.objects.filter(pk=page_pk).update(
+        csat_enabled=enabled,
+        csat_question=question,
+        csat_thanks=thanks,
+        csat_wait_minutes=wait_minutes,
+    )
+    return Page.objects.get(pk=page_pk)

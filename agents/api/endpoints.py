@@ -489,5 +489,5 @@ def agents_list(request: AgentRequest) -> QuerySet[Agent]:
     return selectors.agent_list(user=request.user)
 
 
-from agents.api import tags  # noqa: E402,F401
-from agents.api import context  # noqa: E402,F401
+# The feature modules register their routes on `api` (imported last: they import it).
+from agents.api import context, tags  # noqa: E402,F401

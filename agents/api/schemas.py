@@ -142,6 +142,33 @@ class TicketOut(Schema):
     def resolve_needs_reply(obj: Ticket) -> bool:
         return selectors.ticket_needs_reply(obj)
 
+    # CSAT before hand-back (issue 11, point 9): the rating asked when the ticket closed.
+    csat_status: Literal["", "waiting", "answered", "expired"]
+    csat_score: int | None
+    csat_text: str
+    csat_expires_at: datetime | None
+
+    @staticmethod
+    def resolve_csat_status(obj: Ticket) -> str:
+        """ "" (never asked), waiting (the helpdesk keeps the conversation for the answer
+        until `csat_expires_at`), answered, expired (no answer in time)."""
+        rating = rules.ticket_csat(obj)
+        return rating.status if rating else ""
+
+    @staticmethod
+    def resolve_csat_score(obj: Ticket) -> int | None:
+        rating = rules.ticket_csat(obj)
+        return rating.score if rating else None
+
+    @staticmethod
+    def resolve_csat_text(obj: Ticket) -> str:
+        return rules.csat_text(rules.ticket_csat(obj))
+
+    @staticmethod
+    def resolve_csat_expires_at(obj: Ticket) -> datetime | None:
+        rating = rules.ticket_csat(obj)
+        return rating.expires_at if rating else None
+
     @staticmethod
     def resolve_page_id(obj: Ticket) -> str:
         return obj.conversation.page.page_id
@@ -311,6 +338,12 @@ class TicketEventOut(Schema):
 class TicketDetailOut(TicketOut):
     transitions: list[TransitionOut]
     events: list[TicketEventOut]
+    csat_on_close: str
+
+    @staticmethod
+    def resolve_csat_on_close(obj: Ticket) -> str:
+        """What closing does about a rating, for the close dialog ("" when nothing)."""
+        return rules.csat_close_note(obj)
 
     @staticmethod
     def resolve_transitions(obj: Ticket) -> list[ControlTransition]:
@@ -381,6 +414,7 @@ class MessageOut(Schema):
     error_detail: str
     error_code: int | None
     error_subcode: int | None
+    quick_replies: list[dict[str, str]]
 
     @staticmethod
     def resolve_context(obj: Any) -> bool:

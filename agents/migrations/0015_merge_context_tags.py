@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('agents', '0013_context_search'),
-        ('agents', '0014_tags'),
+        ("agents", "0013_context_search"),
+        ("agents", "0014_tags"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -11,7 +11,8 @@ tickets and messages, and the Graph calls they lead to. Import the module you ne
 - `outbound`  replies, retries, the Send API call, typing indicators;
 - `tickets`   claim, transfer, close and the hand-back to the bot, request control;
 - `contacts`  contacts, conversations, profiles;
-- `reconcile` beat's repairs: the 24-hour lapse, re-driving lost tasks.
+- `reconcile` beat's repairs: the 24-hour lapse, re-driving lost tasks;
+- `csat`      the rating question before the hand-back, its answer, its timeout.
 
 Read-only rules (why a reply is locked, windows, send policy) are in `agents.rules`;
 reads for the API are in `agents.selectors`. Each service locks its rows through

@@ -17,6 +17,8 @@ from django.db import transaction
 
 from agents.auth import token_digest
 from agents.models import ApiToken, Contact, Tag
+from webhooks.models import Page
+from webhooks.services import page_csat_set
 
 
 def demo_token(*, username: str) -> str:
@@ -77,3 +79,16 @@ def demo_tags_ensure() -> list[str]:
                 Tag.objects.create(name=name, colour=colour, description=description)
                 made.append(name)
     return made
+
+
+def demo_csat_ensure(*, page_id: str) -> Page:
+    """The demo page asks for a rating when a ticket closes (CSAT before hand-back),
+    keeping the question, thank-you and wait an admin may have changed. Idempotent."""
+    page = Page.objects.get(page_id=page_id)
+    return page_csat_set(
+        page_pk=page.pk,
+        enabled=True,
+        question=page.csat_question,
+        thanks=page.csat_thanks,
+        wait_minutes=page.csat_wait_minutes,
+    )

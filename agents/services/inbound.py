@@ -17,6 +17,7 @@ from django.db.models import Q
 from agents import realtime, tasks
 from agents.locks import conversation_lock
 from agents.models import ControlState, Conversation, Message, Ticket, Trigger
+from agents.services import csat
 from agents.services.contacts import conversation_get_or_create
 from agents.services.control import handover_event_apply, handover_request_start
 from agents.services.outbound import outbound_confirm
@@ -182,6 +183,11 @@ def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> s
             "ticket.updated", ticket_id=ticket.pk, conversation_id=conversation.pk
         )
     note = "context" if ticket is None else "ticket message"
+    # CSAT (issue 11, point 9): a tap on the rating question (on standby too) or a typed
+    # 1 to 5 while the rating is awaited.
+    rated = csat.csat_answer_inbound(conversation, message)
+    if rated is not None:
+        return f"{note}; {rated}"
     if event.channel == CHANNEL_STANDBY and conversation.control_state in TRIGGER_STATES:
         reason = trigger_match(page, event)
         if reason is not None:

@@ -192,6 +192,7 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
             tag=policy.tag,
             persona_id=persona_id,
             thread_control=control,
+            quick_replies=message.quick_replies or None,
         )
     except graph.GraphError as exc:
         with transaction.atomic():

@@ -26,6 +26,7 @@ from agents.models import (
     agent_name,
 )
 from agents.selectors import page_agents
+from agents.services import csat
 from agents.services.control import handover_request_start, owner_apply
 from agents.services.outbound import message_send, outbound_create, text_clean
 from agents.services.state import (
@@ -152,8 +153,10 @@ def ticket_close(
 
     An optional closing message is queued first; the pass happens in a task after all of
     the ticket's pending messages went out (so nothing reaches the user after the bot
-    is back). When we do not own the thread, the ticket just closes (and a closing
-    message is refused: it could not be sent).
+    is back). Where the page asks for a rating, the question follows the closing message
+    and the hand-back waits for the answer or the timeout (`csat`). When we do not own
+    the thread, the ticket just closes (and a closing message is refused: it could not
+    be sent).
     """
     outcome = (outcome or "resolved").strip()[:100]
     closing_message = (closing_message or "").strip()
@@ -177,29 +180,42 @@ def ticket_close(
         previous_assignee = ticket.assignee
         ticket_mark_closed(ticket, actor=user, outcome=outcome)
         if owned:
-            page = conversation.page
-            how = _handback_way(page)
+            how = _handback_way(conversation.page)
+            # CSAT (issue 11, point 9): where the page asks for a rating, the question
+            # follows the closing message and the hand-back waits for the answer or the
+            # timeout (`csat.csat_answer_inbound`, `csat.csat_expire_due`).
+            now = clock.now()
+            rating = csat.csat_will_ask(ticket, conversation, now=now)
             control_transition(
                 conversation,
                 to_state=ControlState.RETURNING,
                 cause=ControlTransition.Cause.AGENT,
                 detail=f"ticket {ticket.pk} closed by {user}; "
-                + (
-                    "releasing control" if how == Handback.RELEASE else "passing control to the bot"
-                ),
+                + ("releasing control" if how == Handback.RELEASE else "passing control to the bot")
+                + (" after the customer's rating" if rating else ""),
                 metadata=handover_metadata(
                     ticket=ticket.pk, outcome=outcome, agent=str(previous_assignee or user)
                 ),
             )
-            # After the close that sends it: the automated notice, then the hand-back.
-            notice = page.handback_notice.strip()
-            if notice and not rules.send_policy(conversation, automated=True).refusal:
-                last = notice_create(ticket, notice)
-            if last is not None and page.conversation_routing and page.send_api_thread_control:
-                last.thread_control = how
-                last.save(update_fields=["thread_control"])
-            enqueue_on_commit(tasks.ticket_return, ticket.pk)
+            if csat.csat_ask(ticket, conversation, now=now):
+                enqueue_on_commit(tasks.ticket_return, ticket.pk)
+            else:
+                handback_queue(ticket, conversation, last=last)
     return ticket
+
+
+def handback_queue(ticket: Ticket, conversation: Conversation, *, last: Message | None) -> None:
+    """After the agent's (or the rating's) last words: the automated notice, the
+    hand-back riding on the last message where the page allows it, and the task that
+    sends them and hands back. Caller holds the conversation's lock, in `returning`."""
+    page = conversation.page
+    notice = page.handback_notice.strip()
+    if notice and not rules.send_policy(conversation, automated=True).refusal:
+        last = notice_create(ticket, notice)
+    if last is not None and page.conversation_routing and page.send_api_thread_control:
+        last.thread_control = _handback_way(page)
+        last.save(update_fields=["thread_control"])
+    enqueue_on_commit(tasks.ticket_return, ticket.pk)
 
 
 def _handback_way(page: Page) -> str:
@@ -209,10 +225,14 @@ def _handback_way(page: Page) -> str:
     return Handback.PASS
 
 
-def notice_create(ticket: Ticket, text: str) -> Message:
-    """The automated hand-back notice, queued after the agent's last words (Meta requires
-    automation to say so when a person hands a chat back to it)."""
+def notice_create(
+    ticket: Ticket, text: str, *, quick_replies: list[dict[str, str]] | None = None
+) -> Message:
+    """An automated message of the page, queued after the agent's last words: the
+    hand-back notice (Meta requires automation to say so when a person hands a chat back
+    to it), the rating question and its thank-you (`csat`)."""
     message = Message.objects.create(
+        quick_replies=quick_replies or [],
         conversation=ticket.conversation,
         ticket=ticket,
         direction=Message.Direction.OUTBOUND,
@@ -243,6 +263,8 @@ def ticket_return(*, ticket_id: int) -> Outcome:
     conversation = ticket.conversation
     if conversation.control_state != ControlState.RETURNING or ticket.closed_at is None:
         return Outcome.SKIPPED
+    # Read before sending: an answer that arrives meanwhile queues a return of its own.
+    rating_awaited = csat.csat_waiting(ticket_id=ticket.pk)
     outbound = Message.objects.filter(
         conversation=conversation, direction=Message.Direction.OUTBOUND
     )
@@ -260,6 +282,10 @@ def ticket_return(*, ticket_id: int) -> Outcome:
     if conversation.page.outbox_paused_reason and pending.exists():
         # What the agent said goes first: the hand-back waits for the page to resume
         # (`outbound.outbox_resume` queues it again; the re-drive would too).
+        return Outcome.SKIPPED
+    if rating_awaited:
+        # The closing message and the rating question are out; the answer or the
+        # timeout hands back (`csat`).
         return Outcome.SKIPPED
     how = _handback_way(conversation.page)
     # This close's carrier: a reopened ticket keeps the one of its earlier close, made

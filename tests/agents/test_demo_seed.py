@@ -56,6 +56,8 @@ def test_two_runs_make_one_token_and_print_the_same_one():
     assert response.status_code == 200
     assert second == [
         "Demo page: Demo Page (1000000000000001), bot app 200000000000002.",
+        "Ratings: closing a ticket asks the customer for a rating (1 to 5), and the bot gets "
+        "the conversation back after the answer or 10 minutes.",
         "Demo login: demo / demo-password (admin).",
         f"API token: {token_of(first)}",
     ]
@@ -116,3 +118,14 @@ def test_an_emulator_that_does_not_answer_is_a_clear_error_and_changes_nothing(e
 
     assert not Page.objects.exists()
     assert not get_user_model().objects.exists()
+
+
+def test_the_demo_page_asks_for_a_rating_and_keeps_an_admins_texts():
+    seed()
+    page = Page.objects.get(page_id="1000000000000001")
+    assert page.csat_enabled is True
+    assert page.csat_question == "How did we do? Tap a number: 1 is poor, 5 is great."
+    Page.objects.filter(pk=page.pk).update(csat_question="Rate us!", csat_wait_minutes=3)
+    seed()
+    page.refresh_from_db()
+    assert (page.csat_enabled, page.csat_question, page.csat_wait_minutes) == (True, "Rate us!", 3)

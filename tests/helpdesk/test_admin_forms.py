@@ -15,8 +15,9 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db.models import Model
+from django.utils import timezone
 
-from agents.models import Persona, Tag, Team, Ticket, TicketTag
+from agents.models import Csat, Persona, Tag, Team, Ticket, TicketTag
 from agents.services import personas
 from agents.services.throttle import login_failure_record
 from tests.support import factories, payloads
@@ -115,6 +116,8 @@ def world(page, deliver, clock, fake_graph) -> dict[str, Any]:
     refund = Tag.objects.create(name="refund", colour=Tag.Colour.RED)
     TicketTag.objects.create(ticket=Ticket.objects.get(), tag=refund, applied_by=ana)
     login_failure_record(username="mallory", address="127.0.0.9")
+    now = timezone.now()  # a rating asked at the close (CSAT), as agents.services.csat makes it
+    Csat.objects.create(ticket=Ticket.objects.get(), asked_at=now, expires_at=now, score=4)
     empty = [label for label in REGISTERED if not _model(label).objects.exists()]
     assert empty == []
     return {"page": page, "agent": ana}

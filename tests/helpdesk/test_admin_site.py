@@ -12,8 +12,9 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from agents.models import Persona, Tag, Team, Ticket, TicketTag
+from agents.models import Csat, Persona, Tag, Team, Ticket, TicketTag
 from agents.services import personas, tickets
 from agents.services.throttle import login_failure_record
 from helpdesk.admin import SECTIONS
@@ -51,7 +52,7 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Sign-in failures",
             ],
         ),
-        ("Conversations", ["Tickets", "Conversations", "Contacts", "Messages"]),
+        ("Conversations", ["Tickets", "Conversations", "Contacts", "Messages", "Ratings (CSAT)"]),
         (
             "History",
             [
@@ -104,6 +105,8 @@ def grow(page, deliver, clock, fake_graph) -> Callable[[int], None]:
             agent = factories.agent(f"agent{k}")
             ticket = Ticket.objects.get(conversation__contact__psid=psid)
             tickets.ticket_claim(ticket_id=ticket.pk, user=agent)
+            now = timezone.now()  # a rating asked at the close (CSAT)
+            Csat.objects.create(ticket=ticket, asked_at=now, expires_at=now, score=k % 5 + 1)
             personas.profile_update(agent, public_name=f"Agent {k}", picture_url="")
             Persona.objects.create(page=page, agent=agent, persona_id=f"9{k}", name=f"Agent {k}")
             factories.page(page_id=f"77{k:04d}", name=f"Page {k}")

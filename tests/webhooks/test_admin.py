@@ -22,7 +22,14 @@ pytestmark = pytest.mark.django_db
 
 TOKEN = "EAAB-page-token-do-not-leak"
 # What the page form posts for the settings a test does not change.
-PAGE_DEFAULTS = {"control_mode": "auto", "handback": "pass", "control_extend_max_hours": 72}
+PAGE_DEFAULTS = {
+    "control_mode": "auto",
+    "handback": "pass",
+    "control_extend_max_hours": 72,
+    "csat_question": "How did we do? Tap a number: 1 is poor, 5 is great.",
+    "csat_thanks": "Thank you for your rating!",
+    "csat_wait_minutes": 10,
+}
 
 
 def test_page_admin_saving_without_a_token_keeps_the_current_one(client):
@@ -148,3 +155,75 @@ def test_a_page_changed_in_admin_keeps_its_id_and_triggers(admin_client):
     assert (page.page_id, page.bot_app_id) == (payloads.PAGE_ID, "77")
     assert _triggers(page) == before
     assert Page.objects.count() == 1
+
+
+def _csat_post(admin_client, page: Page, **csat: object):
+    return admin_client.post(
+        f"/admin/webhooks/page/{page.pk}/change/",
+        {
+            "page_id": page.page_id,
+            "name": page.name,
+            "access_token": "",
+            "bot_app_id": page.bot_app_id,
+            **PAGE_DEFAULTS,
+            **csat,
+        },
+    )
+
+
+def test_the_rating_settings_are_saved_from_the_page_admin(admin_client):
+    page = factories.page(access_token=TOKEN)
+    form = admin_client.get(f"/admin/webhooks/page/{page.pk}/change/").content.decode()
+    assert "ask for a rating when a ticket closes" in form.lower()
+    assert "1 minute to 24 hours (1440)" in form
+
+    response = _csat_post(
+        admin_client,
+        page,
+        csat_enabled="on",
+        csat_question="Rate us, 1 to 5",
+        csat_thanks="",
+        csat_wait_minutes=1440,
+    )
+    assert response.status_code == 302
+    page.refresh_from_db()
+    assert (page.csat_enabled, page.csat_question, page.csat_thanks, page.csat_wait_minutes) == (
+        True,
+        "Rate us, 1 to 5",
+        "",
+        1440,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("csat_wait_minutes", 0, "Ensure this value is greater than or equal to 1."),
+        ("csat_wait_minutes", 1441, "Ensure this value is less than or equal to 1440."),
+        ("csat_question", "", "This field is required."),
+        ("csat_question", "x" * 641, "Ensure this value has at most 640 characters"),
+    ],
+)
+def test_bad_rating_settings_are_refused_and_change_nothing(admin_client, field, value, error):
+    page = factories.page(access_token=TOKEN)
+    response = _csat_post(admin_client, page, csat_enabled="on", **{field: value})
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    page.refresh_from_db()
+    assert (page.csat_enabled, page.csat_wait_minutes) == (False, 10)
+
+
+def test_the_rating_service_refuses_bad_values_in_words():
+    page = factories.page()
+    for kwargs, words in (
+        ({"wait_minutes": 0}, "1 minute to 24 hours"),
+        ({"wait_minutes": 1441}, "1 minute to 24 hours"),
+        ({"question": "  "}, "The rating question is empty."),
+        ({"thanks": "x" * 641}, "The thank-you message is longer than 640 characters."),
+    ):
+        values = {"enabled": True, "question": "Q?", "thanks": "Thanks", "wait_minutes": 10}
+        values.update(kwargs)
+        with pytest.raises(ValueError, match=words):
+            services.page_csat_set(page_pk=page.pk, **values)
+    page.refresh_from_db()
+    assert page.csat_enabled is False

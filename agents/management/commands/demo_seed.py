@@ -14,7 +14,12 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agents.services.demo import demo_agent_ensure, demo_contacts_forget, demo_tags_ensure
+from agents.services.demo import (
+    demo_agent_ensure,
+    demo_contacts_forget,
+    demo_csat_ensure,
+    demo_tags_ensure,
+)
 from webhooks.emulator.config import (
     DEMO_BOT_APP_ID,
     DEMO_HELPDESK_TOKEN,
@@ -68,6 +73,11 @@ class Command(BaseCommand):
             handback_notice=DEMO_HANDBACK_NOTICE,
         )
         self.stdout.write(f"Demo page: {page.name} ({page.page_id}), bot app {page.bot_app_id}.")
+        page = demo_csat_ensure(page_id=page.page_id)
+        self.stdout.write(
+            f"Ratings: closing a ticket asks the customer for a rating (1 to 5), and the bot "
+            f"gets the conversation back after the answer or {page.csat_wait_minutes} minutes."
+        )
         if known is not None:
             forgotten = demo_contacts_forget(page_id=page.page_id, known_psids=known)
             if forgotten:

@@ -7,6 +7,7 @@ import { api, apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderComposer } from "./composer.js";
 import { customerTicketShown } from "./context.js";
+import { renderCsat } from "./csat.js";
 import { $, fillAvatar } from "./dom.js";
 import { listQuery } from "./filters.js";
 import { DAY_MS, duration, serverNow, when, windowCloses } from "./format.js";
@@ -254,6 +255,7 @@ function renderClosed(ticket) {
   $("closed-control").textContent = AFTER_CLOSE[ticket.control_state] || `Thread: ${ticket.control_state_label}.`;
   $("take-over-closed-btn").hidden = !ticket.can_take_over;
   $("ask-again-btn").hidden = !ticket.can_request_control;
+  renderCsat(ticket); // the rating asked at the close (csat.js)
 }
 
 export function renderWindows(ticket) {

@@ -4,6 +4,7 @@
 
 import { api } from "./api.js";
 import { action, showNotice } from "./conversation.js";
+import { renderCsatCloseNote } from "./csat.js";
 import { $, el } from "./dom.js";
 import { ME, state } from "./state.js";
 
@@ -39,6 +40,7 @@ export function openCloseDialog() {
   $("close-explain").textContent = owned
     ? "An optional closing message is sent first; then the conversation goes back to the bot."
     : `No closing message can be sent: ${ticket.lock_reason || "the helpdesk does not own the conversation."}`;
+  renderCsatCloseNote(ticket); // whether a rating question follows (csat.js)
   // The last closing's "close" stays until set: Esc must not close this one.
   $("close-dialog").returnValue = "";
   $("close-dialog").showModal();

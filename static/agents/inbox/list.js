@@ -4,6 +4,7 @@
 import { apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
 import { renderWindows, selectTicket } from "./conversation.js";
+import { csatBadge } from "./csat.js";
 import { $, avatar, el } from "./dom.js";
 import { fetchCounts, filterParams, listQuery, matchesFilters, renderFilterCount } from "./filters.js";
 import { duration, previewText, serverNow } from "./format.js";
@@ -222,6 +223,7 @@ function ticketRow(ticket) {
           { class: "ticket-meta" },
           fillBadge(el("span"), statusBadge(ticket), "status"),
           control && fillBadge(el("span"), control, "control"),
+          csatBadge(ticket),
           el("span", { class: "ticket-page", text: ticket.page_name }),
           tagChips(ticket.tags),
         ),

@@ -308,6 +308,10 @@ function messageNode(message, ticket, transition) {
     const node = attachmentNode(attachment);
     if (node) body.append(node);
   }
+  if (message.quick_replies && message.quick_replies.length) {
+    // The buttons sent under it (the rating question's 1 to 5), as the customer saw them.
+    body.append(el("span", { class: "quick-replies-sent", "aria-label": "Quick replies" }, ...message.quick_replies.map((r) => el("span", { class: "chip", text: r.title }))));
+  }
 
   const failed = message.status === "failed";
   // The helpdesk's automatic message to the customer (the hand-back notice): a bubble
