@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import requests
@@ -21,6 +22,7 @@ import urllib3
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import F
+from django.utils.timezone import now
 
 from webhooks.crypto import TokenDecryptionError, token_unseal
 from webhooks.models import GraphCall, Page
@@ -39,6 +41,9 @@ CODE_PERMISSION_MISSING = 230  # "(#230) Requires pages_messaging permission ...
 HANDOVER_DISABLED_TEXT = "handover protocol apis disabled"
 # Thread-control calls: one that timed out or got a 5xx may have taken effect, and is
 # never made again before `thread_owner` was asked (messenger-platform.md §9.3).
+# Beyond the timeout, what a call in flight may still take (the rate window's waits).
+IN_FLIGHT_MARGIN_SECONDS = 30
+
 HANDOVER_KINDS = frozenset(
     {
         "pass_thread_control",
@@ -145,8 +150,8 @@ class GraphError(Exception):
         codes = ""
         if self.code is not None:
             codes = f" (code {self.code}" + (f"/{self.subcode}" if self.subcode else "") + ")"
-        if self.message == DROPPED:
-            return DROPPED
+        if self.message in (DROPPED, IN_FLIGHT):
+            return self.message
         detail = f": {self.message}" if self.message else ""
         return f"{reason}{codes}{detail}"
 
@@ -192,6 +197,16 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
     if isinstance(reason, urllib3.exceptions.MaxRetryError):
         reason = reason.reason
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+IN_FLIGHT = "the same call is being made by another worker; its outcome comes next"
+
+
+def _in_flight_lost(record: GraphCall) -> bool:
+    """Whether a call marked in flight has been so for longer than any call can take
+    (its worker stopped during it)."""
+    longest = settings.GRAPH_API_TIMEOUT_SECONDS + IN_FLIGHT_MARGIN_SECONDS
+    return record.updated_at < now() - timedelta(seconds=longest)
 
 
 def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -292,7 +307,10 @@ def call(
     `pending` when it may be retried, `failed` when it is terminal. A thread-control
     call (HANDOVER_KINDS) that timed out or got a 5xx is `uncertain`: it is not made
     again under its key (GraphError with `uncertain`, nothing sent) unless the caller
-    asked `thread_owner` since and says so (`checked`).
+    asked `thread_owner` since and says so (`checked`). While one worker makes a call it
+    is `in_flight`: another worker on the same key sends nothing and gets a retryable
+    error (its retry reads the outcome); a thread-control call in flight for longer
+    than any call takes (its worker died) counts as `uncertain`.
     """
     record, _ = GraphCall.objects.get_or_create(
         key=key or f"{kind}:{uuid.uuid4().hex}",
@@ -300,12 +318,27 @@ def call(
     )
     if record.status == GraphCall.Status.SUCCEEDED:
         return record.response or {}
-    if record.status == GraphCall.Status.UNCERTAIN and not checked:
+    status = GraphCall.Status(record.status)
+    if status == GraphCall.Status.IN_FLIGHT and not _in_flight_lost(record):
+        raise GraphError(message=IN_FLIGHT, retryable=True)
+    if status == GraphCall.Status.IN_FLIGHT and kind in HANDOVER_KINDS:
+        # Its worker died during the call: the outcome is unknown, as after a timeout.
+        GraphCall.objects.filter(pk=record.pk, status=status).update(
+            status=GraphCall.Status.UNCERTAIN, last_error="its worker stopped during the call"
+        )
+        status = GraphCall.Status.UNCERTAIN
+    if status == GraphCall.Status.UNCERTAIN and not checked:
         raise GraphError(
             message="its outcome is unknown; not made again before thread_owner is asked",
             uncertain=True,
         )
-    GraphCall.objects.filter(pk=record.pk).update(attempts=F("attempts") + 1)
+    # Claim the attempt: of two workers on one key (a re-driven copy of a task still
+    # running), one makes the call; the other's retry reads its outcome.
+    claimed = GraphCall.objects.filter(
+        pk=record.pk, status=status, attempts=record.attempts
+    ).update(status=GraphCall.Status.IN_FLIGHT, attempts=F("attempts") + 1, updated_at=now())
+    if not claimed:
+        raise GraphError(message=IN_FLIGHT, retryable=True)
     try:
         _rate_wait(page)
         body = _http(page, method, path, params)

@@ -265,6 +265,8 @@ class GraphCall(models.Model):
         # A thread-control call that timed out or got a 5xx: it may have taken effect.
         # It is never made again before `thread_owner` was asked (`graph.call`).
         UNCERTAIN = "uncertain", "outcome unknown (checked with thread_owner)"
+        # A worker is making the call now; another worker on the same key waits for it.
+        IN_FLIGHT = "in_flight", "being made"
 
     key = models.CharField(
         max_length=255, unique=True, help_text="What the call is for, e.g. 'message:42'."

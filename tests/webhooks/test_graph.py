@@ -7,6 +7,7 @@ import hmac
 import json
 import socket
 import threading
+from datetime import timedelta
 
 import pytest
 
@@ -479,3 +480,41 @@ def test_connection_refused_leaves_a_handover_call_pending_not_uncertain(page, s
 
     assert (info.value.retryable, info.value.uncertain) == (True, False)
     assert GraphCall.objects.get().status == GraphCall.Status.PENDING
+
+
+def test_a_call_in_flight_is_not_made_again_by_another_worker(page, fake_graph):
+    """A re-driven copy of a task whose call is still in flight sends nothing: its retry
+    reads the first call's outcome (CI once saw two takes for one intent this way)."""
+    GraphCall.objects.create(
+        key="take:1", kind="take_thread_control", page=page, status="in_flight", attempts=1
+    )
+
+    with pytest.raises(GraphError) as info:
+        graph.take_thread_control(page, key="take:1", psid=PSID, metadata="m")
+
+    assert (info.value.retryable, info.value.uncertain) == (True, False)
+    assert info.value.describe() == graph.IN_FLIGHT
+    assert fake_graph.calls == []
+    assert GraphCall.objects.values_list("status", "attempts").get() == ("in_flight", 1)
+
+
+def test_a_handover_call_whose_worker_died_in_flight_counts_as_uncertain(
+    page, fake_graph, settings
+):
+    settings.GRAPH_API_TIMEOUT_SECONDS = 1
+    record = GraphCall.objects.create(
+        key="take:1", kind="take_thread_control", page=page, status="in_flight", attempts=1
+    )
+    long_ago = record.updated_at - timedelta(seconds=1 + graph.IN_FLIGHT_MARGIN_SECONDS + 1)
+    GraphCall.objects.filter(pk=record.pk).update(updated_at=long_ago)
+
+    with pytest.raises(GraphError) as info:
+        graph.take_thread_control(page, key="take:1", psid=PSID, metadata="m")
+    assert info.value.uncertain is True
+    assert fake_graph.calls == []
+    assert GraphCall.objects.values_list("status", "attempts").get() == ("uncertain", 1)
+
+    # Once thread_owner was asked, the call may be made again.
+    graph.take_thread_control(page, key="take:1", psid=PSID, metadata="m", checked=True)
+    assert len(fake_graph.calls) == 1
+    assert GraphCall.objects.values_list("status", "attempts").get() == ("succeeded", 2)
