@@ -37,7 +37,13 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "Conversations",
         "The work itself. Tickets are closed, assigned and handed back with the actions "
         "of the ticket list.",
-        ("agents.ticket", "agents.conversation", "agents.contact", "agents.message"),
+        (
+            "agents.ticket",
+            "agents.conversation",
+            "agents.contact",
+            "agents.message",
+            "agents.attachment",
+        ),
     ),
     (
         "history",
@@ -47,6 +53,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "agents.controltransition",
             "agents.ticketevent",
             "agents.persona",
+            "agents.messageorder",
             "webhooks.webhookdelivery",
             "webhooks.webhookevent",
             "webhooks.graphcall",

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import requests
 import urllib3
@@ -57,6 +59,16 @@ _DESCRIPTIONS = {
     551: "this person isn't available right now",
     613: "Meta's rate limit was reached",
 }
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """A file to send as multipart `filedata`: its name and type as Meta is told them,
+    and how to open it (the bytes are read while the request goes out, never kept)."""
+
+    name: str
+    content_type: str
+    open: Callable[[], IO[bytes]]
 
 
 @dataclass
@@ -194,7 +206,13 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
-def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+def _http(
+    page: Page,
+    method: str,
+    path: str,
+    params: dict[str, Any],
+    upload: FileUpload | None = None,
+) -> dict[str, Any]:
     url = f"{settings.GRAPH_API_URL}/{path.lstrip('/')}"
     # The only place the page token is decrypted: it lives in this call's locals.
     try:
@@ -211,6 +229,18 @@ def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[st
                 headers=headers,
                 timeout=settings.GRAPH_API_TIMEOUT_SECONDS,
             )
+        elif upload is not None:
+            # Multipart, as Meta's upload samples: each parameter a JSON form field, the
+            # file as `filedata` with its type.
+            with upload.open() as stream:
+                response = requests.post(
+                    url,
+                    params=query,
+                    data={k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()},
+                    files={"filedata": (upload.name, stream, upload.content_type)},
+                    headers=headers,
+                    timeout=settings.GRAPH_API_TIMEOUT_SECONDS,
+                )
         else:
             response = requests.post(
                 url,
@@ -284,8 +314,9 @@ def call(
     psid: str = "",
     key: str | None = None,
     checked: bool = False,
+    upload: FileUpload | None = None,
 ) -> dict[str, Any]:
-    """Make one Graph call, recorded under `key`.
+    """Make one Graph call, recorded under `key` (with `upload`, a multipart one).
 
     Idempotent per key: when the key's call already succeeded its stored answer is
     returned and nothing is sent. Raises GraphError; the row then holds the error,
@@ -308,7 +339,7 @@ def call(
     GraphCall.objects.filter(pk=record.pk).update(attempts=F("attempts") + 1)
     try:
         _rate_wait(page)
-        body = _http(page, method, path, params)
+        body = _http(page, method, path, params, upload)
     except GraphError as exc:
         status = GraphCall.Status.PENDING if exc.retryable else GraphCall.Status.FAILED
         if kind in HANDOVER_KINDS and exc.unknown_outcome:
@@ -344,15 +375,19 @@ def send_text(
     tag: str | None = None,
     persona_id: str = "",
     thread_control: dict[str, str] | None = None,
+    attachment: dict[str, Any] | None = None,
 ) -> str:
     """Send a text message; returns Meta's `message_id` (the `mid` of its echo).
 
     `thread_control` (`{"control_type": "pass"|"release", "app_id": ...}`, Conversation
-    Routing) hands the thread over once the message is sent."""
+    Routing) hands the thread over once the message is sent. With `attachment` (`{"type":
+    "image", "payload": {"attachment_id": ...}}`, see `attachment_upload`) the message is
+    that attachment instead of `text`: Messenger sends text and a file as two messages."""
+    content: dict[str, Any] = {"text": text} if attachment is None else {"attachment": attachment}
     params: dict[str, Any] = {
         "recipient": {"id": psid},
         "messaging_type": messaging_type,
-        "message": {"text": text, "metadata": metadata},
+        "message": {**content, "metadata": metadata},
     }
     if tag:
         params["tag"] = tag
@@ -370,6 +405,26 @@ def send_text(
         key=key,
     )
     return str(body.get("message_id") or "")
+
+
+def attachment_upload(page: Page, *, key: str, kind: str, upload: FileUpload) -> str:
+    """Upload a file with the Attachment Upload API (`POST /me/message_attachments`,
+    multipart `message` + `filedata`, reusable); returns its `attachment_id`, which
+    `send_text(attachment=...)` sends. Nothing reaches the customer: repeating an upload
+    whose answer was lost is harmless (the call kind is not a handover's)."""
+    body = call(
+        page,
+        kind="attachment_upload",
+        method="POST",
+        path="me/message_attachments",
+        params={"message": {"attachment": {"type": kind, "payload": {"is_reusable": True}}}},
+        key=key,
+        upload=upload,
+    )
+    attachment_id = str(body.get("attachment_id") or "")
+    if not attachment_id:
+        raise GraphError(message="the upload answer has no attachment_id", retryable=False)
+    return attachment_id
 
 
 def sender_action(page: Page, *, psid: str, action: str, persona_id: str = "") -> None:

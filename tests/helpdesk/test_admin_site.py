@@ -10,11 +10,12 @@ from collections.abc import Callable
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from agents.models import Persona, Team, Ticket
-from agents.services import personas, tickets
+from agents.services import attachments, personas, tickets
 from agents.services.throttle import login_failure_record
 from helpdesk.admin import SECTIONS
 from tests.support import factories, payloads
@@ -50,13 +51,14 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Sign-in failures",
             ],
         ),
-        ("Conversations", ["Tickets", "Conversations", "Contacts", "Messages"]),
+        ("Conversations", ["Tickets", "Conversations", "Contacts", "Messages", "Attachments"]),
         (
             "History",
             [
                 "Handover history",
                 "Ticket history",
                 "Personas",
+                "Send orders",
                 "Webhook deliveries",
                 "Webhook events",
                 "Meta API calls",
@@ -89,7 +91,7 @@ _numbers = itertools.count(1)
 
 
 @pytest.fixture
-def grow(page, deliver, clock, fake_graph) -> Callable[[int], None]:
+def grow(page, deliver, clock, fake_graph, settings, tmp_path) -> Callable[[int], None]:
     """Adds `n` rows of every registered model, with their related rows different each
     time (another page, another agent, another conversation)."""
 
@@ -108,6 +110,13 @@ def grow(page, deliver, clock, fake_graph) -> Callable[[int], None]:
             Team.objects.create(name=f"Team {k}").members.add(agent)
             Group.objects.create(name=f"Group {k}")
             login_failure_record(username=f"user{k}", address=f"10.0.0.{k}")
+            settings.MEDIA_ROOT = str(tmp_path / "media")
+            attachments.ticket_reply_files(
+                ticket_id=ticket.pk,
+                user=agent,
+                files=[SimpleUploadedFile("a.pdf", b"%PDF-1.4", content_type="application/pdf")],
+                text="Here",
+            )
 
     return more
 
