@@ -5,6 +5,7 @@
 
 import { api, apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
+import { ticketChanged } from "./attachments.js";
 import { renderComposer } from "./composer.js";
 import { $, fillAvatar } from "./dom.js";
 import { DAY_MS, duration, serverNow, when, windowCloses } from "./format.js";
@@ -30,6 +31,7 @@ export async function selectTicket(id, { push = true } = {}) {
     state.openContext = new Set();
     state.seenFor = null;
     $("composer-text").value = state.drafts.get(id) || "";
+    ticketChanged(); // its own files waiting to be sent, if any
     hideError();
     hideNotice();
   }
