@@ -5,17 +5,20 @@ customer page."""
 
 from __future__ import annotations
 
+import http.client
 import json
 
 from tests.emulator.support import PSID
 from tests.emulator.test_server import bot_passes_to_helpdesk, graph, http_session
 from webhooks.emulator.platform.uploads import MAX_UPLOAD_BYTES
+from webhooks.emulator.server import GRAPH_MAX_BODY
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 def _upload(emulator, kind: str, name: str, data: bytes, content_type: str, **payload):
+    # Generous: reading 25 MB of multipart takes a while on a busy machine.
     return graph(
         emulator,
         "POST",
@@ -26,6 +29,7 @@ def _upload(emulator, kind: str, name: str, data: bytes, content_type: str, **pa
             )
         },
         files={"filedata": (name, data, content_type)},
+        timeout=60,
     )
 
 
@@ -129,3 +133,20 @@ def test_a_file_over_25_mb_is_refused_with_metas_too_big_error(emulator):
 def test_an_unknown_media_id_is_404(emulator):
     response = http_session.get(f"{emulator.base_url}/emulator/media/123", timeout=5)
     assert response.status_code == 404
+
+
+def test_a_body_over_the_limit_is_refused_unread_with_metas_error(emulator):
+    # Only the headers are sent: the emulator answers from Content-Length alone.
+    host, port = emulator.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    connection.putrequest("POST", "/v23.0/me/message_attachments")
+    connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+    connection.putheader("Content-Length", str(GRAPH_MAX_BODY + 1))
+    connection.putheader("Authorization", "Bearer whatever")
+    connection.endheaders()
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    assert response.status == 400
+    assert (body["error"]["code"], body["error"]["error_subcode"]) == (100, 2018109)
+    assert emulator.platform.state.uploads == {}

@@ -91,6 +91,13 @@
       link.rel = "noopener";
       const img = el("img", "attachment-image");
       img.alt = attachment.title || "picture";
+      // A picture that loads after the list scrolled down pushes the end out of view.
+      img.addEventListener("load", () => {
+        const list = $("messages");
+        if (list.scrollHeight - list.scrollTop - list.clientHeight < img.clientHeight + 80) {
+          list.scrollTop = list.scrollHeight;
+        }
+      });
       img.src = url;
       link.appendChild(img);
       return link;
