@@ -72,7 +72,7 @@ def ticket_reply_files(
 
 @api.get(
     "/attachments/{attachment_id}/file",
-    response={200: None, 404: Error},
+    response={404: Error},
     tags=["attachments"],
     summary="Download a file an agent sent",
     openapi_extra={

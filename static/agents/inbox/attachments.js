@@ -126,10 +126,18 @@ function chip(ticketId, item) {
 }
 
 // The chips of the open ticket's composer (each ticket keeps its own, like its draft).
+let shown = { ticketId: null, items: [] }; // what the chips show, to rebuild only on change
+
 export function renderFiles() {
   const box = $("composer-files");
   const list = pending.get(state.ticketId) || [];
-  box.replaceChildren(...list.map((item) => chip(state.ticketId, item)));
+  const same = shown.ticketId === state.ticketId && shown.items.length === list.length && shown.items.every((item, i) => item === list[i]);
+  if (!same) {
+    // A live refresh of the ticket re-renders the composer: the chips stay as they are.
+    box.replaceChildren(...list.map((item) => chip(state.ticketId, item)));
+    shown = { ticketId: state.ticketId, items: [...list] };
+  }
+  for (const button of box.querySelectorAll(".file-remove")) button.disabled = sending;
   box.hidden = list.length === 0;
   $("attach-btn").disabled = composerLocked() || sending;
 }
