@@ -309,14 +309,35 @@ def followers_enqueue(message: Message) -> None:
         enqueue_on_commit(tasks.message_send, follower_id)
 
 
+def attachment_upload(message_id: int) -> None:
+    """Upload a file message's file to Meta unless it has a recent `attachment_id` (a
+    text message: nothing to do). Raises GraphError. Outside any transaction and before
+    the message is claimed (`outbound.message_send`): a large upload may take long."""
+    attachment = (
+        Attachment.objects.select_related("message__conversation__page")
+        .filter(message_id=message_id)
+        .first()
+    )
+    # A part that waits for the one before it (or will fail with it) is not uploaded
+    # yet: `order_check` under the lock decides when it goes; this read only spares a
+    # useless upload.
+    if attachment is not None and order_check(attachment.message) == "go":
+        _uploaded(attachment.message.conversation.page, attachment)
+
+
 def attachment_for_send(page: Page, message: Message) -> dict[str, Any] | None:
-    """The Send API's `attachment` for a file message (None for text): uploaded to Meta
-    first when it has no recent `attachment_id`. Raises GraphError from the upload
-    (nothing was sent to the customer then). Outside any transaction: the upload may
-    take long."""
+    """The Send API's `attachment` for a file message (None for text), by the id of its
+    upload (uploaded now if it has none, or an expired one). Raises GraphError from the
+    upload (nothing was sent to the customer then)."""
     attachment = Attachment.objects.filter(message=message).first()
     if attachment is None:
         return None
+    _uploaded(page, attachment)
+    return {"type": attachment.kind, "payload": {"attachment_id": attachment.meta_attachment_id}}
+
+
+def _uploaded(page: Page, attachment: Attachment) -> None:
+    """Make sure the file has a recent Meta `attachment_id` (set on `attachment`)."""
     fresh = attachment.uploaded_at and timezone.now() - attachment.uploaded_at < UPLOAD_REUSE
     if not (attachment.meta_attachment_id and fresh):
         now = timezone.now()
@@ -337,8 +358,7 @@ def attachment_for_send(page: Page, message: Message) -> dict[str, Any] | None:
         Attachment.objects.filter(pk=attachment.pk).update(
             meta_attachment_id=meta_id, uploaded_at=now
         )
-        attachment.meta_attachment_id = meta_id
-    return {"type": attachment.kind, "payload": {"attachment_id": attachment.meta_attachment_id}}
+        attachment.meta_attachment_id, attachment.uploaded_at = meta_id, now
 
 
 UPLOAD_REUSE_SECONDS = int(UPLOAD_REUSE.total_seconds())

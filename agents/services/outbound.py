@@ -139,9 +139,17 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
     left (the send may have gone through) makes it `confirming`, never retried.
     """
     stale = timezone.now() - timedelta(seconds=settings.GRAPH_API_TIMEOUT_SECONDS * 3)
-    conversation_id = (
-        Message.objects.filter(pk=message_id).values_list("conversation_id", flat=True).get()
+    conversation_id, status = (
+        Message.objects.filter(pk=message_id).values_list("conversation_id", "status").get()
     )
+    if status == Message.Status.PENDING:
+        # A file is uploaded before the message is claimed: however long a large upload
+        # takes, no other worker takes the claim for a dead one's. Nothing reaches the
+        # customer yet; an upload made twice is harmless (agents.services.attachments).
+        try:
+            attachments.attachment_upload(message_id)
+        except graph.GraphError as exc:
+            return _upload_failed(message_id, conversation_id, exc)
     with transaction.atomic():
         # Conversation, then message: the lock order of every service (agents.locks).
         conversation = conversation_lock(conversation_id)
@@ -189,10 +197,10 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
         persona_id = personas.persona_for(page, message.author)
     control = _thread_control(conversation, message, page)
     try:
-        # A file is uploaded first (nothing reaches the customer yet); then sent by its id.
+        # A file is sent by the id of its upload (made above, or again if it expired).
         attachment = attachments.attachment_for_send(page, message)
     except graph.GraphError as exc:
-        return _upload_failed(message_id, conversation_id, page, exc)
+        return _upload_failed(message_id, conversation_id, exc)
     try:
         mid = graph.send_text(
             page,
@@ -246,22 +254,21 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
     return Outcome.DONE
 
 
-def _upload_failed(
-    message_id: int, conversation_id: int, page: Page, exc: graph.GraphError
-) -> Outcome:
-    """A file's upload failed: nothing reached the customer, so a lost answer is retried
-    like any transient error; a refusal fails the message in words."""
+def _upload_failed(message_id: int, conversation_id: int, exc: graph.GraphError) -> Outcome:
+    """A file's upload failed (before or after the message was claimed): nothing reached
+    the customer, so a lost answer is retried like any transient error; a refusal fails
+    the message in words; a page that cannot send pauses its outbox."""
     with transaction.atomic():
-        conversation_lock(conversation_id)
+        conversation = conversation_lock(conversation_id)
         message = message_lock(message_id)
-        if message.status != Message.Status.SENDING:
+        if message.status not in (Message.Status.PENDING, Message.Status.SENDING):
             return Outcome.SKIPPED
         failure = send_errors.graph_failure(exc)
         if exc.page_level:
             message.status = Message.Status.PENDING
             fields = _error_set(message, send_errors.paused(exc.describe()))
             message.save(update_fields=["status", *fields])
-            outbox_pause(page.pk, code=exc.page_level, reason=exc.describe())
+            outbox_pause(conversation.page_id, code=exc.page_level, reason=exc.describe())
             return Outcome.SKIPPED
         if exc.retryable or exc.uncertain:
             message.status = Message.Status.PENDING

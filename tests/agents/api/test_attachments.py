@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,6 +17,7 @@ from agents.models import Attachment, Message, MessageOrder, Team
 from agents.services import attachments
 from tests.support import factories, payloads
 from tests.support.fakegraph import Scripted, graph_error
+from webhooks import graph
 
 pytestmark = pytest.mark.django_db
 
@@ -342,3 +344,19 @@ def test_the_openapi_document_describes_the_file_operations_once(api):
     upload = document["paths"]["/api/v1/tickets/{ticket_id}/attachments"]["post"]
     assert list(upload["requestBody"]["content"]) == ["multipart/form-data"]
     assert upload["tags"] == ["tickets", "attachments"]
+
+
+def test_a_file_is_uploaded_before_its_message_is_claimed(ticket, send_files, fake_graph):
+    # However long a large upload takes, the message is not `sending` meanwhile: no other
+    # worker can take it for one that died mid-call (and make it wait for an echo).
+    seen: list[str] = []
+    real = graph.attachment_upload
+
+    def spy(*args, **kwargs):
+        seen.append(Message.objects.get(author_kind="agent").status)
+        return real(*args, **kwargs)
+
+    with mock.patch.object(graph, "attachment_upload", spy):
+        send_files(ticket.pk, SimpleUploadedFile("label.png", PNG, content_type="image/png"))
+    assert seen == ["pending"]
+    assert Message.objects.get(author_kind="agent").status == "sent"
