@@ -226,7 +226,7 @@ def ticket_reply_files(
     *, ticket_id: int, user: Agent, files: list[UploadedFile], text: str = ""
 ) -> list[Message]:
     """Queue a reply with files: its text first (if any), then each file, as messages
-    that go out in that order (Celery, after commit).
+    that go out in that order (Celery, after commit: the first, which brings the next).
 
     Everything is checked before anything is stored: the files (`file_check`), the text,
     then the same rules as a text reply (`outbound.ticket_reply`: we own the thread, the
@@ -271,8 +271,10 @@ def ticket_reply_files(
                 if messages:
                     MessageOrder.objects.create(message=message, after=messages[-1])
                 messages.append(message)
-            for message in messages:
-                enqueue_on_commit(tasks.message_send, message.pk)
+            # The first part now; each next one once the part before it is settled
+            # (`followers_enqueue`), so that two workers never race for it; the re-drive
+            # picks up a part whose task was lost, as for any reply.
+            enqueue_on_commit(tasks.message_send, messages[0].pk)
     except BaseException:
         for attachment in stored:  # the rows are rolled back: so are their files
             attachment.file.delete(save=False)

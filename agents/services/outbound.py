@@ -436,12 +436,13 @@ def outbound_confirm(message_id: int, *, mid: str, by_echo: bool = False) -> Non
         ):
             message.status = _receipted(message)
             fields += ["status", *_error_set(message, None)]
+            # Now sent: the next part of its reply, if any (once: not again on the echo).
+            attachments.followers_enqueue(message)
         if fields:
             message.save(update_fields=fields)
             realtime.broadcast_on_commit(
                 "message.updated", conversation_id=message.conversation_id, message_id=message.pk
             )
-        attachments.followers_enqueue(message)  # the next part of its reply, if any
 
 
 def _receipted(message: Message) -> str:
