@@ -28,6 +28,7 @@ from agents.models import (
     Agent,
     AgentProfile,
     ApiToken,
+    Attachment,
     AuthFailures,
     Contact,
     ControlState,
@@ -35,6 +36,7 @@ from agents.models import (
     Conversation,
     Csat,
     Message,
+    MessageOrder,
     Persona,
     Tag,
     Team,
@@ -643,3 +645,30 @@ class CsatAdmin(ConversationDataAdmin):
     list_display = ("ticket", "score", "status", "answered_late", "asked_at", "answered_at")
     list_select_related = ("ticket",)
     list_filter = ("status", "score", "answered_late")
+
+
+# --- Files agents sent (issue 11, point 7) --------------------------------------------
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(ConversationDataAdmin):
+    """Files agents sent, each one Messenger message: its name, type and size, and
+    Meta's id once uploaded. The file itself opens from the inbox, for the agents who
+    may see its ticket; it is not linked here."""
+
+    page_field = "message__conversation__page"
+    list_display = ("name", "kind", "size", "message", "meta_attachment_id", "created_at")
+    list_select_related = ("message",)
+    list_filter = ("kind",)
+    search_fields = ("name",)
+    exclude = ("file",)
+
+
+@admin.register(MessageOrder)
+class MessageOrderAdmin(ConversationDataAdmin):
+    """The parts of a reply with files go out in order: a message is sent only once the
+    one before it was."""
+
+    page_field = "message__conversation__page"
+    list_display = ("message", "after")
+    list_select_related = ("message", "after")

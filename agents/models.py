@@ -653,3 +653,54 @@ class Csat(models.Model):
 
     def __str__(self) -> str:
         return f"ticket {self.ticket_id}: {self.score or '-'}/5 ({self.status})"
+
+
+class Attachment(models.Model):
+    """A file an agent sent: one Messenger message of its own (`message`, which has no
+    text). Stored by the helpdesk (MEDIA_ROOT), uploaded to Meta when it is sent
+    (`attachment_id`, reusable for 90 days), shown only to the agents who may see its
+    ticket (agents.services.attachments)."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image"
+        VIDEO = "video"
+        AUDIO = "audio"
+        FILE = "file"
+
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, related_name="attachment_file"
+    )
+    file = models.FileField(upload_to="attachments/%Y/%m/", help_text="Stored under a random name.")
+    name = models.CharField(max_length=255, help_text="The file's name as the agent had it.")
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField(help_text="In bytes.")
+    kind = models.CharField(
+        max_length=8, choices=Kind, help_text="How Messenger shows it: its attachment type."
+    )
+    meta_attachment_id = models.CharField(
+        max_length=64,
+        blank=True,
+        verbose_name="Meta attachment id",
+        help_text="Meta's id for the uploaded file, once uploaded (valid for 90 days).",
+    )
+    uploaded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was uploaded to Meta."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class MessageOrder(models.Model):
+    """`message` goes out only once `after` was sent: the parts of one reply (its text,
+    then each file) reach the customer in the order the agent wrote them."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="send_after")
+    after = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        verbose_name = "send order"
+
+    def __str__(self) -> str:
+        return f"message {self.message_id} after {self.after_id}"

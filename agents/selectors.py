@@ -449,7 +449,7 @@ def ticket_messages(*, ticket: Ticket) -> QuerySet[Message]:
     what agents send). `timeline_segments` says who had the conversation for each."""
     return (
         Message.objects.filter(conversation_id=ticket.conversation_id)
-        .select_related("author")
+        .select_related("author", "attachment_file")  # files agents sent (attachments)
         .order_by("timestamp", "id")
     )
 

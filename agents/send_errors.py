@@ -71,6 +71,11 @@ SUBCODE_NOT_RECEIVING = 2018108
 SUBCODE_NO_SUCH_USER = 2018001
 SUBCODE_APP_NOT_LIVE = 2018028
 SUBCODE_PAGE_RESTRICTED = 1893063
+# A file an agent sent (agents.services.attachments), refused by Meta.
+SUBCODE_ATTACHMENT_TOO_BIG = 2018109
+SUBCODE_UPLOAD_FAILED = 2018047
+ATTACHMENT_TOO_BIG = "Messenger refused the file: it is larger than Meta accepts (25 MB)."
+UPLOAD_FAILED = "Messenger could not take the file (empty, or not of the type its name says)."
 RETRYING = "Retrying: "
 
 
@@ -95,6 +100,10 @@ def _sentence(code: int | None, subcode: int | None, *, tag: str | None) -> str:
         return PAGE_RESTRICTED
     if code == 100 and subcode == SUBCODE_NO_SUCH_USER:
         return NO_SUCH_USER
+    if code == 100 and subcode == SUBCODE_ATTACHMENT_TOO_BIG:
+        return ATTACHMENT_TOO_BIG
+    if code == 100 and subcode == SUBCODE_UPLOAD_FAILED:
+        return UPLOAD_FAILED
     if code == 200 and subcode == SUBCODE_APP_NOT_LIVE:
         return APP_NOT_LIVE
     if code == 230:

@@ -27,14 +27,15 @@ def _graph_origin() -> str:
 
 def content_security_policy(request: HttpRequest) -> str:
     """Our own script and style only, no inline code; pictures from Meta's CDN (https)
-    or from the Graph API's own origin (the emulator, in development)."""
+    or from the Graph API's own origin (the emulator, in development), and `blob:` for
+    the preview of a picture an agent is about to send (made by our own script)."""
     socket = ("wss://" if request.is_secure() else "ws://") + request.get_host()
     return "; ".join(
         [
             "default-src 'self'",
             "script-src 'self'",
             "style-src 'self'",
-            f"img-src 'self' https: {_graph_origin()}".strip(),
+            f"img-src 'self' blob: https: {_graph_origin()}".strip(),
             f"connect-src 'self' {socket}",
             "object-src 'none'",
             "base-uri 'none'",

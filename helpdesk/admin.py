@@ -44,6 +44,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "agents.contact",
             "agents.message",
             "agents.csat",
+            "agents.attachment",
         ),
     ),
     (
@@ -55,6 +56,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "agents.ticketevent",
             "agents.tickettag",
             "agents.persona",
+            "agents.messageorder",
             "webhooks.webhookdelivery",
             "webhooks.webhookevent",
             "webhooks.graphcall",

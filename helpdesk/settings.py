@@ -356,3 +356,13 @@ SIDE_EFFECTS_IN_BACKGROUND = env_bool("SIDE_EFFECTS_IN_BACKGROUND", True)
 CHANNEL_SEND_TIMEOUT_SECONDS = float(env("CHANNEL_SEND_TIMEOUT_SECONDS", "2"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, WEBHOOK_MAX_BODY_BYTES)
 MESSENGER_PAGE_CONNECTED_HANDLER = "agents.services.inbound.page_defaults_ensure"
+
+# Files agents send (agents.services.attachments): stored here by Django's default
+# storage, never served as static files: the helpdesk serves each one to the agents who
+# may see its ticket (GET /api/v1/attachments/<id>/file), and uploads it to Meta itself
+# (the Attachment Upload API), so Meta never needs to reach this server.
+MEDIA_ROOT = env("MEDIA_ROOT", str(BASE_DIR / "var" / "media"))
+# Meta's limit for an attachment (messenger-platform.md §4.3: up to 25 MB, any type),
+# and the files one reply may carry (each goes out as its own Messenger message).
+ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024
+ATTACHMENT_MAX_FILES = 10

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import IO, Any
 
 import requests
 import urllib3
@@ -62,6 +64,16 @@ _DESCRIPTIONS = {
     551: "this person isn't available right now",
     613: "Meta's rate limit was reached",
 }
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """A file to send as multipart `filedata`: its name and type as Meta is told them,
+    and how to open it (the bytes are read while the request goes out, never kept)."""
+
+    name: str
+    content_type: str
+    open: Callable[[], IO[bytes]]
 
 
 @dataclass
@@ -209,7 +221,13 @@ def _in_flight_lost(record: GraphCall) -> bool:
     return record.updated_at < now() - timedelta(seconds=longest)
 
 
-def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+def _http(
+    page: Page,
+    method: str,
+    path: str,
+    params: dict[str, Any],
+    upload: FileUpload | None = None,
+) -> dict[str, Any]:
     url = f"{settings.GRAPH_API_URL}/{path.lstrip('/')}"
     # The only place the page token is decrypted: it lives in this call's locals.
     try:
@@ -226,6 +244,18 @@ def _http(page: Page, method: str, path: str, params: dict[str, Any]) -> dict[st
                 headers=headers,
                 timeout=settings.GRAPH_API_TIMEOUT_SECONDS,
             )
+        elif upload is not None:
+            # Multipart, as Meta's upload samples: each parameter a JSON form field, the
+            # file as `filedata` with its type.
+            with upload.open() as stream:
+                response = requests.post(
+                    url,
+                    params=query,
+                    data={k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()},
+                    files={"filedata": (upload.name, stream, upload.content_type)},
+                    headers=headers,
+                    timeout=settings.GRAPH_API_TIMEOUT_SECONDS,
+                )
         else:
             response = requests.post(
                 url,
@@ -299,8 +329,9 @@ def call(
     psid: str = "",
     key: str | None = None,
     checked: bool = False,
+    upload: FileUpload | None = None,
 ) -> dict[str, Any]:
-    """Make one Graph call, recorded under `key`.
+    """Make one Graph call, recorded under `key` (with `upload`, a multipart one).
 
     Idempotent per key: when the key's call already succeeded its stored answer is
     returned and nothing is sent. Raises GraphError; the row then holds the error,
@@ -341,7 +372,7 @@ def call(
         raise GraphError(message=IN_FLIGHT, retryable=True)
     try:
         _rate_wait(page)
-        body = _http(page, method, path, params)
+        body = _http(page, method, path, params, upload)
     except GraphError as exc:
         status = GraphCall.Status.PENDING if exc.retryable else GraphCall.Status.FAILED
         if kind in HANDOVER_KINDS and exc.unknown_outcome:
@@ -378,13 +409,18 @@ def send_text(
     persona_id: str = "",
     thread_control: dict[str, str] | None = None,
     quick_replies: list[dict[str, str]] | None = None,
+    attachment: dict[str, Any] | None = None,
 ) -> str:
     """Send a text message; returns Meta's `message_id` (the `mid` of its echo).
 
     `thread_control` (`{"control_type": "pass"|"release", "app_id": ...}`, Conversation
     Routing) hands the thread over once the message is sent. `quick_replies`
-    (`[{"title", "payload"}]`) are shown under it as text quick replies."""
-    message: dict[str, Any] = {"text": text, "metadata": metadata}
+    (`[{"title", "payload"}]`) are shown under it as text quick replies. With `attachment`
+    (`{"type": "image", "payload": {"attachment_id": ...}}`, see `attachment_upload`) the
+    message is that attachment instead of `text`: Messenger sends text and a file as two
+    messages."""
+    content: dict[str, Any] = {"text": text} if attachment is None else {"attachment": attachment}
+    message: dict[str, Any] = {**content, "metadata": metadata}
     if quick_replies:
         message["quick_replies"] = [
             {"content_type": "text", "title": reply["title"], "payload": reply["payload"]}
@@ -411,6 +447,26 @@ def send_text(
         key=key,
     )
     return str(body.get("message_id") or "")
+
+
+def attachment_upload(page: Page, *, key: str, kind: str, upload: FileUpload) -> str:
+    """Upload a file with the Attachment Upload API (`POST /me/message_attachments`,
+    multipart `message` + `filedata`, reusable); returns its `attachment_id`, which
+    `send_text(attachment=...)` sends. Nothing reaches the customer: repeating an upload
+    whose answer was lost is harmless (the call kind is not a handover's)."""
+    body = call(
+        page,
+        kind="attachment_upload",
+        method="POST",
+        path="me/message_attachments",
+        params={"message": {"attachment": {"type": kind, "payload": {"is_reusable": True}}}},
+        key=key,
+        upload=upload,
+    )
+    attachment_id = str(body.get("attachment_id") or "")
+    if not attachment_id:
+        raise GraphError(message="the upload answer has no attachment_id", retryable=False)
+    return attachment_id
 
 
 def sender_action(page: Page, *, psid: str, action: str, persona_id: str = "") -> None:

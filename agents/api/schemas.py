@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, cast
 
+from django.core.exceptions import ObjectDoesNotExist
 from ninja import Schema
 
 from agents import rules, selectors
@@ -385,6 +386,22 @@ class TypingOut(Schema):
     sent: bool
 
 
+class FileOut(Schema):
+    """A file an agent sent (one Messenger message of its own). `url` downloads it, for
+    agents who may see its ticket; `kind` is how Messenger shows it."""
+
+    id: int
+    name: str
+    size: int
+    content_type: str
+    kind: Literal["image", "video", "audio", "file"]
+    url: str
+
+    @staticmethod
+    def resolve_url(obj: Any) -> str:
+        return f"/api/v1/attachments/{obj.pk}/file"
+
+
 # `context` and `segment` come from `selectors.timeline_segments`: who had the
 # conversation then, and whether the timeline folds the message; a message shown on its
 # own (a new reply, a retry) is its ticket's, never context.
@@ -415,6 +432,15 @@ class MessageOut(Schema):
     error_code: int | None
     error_subcode: int | None
     quick_replies: list[dict[str, str]]
+    # Issue 11 point 7 (agents.api.attachments): the file an agent sent with this message.
+    files: list[FileOut] = []
+
+    @staticmethod
+    def resolve_files(obj: Any) -> list[Any]:
+        try:
+            return [obj.attachment_file]
+        except ObjectDoesNotExist:
+            return []
 
     @staticmethod
     def resolve_context(obj: Any) -> bool:

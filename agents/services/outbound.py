@@ -26,7 +26,7 @@ from agents.locks import conversation_lock, message_lock
 from agents.models import Agent, ControlState, Conversation, Message, Ticket
 from agents.selectors import page_visible
 from agents.send_errors import SendFailure
-from agents.services import personas
+from agents.services import attachments, personas
 from agents.services.control import control_owner_check, ownership_drift
 from agents.services.state import Outcome, now_ms, require, ticket_assign, ticket_for_agent
 from webhooks import graph
@@ -139,9 +139,17 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
     left (the send may have gone through) makes it `confirming`, never retried.
     """
     stale = timezone.now() - timedelta(seconds=settings.GRAPH_API_TIMEOUT_SECONDS * 3)
-    conversation_id = (
-        Message.objects.filter(pk=message_id).values_list("conversation_id", flat=True).get()
+    conversation_id, status = (
+        Message.objects.filter(pk=message_id).values_list("conversation_id", "status").get()
     )
+    if status == Message.Status.PENDING:
+        # A file is uploaded before the message is claimed: however long a large upload
+        # takes, no other worker takes the claim for a dead one's. Nothing reaches the
+        # customer yet; an upload made twice is harmless (agents.services.attachments).
+        try:
+            attachments.attachment_upload(message_id)
+        except graph.GraphError as exc:
+            return _upload_failed(message_id, conversation_id, exc)
     with transaction.atomic():
         # Conversation, then message: the lock order of every service (agents.locks).
         conversation = conversation_lock(conversation_id)
@@ -173,6 +181,13 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
         if policy.refusal:
             outbound_fail(message, send_errors.refused(policy.refusal))
             return Outcome.FAILED
+        # The parts of a reply with files go in order (agents.services.attachments).
+        order = attachments.order_check(message)
+        if isinstance(order, SendFailure):
+            outbound_fail(message, order)
+            return Outcome.FAILED
+        if order == "wait":
+            return Outcome.SKIPPED  # sent once the part before it is (followers_enqueue)
         message.status = Message.Status.SENDING
         message.sending_since = timezone.now()
         message.attempts += 1
@@ -181,6 +196,11 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
     if message.author is not None:
         persona_id = personas.persona_for(page, message.author)
     control = _thread_control(conversation, message, page)
+    try:
+        # A file is sent by the id of its upload (made above, or again if it expired).
+        attachment = attachments.attachment_for_send(page, message)
+    except graph.GraphError as exc:
+        return _upload_failed(message_id, conversation_id, exc)
     try:
         mid = graph.send_text(
             page,
@@ -193,6 +213,7 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
             persona_id=persona_id,
             thread_control=control,
             quick_replies=message.quick_replies or None,
+            attachment=attachment,
         )
     except graph.GraphError as exc:
         with transaction.atomic():
@@ -232,6 +253,33 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
         return Outcome.FAILED
     outbound_confirm(message.pk, mid=mid)
     return Outcome.DONE
+
+
+def _upload_failed(message_id: int, conversation_id: int, exc: graph.GraphError) -> Outcome:
+    """A file's upload failed (before or after the message was claimed): nothing reached
+    the customer, so a lost answer is retried like any transient error; a refusal fails
+    the message in words; a page that cannot send pauses its outbox."""
+    with transaction.atomic():
+        conversation = conversation_lock(conversation_id)
+        message = message_lock(message_id)
+        if message.status not in (Message.Status.PENDING, Message.Status.SENDING):
+            return Outcome.SKIPPED
+        failure = send_errors.graph_failure(exc)
+        if exc.page_level:
+            message.status = Message.Status.PENDING
+            fields = _error_set(message, send_errors.paused(exc.describe()))
+            message.save(update_fields=["status", *fields])
+            outbox_pause(conversation.page_id, code=exc.page_level, reason=exc.describe())
+            return Outcome.SKIPPED
+        if exc.retryable or exc.uncertain:
+            message.status = Message.Status.PENDING
+            fields = _error_set(message, send_errors.retrying(failure))
+            message.save(update_fields=["status", *fields])
+        else:
+            outbound_fail(message, failure)
+    if exc.retryable or exc.uncertain:
+        raise exc
+    return Outcome.FAILED
 
 
 def _thread_control(
@@ -389,6 +437,8 @@ def outbound_confirm(message_id: int, *, mid: str, by_echo: bool = False) -> Non
         ):
             message.status = _receipted(message)
             fields += ["status", *_error_set(message, None)]
+            # Now sent: the next part of its reply, if any (once: not again on the echo).
+            attachments.followers_enqueue(message)
         if fields:
             message.save(update_fields=fields)
             realtime.broadcast_on_commit(
@@ -441,6 +491,7 @@ def outbound_fail(message: Message, failure: SendFailure) -> None:
     realtime.broadcast_on_commit(
         "message.updated", conversation_id=message.conversation_id, message_id=message.pk
     )
+    attachments.followers_enqueue(message)  # the rest of its reply fails in words
 
 
 # --- Typing -------------------------------------------------------------------------

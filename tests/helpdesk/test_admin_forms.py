@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Model
 from django.utils import timezone
 
 from agents.models import Csat, Persona, Tag, Team, Ticket, TicketTag
-from agents.services import personas
+from agents.services import attachments, personas
 from agents.services.throttle import login_failure_record
 from tests.support import factories, payloads
 
@@ -103,7 +104,7 @@ BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
 
 
 @pytest.fixture
-def world(page, deliver, clock, fake_graph) -> dict[str, Any]:
+def world(page, deliver, clock, fake_graph, settings, tmp_path) -> dict[str, Any]:
     """At least one row of every registered model, mostly made the way the product
     makes them: a customer talks to the bot, control comes to the helpdesk."""
     deliver(payloads.user_message("hi", ts=clock()), channel="standby")
@@ -118,6 +119,14 @@ def world(page, deliver, clock, fake_graph) -> dict[str, Any]:
     login_failure_record(username="mallory", address="127.0.0.9")
     now = timezone.now()  # a rating asked at the close (CSAT), as agents.services.csat makes it
     Csat.objects.create(ticket=Ticket.objects.get(), asked_at=now, expires_at=now, score=4)
+    # A reply with a caption and a file (issue 11, point 7): an attachment, a send order.
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    attachments.ticket_reply_files(
+        ticket_id=Ticket.objects.get().pk,
+        user=ana,
+        files=[SimpleUploadedFile("a.pdf", b"%PDF-1.4", content_type="application/pdf")],
+        text="Here",
+    )
     empty = [label for label in REGISTERED if not _model(label).objects.exists()]
     assert empty == []
     return {"page": page, "agent": ana}

@@ -10,12 +10,13 @@ from collections.abc import Callable
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import Csat, Persona, Tag, Team, Ticket, TicketTag
-from agents.services import personas, tickets
+from agents.services import attachments, personas, tickets
 from agents.services.throttle import login_failure_record
 from helpdesk.admin import SECTIONS
 from tests.support import factories, payloads
@@ -52,7 +53,10 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Sign-in failures",
             ],
         ),
-        ("Conversations", ["Tickets", "Conversations", "Contacts", "Messages", "Ratings (CSAT)"]),
+        (
+            "Conversations",
+            ["Tickets", "Conversations", "Contacts", "Messages", "Ratings (CSAT)", "Attachments"],
+        ),
         (
             "History",
             [
@@ -60,6 +64,7 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Ticket history",
                 "Ticket tags",
                 "Personas",
+                "Send orders",
                 "Webhook deliveries",
                 "Webhook events",
                 "Meta API calls",
@@ -92,7 +97,7 @@ _numbers = itertools.count(1)
 
 
 @pytest.fixture
-def grow(page, deliver, clock, fake_graph) -> Callable[[int], None]:
+def grow(page, deliver, clock, fake_graph, settings, tmp_path) -> Callable[[int], None]:
     """Adds `n` rows of every registered model, with their related rows different each
     time (another page, another agent, another conversation)."""
 
@@ -115,6 +120,13 @@ def grow(page, deliver, clock, fake_graph) -> Callable[[int], None]:
             login_failure_record(username=f"user{k}", address=f"10.0.0.{k}")
             tag = Tag.objects.create(name=f"tag {k}")
             TicketTag.objects.create(ticket=ticket, tag=tag, applied_by=agent)
+            settings.MEDIA_ROOT = str(tmp_path / "media")
+            attachments.ticket_reply_files(
+                ticket_id=ticket.pk,
+                user=agent,
+                files=[SimpleUploadedFile("a.pdf", b"%PDF-1.4", content_type="application/pdf")],
+                text="Here",
+            )
 
     return more
 

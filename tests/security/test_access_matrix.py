@@ -24,9 +24,10 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.test import Client
 
-from agents.models import Message, Tag, Team, Ticket, TicketEvent, TicketTag
+from agents.models import Attachment, Message, Tag, Team, Ticket, TicketEvent, TicketTag
 from tests.support import factories, payloads
 from webhooks.models import GraphCall
 
@@ -38,7 +39,7 @@ CLOSED = {"type": "websocket.close", "code": 4401}
 
 
 @pytest.fixture
-def world(db, page, fake_graph, settings) -> dict[str, Any]:
+def world(db, page, fake_graph, settings, tmp_path) -> dict[str, Any]:
     """Two teams: billing (member `insider`) alone handles the hidden page; sales
     (member `outsider`) handles the page Acme. A ticket on each, with a customer
     message and a failed reply."""
@@ -67,12 +68,26 @@ def world(db, page, fake_graph, settings) -> dict[str, Any]:
     visible = factories.ticket(page=page)
     factories.message(ticket=visible, text="visible text")
     tag = Tag.objects.create(name="access matrix")  # tags are everyone's; tickets are not
+    # A file an agent sent on the hidden page (issue 11, point 7).
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    sent_file = factories.message(ticket=hidden, author_kind=Message.Author.AGENT, text="")
+    hidden_file = Attachment(
+        message=sent_file, name="hidden-billing-text.pdf", content_type="application/pdf", size=8
+    )
+    hidden_file.file.save("hidden.pdf", ContentFile(b"%PDF-1.4"), save=False)
+    hidden_file.kind = Attachment.Kind.FILE
+    hidden_file.save()
     return {
         "insider": insider,
         "outsider": outsider,
         "hidden": hidden,
         # The row each path parameter names: the hidden page's.
-        "path": {"ticket_id": hidden.pk, "message_id": failed.pk, "tag_id": tag.pk},
+        "path": {
+            "ticket_id": hidden.pk,
+            "message_id": failed.pk,
+            "tag_id": tag.pk,
+            "attachment_id": hidden_file.pk,
+        },
     }
 
 

@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.support.loopback import LoopbackServer, QuietHandler
 from tests.support.polling import eventually
+from webhooks.emulator.platform.uploads import Upload
+from webhooks.emulator.server import multipart_fields
 
 VERSION_PREFIX = re.compile(r"^/v\d+\.\d+")
 
@@ -30,6 +32,8 @@ class Call:
     headers: dict[str, str]
     # What the fake answered (its JSON body).
     answered: dict[str, Any] = field(default_factory=dict)
+    # A multipart call's files: field name -> (file name, Content-Type, bytes).
+    files: dict[str, tuple[str, str, bytes]] = field(default_factory=dict)
 
 
 @dataclass
@@ -146,6 +150,8 @@ class FakeGraph:
             return Scripted(200, {"data": [{"thread_owner": owner}]})
         if call.path == "/me/personas":
             return Scripted(200, {"id": f"persona_{mid}"})
+        if call.path == "/me/message_attachments":
+            return Scripted(200, {"attachment_id": str(7000000000000000 + mid)})
         if call.path == "/me":
             return Scripted(200, {"id": "page"})
         psid = call.path.strip("/")
@@ -171,11 +177,25 @@ def _handler(fake: FakeGraph) -> type[QuietHandler]:
             path = VERSION_PREFIX.sub("", parts.path) or "/"
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             raw = self.body()
-            try:
-                body = json.loads(raw) if raw else {}
-            except ValueError:
-                body = {"_raw": raw.decode("utf-8", "replace")}
-            call = Call(self.command, path, query, body, dict(self.headers.items()))
+            files: dict[str, tuple[str, str, bytes]] = {}
+            content_type = self.headers.get("Content-Type") or ""
+            if content_type.startswith("multipart/form-data"):
+                # Each form field a JSON value (as graph.py sends them), files apart.
+                body = {}
+                for name, value in (multipart_fields(content_type, raw) or {}).items():
+                    if isinstance(value, Upload):
+                        files[name] = (value.name, value.content_type, value.data)
+                        continue
+                    try:
+                        body[name] = json.loads(value)
+                    except ValueError:
+                        body[name] = value
+            else:
+                try:
+                    body = json.loads(raw) if raw else {}
+                except ValueError:
+                    body = {"_raw": raw.decode("utf-8", "replace")}
+            call = Call(self.command, path, query, body, dict(self.headers.items()), files=files)
             answer = fake.answer(call)
             if answer.delay:
                 time.sleep(answer.delay)

@@ -158,6 +158,7 @@ class Stack:
             "SECURE_HSTS_SECONDS": "0",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DATABASE_URL": database_url,
+            "MEDIA_ROOT": str(self.tmp / "media"),  # files agents send
             "GRAPH_API_URL": self.graph_url,
             "GRAPH_RETRY_BACKOFF_SECONDS": "0.2",
             "REDRIVE_INTERVAL_SECONDS": "1",

@@ -4,6 +4,7 @@ normalized for the transcript (what the customer page shows) and the echo (what 
 Limits are Meta's: text ≤ 2000, quick replies ≤ 13 (title ≤ 20, payload ≤ 1000), button
 template ≤ 3 buttons (title ≤ 20), generic template ≤ 10 elements, metadata ≤ 1000.
 The emulator never fetches attachment URLs (no network): it only checks they are URLs.
+Uploaded files (`platform.uploads`, by attachment id) are served by the emulator.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ URL = re.compile(r"^https?://\S+$")
 
 
 def message_content(
-    message: dict[str, Any], *, public_url: str, reusable_attachments: set[str]
+    message: dict[str, Any],
+    *,
+    public_url: str,
+    reusable_attachments: set[str],
+    uploads: dict[str, tuple[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Validate `message` (§4.2) and normalize it for the transcript and the echo."""
     allowed = {"text", "attachment", "quick_replies", "metadata", "sticker_id"}
@@ -55,7 +60,7 @@ def message_content(
             {"type": "image", "payload": {"url": url, "sticker_id": int(sticker)}}
         ]
     else:
-        _attachment(message["attachment"], content, public_url, reusable_attachments)
+        _attachment(message["attachment"], content, public_url, reusable_attachments, uploads or {})
     replies = message.get("quick_replies")
     if replies is not None:
         content["quick_replies"] = _quick_replies(replies)
@@ -63,7 +68,11 @@ def message_content(
 
 
 def _attachment(
-    attachment: Any, content: dict[str, Any], public_url: str, reusable_attachments: set[str]
+    attachment: Any,
+    content: dict[str, Any],
+    public_url: str,
+    reusable_attachments: set[str],
+    uploads: dict[str, tuple[str, Any]],
 ) -> None:
     if not isinstance(attachment, dict):
         raise invalid("param message[attachment] must be an object")
@@ -73,15 +82,24 @@ def _attachment(
         raise invalid("param message[attachment][payload] is required")
     if kind in MEDIA_TYPES:
         url, attachment_id = payload.get("url"), payload.get("attachment_id")
+        file_name = ""
         if attachment_id is not None:
             if str(attachment_id) not in reusable_attachments:
                 raise invalid("Attachment Id is invalid or not owned by this page", 2018074)
-            url = f"{public_url}/emulator/static/attachment.svg"
+            uploaded = uploads.get(str(attachment_id))
+            if uploaded is None:
+                url = f"{public_url}/emulator/static/attachment.svg"
+            else:
+                # A file an app uploaded: the customer page shows the file itself.
+                url = f"{public_url}/emulator/media/{attachment_id}"
+                file_name = str(uploaded[1].name)
         elif not isinstance(url, str) or not URL.match(url):
             # The emulator never fetches URLs (no network): it only checks them.
             raise invalid("param message[attachment][payload][url] must be a URL")
         content["reusable"] = payload.get("is_reusable") is True and attachment_id is None
-        content["attachments"] = [{"type": kind, "url": url}]
+        content["attachments"] = [
+            {"type": kind, "url": url, **({"title": file_name} if file_name else {})}
+        ]
         content["echo_attachments"] = [{"type": kind, "payload": {"url": url}}]
         return
     if kind != "template":

@@ -72,3 +72,27 @@ def avatar(request: Request) -> Reply:
         f'text-anchor="middle">{escape(initials)}</text></svg>'
     )
     return Reply(200, svg.encode(), CONTENT_TYPES[".svg"])
+
+
+# What the customer page may show inline; anything else is offered as a download.
+INLINE_MEDIA = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+
+def media(request: Request) -> Reply:
+    """A file an app uploaded (`platform.uploads`), by its attachment id."""
+    found = request.emulator.platform.state.uploads.get(request.args["file"])
+    if found is None:
+        raise ApiError("not found", 404)
+    upload = found[1]
+    content_type = upload.content_type or "application/octet-stream"
+    inline = content_type in INLINE_MEDIA
+    name = re.sub(r"[^\w. -]", "_", upload.name) or "file"
+    return Reply(
+        200,
+        upload.data,
+        content_type if inline else "application/octet-stream",
+        {
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Content-Disposition": f'{"inline" if inline else "attachment"}; filename="{name}"',
+        },
+    )

@@ -7,7 +7,10 @@ Bearer`; `appsecret_proof` checked. `platform.graph_api` answers:
 
     POST /me/messages                  Send API: text, attachments, templates, quick
                                        replies, sender_action, metadata, persona_id,
-                                       messaging_type/tag, thread_control (CR)
+                                       messaging_type/tag, thread_control (CR); a file
+                                       as multipart `filedata` with `message` JSON
+    POST /me/message_attachments       Attachment Upload API: multipart `message` +
+                                       `filedata` (≤ 25 MB) -> {"attachment_id"}
     POST /me/pass_thread_control       recipient, target_app_id, metadata
     POST /me/take_thread_control       recipient, metadata
     POST /me/request_thread_control    recipient, metadata
@@ -27,6 +30,8 @@ the table's order. Pages, files and pictures:
     GET|HEAD /favicon.ico
     GET|HEAD /emulator/static/<file>                         the pages' scripts and styles
     GET|HEAD /emulator/avatar/<file>                         <page>/<psid>.svg: profile_pic
+    GET|HEAD /emulator/media/<file>                          <attachment id>: a file an app
+                                                             uploaded
 
 JSON API (POST bodies are JSON and need `Content-Type: application/json`, which a
 cross-site form cannot send; answers are JSON, errors `{"error": "..."}`; any other
@@ -77,10 +82,12 @@ path under /emulator/ is 404, or 405 for a method other than GET and POST):
 
 from __future__ import annotations
 
+import email.policy
 import json
 import logging
 import re
 import sys
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -88,6 +95,12 @@ from urllib.parse import parse_qs, urlsplit
 from webhooks.emulator import json_api, pages
 from webhooks.emulator.errors import EmulatorError
 from webhooks.emulator.faults import GraphFault, rate_limit_body, server_error_body
+from webhooks.emulator.platform.uploads import (
+    MAX_UPLOAD_BYTES,
+    TOO_BIG_MESSAGE,
+    TOO_BIG_SUBCODE,
+    Upload,
+)
 from webhooks.emulator.web import ApiError, Reply, Request, Route, find_route, json_object, route
 
 if TYPE_CHECKING:
@@ -97,6 +110,9 @@ logger = logging.getLogger(__name__)
 
 VERSION_PREFIX = re.compile(r"^/v\d+\.\d+(?=/|$)")
 MAX_BODY = 1024 * 1024
+# Graph calls may carry a file (multipart `filedata`, at most 25 MB: uploads.py) and
+# the form around it; a larger body is refused as Meta does, without being read.
+GRAPH_MAX_BODY = MAX_UPLOAD_BYTES + 64 * 1024
 
 # One line per endpoint of the module docstring, in the same order.
 ROUTES: list[Route] = [
@@ -105,6 +121,7 @@ ROUTES: list[Route] = [
     route("GET|HEAD", "/favicon.ico", pages.favicon),
     route("GET|HEAD", "/emulator/static/<file>", pages.static_file),
     route("GET|HEAD", "/emulator/avatar/<file>", pages.avatar),
+    route("GET|HEAD", "/emulator/media/<file>", pages.media),
     route("GET", "/emulator/api/state", json_api.state),
     route("POST", "/emulator/api/users", json_api.user_create),
     route("GET", "/emulator/api/threads/<page>/<psid>", json_api.thread),
@@ -206,12 +223,12 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json; charset=UTF-8")
 
-    def _read_body(self) -> bytes:
+    def _read_body(self, limit: int = MAX_BODY) -> bytes:
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             raise ApiError("bad Content-Length") from None
-        if length > MAX_BODY:
+        if length > limit:
             raise ApiError("body too large", 413)
         return self.rfile.read(length) if length > 0 else b""
 
@@ -233,12 +250,18 @@ class Handler(BaseHTTPRequestHandler):
         try:
             # Read the body first, whatever the answer: unread bytes would be taken for
             # the next request on this keep-alive connection.
-            try:
-                self._body = self._read_body()
-            except ApiError:
-                self.close_connection = True
-                raise
             found = find_route(ROUTES, self.command, path)
+            graph = found is None and not path.startswith("/emulator/")
+            try:
+                self._body = self._read_body(GRAPH_MAX_BODY if graph else MAX_BODY)
+            except ApiError as error:
+                self.close_connection = True
+                if graph and error.status == 413:
+                    self._graph_error(
+                        TOO_BIG_MESSAGE.removeprefix("(#100) "), path, subcode=TOO_BIG_SUBCODE
+                    )
+                    return
+                raise
             if found is None and not path.startswith("/emulator/"):
                 self._graph(path, parts.query)
                 return
@@ -290,6 +313,12 @@ class Handler(BaseHTTPRequestHandler):
             elif content_type in ("application/x-www-form-urlencoded", ""):
                 form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
                 params.update({k: v[-1] for k, v in form.items()})
+            elif content_type == "multipart/form-data":
+                parts = multipart_fields(self.headers.get("Content-Type") or "", body)
+                if parts is None:
+                    self._graph_error("Could not read the multipart request body", path)
+                    return
+                params.update(parts)
             else:
                 self._graph_error(f"Unsupported request body type {content_type}", path)
                 return
@@ -312,16 +341,14 @@ class Handler(BaseHTTPRequestHandler):
         )
         self._json(result.status, result.body)
 
-    def _graph_error(self, message: str, path: str) -> None:
+    def _graph_error(self, message: str, path: str, *, subcode: int | None = None) -> None:
         fbtrace = self.emulator.platform.fbtrace_id()
-        body = {
-            "error": {
-                "message": f"(#100) {message}",
-                "type": "OAuthException",
-                "code": 100,
-                "fbtrace_id": fbtrace,
-            }
-        }
+        error: dict[str, Any] = {"message": f"(#100) {message}", "type": "OAuthException"}
+        error["code"] = 100
+        if subcode is not None:
+            error["error_subcode"] = subcode
+        error["fbtrace_id"] = fbtrace
+        body = {"error": error}
         self.emulator.record_call(
             method=self.command, path=path, app_id=None, status=400, body=body, source="http"
         )
@@ -375,3 +402,35 @@ class Handler(BaseHTTPRequestHandler):
             else fault.kind,
         )
         self._json(status, body)
+
+
+def multipart_fields(content_type: str, body: bytes) -> dict[str, Any] | None:
+    """A multipart/form-data body's fields: text fields as strings, file parts (a
+    filename) as `Upload`s. None when it cannot be read."""
+    parser = BytesParser(policy=email.policy.HTTP)
+    try:
+        message = parser.parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
+    except (ValueError, UnicodeEncodeError):
+        return None
+    if not message.is_multipart():
+        return None
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        data = part.get_payload(decode=True)
+        data = data if isinstance(data, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            content_type_part = part.get("Content-Type")
+            fields[name] = Upload(
+                name=filename,
+                content_type=part.get_content_type() if content_type_part else "",
+                data=data,
+            )
+        else:
+            fields[name] = data.decode(part.get_content_charset() or "utf-8", "replace")
+    return fields

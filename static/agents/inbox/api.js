@@ -32,8 +32,9 @@ export async function apiPage(path) {
 
 async function request(method, path, body) {
   const headers = { Accept: "application/json" };
+  const form = body instanceof FormData; // files (attachments.js): the browser sets its type
   if (method !== "GET") {
-    headers["Content-Type"] = "application/json";
+    if (!form) headers["Content-Type"] = "application/json";
     headers["X-CSRFToken"] = csrfToken();
   }
   let response;
@@ -42,7 +43,7 @@ async function request(method, path, body) {
       method,
       headers,
       credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || form ? body : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(0, "The helpdesk could not be reached.");

@@ -2,6 +2,7 @@
 // the server has it), retrying, and the typing indicator.
 
 import { api } from "./api.js";
+import { hasFiles, renderFiles, sendFiles } from "./attachments.js";
 import { action, loadTicket, putMessage } from "./conversation.js";
 import { $, el } from "./dom.js";
 import { clock } from "./format.js";
@@ -21,9 +22,11 @@ export function renderComposer(ticket) {
   $("composer-lock-reason").textContent = reason;
   $("take-over-btn").hidden = !ticket.can_take_over;
   $("request-control-btn").hidden = !ticket.can_request_control;
+  renderFiles(); // the paper clip locks with the reply box
 }
 
 export function sendReply() {
+  if (hasFiles()) return sendFiles(); // the text goes with them, first
   const text = $("composer-text").value;
   if (!text.trim() || !state.ticket || $("composer-text").disabled) return;
   $("composer-text").value = "";

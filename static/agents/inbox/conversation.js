@@ -5,6 +5,7 @@
 
 import { api, apiPage } from "./api.js";
 import { controlBadge, fillBadge, statusBadge } from "./badges.js";
+import { ticketChanged } from "./attachments.js";
 import { renderComposer } from "./composer.js";
 import { customerTicketShown } from "./context.js";
 import { renderCsat } from "./csat.js";
@@ -34,6 +35,7 @@ export async function selectTicket(id, { push = true } = {}) {
     state.openContext = new Set();
     state.seenFor = null;
     $("composer-text").value = state.drafts.get(id) || "";
+    ticketChanged(); // its own files waiting to be sent, if any
     hideError();
     hideNotice();
   }

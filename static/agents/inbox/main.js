@@ -9,6 +9,7 @@
 // HTML.
 
 import { api } from "./api.js";
+import { wireAttachments } from "./attachments.js";
 import { sendReply, typing } from "./composer.js";
 import { action, backToList, focusTicket, loadTicket, onTimelineScroll, selectTicket } from "./conversation.js";
 import { openCloseDialog, openProfileDialog, openTransferDialog, wireDialogs } from "./dialogs.js";
@@ -57,6 +58,7 @@ function wire() {
   $("transfer-btn").addEventListener("click", openTransferDialog);
   $("close-btn").addEventListener("click", openCloseDialog);
   wireDialogs();
+  wireAttachments();
   for (const button of document.querySelectorAll("[data-back]")) button.addEventListener("click", backToList);
   $("notify-toggle").addEventListener("click", toggleNotify);
   $("profile-btn").addEventListener("click", openProfileDialog);

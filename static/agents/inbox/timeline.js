@@ -9,6 +9,7 @@
 // its cause; where a system message already says it ("Control passed to the helpdesk."),
 // that line gets the cause instead of a second line saying the same.
 
+import { sentFileNode } from "./attachments.js";
 import { acceptedAlready, localNode, retryMessage } from "./composer.js";
 import { loadOlder } from "./conversation.js";
 import { $, el, safeUrl } from "./dom.js";
@@ -304,9 +305,13 @@ function messageNode(message, ticket, transition) {
   if (message.quick_reply_payload && !message.postback_title) {
     body.append(el("span", { class: "quick-reply-note", text: "quick reply" }));
   }
-  for (const attachment of message.attachments || []) {
-    const node = attachmentNode(attachment);
-    if (node) body.append(node);
+  if (message.files && message.files.length) {
+    for (const file of message.files) body.append(sentFileNode(file)); // a file an agent sent
+  } else {
+    for (const attachment of message.attachments || []) {
+      const node = attachmentNode(attachment);
+      if (node) body.append(node);
+    }
   }
   if (message.quick_replies && message.quick_replies.length) {
     // The buttons sent under it (the rating question's 1 to 5), as the customer saw them.

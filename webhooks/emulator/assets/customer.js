@@ -79,6 +79,38 @@
     return initial;
   }
 
+  // A file an app uploaded is served by the emulator itself (same origin): a picture
+  // is shown, any other file is a link with its name. Anything else stays a label.
+  function attachmentNode(attachment) {
+    const url = String(attachment.url || "");
+    const local = url.startsWith(`${location.origin}/emulator/media/`);
+    if (local && attachment.type === "image") {
+      const link = el("a", "attachment attachment-image-link");
+      link.href = url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      const img = el("img", "attachment-image");
+      img.alt = attachment.title || "picture";
+      // A picture that loads after the list scrolled down pushes the end out of view.
+      img.addEventListener("load", () => {
+        const list = $("messages");
+        if (list.scrollHeight - list.scrollTop - list.clientHeight < img.clientHeight + 80) {
+          list.scrollTop = list.scrollHeight;
+        }
+      });
+      img.src = url;
+      link.appendChild(img);
+      return link;
+    }
+    if (local) {
+      const link = el("a", "attachment attachment-file", attachment.title || `${attachment.type} file`);
+      link.href = url;
+      link.download = attachment.title || "";
+      return link;
+    }
+    return el("div", "attachment", `[${attachment.type}] ${url}`);
+  }
+
   function renderEntry(entry) {
     if (entry.kind === "event") {
       const line = el("div", "event", entry.text);
@@ -99,7 +131,7 @@
     if (entry.kind === "postback") bubble.classList.add("tapped");
     if (entry.text) bubble.appendChild(el("div", "text", entry.text));
     for (const attachment of entry.attachments || []) {
-      bubble.appendChild(el("div", "attachment", `[${attachment.type}] ${attachment.url}`));
+      bubble.appendChild(attachmentNode(attachment));
     }
     for (const card of entry.cards || []) {
       const box = el("div", "card");

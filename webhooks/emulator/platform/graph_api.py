@@ -29,6 +29,7 @@ Edge = Callable[[PlatformState, AppConfig, PageConfig, dict[str, Any]], Result]
 # The page's edges (`/me/<edge>` or `/<page id>/<edge>`); None is the page node itself.
 POST_EDGES: dict[str | None, Edge] = {
     "messages": send_api.send,
+    "message_attachments": send_api.attachment_upload,
     "pass_thread_control": thread_control.pass_call,
     "take_thread_control": thread_control.take_call,
     "request_thread_control": thread_control.request_call,

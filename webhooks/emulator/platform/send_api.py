@@ -34,6 +34,12 @@ from webhooks.emulator.platform.params import (
 from webhooks.emulator.platform.routing import echo_hooks
 from webhooks.emulator.platform.state import HOUR_MS, PlatformState, Result, Thread
 from webhooks.emulator.platform.thread_control import pass_control, release
+from webhooks.emulator.platform.uploads import (
+    MEDIA_TYPES,
+    filedata_param,
+    upload_check,
+    upload_store,
+)
 
 WINDOW_MS = 24 * HOUR_MS
 HUMAN_AGENT_WINDOW_MS = 7 * 24 * HOUR_MS
@@ -82,11 +88,21 @@ def send(state: PlatformState, app: AppConfig, page: PageConfig, params: dict[st
         return sender_action(app, page, thread, params, action, message, persona, now)
     if not isinstance(message, dict):
         raise invalid("The parameter message is required")
-    content = message_content(
-        message,
-        public_url=state.public_url,
-        reusable_attachments=state.reusable_attachments,
-    )
+    filedata = filedata_param(params)
+    uploaded: tuple[str, bool] | None = None
+    if filedata is not None:
+        message, uploaded_id, reusable = _with_upload(state, message, filedata)
+        uploaded = (uploaded_id, reusable)
+    try:
+        content = message_content(
+            message,
+            public_url=state.public_url,
+            reusable_attachments=state.reusable_attachments,
+            uploads=state.uploads,
+        )
+    finally:
+        if uploaded is not None and not uploaded[1]:
+            state.reusable_attachments.discard(uploaded[0])
     metadata = metadata_param(message)
     messaging_type = params.get("messaging_type")
     if messaging_type not in MESSAGING_TYPES:
@@ -121,7 +137,9 @@ def send(state: PlatformState, app: AppConfig, page: PageConfig, params: dict[st
     if thread.typing_app_id == app.app_id:
         thread.typing_app_id = None
     answer: dict[str, Any] = {"recipient_id": user.psid, "message_id": mid}
-    if content.get("reusable"):
+    if uploaded is not None and uploaded[1]:
+        answer["attachment_id"] = uploaded[0]
+    elif content.get("reusable"):
         attachment_id = state.numeric_id()
         state.reusable_attachments.add(attachment_id)
         answer["attachment_id"] = attachment_id
@@ -166,6 +184,57 @@ def send(state: PlatformState, app: AppConfig, page: PageConfig, params: dict[st
             target = control.get("app_id") or page.primary_app_id
             hooks += pass_control(state, app, page, thread, target, None, now)
     return Result(answer, hooks)
+
+
+def _with_upload(
+    state: PlatformState, message: dict[str, Any], upload: Any
+) -> tuple[dict[str, Any], str, bool]:
+    """`filedata` sent with the message (§4.1, multipart): checked like an upload and
+    kept; the message then names it by attachment id. Returns the message, the id and
+    whether it is reusable (`payload.is_reusable`: the answer then carries the id)."""
+    attachment = message.get("attachment")
+    if not isinstance(attachment, dict) or attachment.get("type") not in MEDIA_TYPES:
+        raise invalid("filedata needs message[attachment] of type image, audio, video or file")
+    payload = attachment.get("payload") or {}
+    if not isinstance(payload, dict) or payload.get("url") or payload.get("attachment_id"):
+        raise invalid("filedata goes with a payload without url or attachment_id")
+    kind = str(attachment["type"])
+    upload_check(kind, upload)
+    reusable = payload.get("is_reusable") is True
+    # Sendable now; forgotten after this message unless it is reusable.
+    attachment_id = upload_store(state, kind, upload, reusable=True)
+    sent = {**message, "attachment": {"type": kind, "payload": {"attachment_id": attachment_id}}}
+    return sent, attachment_id, reusable
+
+
+def attachment_upload(
+    state: PlatformState, app: AppConfig, page: PageConfig, params: dict[str, Any]
+) -> Result:
+    """POST /me/message_attachments (the Attachment Upload API): `message.attachment`
+    {type, payload{is_reusable, url?}} with a `filedata` file, or a URL (never fetched:
+    no network). Answers `{"attachment_id"}`."""
+    check_page_faults(state, app, page)
+    message = json_param(params, "message")
+    attachment = message.get("attachment") if isinstance(message, dict) else None
+    if not isinstance(attachment, dict):
+        raise invalid("The parameter message[attachment] is required")
+    kind = attachment.get("type")
+    if kind not in MEDIA_TYPES:
+        raise invalid("param message[attachment][type] must be image, audio, video or file")
+    payload = attachment.get("payload") or {}
+    if not isinstance(payload, dict):
+        raise invalid("param message[attachment][payload] must be an object")
+    upload = filedata_param(params)
+    if upload is None:
+        url = payload.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise invalid("A file (filedata) or message[attachment][payload][url] is required")
+        attachment_id = state.numeric_id()
+        state.reusable_attachments.add(attachment_id)
+        return Result({"attachment_id": attachment_id})
+    upload_check(str(kind), upload)
+    reusable = payload.get("is_reusable") is True
+    return Result({"attachment_id": upload_store(state, str(kind), upload, reusable=reusable)})
 
 
 def check_page_faults(state: PlatformState, app: AppConfig, page: PageConfig) -> None:

@@ -134,6 +134,9 @@ class PlatformState:
         # page id -> the default app a switch to zero-config put aside, to come back to.
         self.previous_primary: dict[str, str] = {}
         self.reusable_attachments: set[str] = set()
+        # attachment id -> (type, uploads.Upload): files apps uploaded, served to the
+        # customer page; kept in memory only (not in the state file).
+        self.uploads: dict[str, tuple[str, Any]] = {}
         self.send_times: dict[str, deque[float]] = {}  # page id -> recent sends (rate limit)
         self.seq = 0
         self.next_psid = config.first_psid
