@@ -563,21 +563,25 @@ class SavedReply(models.Model):
             models.CheckConstraint(
                 condition=Q(owner__isnull=True) | Q(team__isnull=True),
                 name="saved_reply_one_scope",
+                violation_error_message="A reply is an agent's own or a team's, not both.",
             ),
             models.UniqueConstraint(
                 fields=["owner", "shortcut"],
                 condition=Q(owner__isnull=False),
                 name="saved_reply_unique_personal_shortcut",
+                violation_error_message="This agent has a reply with this shortcut already.",
             ),
             models.UniqueConstraint(
                 fields=["team", "shortcut"],
                 condition=Q(team__isnull=False),
                 name="saved_reply_unique_team_shortcut",
+                violation_error_message="This team has a reply with this shortcut already.",
             ),
             models.UniqueConstraint(
                 fields=["shortcut"],
                 condition=Q(owner__isnull=True, team__isnull=True),
                 name="saved_reply_unique_everyone_shortcut",
+                violation_error_message="Every agent's replies have this shortcut already.",
             ),
         ]
 

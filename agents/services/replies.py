@@ -107,7 +107,7 @@ class ReplyFields:
     body: str
 
 
-def _clean(*, title: str, shortcut: str, body: str) -> ReplyFields:
+def reply_fields_clean(*, title: str, shortcut: str, body: str) -> ReplyFields:
     """The fields trimmed (the shortcut lower-cased, without a leading /); InvalidInput
     naming every problem at once."""
     title = " ".join((title or "").split())
@@ -173,7 +173,7 @@ def saved_reply_create(
     *, user: Agent, title: str, shortcut: str, body: str, team_id: int | None = None
 ) -> SavedReply:
     """A personal reply of `user`, or (with `team_id`) one of a team they are on."""
-    fields = _clean(title=title, shortcut=shortcut, body=body)
+    fields = reply_fields_clean(title=title, shortcut=shortcut, body=body)
     team = _scope_team(user, team_id)
     reply = SavedReply(
         title=fields.title,
@@ -194,7 +194,7 @@ def saved_reply_update(
     reply = saved_reply_get(user=user, reply_id=reply_id)
     if not may_change(reply, user):
         raise PermissionDenied("Only an admin changes the replies every agent sees.")
-    fields = _clean(title=title, shortcut=shortcut, body=body)
+    fields = reply_fields_clean(title=title, shortcut=shortcut, body=body)
     reply.title, reply.shortcut, reply.body = fields.title, fields.shortcut, fields.body
     return _save(reply)
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from agents.auth import token_create
-from agents.models import ApiToken, Contact, Conversation, Message, Ticket
+from agents.models import ApiToken, Contact, Conversation, Message, SavedReply, Ticket
 from tests.support import factories
 from webhooks.emulator import Emulator, EmulatorConfig
 from webhooks.models import Page
@@ -116,3 +116,20 @@ def test_an_emulator_that_does_not_answer_is_a_clear_error_and_changes_nothing(e
 
     assert not Page.objects.exists()
     assert not get_user_model().objects.exists()
+
+
+def test_the_demo_has_saved_replies_made_once():
+    first = seed()
+    seed()
+    assert "Saved replies: type / in the reply box (e.g. /refund)." in first
+    demo = get_user_model().objects.get(username="demo")
+    rows = Client().get(
+        "/api/v1/saved-replies", headers={"Authorization": f"Bearer {token_of(first)}"}
+    )
+    assert [(r["shortcut"], r["scope"]) for r in rows.json()] == [
+        ("bye", "personal"),
+        ("hi", "everyone"),
+        ("order", "everyone"),
+        ("refund", "everyone"),
+    ]
+    assert SavedReply.objects.filter(created_by=demo).count() == 4
