@@ -10,10 +10,13 @@
 //                         time) through GET /tickets/{id}
 //   conversation.updated  those rows and the open ticket (thread control, contact); for
 //                         the open one, the newest messages a receipt may have changed
+//   note.created          GET /tickets/{open}/notes when it is in the open conversation
+//   mention.created/read  GET /mentions (the agent's own group: notes.js)
 
 import { api, apiPage } from "./api.js";
 import { loadTicket, putMessage, showTicket } from "./conversation.js";
 import { loadList, patchTicket, renderList } from "./list.js";
+import { loadMentions, mentionReceived, refreshNotes } from "./notes.js";
 import { announcePatched } from "./notify.js";
 import { state } from "./state.js";
 
@@ -50,6 +53,14 @@ export function receive(event) {
       pending.conversations.add(event.conversation_id);
       if (inOpen) pending.receipts = true;
       break;
+    case "note.created":
+      // Only the open conversation shows notes: its notes are fetched again.
+      if (inOpen) refreshNotes().catch(() => {});
+      return;
+    case "mention.created":
+    case "mention.read":
+      mentionReceived(event);
+      return;
     default:
       pending.all = true; // pages.changed, or an event this page does not know
   }
@@ -65,6 +76,7 @@ export function receive(event) {
 export function refetchAll() {
   loadList().catch(() => {});
   loadTicket().catch(() => {});
+  loadMentions();
 }
 
 async function apply(batch) {
