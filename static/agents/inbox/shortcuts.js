@@ -68,17 +68,24 @@ function onKeydown(event) {
   event.preventDefault(); // e.g. the `/` is not typed twice, the page does not scroll
 }
 
+// The row j/k last went to: a live update redraws the list, and the focus with it.
+let cursor = null;
+
 function move(step) {
-  // From the focused row, else the open ticket's, else before the first.
+  // From the focused row, else the one j/k last went to, else the open ticket's, else
+  // before the first.
   const links = [...document.querySelectorAll("#ticket-list .ticket-row .ticket-link")];
   if (!links.length) return false;
+  const idOf = (link) => Number(link.closest(".ticket-row").dataset.ticketId);
   const focused = links.indexOf(document.activeElement);
-  const selected = links.findIndex((link) => Number(link.closest(".ticket-row").dataset.ticketId) === state.ticketId);
-  const from = focused >= 0 ? focused : selected;
+  const last = document.activeElement === document.body ? links.findIndex((link) => idOf(link) === cursor) : -1;
+  const selected = links.findIndex((link) => idOf(link) === state.ticketId);
+  const from = focused >= 0 ? focused : last >= 0 ? last : selected;
   const to = from < 0 ? (step > 0 ? 0 : links.length - 1) : Math.min(links.length - 1, Math.max(0, from + step));
   const link = links[to];
   if (link.offsetParent === null) return false; // a phone showing the conversation
   link.focus();
   link.scrollIntoView({ block: "nearest" });
+  cursor = idOf(link);
   return true;
 }
