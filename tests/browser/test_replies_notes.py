@@ -14,12 +14,14 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from tests.browser.support import fake_of, login, new_context
 from tests.support import payloads
 from tests.support.polling import eventually
 from tests.support.stack import Clock
+from tests.support.xss import PAYLOADS as XSS
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -263,8 +265,7 @@ def test_a_note_is_styled_live_never_sent_and_mentions_notify(stack, chromium, c
     expect(note.locator(".note-mention")).to_have_text("@bo")
     expect(box).to_have_value("")
     # A yellow card, not a bubble.
-    background = note.evaluate("(n) => getComputedStyle(n).backgroundColor")
-    assert background == "rgb(255, 244, 194)"
+    expect(note).to_have_css("background-color", "rgb(255, 244, 194)")
     _shot(ana, "note-1280.png")
 
     # Live on bo's page, with who wrote it.
@@ -312,11 +313,93 @@ def test_phone_screenshots_picker_and_note(stack, chromium):
     expect(page.locator("#timeline .note")).to_have_count(1)
     page.get_by_role("tab", name="Reply").click()
     box.press_sequentially("/")
-    expect(page.get_by_role("listbox", name="Saved replies").get_by_role("option")).to_have_count(3)
+    options = page.get_by_role("listbox", name="Saved replies").get_by_role("option")
+    refund = options.filter(has_text="Refund policy")
+    expect(refund).to_be_visible()
     width, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert width <= inner
     _shot(page, "picker-390.png")
-    page.get_by_role("listbox", name="Saved replies").get_by_role("option").nth(2).tap()
+    refund.tap()
     expect(box).to_have_value("Hi Pia, refunds reach your card within 5 days. Ana, E2E Page")
     _shot(page, "note-390.png")
     context.close()
+
+
+INJECTED = """() => {
+  const found = [];
+  for (const node of document.querySelectorAll("*")) {
+    if (["IFRAME", "OBJECT", "EMBED", "svg", "MATH", "VIDEO"].includes(node.tagName))
+      found.push(node.tagName);
+    if (node.tagName === "SCRIPT" && !node.src) found.push("inline script");
+    for (const attr of node.attributes) {
+      const name = attr.name.toLowerCase();
+      if (name.startsWith("on")) found.push(`${node.tagName} ${name}`);
+      if (["href", "src"].includes(name) && /^(javascript|data):/i.test(attr.value.trim()))
+        found.push(`${node.tagName} ${name}`);
+    }
+  }
+  return found;
+}"""
+
+
+def test_saved_replies_notes_and_mentions_show_payloads_as_text(stack, chromium, context):
+    clock, psid = Clock(), "3000000000000706"
+    _handover(stack, clock, psid=psid, text="hi", first="Xena")
+    chosen = [p for p in XSS if "@" not in p and len(p) <= 100 and "  " not in p][:6]
+    ana_api = _client(stack, "ana")
+    ticket = eventually(
+        lambda: next((t for t in ana_api("GET", "/tickets") if t["contact"]["psid"] == psid), None),
+        what="Xena's ticket",
+    )
+    for index, payload in enumerate(chosen):
+        ana_api("POST", "/saved-replies", title=payload, shortcut=f"x{index}", body=payload)
+        ana_api("POST", f"/tickets/{ticket['id']}/notes", text=payload)
+    ana_api("POST", f"/tickets/{ticket['id']}/notes", text=f"@bo {chosen[0]}")
+
+    page = login(context, "ana")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    _open(page, "Xena Tester")
+    expect(page.locator("#timeline .note-text")).to_have_count(len(chosen) + 1)
+    texts = page.locator("#timeline .note-text").all_text_contents()
+    assert texts == [*chosen, f"@bo {chosen[0]}"]
+    page.locator("#claim-btn").click()
+    page.locator("#composer-text").press_sequentially("/x")
+    # Their shortcuts (x0…) start so: first, in order (another test's /thx may follow).
+    titles = page.locator("#reply-picker .reply-option-title")
+    expect(titles.nth(len(chosen) - 1)).to_be_visible()
+    assert titles.all_text_contents()[: len(chosen)] == chosen
+    page.locator("#composer-text").press("Escape")
+    page.get_by_role("button", name="Saved replies").click()
+    managed = page.locator("#replies-list .reply-option-title")
+    expect(managed.first).to_be_visible()
+    assert set(chosen) <= set(managed.all_text_contents())
+
+    bo_context = new_context(chromium, stack, viewport={"width": 1280, "height": 800})
+    bo = login(bo_context, "bo")
+    bo.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    bo.get_by_role("button", name=re.compile("^Mentions")).click()
+    expect(bo.locator(".mention-text").first).to_have_text(f"@bo {chosen[0]}")
+
+    for shown in (page, bo):
+        assert shown.evaluate("typeof window.__xss") == "undefined"
+        assert shown.evaluate(INJECTED) == []
+    assert dialogs == []
+    bo_context.close()
+
+
+def _client(stack, username: str):
+    token = stack.tokens[username]
+
+    def call(method: str, path: str, **body):
+        response = requests.request(
+            method,
+            f"{stack.base_url}/api/v1{path}",
+            json=body or None,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    return call
