@@ -111,6 +111,7 @@ def test_slash_opens_the_picker_arrows_move_enter_inserts_and_sends(stack, conte
         box.press("Backspace")
     expect(options).to_have_count(3)
     expect(options.nth(0)).to_contain_text("Greeting")  # by shortcut: hi, order, refund
+    _shot(page, "picker-all-1280.png")
     box.press("ArrowDown")
     expect(options.nth(1)).to_have_attribute("aria-selected", "true")
     box.press("ArrowUp")
