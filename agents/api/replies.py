@@ -69,9 +69,14 @@ class SavedReplyOut(Schema):
 
 
 class SavedReplyIn(Schema):
-    title: str = Field(..., max_length=1000)
-    shortcut: str = Field(..., max_length=1000)
-    body: str = Field(..., max_length=10000)
+    title: str = Field(..., max_length=1000, examples=["Refund policy"])
+    shortcut: str = Field(
+        ...,
+        max_length=1000,
+        examples=["refund"],
+        description="One word (letters, digits, - and _), typed after / in the composer.",
+    )
+    body: str = Field(..., max_length=10000, examples=["Hi {first_name}, refunds take 5 days."])
 
 
 class SavedReplyCreateIn(SavedReplyIn):
@@ -204,6 +209,20 @@ def saved_reply_create(request: AgentRequest, payload: SavedReplyCreateIn) -> St
     return Status(201, reply)
 
 
+@api.get(
+    "/tickets/{ticket_id}/saved-replies/{reply_id}/render",
+    response={200: RenderedOut, 404: Error},
+    tags=["saved replies"],
+    summary="A saved reply filled for a ticket",
+)
+def saved_reply_render(request: AgentRequest, ticket_id: int, reply_id: int) -> Any:
+    """The reply's text with `{first_name}` (the contact's), `{agent_name}` (your name
+    as customers see it) and `{page_name}` filled; a placeholder without a value stays
+    in the text and is listed in `unfilled`."""
+    ticket = _visible_ticket(request, ticket_id)
+    return replies.saved_reply_render(user=request.user, ticket=ticket, reply_id=reply_id)
+
+
 @api.put(
     "/saved-replies/{reply_id}",
     response={200: SavedReplyOut, 400: Error, 403: Error, 404: Error},
@@ -233,20 +252,6 @@ def saved_reply_delete(request: AgentRequest, reply_id: int) -> HttpResponse:
     """Delete a reply you may change (404 and 403 as for changing it)."""
     replies.saved_reply_delete(user=request.user, reply_id=reply_id)
     return HttpResponse(status=204)
-
-
-@api.get(
-    "/tickets/{ticket_id}/saved-replies/{reply_id}/render",
-    response={200: RenderedOut, 404: Error},
-    tags=["saved replies"],
-    summary="A saved reply filled for a ticket",
-)
-def saved_reply_render(request: AgentRequest, ticket_id: int, reply_id: int) -> Any:
-    """The reply's text with `{first_name}` (the contact's), `{agent_name}` (your name
-    as customers see it) and `{page_name}` filled; a placeholder without a value stays
-    in the text and is listed in `unfilled`."""
-    ticket = _visible_ticket(request, ticket_id)
-    return replies.saved_reply_render(user=request.user, ticket=ticket, reply_id=reply_id)
 
 
 # --- notes and mentions -----------------------------------------------------------------

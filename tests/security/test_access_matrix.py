@@ -26,7 +26,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from agents.models import Message, Team, Ticket, TicketEvent
+from agents.models import Message, Note, NoteMention, SavedReply, Team, Ticket, TicketEvent
 from tests.support import factories, payloads
 from webhooks.models import GraphCall
 
@@ -66,12 +66,24 @@ def world(db, page, fake_graph, settings) -> dict[str, Any]:
     )
     visible = factories.ticket(page=page)
     factories.message(ticket=visible, text="visible text")
+    # Billing's saved reply, and a note on the hidden ticket that mentions its member.
+    reply = SavedReply.objects.create(
+        team=billing, title="hidden-billing-text reply", shortcut="hidden", body="x"
+    )
+    note = Note.objects.create(
+        ticket=hidden,
+        conversation=hidden.conversation,
+        author=insider,
+        text="hidden-billing-text note @insider",
+        timestamp=1,
+    )
+    NoteMention.objects.create(note=note, agent=insider)
     return {
         "insider": insider,
         "outsider": outsider,
         "hidden": hidden,
-        # The row each path parameter names: the hidden page's.
-        "path": {"ticket_id": hidden.pk, "message_id": failed.pk},
+        # The row each path parameter names: the hidden page's (billing's reply).
+        "path": {"ticket_id": hidden.pk, "message_id": failed.pk, "reply_id": reply.pk},
     }
 
 
@@ -99,6 +111,8 @@ def _example(schema: dict[str, Any], document: dict[str, Any], agent_id: int) ->
     schema = _resolve(schema, document)
     if "default" in schema:
         return schema["default"]
+    if "examples" in schema:  # a value of a given shape (a saved reply's one-word shortcut)
+        return schema["examples"][0]
     if "enum" in schema:
         return schema["enum"][0]
     for combined in ("anyOf", "oneOf", "allOf"):
@@ -243,9 +257,10 @@ def test_an_agent_of_another_team_gets_404_and_learns_nothing(
 
     by_row = {k: r.status_code for k, r in answers.items() if "{" in k[1]}
     assert by_row == dict.fromkeys(by_row, 404)
-    # Operations on no particular row (lists, counts) answer, without the hidden page.
+    # Operations on no particular row (lists, counts, creating one's own saved reply)
+    # answer, without the hidden page.
     lists = {k: r for k, r in answers.items() if "{" not in k[1]}
-    assert {k: r.status_code for k, r in lists.items()} == dict.fromkeys(lists, 200)
+    assert {k: r.status_code // 100 for k, r in lists.items()} == dict.fromkeys(lists, 2)
     leaks = {k: [m for m in HIDDEN_MARKERS if m in r.content.decode()] for k, r in answers.items()}
     assert leaks == {k: [] for k in answers}
     assert _request_ok(outsider)

@@ -73,18 +73,22 @@ def test_the_list_filters_by_words_in_title_shortcut_or_text(api, agent):
     assert api.get(URL, {"q": "nothing like it"}).json() == []
 
 
-def test_another_teams_reply_is_invisible_and_cannot_be_changed(api, agent2, teams):
+def test_another_teams_reply_is_invisible_and_cannot_be_changed(api, agent2, teams, page):
     _, shipping = teams
+    ticket = factories.ticket(page=page)  # one ana may see
     theirs = _reply(team=shipping, shortcut="ship", body="unchanged")
     personal = _reply(owner=agent2, shortcut="bo", body="unchanged")
 
     for reply in (theirs, personal):
         changed = _put(api, f"{URL}/{reply.pk}", {"title": "x", "shortcut": "x", "body": "x"})
         deleted = api.delete(f"{URL}/{reply.pk}")
-        rendered = api.get(f"/api/v1/tickets/1/saved-replies/{reply.pk}/render")
+        rendered = api.get(f"/api/v1/tickets/{ticket.pk}/saved-replies/{reply.pk}/render")
         assert (changed.status_code, deleted.status_code) == (404, 404)
         assert changed.json() == {"detail": f"Saved reply {reply.pk} does not exist."}
-        assert rendered.status_code == 404
+        assert (rendered.status_code, rendered.json()) == (
+            404,
+            {"detail": f"Saved reply {reply.pk} does not exist."},
+        )
     assert list(SavedReply.objects.values_list("title", "shortcut", "body").order_by("pk")) == [
         ("Refund policy", "ship", "unchanged"),
         ("Refund policy", "bo", "unchanged"),
