@@ -17,7 +17,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.browser.support import fake_of, login, new_context
+from tests.browser.support import fake_of, login, new_context, sender_actions
 from tests.support import payloads
 from tests.support.polling import eventually
 from tests.support.stack import Clock
@@ -285,8 +285,10 @@ def test_a_note_is_styled_live_never_sent_and_mentions_notify(stack, chromium, c
     expect(bo_list.locator("#conv-name")).to_have_text("Nora Tester")
     expect(bo_list.locator("#mentions-count")).to_be_hidden(timeout=SETTLE)
 
-    # Never sent: the customer got nothing of it.
+    # Never sent: the customer got nothing of it, not even a typing indicator.
     assert not [c for c in _sends(stack, psid) if "upset" in str(c.body)]
+    typing = [c for c in sender_actions(stack, psid) if c.body["sender_action"] == "typing_on"]
+    assert typing == []
 
     # A mention of someone who may not see the ticket: refused, the text kept.
     box.press_sequentially("ask @cy")
@@ -323,6 +325,12 @@ def test_phone_screenshots_picker_and_note(stack, chromium):
     refund.tap()
     expect(box).to_have_value("Hi Pia, refunds reach your card within 5 days. Ana, E2E Page")
     _shot(page, "note-390.png")
+    page.get_by_role("button", name="Saved replies").tap()
+    dialog = page.get_by_role("dialog", name="Saved replies")
+    expect(dialog.locator(".replies-row").first).to_be_visible()
+    width, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width <= inner
+    _shot(page, "manager-390.png")
     context.close()
 
 
