@@ -25,6 +25,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "webhooks.page",
             "agents.trigger",
             "agents.team",
+            "agents.savedreply",
             "auth.user",
             "agents.agentprofile",
             "agents.apitoken",
@@ -37,7 +38,13 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "Conversations",
         "The work itself. Tickets are closed, assigned and handed back with the actions "
         "of the ticket list.",
-        ("agents.ticket", "agents.conversation", "agents.contact", "agents.message"),
+        (
+            "agents.ticket",
+            "agents.conversation",
+            "agents.contact",
+            "agents.message",
+            "agents.note",
+        ),
     ),
     (
         "history",
@@ -47,6 +54,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "agents.controltransition",
             "agents.ticketevent",
             "agents.persona",
+            "agents.notemention",
             "webhooks.webhookdelivery",
             "webhooks.webhookevent",
             "webhooks.graphcall",

@@ -18,6 +18,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.browser.support import fake_of, login, new_context, sender_actions
+from tests.browser.test_inbox import FAKE_NOTIFICATIONS  # records notifications and sound
 from tests.support import payloads
 from tests.support.polling import eventually
 from tests.support.stack import Clock
@@ -235,16 +236,22 @@ def test_an_agent_manages_their_saved_replies(stack, context):
 def test_a_note_is_styled_live_never_sent_and_mentions_notify(stack, chromium, context):
     clock, psid = Clock(), "3000000000000704"
     _handover(stack, clock, psid=psid, text="my parcel is broken", first="Nora")
+    context.add_init_script(FAKE_NOTIFICATIONS)
     ana = login(context, "ana")
     _open(ana, "Nora Tester")
     ana.locator("#claim-btn").click()
     # bo: one page on the same ticket, and one on the list (where mentions show).
     bo_context = new_context(chromium, stack, viewport={"width": 1280, "height": 800})
+    # Desktop notifications and the sound, recorded (bo is in another window).
+    bo_context.add_init_script(FAKE_NOTIFICATIONS)
     bo = login(bo_context, "bo")
     _open(bo, "Nora Tester")
     bo_list = bo_context.new_page()  # logged in already
     bo_list.goto("/")
     expect(bo_list.locator("#mentions-count")).to_be_hidden()
+    bo_list.get_by_role("button", name="Notifications: off").click()
+    expect(bo_list.get_by_role("button", name="Notifications: on")).to_be_visible()
+    beeps = bo_list.evaluate("window.__beeps")
 
     ana.get_by_role("tab", name="Note").click()
     expect(ana.locator("#composer")).to_have_attribute("data-mode", "note")
@@ -276,8 +283,14 @@ def test_a_note_is_styled_live_never_sent_and_mentions_notify(stack, chromium, c
     expect(bo_note.locator(".note-text")).to_have_text(
         "Customer is upset, offer a refund. @bo can you check?"
     )
-    # bo's other page: one unread mention, which leads to the ticket.
+    # bo's other page: one unread mention, a desktop notification and the sound, and
+    # the list leads to the ticket.
     expect(bo_list.locator("#mentions-count")).to_have_text("1", timeout=SETTLE)
+    expect(bo_list.locator("html[data-notes='1']")).to_be_attached(timeout=SETTLE)
+    assert bo_list.evaluate("window.__notes") == [
+        ["Ana Lima mentioned you", f"Nora Tester: {bo_note.locator('.note-text').inner_text()}"]
+    ]
+    assert bo_list.evaluate("window.__beeps") == beeps + 1
     bo_list.get_by_role("button", name=re.compile("^Mentions")).click()
     row = bo_list.locator(".mention-row.unread")
     expect(row).to_contain_text("Ana Lima · Nora Tester")
@@ -285,6 +298,8 @@ def test_a_note_is_styled_live_never_sent_and_mentions_notify(stack, chromium, c
     expect(bo_list.locator("#conv-name")).to_have_text("Nora Tester")
     expect(bo_list.locator("#mentions-count")).to_be_hidden(timeout=SETTLE)
 
+    # The author is not notified of her own note.
+    assert ana.evaluate("window.__notes") == []
     # Never sent: the customer got nothing of it, not even a typing indicator.
     assert not [c for c in _sends(stack, psid) if "upset" in str(c.body)]
     typing = [c for c in sender_actions(stack, psid) if c.body["sender_action"] == "typing_on"]
