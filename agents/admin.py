@@ -37,7 +37,10 @@ from agents.models import (
     Csat,
     Message,
     MessageOrder,
+    Note,
+    NoteMention,
     Persona,
+    SavedReply,
     Tag,
     Team,
     Ticket,
@@ -45,7 +48,7 @@ from agents.models import (
     TicketTag,
     Trigger,
 )
-from agents.services import personas, tickets
+from agents.services import personas, replies, tickets
 from agents.services.state import app_label
 from helpdesk.admin import HistoryAdmin, ReadOnly
 
@@ -672,3 +675,84 @@ class MessageOrderAdmin(ConversationDataAdmin):
     page_field = "message__conversation__page"
     list_display = ("message", "after")
     list_select_related = ("message", "after")
+
+
+# --- Saved replies and notes ----------------------------------------------------------
+
+
+class SavedReplyForm(forms.ModelForm):
+    """The same rules as the inbox's (`replies.reply_fields_clean`): a title, a one-word
+    shortcut, a text Messenger takes; and one scope at most."""
+
+    class Meta:
+        model = SavedReply
+        fields = ("title", "shortcut", "body", "owner", "team")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            fields = replies.reply_fields_clean(
+                title=data.get("title") or "",
+                shortcut=data.get("shortcut") or "",
+                body=data.get("body") or "",
+            )
+        except ServiceError as exc:
+            raise forms.ValidationError(exc.message) from None
+        data.update(title=fields.title, shortcut=fields.shortcut, body=fields.body)
+        if data.get("owner") and data.get("team"):
+            raise forms.ValidationError(
+                "A reply is an agent's own or a team's, not both: leave one of them empty "
+                "(both empty: every agent's)."
+            )
+        return data
+
+
+@admin.register(SavedReply)
+class SavedReplyAdmin(admin.ModelAdmin):
+    """Every saved reply: agents' own, teams', and everyone's (no owner, no team), which
+    only admins change. Agents manage their own and their teams' in the inbox too."""
+
+    form = SavedReplyForm
+    list_display = ("shortcut", "title", "scope", "owner", "team", "updated_at")
+    list_select_related = ("owner", "team")
+    list_filter = ("team",)
+    search_fields = ("shortcut", "title", "body")
+
+    @admin.display(description="who sees it")
+    def scope(self, reply: SavedReply) -> str:
+        return {"personal": "its owner", "team": "the team", "everyone": "every agent"}[
+            replies.scope_of(reply)
+        ]
+
+    def save_model(self, request: HttpRequest, obj: SavedReply, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = _user(request)
+        super().save_model(request, obj, form, change)
+
+
+class NoteMentionInline(ReadOnly, admin.TabularInline):
+    model = NoteMention
+    fields = ("agent", "read_at", "created_at")
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(Note)
+class NoteAdmin(ConversationDataAdmin):
+    """Agents' private notes on tickets (never sent to Messenger), with whom they mention."""
+
+    page_field = "conversation__page"
+    list_display = ("ticket", "author", "text", "created_at")
+    list_select_related = ("ticket", "author")
+    search_fields = ("text",)
+    inlines = (NoteMentionInline,)
+
+
+@admin.register(NoteMention)
+class NoteMentionAdmin(ConversationDataAdmin):
+    """Who was named in which note, and whether they have read it (opened the ticket)."""
+
+    page_field = "note__conversation__page"
+    list_display = ("agent", "note", "read_at", "created_at")
+    list_select_related = ("agent", "note")
+    list_filter = ("read_at",)

@@ -704,3 +704,128 @@ class MessageOrder(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.message_id} after {self.after_id}"
+
+
+class SavedReply(models.Model):
+    """A reply an agent inserts from the composer (`/shortcut`), with placeholders
+    (`{first_name}`, `{agent_name}`, `{page_name}`) filled for the ticket at hand.
+
+    Its scope is who sees it: one agent (`owner`), one team (`team`: its members), or,
+    with neither, every agent (managed in admin only)."""
+
+    title = models.CharField(max_length=100, help_text="What the agent sees in the picker.")
+    shortcut = models.CharField(
+        max_length=40,
+        help_text="One word typed after / in the composer (letters, digits, - and _), "
+        "unique among the replies of one agent, of one team, or of everyone.",
+    )
+    body = models.TextField(
+        help_text="The text inserted, at most 2000 characters (Messenger's limit). "
+        "{first_name}, {agent_name} and {page_name} are filled for the ticket."
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="saved_replies",
+        help_text="A personal reply: only this agent sees it. Leave empty for a team's "
+        "reply or everyone's.",
+    )
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="saved_replies",
+        help_text="A team's reply: its members see it and may change it. With neither "
+        "an owner nor a team, every agent sees it and only admins change it.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "saved reply"
+        verbose_name_plural = "saved replies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(owner__isnull=True) | Q(team__isnull=True),
+                name="saved_reply_one_scope",
+                violation_error_message="A reply is an agent's own or a team's, not both.",
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "shortcut"],
+                condition=Q(owner__isnull=False),
+                name="saved_reply_unique_personal_shortcut",
+                violation_error_message="This agent has a reply with this shortcut already.",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "shortcut"],
+                condition=Q(team__isnull=False),
+                name="saved_reply_unique_team_shortcut",
+                violation_error_message="This team has a reply with this shortcut already.",
+            ),
+            models.UniqueConstraint(
+                fields=["shortcut"],
+                condition=Q(owner__isnull=True, team__isnull=True),
+                name="saved_reply_unique_everyone_shortcut",
+                violation_error_message="Every agent's replies have this shortcut already.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}: {self.title}"
+
+
+class Note(models.Model):
+    """A private note on a ticket: agents only, never sent to Messenger. A model of its
+    own (not a Message) so that nothing that sends messages can ever pick one up."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="notes")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField()
+    timestamp = models.BigIntegerField(
+        help_text="When it was written, epoch ms: the timeline places it among the messages."
+    )
+    mentions: "models.ManyToManyField[Agent, NoteMention]" = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="NoteMention", blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        indexes = [models.Index(fields=["conversation", "timestamp"], name="note_conversation_ts")]
+
+    def __str__(self) -> str:
+        return f"note on ticket {self.ticket_id}: {self.text[:40]}"
+
+
+class NoteMention(models.Model):
+    """An agent named (@name) in a note: shown in their inbox until they read it."""
+
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="mention_rows")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="note_mentions"
+    )
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "mention"
+        constraints = [
+            models.UniqueConstraint(fields=["note", "agent"], name="note_mention_unique"),
+        ]
+        indexes = [models.Index(fields=["agent", "read_at"], name="note_mention_unread")]
+
+    def __str__(self) -> str:
+        return f"@{self.agent} in note {self.note_id}"

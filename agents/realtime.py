@@ -123,3 +123,30 @@ def access_changed_on_commit(user_ids: Iterable[int]) -> None:
     ids = sorted(set(user_ids))
     if ids:
         transaction.on_commit(lambda: access_changed(ids))
+
+
+def user_event(user_pk: int, kind: str, **ids: int) -> None:
+    """Send one event to one agent's sockets only (their group `user.<pk>`), e.g. that
+    a note mentions them. Call after commit; like `broadcast`, never fails the caller."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "inbox.event", "event": kind, **ids}
+
+    async def send() -> None:
+        await asyncio.wait_for(
+            layer.group_send(user_group(user_pk), message),
+            timeout=settings.CHANNEL_SEND_TIMEOUT_SECONDS,
+        )
+
+    def job() -> None:
+        try:
+            async_to_sync(send)()
+        except Exception as exc:  # noqa: BLE001 -- a lost live update must not fail anyone
+            logger.warning("could not send %s (%s)", kind, type(exc).__name__)
+
+    publisher.submit(job)
+
+
+def user_event_on_commit(user_pk: int, kind: str, **ids: int) -> None:
+    transaction.on_commit(lambda: user_event(user_pk, kind, **ids))

@@ -26,6 +26,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "agents.trigger",
             "agents.team",
             "agents.tag",
+            "agents.savedreply",
             "auth.user",
             "agents.agentprofile",
             "agents.apitoken",
@@ -45,6 +46,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "agents.message",
             "agents.csat",
             "agents.attachment",
+            "agents.note",
         ),
     ),
     (
@@ -57,6 +59,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "agents.tickettag",
             "agents.persona",
             "agents.messageorder",
+            "agents.notemention",
             "webhooks.webhookdelivery",
             "webhooks.webhookevent",
             "webhooks.graphcall",

@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from agents.auth import token_digest
-from agents.models import ApiToken, Contact, Tag
+from agents.models import ApiToken, Contact, SavedReply, Tag
 from webhooks.models import Page
 from webhooks.services import page_csat_set
 
@@ -92,3 +92,50 @@ def demo_csat_ensure(*, page_id: str) -> Page:
         thanks=page.csat_thanks,
         wait_minutes=page.csat_wait_minutes,
     )
+
+
+DEMO_SAVED_REPLIES = (
+    # (shortcut, title, body, personal: the demo agent's own, else every agent's)
+    (
+        "hi",
+        "Greeting",
+        "Hi {first_name}, I'm {agent_name} from {page_name}. How can I help?",
+        False,
+    ),
+    (
+        "refund",
+        "Refund policy",
+        "Refunds go back to the card you paid with within 5 working days of the return "
+        "reaching us, {first_name}.",
+        False,
+    ),
+    (
+        "order",
+        "Ask for the order number",
+        "Could you send me your order number? It starts with # and is in your confirmation email.",
+        False,
+    ),
+    (
+        "bye",
+        "Sign-off",
+        "Glad I could help, {first_name}! The assistant is here if you need anything else.",
+        True,
+    ),
+)
+
+
+def demo_saved_replies_ensure(*, username: str) -> int:
+    """The demo's saved replies: every agent's, and one of the demo agent's own, made
+    once (a reply someone changed keeps their text). Returns how many were created."""
+    owner = get_user_model().objects.get(username=username)
+    created = 0
+    with transaction.atomic():
+        for shortcut, title, body, personal in DEMO_SAVED_REPLIES:
+            _, made = SavedReply.objects.get_or_create(
+                shortcut=shortcut,
+                owner=owner if personal else None,
+                team=None,
+                defaults={"title": title, "body": body, "created_by": owner},
+            )
+            created += made
+    return created

@@ -26,7 +26,7 @@ from agents.locks import conversation_lock, message_lock
 from agents.models import Agent, ControlState, Conversation, Message, Ticket
 from agents.selectors import page_visible
 from agents.send_errors import SendFailure
-from agents.services import attachments, personas
+from agents.services import attachments, personas, replies
 from agents.services.control import control_owner_check, ownership_drift
 from agents.services.state import Outcome, now_ms, require, ticket_assign, ticket_for_agent
 from webhooks import graph
@@ -42,12 +42,18 @@ TYPING_THROTTLE = timedelta(seconds=10)
 
 
 def text_clean(text: str) -> str:
-    """The text of a message an agent wrote, trimmed; InvalidInput if empty or too long."""
+    """The text of a message an agent wrote, trimmed; InvalidInput if empty, too long,
+    or still holding a saved reply's placeholder."""
     text = (text or "").strip()
     if not text:
         raise InvalidInput("The message is empty.")
     if len(text) > MESSAGE_TEXT_LIMIT:
         raise InvalidInput(f"The message is longer than {MESSAGE_TEXT_LIMIT} characters.")
+    # A saved reply's placeholder the agent did not fill ({first_name}…) never reaches
+    # the customer.
+    unfilled = replies.placeholder_refusal(text)
+    if unfilled:
+        raise InvalidInput(unfilled)
     return text
 
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from agents.auth import token_create
-from agents.models import ApiToken, Contact, Conversation, Message, Ticket
+from agents.models import ApiToken, Contact, Conversation, Message, SavedReply, Ticket
 from tests.support import factories
 from webhooks.emulator import Emulator, EmulatorConfig
 from webhooks.models import Page
@@ -129,3 +129,20 @@ def test_the_demo_page_asks_for_a_rating_and_keeps_an_admins_texts():
     seed()
     page.refresh_from_db()
     assert (page.csat_enabled, page.csat_question, page.csat_wait_minutes) == (True, "Rate us!", 3)
+
+
+def test_the_demo_has_saved_replies_made_once():
+    first = seed()
+    seed()
+    assert "Saved replies: type / in the reply box (e.g. /refund)." in first
+    demo = get_user_model().objects.get(username="demo")
+    rows = Client().get(
+        "/api/v1/saved-replies", headers={"Authorization": f"Bearer {token_of(first)}"}
+    )
+    assert [(r["shortcut"], r["scope"]) for r in rows.json()] == [
+        ("bye", "personal"),
+        ("hi", "everyone"),
+        ("order", "everyone"),
+        ("refund", "everyone"),
+    ]
+    assert SavedReply.objects.filter(created_by=demo).count() == 4

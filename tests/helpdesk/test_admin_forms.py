@@ -19,7 +19,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from agents.models import Csat, Persona, Tag, Team, Ticket, TicketTag
-from agents.services import attachments, personas
+from agents.services import attachments, notes, personas, replies
 from agents.services.throttle import login_failure_record
 from tests.support import factories, payloads
 
@@ -41,11 +41,13 @@ SETUP = {
     "auth.group",
     "agents.agentprofile",
     "agents.tag",
+    "agents.savedreply",
 }
 # Deleting one of these undoes nothing the product relies on: a token revoked, a
 # sign-in block lifted, a page, trigger, team, agent or group removed. (A tag is
 # deactivated, never deleted: tickets and their history keep it.)
 DELETABLE = (SETUP - {"agents.tag"}) | {"agents.apitoken", "agents.authfailures"}
+# (A saved reply deleted is gone from the pickers: nothing refers to it.)
 
 # Bad input for every add form, with the error it must answer.
 BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
@@ -95,6 +97,9 @@ BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"user": "{agent}", "picture_url": "http://pics.example/a.png"}, "public https://"),
         ({"user": "{agent}", "public_name": "x" * 101}, "at most 100 characters"),
     ],
+    "agents.savedreply": [
+        ({"title": "Hi", "shortcut": "two words", "body": "x", "owner": "{agent}"}, "is one word"),
+    ],
     "agents.tag": [
         ({"name": "REFUND", "colour": "red"}, "A tag with this name already exists"),
         ({"name": "x" * 41, "colour": "red"}, "at most 40 characters"),
@@ -127,6 +132,10 @@ def world(page, deliver, clock, fake_graph, settings, tmp_path) -> dict[str, Any
         files=[SimpleUploadedFile("a.pdf", b"%PDF-1.4", content_type="application/pdf")],
         text="Here",
     )
+    # Saved replies and a note that mentions an agent (issue 11, points 1 and 2).
+    factories.agent("bo")
+    notes.note_add(ticket_id=Ticket.objects.get().pk, user=ana, text="Refund? @bo")
+    replies.saved_reply_create(user=ana, title="Greeting", shortcut="hi", body="Hi {first_name}")
     empty = [label for label in REGISTERED if not _model(label).objects.exists()]
     assert empty == []
     return {"page": page, "agent": ana}

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import Csat, Persona, Tag, Team, Ticket, TicketTag
-from agents.services import attachments, personas, tickets
+from agents.services import attachments, notes, personas, replies, tickets
 from agents.services.throttle import login_failure_record
 from helpdesk.admin import SECTIONS
 from tests.support import factories, payloads
@@ -46,6 +46,7 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Triggers",
                 "Teams",
                 "Tags",
+                "Saved replies",
                 "Agents",
                 "Agent profiles",
                 "API tokens",
@@ -55,7 +56,15 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
         ),
         (
             "Conversations",
-            ["Tickets", "Conversations", "Contacts", "Messages", "Ratings (CSAT)", "Attachments"],
+            [
+                "Tickets",
+                "Conversations",
+                "Contacts",
+                "Messages",
+                "Ratings (CSAT)",
+                "Attachments",
+                "Notes",
+            ],
         ),
         (
             "History",
@@ -65,6 +74,7 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Ticket tags",
                 "Personas",
                 "Send orders",
+                "Mentions",
                 "Webhook deliveries",
                 "Webhook events",
                 "Meta API calls",
@@ -120,6 +130,8 @@ def grow(page, deliver, clock, fake_graph, settings, tmp_path) -> Callable[[int]
             login_failure_record(username=f"user{k}", address=f"10.0.0.{k}")
             tag = Tag.objects.create(name=f"tag {k}")
             TicketTag.objects.create(ticket=ticket, tag=tag, applied_by=agent)
+            notes.note_add(ticket_id=ticket.pk, user=agent, text=f"note {k} @{agent.username}")
+            replies.saved_reply_create(user=agent, title=f"Reply {k}", shortcut=f"r{k}", body="x")
             settings.MEDIA_ROOT = str(tmp_path / "media")
             attachments.ticket_reply_files(
                 ticket_id=ticket.pk,

@@ -27,7 +27,18 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.test import Client
 
-from agents.models import Attachment, Message, Tag, Team, Ticket, TicketEvent, TicketTag
+from agents.models import (
+    Attachment,
+    Message,
+    Note,
+    NoteMention,
+    SavedReply,
+    Tag,
+    Team,
+    Ticket,
+    TicketEvent,
+    TicketTag,
+)
 from tests.support import factories, payloads
 from webhooks.models import GraphCall
 
@@ -77,6 +88,18 @@ def world(db, page, fake_graph, settings, tmp_path) -> dict[str, Any]:
     hidden_file.file.save("hidden.pdf", ContentFile(b"%PDF-1.4"), save=False)
     hidden_file.kind = Attachment.Kind.FILE
     hidden_file.save()
+    # Billing's saved reply, and a note on the hidden ticket that mentions its member.
+    reply = SavedReply.objects.create(
+        team=billing, title="hidden-billing-text reply", shortcut="hidden", body="x"
+    )
+    note = Note.objects.create(
+        ticket=hidden,
+        conversation=hidden.conversation,
+        author=insider,
+        text="hidden-billing-text note @insider",
+        timestamp=1,
+    )
+    NoteMention.objects.create(note=note, agent=insider)
     return {
         "insider": insider,
         "outsider": outsider,
@@ -87,6 +110,7 @@ def world(db, page, fake_graph, settings, tmp_path) -> dict[str, Any]:
             "message_id": failed.pk,
             "tag_id": tag.pk,
             "attachment_id": hidden_file.pk,
+            "reply_id": reply.pk,
         },
     }
 
@@ -115,6 +139,8 @@ def _example(schema: dict[str, Any], document: dict[str, Any], agent_id: int) ->
     schema = _resolve(schema, document)
     if "default" in schema:
         return schema["default"]
+    if "examples" in schema:  # a value of a given shape (a saved reply's one-word shortcut)
+        return schema["examples"][0]
     if "enum" in schema:
         return schema["enum"][0]
     for combined in ("anyOf", "oneOf", "allOf"):
@@ -260,9 +286,10 @@ def test_an_agent_of_another_team_gets_404_and_learns_nothing(
 
     by_row = {k: r.status_code for k, r in answers.items() if "{" in k[1]}
     assert by_row == dict.fromkeys(by_row, 404)
-    # Operations on no particular row (lists, counts) answer, without the hidden page.
+    # Operations on no particular row (lists, counts, creating one's own saved reply)
+    # answer, without the hidden page.
     lists = {k: r for k, r in answers.items() if "{" not in k[1]}
-    assert {k: r.status_code for k, r in lists.items()} == dict.fromkeys(lists, 200)
+    assert {k: r.status_code // 100 for k, r in lists.items()} == dict.fromkeys(lists, 2)
     leaks = {k: [m for m in HIDDEN_MARKERS if m in r.content.decode()] for k, r in answers.items()}
     assert leaks == {k: [] for k in answers}
     assert _request_ok(outsider)

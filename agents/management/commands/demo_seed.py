@@ -18,6 +18,7 @@ from agents.services.demo import (
     demo_agent_ensure,
     demo_contacts_forget,
     demo_csat_ensure,
+    demo_saved_replies_ensure,
     demo_tags_ensure,
 )
 from webhooks.emulator.config import (
@@ -92,3 +93,5 @@ class Command(BaseCommand):
         if removed:
             self.stdout.write(f"Removed {removed} older API token(s) of {DEMO_USERNAME}.")
         self.stdout.write(f"API token: {token}")
+        if demo_saved_replies_ensure(username=DEMO_USERNAME):
+            self.stdout.write("Saved replies: type / in the reply box (e.g. /refund).")

@@ -8,6 +8,7 @@
 import { api } from "./api.js";
 import { loadTicket, putMessage } from "./conversation.js";
 import { $, el } from "./dom.js";
+import { noteMode } from "./notes.js";
 import { state } from "./state.js";
 import { renderTimeline } from "./timeline.js";
 
@@ -67,6 +68,10 @@ export async function addFiles(fileList) {
   const files = Array.from(fileList || []);
   if (!files.length || !state.ticketId) return;
   const ticketId = state.ticketId;
+  if (noteMode()) {
+    showError("Notes are text only: switch to Reply to send files to the customer.");
+    return;
+  }
   if (composerLocked()) {
     showError("You can't send files right now: the reply box is locked.");
     return;
@@ -140,6 +145,7 @@ export function renderFiles() {
   for (const button of box.querySelectorAll(".file-remove")) button.disabled = sending;
   box.hidden = list.length === 0;
   $("attach-btn").disabled = composerLocked() || sending;
+  $("attach-btn").hidden = noteMode(); // files go to the customer, never into a note
 }
 
 export function ticketChanged() {

@@ -6,6 +6,8 @@ import { hasFiles, renderFiles, sendFiles } from "./attachments.js";
 import { action, loadTicket, putMessage } from "./conversation.js";
 import { $, el } from "./dom.js";
 import { clock } from "./format.js";
+import { composerLocked } from "./notes.js";
+import { unfilledGuard } from "./replies.js";
 import { ME, state } from "./state.js";
 import { renderTimeline } from "./timeline.js";
 
@@ -14,9 +16,10 @@ const TYPING_EVERY_MS = 4000; // the server throttles too (10 s per conversation
 export function renderComposer(ticket) {
   const reason = ticket.lock_reason;
   const text = $("composer-text");
-  // Locked, not cleared: nothing typed is lost when control goes away.
-  text.disabled = Boolean(reason);
-  $("send-btn").disabled = Boolean(reason);
+  // Locked, not cleared: nothing typed is lost when control goes away. (A note needs
+  // no control: notes.js.)
+  text.disabled = composerLocked(ticket);
+  $("send-btn").disabled = composerLocked(ticket);
   // The ways back in, Take over first: shown with the lock (never without a reason).
   $("composer-lock").hidden = !reason;
   $("composer-lock-reason").textContent = reason;
@@ -29,6 +32,7 @@ export function sendReply() {
   if (hasFiles()) return sendFiles(); // the text goes with them, first
   const text = $("composer-text").value;
   if (!text.trim() || !state.ticket || $("composer-text").disabled) return;
+  if (unfilledGuard(text)) return; // a saved reply's {placeholder} is never sent
   $("composer-text").value = "";
   state.drafts.delete(state.ticket.id);
   const local = {

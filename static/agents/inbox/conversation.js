@@ -13,6 +13,8 @@ import { $, fillAvatar } from "./dom.js";
 import { listQuery } from "./filters.js";
 import { DAY_MS, duration, serverNow, when, windowCloses } from "./format.js";
 import { loadList } from "./list.js";
+import { loadNotes, markMentionsRead } from "./notes.js";
+import { forgetReplies } from "./replies.js";
 import { app, ME, state } from "./state.js";
 import { renderTicketTags } from "./tags.js";
 import { renderTimeline } from "./timeline.js";
@@ -34,6 +36,8 @@ export async function selectTicket(id, { push = true } = {}) {
     state.local = [];
     state.openContext = new Set();
     state.seenFor = null;
+    state.notes = [];
+    forgetReplies(); // filled for the ticket: fetched again for the next
     $("composer-text").value = state.drafts.get(id) || "";
     ticketChanged(); // its own files waiting to be sent, if any
     hideError();
@@ -79,9 +83,9 @@ export async function loadTicket({ scroll = false, focus = false } = {}) {
     renderView();
     return;
   }
-  let ticket, page;
+  let ticket, page, notes;
   try {
-    [ticket, page] = await Promise.all([api("GET", `/tickets/${id}`), apiPage(`/tickets/${id}/messages`)]);
+    [ticket, page, notes] = await Promise.all([api("GET", `/tickets/${id}`), apiPage(`/tickets/${id}/messages`), loadNotes(id)]);
   } catch (error) {
     if (error.status === 404 && id === state.ticketId) {
       state.ticketId = null;
@@ -99,7 +103,9 @@ export async function loadTicket({ scroll = false, focus = false } = {}) {
   const older = same && page.next && first ? state.messages.filter((m) => precedes(m, first)) : [];
   state.messages = [...older, ...page.items];
   if (!older.length) state.olderMore = page.next;
+  state.notes = notes;
   state.ticket = ticket;
+  markMentionsRead(id);
   renderTicket({ scroll });
   if (focus) focusTicket();
 }

@@ -11,12 +11,15 @@
 //   conversation.updated  those rows and the open ticket (thread control, contact); for
 //                         the open one, the newest messages a receipt may have changed
 //   contact.updated       the customer panel's (context.js): the note on a customer
+//   note.created          GET /tickets/{open}/notes when it is in the open conversation
+//   mention.created/read  GET /mentions (the agent's own group: notes.js)
 
 import { api, apiPage } from "./api.js";
 import { customerEvent } from "./context.js";
 import { loadTicket, putMessage, showTicket } from "./conversation.js";
 import { fetchCounts, filtersActive, listQuery, optionsChanged } from "./filters.js";
 import { loadList, patchTicket, renderList } from "./list.js";
+import { loadMentions, mentionReceived, refreshNotes } from "./notes.js";
 import { announcePatched } from "./notify.js";
 import { state } from "./state.js";
 
@@ -60,6 +63,14 @@ export function receive(event) {
       break;
     case "contact.updated":
       return; // the note on a customer: only the customer panel shows it
+    case "note.created":
+      // Only the open conversation shows notes: its notes are fetched again.
+      if (inOpen) refreshNotes().catch(() => {});
+      return;
+    case "mention.created":
+    case "mention.read":
+      mentionReceived(event);
+      return;
     default:
       if (event.event === "pages.changed") optionsChanged(); // the page filter's choices
       pending.all = true; // pages.changed, or an event this page does not know
@@ -76,6 +87,7 @@ export function receive(event) {
 export function refetchAll() {
   loadList().catch(() => {});
   loadTicket().catch(() => {});
+  loadMentions();
 }
 
 async function apply(batch) {

@@ -16,7 +16,10 @@ import { openCloseDialog, openProfileDialog, openTransferDialog, wireDialogs } f
 import { $ } from "./dom.js";
 import { listQuery, wireFilters } from "./filters.js";
 import { loadList, onListScroll, refreshTimes, renderList } from "./list.js";
+import { loadMentions, noteMode, postNote, wireNotes } from "./notes.js";
 import { renderNotifyToggle, toggleNotify } from "./notify.js";
+import { wireReplies } from "./replies.js";
+import { wireShortcuts } from "./shortcuts.js";
 import { connect } from "./socket.js";
 import { wireCustomerPanel } from "./context.js"; // issue 11: the customer panel
 import { wireSearch } from "./search.js"; // issue 11: search
@@ -37,14 +40,19 @@ function wire() {
     });
   }
   const text = $("composer-text");
+  // Saved replies and @ completion first: a key their pickers use goes no further.
+  wireReplies();
+  wireNotes();
+  const submit = () => (noteMode() ? postNote() : sendReply());
   text.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      sendReply();
+      submit();
     }
   });
-  text.addEventListener("input", typing);
-  $("send-btn").addEventListener("click", sendReply);
+  text.addEventListener("input", () => noteMode() || typing()); // no typing indicator for a note
+  $("send-btn").addEventListener("click", submit);
+  wireShortcuts();
   $("claim-btn").addEventListener("click", async () => {
     await action(() => api("POST", `/tickets/${state.ticket.id}/claim`));
     focusTicket(); // the button is gone: on to the reply box
@@ -80,6 +88,7 @@ async function start() {
   renderNotifyToggle();
   renderList();
   connect();
+  loadMentions();
   await Promise.all([loadList(), loadTicket({ scroll: true, focus: true })]).catch(() => {});
 }
 

@@ -1,5 +1,5 @@
-// Desktop notification and sound for new waiting tickets, switched on per browser
-// (localStorage).
+// Desktop notification and sound for new waiting tickets and for notes that mention
+// the agent, switched on per browser (localStorage).
 
 import { $ } from "./dom.js";
 import { state } from "./state.js";
@@ -89,6 +89,15 @@ function notify(more, name, counts) {
   if ("Notification" in window && Notification.permission === "granted" && !document.hasFocus()) {
     const body = name ? `${name} is waiting.` : `${counts.waiting} ticket(s) waiting.`;
     new Notification("New waiting ticket", { body, tag: "helpdesk-waiting" });
+  }
+}
+
+export function notifyMention(title, body) {
+  // A note names this agent (notes.js): the same toggle, sound and desktop notification.
+  if (!notifyEnabled()) return;
+  beep();
+  if ("Notification" in window && Notification.permission === "granted" && !document.hasFocus()) {
+    new Notification(title, { body, tag: "helpdesk-mention" });
   }
 }
 

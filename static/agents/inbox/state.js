@@ -33,4 +33,6 @@ export const state = {
   lastTypingAt: 0,
   waitingSeen: null, // ids of waiting tickets already announced
   live: false,
+  notes: [], // the open conversation's private notes (notes.js), oldest first
+  mode: "reply", // what the composer writes: "reply" (to the customer) or "note"
 };

@@ -13,6 +13,7 @@ import { sentFileNode } from "./attachments.js";
 import { acceptedAlready, localNode, retryMessage } from "./composer.js";
 import { loadOlder } from "./conversation.js";
 import { $, el, safeUrl } from "./dom.js";
+import { noteNode } from "./notes.js";
 import { authorLabel, clock, dayKey, dayLabel, fullTime, STATUS_TEXT } from "./format.js";
 import { ME, state } from "./state.js";
 
@@ -131,6 +132,9 @@ export function renderTimeline({ scroll = false, keep = false } = {}) {
     if (EVENT_TEXT[event.kind] && at >= since) items.push({ at, event, context: event.context, segment: event.segment });
   }
   for (const { at, transition } of alone) items.push({ at, transition, context: false, segment: null });
+  // Private notes (notes.js) by their time, never folded: like events, from the oldest
+  // loaded message on.
+  for (const note of state.notes) if (note.timestamp >= since) items.push({ at: note.timestamp, note, context: false, segment: null });
   // On a tie (a reply that claims the ticket is stamped with its claim), the ticket
   // event or the control change goes first: it happened before the message it came with.
   items.sort((a, b) => a.at - b.at || (a.message ? 1 : 0) - (b.message ? 1 : 0));
@@ -150,7 +154,9 @@ export function renderTimeline({ scroll = false, keep = false } = {}) {
       ? messageNode(item.message, ticket, said.get(item.message.id))
       : item.event
         ? eventNode(item.event)
-        : transitionNode(item.transition);
+        : item.note
+          ? noteNode(item.note, ticket)
+          : transitionNode(item.transition);
     if (!item.context) {
       group = null;
       nodes.push(node);
@@ -178,6 +184,7 @@ export function renderTimeline({ scroll = false, keep = false } = {}) {
 
 function itemId(item) {
   if (item.message) return item.message.id;
+  if (item.note) return `note:${item.note.id}`;
   if (item.event) return `event:${item.event.kind}:${item.event.created_at}`;
   return `transition:${item.transition.created_at}:${item.transition.to_state}`;
 }
