@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from agents.services import contacts, control, outbound, reconcile, tickets
+from agents.services import contacts, control, outbound, reconcile, routing, tickets
 from webhooks.queue import GraphTask
 
 
@@ -99,3 +99,15 @@ def outbound_redrive() -> None:
 def control_lapse_reconcile() -> None:
     reconcile.control_lapse_reconcile()
     reconcile.control_extend_due()
+
+
+@shared_task(time_limit=60)
+def routing_assign(team_id: int) -> None:
+    """Assign the team's queue to its online members with room (idempotent)."""
+    routing.team_assign(team_id=team_id)
+
+
+@shared_task(time_limit=120)
+def routing_sweep() -> None:
+    """Beat: stale sockets, every auto-assigning team's queue, queue-position notices."""
+    routing.routing_sweep()

@@ -455,3 +455,6 @@ def agents_list(request: AgentRequest) -> QuerySet[Agent]:
     some page is on no team. Admins (superusers) see every active agent. Whom a ticket
     may be transferred to is `GET /tickets/{ticket_id}/transfer-targets`."""
     return selectors.agent_list(user=request.user)
+
+
+from agents.api import routing  # noqa: E402,F401
