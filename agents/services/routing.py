@@ -53,6 +53,7 @@ from agents.models import (
     Ticket,
     TicketEvent,
     TicketWait,
+    agent_name,
 )
 from agents.services import hours, presence
 from agents.services.presence import presence_of
@@ -68,6 +69,7 @@ from webhooks.queue import enqueue_on_commit
 logger = logging.getLogger(__name__)
 
 AUTO_DETAIL = "auto-assigned: fewest open tickets"
+REASON_WORDS = {"outside_hours": "outside office hours", "nobody_online": "nobody online"}
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
@@ -183,7 +185,7 @@ def team_assign(*, team_id: int) -> list[tuple[int, int]]:
             ticket_change(
                 ticket,
                 TicketEvent.Kind.ASSIGNED,
-                detail=f"{AUTO_DETAIL} (to {agents[chosen.user_id].get_username()})",
+                detail=f"{AUTO_DETAIL} (to {agent_name(agents[chosen.user_id])})",
                 status=Ticket.Status.OPEN,
                 assignee=agents[chosen.user_id],
             )
@@ -293,6 +295,7 @@ def _unavailable_apply(ticket: Ticket, team_id: int, page_routing: PageRouting) 
     schedule = hours.schedule_for(team)
     now = clock.now()
     opens_at: datetime | None = None
+    opens = ""
     if schedule.is_open(now):
         if team_online(team_id):
             return False
@@ -312,9 +315,9 @@ def _unavailable_apply(ticket: Ticket, team_id: int, page_routing: PageRouting) 
         conversation.control_state == ControlState.AGENT
         and not rules.send_policy(conversation, automated=True).refusal
     )
-    detail = "outside office hours" if reason == "outside_hours" else "nobody online"
-    if opens_at is not None:
-        detail += f"; opens {opens_at.isoformat(timespec='minutes')}"
+    detail = REASON_WORDS[reason]
+    if opens:
+        detail += f"; opens {opens}, {schedule.zone.key}"
     ticket_change(ticket, TicketEvent.Kind.UNAVAILABLE, detail=detail)
     # tickets imports control, which imports this module: imported when used.
     from agents.services.tickets import notice_create  # noqa: PLC0415
@@ -348,13 +351,14 @@ def _hand_back(
         reason=reason,
         **({"opens_at": opens_at.isoformat(timespec="minutes")} if opens_at else {}),
     )
+    words = f"nobody available: {REASON_WORDS[reason]}"
     ticket_change(
         ticket,
         TicketEvent.Kind.CLOSED,
-        detail=reason,
+        detail=words,
         status=Ticket.Status.CLOSED,
         closed_at=clock.now(),
-        closing_note=reason,
+        closing_note=words,
     )
     control_transition(
         conversation,

@@ -5,6 +5,7 @@
 import { api } from "./api.js";
 import { action, showNotice } from "./conversation.js";
 import { $, el } from "./dom.js";
+import { loadPresence, presenceBadge } from "./routing.js";
 import { ME, state } from "./state.js";
 
 export function wireDialogs() {
@@ -67,7 +68,10 @@ export async function openTransferDialog() {
   renderTransfer();
   $("transfer-dialog").showModal();
   try {
-    const targets = await api("GET", `/tickets/${ticketId}/transfer-targets`);
+    const [targets] = await Promise.all([
+      api("GET", `/tickets/${ticketId}/transfer-targets`),
+      loadPresence().catch(() => {}), // presence next to the names, when it loads
+    ]);
     if (transfer.ticketId !== ticketId) return;
     transfer.targets = targets;
   } catch (error) {
@@ -99,6 +103,7 @@ function renderTransfer() {
           { class: "choice" },
           el("input", { type: "radio", name: "transfer-target", value: String(agent.id) }),
           el("span", { text: nameOf(agent) }),
+          presenceBadge(agent.id),
         ),
       ),
     );

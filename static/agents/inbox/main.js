@@ -15,6 +15,7 @@ import { openCloseDialog, openProfileDialog, openTransferDialog, wireDialogs } f
 import { $ } from "./dom.js";
 import { loadList, onListScroll, refreshTimes, renderList } from "./list.js";
 import { renderNotifyToggle, toggleNotify } from "./notify.js";
+import { wirePresence } from "./routing.js";
 import { connect } from "./socket.js";
 import { state } from "./state.js";
 
@@ -68,6 +69,7 @@ function wire() {
 async function start() {
   wire();
   renderNotifyToggle();
+  wirePresence();
   renderList();
   connect();
   await Promise.all([loadList(), loadTicket({ scroll: true, focus: true })]).catch(() => {});
