@@ -45,7 +45,6 @@ from agents.models import (
     ControlState,
     ControlTransition,
     Conversation,
-    Message,
     PageRouting,
     Presence,
     Team,
@@ -327,22 +326,19 @@ def _unavailable_apply(ticket: Ticket, team_id: int, page_routing: PageRouting) 
         if message is not None:
             enqueue_on_commit(tasks.message_send, message.pk)
         return False
-    _hand_back(ticket, conversation, reason=reason, opens_at=opens_at, carrier=message)
+    _hand_back(ticket, conversation, reason=reason, opens_at=opens_at)
     return True
 
 
 def _hand_back(
-    ticket: Ticket,
-    conversation: Conversation,
-    *,
-    reason: str,
-    opens_at: datetime | None,
-    carrier: Message | None,
+    ticket: Ticket, conversation: Conversation, *, reason: str, opens_at: datetime | None
 ) -> None:
     """Nobody can answer and the page gives such conversations back to the bot: the
-    ticket closes (outcome = the reason), the state goes `returning` with metadata that
-    says why, and `tickets.ticket_return` sends the honest message first, then passes
-    (or releases), exactly as a close does."""
+    ticket closes (its outcome says why), the state goes `returning` with metadata that
+    says why (`{"reason": "outside_hours", "opens_at": ...}`), and `tickets.ticket_return`
+    sends the honest message first, then passes (or releases) with that metadata, as a
+    close does. The pass is its own call, never carried by the message (the Send API's
+    thread_control has no metadata, and the bot should read why)."""
     from agents.services.tickets import _handback_way  # noqa: PLC0415 -- see notice_create
 
     how = _handback_way(conversation.page)
@@ -364,14 +360,10 @@ def _hand_back(
         conversation,
         to_state=ControlState.RETURNING,
         cause=ControlTransition.Cause.API,
-        detail=f"ticket {ticket.pk}: nobody can answer ({reason.replace('_', ' ')}); "
+        detail=f"ticket {ticket.pk}: {words}; "
         + ("releasing control" if how == Handback.RELEASE else "passing control to the bot"),
         metadata=metadata,
     )
-    page = conversation.page
-    if carrier is not None and page.conversation_routing and page.send_api_thread_control:
-        carrier.thread_control = how
-        carrier.save(update_fields=["thread_control"])
     enqueue_on_commit(tasks.ticket_return, ticket.pk)
 
 

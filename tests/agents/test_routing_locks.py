@@ -4,11 +4,20 @@ put an agent past capacity. SQLite serialises writers, so the race cannot happen
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 
-from agents.models import AgentSocket, Team, TeamRouting, Ticket, TicketWait
+from agents.models import (
+    AgentSocket,
+    Message,
+    PageRouting,
+    Team,
+    TeamRouting,
+    Ticket,
+    TicketWait,
+)
 from agents.services import routing
 from helpdesk import clock
 from tests.support import factories
@@ -68,3 +77,42 @@ def test_two_tickets_at_once_with_capacity_one_one_is_assigned_one_queued():
         Ticket.objects.exclude(status="closed").update(
             status="closed", assignee=None, closed_at=clock.now()
         )
+
+
+def _notices(start: threading.Barrier, out: list) -> None:
+    try:
+        start.wait(30)
+        out.extend(routing.queue_notices_send())
+    finally:
+        connection.close()
+
+
+def test_two_beat_runs_at_once_tell_a_waiting_customer_their_place_once(fake_graph):
+    page = factories.page()
+    team = Team.objects.create(name="Support")
+    team.pages.add(page)
+    TeamRouting.objects.create(
+        team=team,
+        auto_assign=False,
+        queue_notice_after_seconds=1,
+        queue_notice_interval_seconds=600,
+    )
+    PageRouting.objects.create(page=page, team=team)
+    ticket = factories.ticket(page=page, psid="7001")
+    TicketWait.objects.create(ticket=ticket, since=clock.now() - timedelta(minutes=5))
+
+    for round_ in range(ROUNDS):
+        start = threading.Barrier(2)
+        told: list[int] = []
+        runs = [threading.Thread(target=_notices, args=(start, told)) for _ in range(2)]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join(60)
+
+        assert told == [ticket.pk], f"round {round_}"
+        notices = Message.objects.filter(ticket=ticket, direction="out")
+        assert notices.count() == 1, f"round {round_}"
+        # The next round: the interval has passed.
+        notices.delete()
+        TicketWait.objects.update(position_told_at=None)
