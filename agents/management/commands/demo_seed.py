@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agents.services.demo import demo_agent_ensure, demo_contacts_forget
+from agents.services.demo import demo_agent_ensure, demo_contacts_forget, demo_routing_ensure
 from webhooks.emulator.config import (
     DEMO_BOT_APP_ID,
     DEMO_HELPDESK_TOKEN,
@@ -81,3 +81,4 @@ class Command(BaseCommand):
         if removed:
             self.stdout.write(f"Removed {removed} older API token(s) of {DEMO_USERNAME}.")
         self.stdout.write(f"API token: {token}")
+        self.stdout.write(demo_routing_ensure(page_id=page.page_id, username=DEMO_USERNAME))
