@@ -15,6 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin
+from django.db import models
 from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
@@ -598,9 +599,15 @@ class TicketEventAdmin(ConversationDataAdmin):
 # --- Presence and routing (issue 11) ---------------------------------------------------
 
 
+_HOURS_WIDGETS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {
+    models.TimeField: {"widget": forms.TimeInput(format="%H:%M")}
+}
+
+
 class OfficeHoursInline(admin.TabularInline):
     model = OfficeHours
     extra = 0
+    formfield_overrides = _HOURS_WIDGETS
     verbose_name_plural = (
         "office hours (in the time zone above; none at all: the team works at any time)"
     )
@@ -691,10 +698,13 @@ class TeamRoutingAdmin(admin.ModelAdmin):
 @admin.register(OfficeHours)
 class OfficeHoursAdmin(admin.ModelAdmin):
     list_display = ("routing", "weekday", "opens", "closes")
+    list_select_related = ("routing__team",)
+    formfield_overrides = _HOURS_WIDGETS
     list_filter = ("routing__team", "weekday")
 
 
 @admin.register(Holiday)
 class HolidayAdmin(admin.ModelAdmin):
     list_display = ("routing", "date", "name")
+    list_select_related = ("routing__team",)
     list_filter = ("routing__team",)

@@ -770,6 +770,7 @@ class TicketWait(models.Model):
 
     class Meta:
         verbose_name = "ticket in a queue"
+        verbose_name_plural = "tickets in a queue"
 
     def __str__(self) -> str:
         return f"ticket {self.ticket_id} waits since {self.since}"

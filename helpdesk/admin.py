@@ -25,6 +25,10 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "webhooks.page",
             "agents.trigger",
             "agents.team",
+            "agents.teamrouting",  # issue 11: routing, office hours, holidays
+            "agents.pagerouting",
+            "agents.officehours",
+            "agents.holiday",
             "auth.user",
             "agents.agentprofile",
             "agents.apitoken",
@@ -37,7 +41,15 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "Conversations",
         "The work itself. Tickets are closed, assigned and handed back with the actions "
         "of the ticket list.",
-        ("agents.ticket", "agents.conversation", "agents.contact", "agents.message"),
+        (
+            "agents.ticket",
+            "agents.conversation",
+            "agents.contact",
+            "agents.message",
+            "agents.ticketwait",  # issue 11: queues and presence
+            "agents.agentpresence",
+            "agents.agentsocket",
+        ),
     ),
     (
         "history",

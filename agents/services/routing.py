@@ -184,7 +184,7 @@ def team_assign(*, team_id: int) -> list[tuple[int, int]]:
             ticket_change(
                 ticket,
                 TicketEvent.Kind.ASSIGNED,
-                detail=f"{AUTO_DETAIL} (to {agent_name(agents[chosen.user_id])})",
+                detail=f"{AUTO_DETAIL}, to {agent_name(agents[chosen.user_id])}",
                 status=Ticket.Status.OPEN,
                 assignee=agents[chosen.user_id],
             )

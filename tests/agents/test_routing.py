@@ -76,7 +76,7 @@ def test_a_new_ticket_goes_to_the_online_member_with_the_fewest_open_tickets(
     events = list(ticket.events.values_list("kind", "actor", "detail"))
     assert events == [
         ("opened", None, ""),
-        ("assigned", None, "auto-assigned: fewest open tickets (to bo)"),
+        ("assigned", None, "auto-assigned: fewest open tickets, to bo"),
     ]
     assert fake_graph.sends() == []  # routing says nothing to the customer here
 

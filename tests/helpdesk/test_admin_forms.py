@@ -9,6 +9,7 @@ cannot be deleted either.
 
 from __future__ import annotations
 
+from datetime import date, time
 from typing import Any
 
 import pytest
@@ -16,8 +17,8 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db.models import Model
 
-from agents.models import Persona, Team
-from agents.services import personas
+from agents.models import Holiday, OfficeHours, PageRouting, Persona, Team, TeamRouting
+from agents.services import personas, presence
 from agents.services.throttle import login_failure_record
 from tests.support import factories, payloads
 
@@ -38,10 +39,27 @@ SETUP = {
     "auth.user",
     "auth.group",
     "agents.agentprofile",
+    # Issue 11: routing, office hours, holidays.
+    "agents.teamrouting",
+    "agents.pagerouting",
+    "agents.officehours",
+    "agents.holiday",
 }
 # Deleting one of these undoes nothing the product relies on: a token revoked, a
 # sign-in block lifted, a page, trigger, team, agent or group removed.
 DELETABLE = SETUP | {"agents.apitoken", "agents.authfailures"}
+
+# A team routing's add form as a browser posts it (its inlines' management forms).
+ROUTING: dict[str, Any] = {
+    "capacity": 3,
+    "time_zone": "UTC",
+    "queue_notice_after_seconds": 300,
+    "queue_notice_interval_seconds": 600,
+    "office_hours-TOTAL_FORMS": 0,
+    "office_hours-INITIAL_FORMS": 0,
+    "holidays-TOTAL_FORMS": 0,
+    "holidays-INITIAL_FORMS": 0,
+}
 
 # Bad input for every add form, with the error it must answer.
 BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
@@ -91,6 +109,29 @@ BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"user": "{agent}", "picture_url": "http://pics.example/a.png"}, "public https://"),
         ({"user": "{agent}", "public_name": "x" * 101}, "at most 100 characters"),
     ],
+    "agents.teamrouting": [
+        ({"team": "999999", **ROUTING}, "Select a valid choice"),
+        ({"team": "{free_team}", **ROUTING, "time_zone": "Mars/Olympus"}, "is not a time zone"),
+        ({"team": "{free_team}", **ROUTING, "capacity": 0}, "greater than or equal to 1"),
+    ],
+    "agents.pagerouting": [
+        ({"page": "{page}", "team": "{team}", "when_unavailable": "wait"}, "does not list"),
+        (
+            {"page": "{page}", "when_unavailable": "wait", "closed_message": "Back {{when}}"},
+            "Only {opens} may be written in braces",
+        ),
+    ],
+    "agents.officehours": [
+        (
+            {"routing": "{routing}", "weekday": 0, "opens": "17:00", "closes": "09:00"},
+            "The closing time must be after the opening time",
+        ),
+        (
+            {"routing": "{routing}", "weekday": 9, "opens": "9:00", "closes": "17:00"},
+            "valid choice",
+        ),
+    ],
+    "agents.holiday": [({"routing": "{routing}", "date": "soon"}, "Enter a valid date")],
 }
 
 
@@ -103,12 +144,19 @@ def world(page, deliver, clock, fake_graph) -> dict[str, Any]:
     ana = factories.agent("ana")
     personas.profile_update(ana, public_name="Ana from Acme", picture_url="")
     Persona.objects.create(page=page, agent=ana, persona_id="77", name="Ana from Acme")
-    Team.objects.create(name="Billing")
+    billing = Team.objects.create(name="Billing")
+    Team.objects.create(name="Sales")  # a team without routing yet
+    routing_row = TeamRouting.objects.create(team=billing)
+    OfficeHours.objects.create(routing=routing_row, weekday=0, opens=time(9), closes=time(17))
+    Holiday.objects.create(routing=routing_row, date=date(2026, 12, 25), name="Christmas")
+    PageRouting.objects.create(page=page)
+    presence.socket_open(user_id=ana.pk, channel_name="admin-test")
+    presence.presence_set(user=ana, status="away")
     Group.objects.create(name="Supervisors")
     login_failure_record(username="mallory", address="127.0.0.9")
     empty = [label for label in REGISTERED if not _model(label).objects.exists()]
     assert empty == []
-    return {"page": page, "agent": ana}
+    return {"page": page, "agent": ana, "team": billing, "routing": routing_row}
 
 
 def _model(label: str) -> type[Model]:
@@ -162,7 +210,13 @@ def test_bad_values_in_an_add_form_answer_the_form_with_the_error(
     label, data, error, world, admin_client
 ):
     data = {
-        key: value.format(page=world["page"].pk, agent=world["agent"].pk)
+        key: value.format(
+            page=world["page"].pk,
+            agent=world["agent"].pk,
+            team=world["team"].pk,
+            routing=world["routing"].pk,
+            free_team=Team.objects.get(name="Sales").pk,
+        )
         if isinstance(value, str)
         else value
         for key, value in data.items()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
+from datetime import date, time
 
 import pytest
 from django.contrib import admin
@@ -13,8 +14,16 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from agents.models import Persona, Team, Ticket
-from agents.services import personas, tickets
+from agents.models import (
+    Holiday,
+    OfficeHours,
+    PageRouting,
+    Persona,
+    Team,
+    TeamRouting,
+    Ticket,
+)
+from agents.services import personas, presence, tickets
 from agents.services.throttle import login_failure_record
 from helpdesk.admin import SECTIONS
 from tests.support import factories, payloads
@@ -43,6 +52,10 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Facebook pages",
                 "Triggers",
                 "Teams",
+                "Team routing",
+                "Page routing",
+                "Office hours",
+                "Holidays",
                 "Agents",
                 "Agent profiles",
                 "API tokens",
@@ -50,7 +63,18 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Sign-in failures",
             ],
         ),
-        ("Conversations", ["Tickets", "Conversations", "Contacts", "Messages"]),
+        (
+            "Conversations",
+            [
+                "Tickets",
+                "Conversations",
+                "Contacts",
+                "Messages",
+                "Tickets in a queue",
+                "Agent presences",
+                "Open inbox sockets",
+            ],
+        ),
         (
             "History",
             [
@@ -104,8 +128,19 @@ def grow(page, deliver, clock, fake_graph) -> Callable[[int], None]:
             tickets.ticket_claim(ticket_id=ticket.pk, user=agent)
             personas.profile_update(agent, public_name=f"Agent {k}", picture_url="")
             Persona.objects.create(page=page, agent=agent, persona_id=f"9{k}", name=f"Agent {k}")
-            factories.page(page_id=f"77{k:04d}", name=f"Page {k}")
-            Team.objects.create(name=f"Team {k}").members.add(agent)
+            other_page = factories.page(page_id=f"77{k:04d}", name=f"Page {k}")
+            team = Team.objects.create(name=f"Team {k}")
+            team.members.add(agent)
+            # Issue 11: routing, office hours, holidays, presence.
+            routing_row = TeamRouting.objects.create(team=team)
+            OfficeHours.objects.create(
+                routing=routing_row, weekday=0, opens=time(9), closes=time(17)
+            )
+            Holiday.objects.create(routing=routing_row, date=date(2026, 12, k % 28 + 1))
+            team.pages.add(other_page)
+            PageRouting.objects.create(page=other_page, team=team)
+            presence.socket_open(user_id=agent.pk, channel_name=f"admin-test-{k}")
+            presence.presence_set(user=agent, status="away")
             Group.objects.create(name=f"Group {k}")
             login_failure_record(username=f"user{k}", address=f"10.0.0.{k}")
 

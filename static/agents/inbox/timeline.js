@@ -22,7 +22,7 @@ const EVENT_TEXT = {
     `${e.actor ? `${actorName(e)} closed` : "The helpdesk closed"} the ticket${e.detail ? ` (${e.detail})` : ""}`,
   reopened: () => "The ticket was reopened",
   // Issue 11: routing and office hours.
-  assigned: (e) => `Assigned automatically${e.detail ? ` (${e.detail})` : ""}`,
+  assigned: (e) => `Assigned automatically${e.detail ? `: ${e.detail.replace(/^auto-assigned: /, "")}` : ""}`,
   unavailable: (e) => `Nobody could answer yet (${e.detail}): the customer was told`,
   return_failed: (e) => `Handing the conversation back failed: ${e.detail}`,
 };
