@@ -26,7 +26,7 @@ import logging
 from datetime import UTC, datetime
 
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, Exists, F, OuterRef
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -76,11 +76,15 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 def page_team_id(page_id: int) -> int | None:
-    """The team a page routes to (module docstring), or None. Two queries at most."""
-    chosen = PageRouting.objects.filter(page_id=page_id).values_list("team_id", flat=True).first()
-    if chosen is not None and Team.objects.filter(pk=chosen, pages=page_id).exists():
-        return chosen
-    return Team.objects.filter(pages=page_id).order_by("pk").values_list("pk", flat=True).first()
+    """The team a page routes to (module docstring), or None. One query."""
+    chosen = PageRouting.objects.filter(page_id=page_id, team=OuterRef("pk"))
+    return (
+        Team.objects.filter(pages=page_id)
+        .annotate(chosen=Exists(chosen))
+        .order_by("-chosen", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
 
 
 def team_page_ids(team_id: int) -> list[int]:
@@ -259,7 +263,8 @@ def routing_sweep() -> None:
 
 
 def ticket_waiting(ticket: Ticket) -> bool:
-    """Control came to us and `ticket` waits (it opened or reopened). Its wait starts now;
+    """Control came to us and `ticket` waits (it opened or reopened). On a routed page
+    (one query finds out) its wait starts now;
     when nobody can answer (outside the team's office hours, or inside them with no
     member online) and the page says so, the customer is told, and either the ticket
     waits or the conversation goes back to the bot at once (`PageRouting`). Otherwise
@@ -268,13 +273,13 @@ def ticket_waiting(ticket: Ticket) -> bool:
     Returns True when the ticket was handed back. Caller holds the conversation's lock
     and the ticket's (`control._ticket_for_control`).
     """
-    TicketWait.objects.update_or_create(
-        ticket=ticket, defaults={"since": clock.now(), "position_told_at": None}
-    )
     conversation = ticket.conversation
     team_id = page_team_id(conversation.page_id)
     if team_id is None:
-        return False
+        return False  # not routed: the ticket waits for a claim, as before
+    TicketWait.objects.update_or_create(
+        ticket=ticket, defaults={"since": clock.now(), "position_told_at": None}
+    )
     settings_row = PageRouting.objects.filter(page_id=conversation.page_id).first()
     if settings_row is not None and _unavailable_apply(ticket, team_id, settings_row):
         return True

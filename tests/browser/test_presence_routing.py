@@ -178,3 +178,37 @@ def test_outside_hours_the_customer_is_told_when_the_team_is_back(stack, chromiu
         _shot(admin, "routing-admin.png")
     finally:
         admin_context.close()
+
+
+XSS_AGENT = """
+from django.contrib.auth.models import User
+from agents.models import Team
+from tests.support.xss import PAYLOADS
+
+User.objects.filter(username="eve").update(first_name=PAYLOADS[2], last_name="")
+Team.objects.get(name="support").members.add(User.objects.get(username="eve"))
+"""
+
+
+def test_an_agents_name_in_the_assigned_line_is_shown_as_text(stack, context):
+    """The only agent online gets the ticket; their name (markup, as an admin could type
+    it) is shown as text in "Assigned automatically", and nothing of it runs."""
+    from tests.browser.test_xss import INJECTED  # noqa: PLC0415 -- the same checks
+    from tests.support.xss import PAYLOADS  # noqa: PLC0415
+
+    stack.agent_token("eve")
+    stack.manage("shell", "-c", XSS_AGENT)
+    eve = login(context, "eve")
+    eve.get_by_role("button", name=re.compile("^Mine")).click()
+    expect(eve.locator("#presence-toggle")).to_have_text("Online")
+
+    _handover(stack, Clock(), psid="3000000000000704", name="Kit")
+
+    row = eve.locator(".ticket-row", has_text="Kit Tester")
+    expect(row).to_be_visible(timeout=SETTLE)
+    row.click()
+    expect(eve.locator("#timeline")).to_contain_text(
+        f"Assigned automatically: fewest open tickets, to {PAYLOADS[2]}", timeout=SETTLE
+    )
+    assert eve.evaluate("typeof window.__xss") == "undefined"
+    assert eve.evaluate(INJECTED) == []
