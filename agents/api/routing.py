@@ -10,7 +10,7 @@ from ninja import Schema
 from agents import selectors
 from agents.api.endpoints import AgentRequest, api
 from agents.api.schemas import Error
-from agents.models import agent_name
+from agents.models import Agent, agent_name
 from agents.services import presence
 
 
@@ -43,9 +43,12 @@ class MyPresenceOut(Schema):
     summary="Who is online",
 )
 def presence_list(request: AgentRequest) -> list[dict[str, object]]:
-    """The agents you work with (as `GET /agents`) and their presence. Inboxes that
-    follow presence hear `presence.changed` (an agent's id) when it changes."""
-    agents = list(selectors.agent_list(user=request.user))
+    """The agents you work with (as `GET /agents`), and the admins (whom tickets may be
+    transferred to too), with their presence. Inboxes that follow presence hear
+    `presence.changed` (an agent's id) when it changes."""
+    known = selectors.agent_list(user=request.user)
+    admins = Agent.objects.filter(is_active=True, is_superuser=True)
+    agents = sorted({*known, *admins}, key=lambda agent: (agent.get_username(), agent.pk))
     states = presence.presence_of(agent.pk for agent in agents)
     return [
         {

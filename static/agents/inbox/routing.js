@@ -66,6 +66,7 @@ export async function loadPresence() {
 export function presenceBadge(agentId) {
   // A dot and a word next to an agent's name; filled from the last presence list.
   const node = el("span", { class: "presence-badge", "data-presence-for": String(agentId) },
+    el("span", { class: "visually-hidden", text: " – " }), // "Bo Jensen – Away", read aloud
     el("span", { class: "presence-dot", "aria-hidden": "true" }),
     el("span", { class: "presence-word" }));
   paint(node);
