@@ -115,7 +115,7 @@ BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"team": "{free_team}", **ROUTING, "capacity": 0}, "greater than or equal to 1"),
     ],
     "agents.pagerouting": [
-        ({"page": "{page}", "team": "{team}", "when_unavailable": "wait"}, "does not list"),
+        ({"page": "{page}", "team": "{free_team}", "when_unavailable": "wait"}, "does not list"),
         (
             {"page": "{page}", "when_unavailable": "wait", "closed_message": "Back {{when}}"},
             "Only {opens} may be written in braces",
@@ -138,13 +138,15 @@ BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
 @pytest.fixture
 def world(page, deliver, clock, fake_graph) -> dict[str, Any]:
     """At least one row of every registered model, mostly made the way the product
-    makes them: a customer talks to the bot, control comes to the helpdesk."""
+    makes them: a customer talks to the bot, control comes to the helpdesk (the page's
+    team, Billing, queues the ticket)."""
+    billing = Team.objects.create(name="Billing")
+    billing.pages.add(page)
     deliver(payloads.user_message("hi", ts=clock()), channel="standby")
     deliver(payloads.pass_control(ts=clock(), metadata="handover"))
     ana = factories.agent("ana")
     personas.profile_update(ana, public_name="Ana from Acme", picture_url="")
     Persona.objects.create(page=page, agent=ana, persona_id="77", name="Ana from Acme")
-    billing = Team.objects.create(name="Billing")
     Team.objects.create(name="Sales")  # a team without routing yet
     routing_row = TeamRouting.objects.create(team=billing)
     OfficeHours.objects.create(routing=routing_row, weekday=0, opens=time(9), closes=time(17))

@@ -117,6 +117,10 @@ def grow(page, deliver, clock, fake_graph) -> Callable[[int], None]:
     """Adds `n` rows of every registered model, with their related rows different each
     time (another page, another agent, another conversation)."""
 
+    # The page is on a team: its tickets are queued (a TicketWait each).
+    routed = Team.objects.create(name="Routed")
+    routed.pages.add(page)
+
     def more(n: int) -> None:
         for _ in range(n):
             k = next(_numbers)
@@ -125,6 +129,7 @@ def grow(page, deliver, clock, fake_graph) -> Callable[[int], None]:
             deliver(payloads.pass_control(ts=clock(), psid=psid, metadata="handover"))
             agent = factories.agent(f"agent{k}")
             ticket = Ticket.objects.get(conversation__contact__psid=psid)
+            routed.members.add(agent)  # who may see the page
             tickets.ticket_claim(ticket_id=ticket.pk, user=agent)
             personas.profile_update(agent, public_name=f"Agent {k}", picture_url="")
             Persona.objects.create(page=page, agent=agent, persona_id=f"9{k}", name=f"Agent {k}")
