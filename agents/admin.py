@@ -15,6 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin
+from django.db import models
 from django.db.models import Count, Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
@@ -26,7 +27,9 @@ from agents import realtime, selectors
 from agents.errors import ServiceError
 from agents.models import (
     Agent,
+    AgentPresence,
     AgentProfile,
+    AgentSocket,
     ApiToken,
     Attachment,
     AuthFailures,
@@ -35,20 +38,25 @@ from agents.models import (
     ControlTransition,
     Conversation,
     Csat,
+    Holiday,
     Message,
     MessageOrder,
     Note,
     NoteMention,
+    OfficeHours,
+    PageRouting,
     Persona,
     SavedReply,
     Tag,
     Team,
+    TeamRouting,
     Ticket,
     TicketEvent,
     TicketTag,
+    TicketWait,
     Trigger,
 )
-from agents.services import personas, replies, tickets
+from agents.services import personas, replies, routing, tickets
 from agents.services.state import app_label
 from helpdesk.admin import HistoryAdmin, ReadOnly
 
@@ -95,6 +103,7 @@ class TeamAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         members_after = set(team.members.values_list("pk", flat=True))
         pages_after = set(team.pages.values_list("pk", flat=True))
+        routing.team_routing_changed(team_id=team.pk)  # issue 11: capacity, members, pages
         if pages_after != pages_before:
             realtime.broadcast_on_commit("pages.changed")
             return
@@ -181,7 +190,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 class AgentProfileForm(forms.ModelForm):
     class Meta:
         model = AgentProfile
-        fields = ("user", "public_name", "picture_url")
+        fields = ("user", "public_name", "picture_url", "capacity")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -199,12 +208,15 @@ class AgentProfileAdmin(admin.ModelAdmin):
     persona, created per page on their next reply. Agents set it themselves in the inbox."""
 
     form = AgentProfileForm
-    list_display = ("user", "public_name", "picture_url")
+    list_display = ("user", "public_name", "picture_url", "capacity")
     list_select_related = ("user",)
     search_fields = ("user__username", "public_name")
 
     def save_model(self, request: HttpRequest, obj: AgentProfile, form: Any, change: bool) -> None:
         personas.profile_update(obj.user, public_name=obj.public_name, picture_url=obj.picture_url)
+        # Issue 11: the capacity override; a raised one may let the queue move.
+        AgentProfile.objects.filter(user=obj.user).update(capacity=obj.capacity)
+        routing.agent_available(user_id=obj.user.pk)
 
 
 @admin.register(AuthFailures)
@@ -756,3 +768,117 @@ class NoteMentionAdmin(ConversationDataAdmin):
     list_display = ("agent", "note", "read_at", "created_at")
     list_select_related = ("agent", "note")
     list_filter = ("read_at",)
+
+
+# --- Presence and routing (issue 11) ---------------------------------------------------
+
+
+_HOURS_WIDGETS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {
+    models.TimeField: {"widget": forms.TimeInput(format="%H:%M")}
+}
+
+
+class OfficeHoursInline(admin.TabularInline):
+    model = OfficeHours
+    extra = 0
+    formfield_overrides = _HOURS_WIDGETS
+    verbose_name_plural = (
+        "office hours (in the time zone above; none at all: the team works at any time)"
+    )
+
+
+class HolidayInline(admin.TabularInline):
+    model = Holiday
+    extra = 0
+    verbose_name_plural = "holidays (closed the whole day)"
+
+
+class PageRoutingForm(forms.ModelForm):
+    class Meta:
+        model = PageRouting
+        fields = (
+            "page",
+            "team",
+            "when_unavailable",
+            "closed_message",
+            "nobody_message",
+            "queue_message",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        page, team = data.get("page"), data.get("team")
+        if page is not None and team is not None and not team.pages.filter(pk=page.pk).exists():
+            self.add_error(
+                "team",
+                f"{team.name} does not list {page.name}: add the page to the team first "
+                "(a page routes to one of the teams that see it).",
+            )
+        for field, placeholder in (("closed_message", "{opens}"), ("queue_message", "{position}")):
+            text = data.get(field) or ""
+            stray = text.replace(placeholder, "")
+            if "{" in stray or "}" in stray:
+                self.add_error(
+                    field, f"Only {placeholder} may be written in braces in this message."
+                )
+        return data
+
+
+@admin.register(PageRouting)
+class PageRoutingAdmin(admin.ModelAdmin):
+    """Which team a page's tickets go to (one team per page), and what a customer is
+    told when nobody can answer yet."""
+
+    form = PageRoutingForm
+    list_display = ("page", "team", "when_unavailable")
+    list_select_related = ("page", "team")
+
+
+@admin.register(AgentPresence)
+class AgentPresenceAdmin(ReadOnly, admin.ModelAdmin):
+    """Each agent's Online/Away toggle (set in the inbox) and their last assignment."""
+
+    list_display = ("user", "status", "changed_at", "last_assigned_at")
+    list_select_related = ("user",)
+
+
+@admin.register(AgentSocket)
+class AgentSocketAdmin(ReadOnly, admin.ModelAdmin):
+    """Open inbox sockets: an agent with none whose heartbeat is fresh is offline."""
+
+    list_display = ("user", "connected_at", "seen_at")
+    list_select_related = ("user",)
+
+
+@admin.register(TicketWait)
+class TicketWaitAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("ticket", "since", "position_told_at")
+    list_select_related = ("ticket",)
+
+
+@admin.register(TeamRouting)
+class TeamRoutingAdmin(admin.ModelAdmin):
+    """A team's routing, with its office hours and holidays."""
+
+    list_display = ("team", "auto_assign", "capacity", "time_zone")
+    list_select_related = ("team",)
+    inlines = [OfficeHoursInline, HolidayInline]
+
+    def save_model(self, request: HttpRequest, obj: TeamRouting, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        routing.team_routing_changed(team_id=obj.team_id)
+
+
+@admin.register(OfficeHours)
+class OfficeHoursAdmin(admin.ModelAdmin):
+    list_display = ("routing", "weekday", "opens", "closes")
+    list_select_related = ("routing__team",)
+    formfield_overrides = _HOURS_WIDGETS
+    list_filter = ("routing__team", "weekday")
+
+
+@admin.register(Holiday)
+class HolidayAdmin(admin.ModelAdmin):
+    list_display = ("routing", "date", "name")
+    list_select_related = ("routing__team",)
+    list_filter = ("routing__team",)

@@ -4,6 +4,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agents import realtime
+from agents.services import presence
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
@@ -18,6 +19,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     """
 
     groups_joined: frozenset[str] = frozenset()
+    # Groups the client asked for (issue 11: `presence.follow`), kept across re-follows.
+    groups_asked: frozenset[str] = frozenset()
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -28,6 +31,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.session_key: str | None = session.session_key if session is not None else None
         await self._follow(await database_sync_to_async(realtime.groups_for)(user))
         await self.accept()
+        # Presence (issue 11): one row per open socket, its heartbeat moved by pings.
+        await database_sync_to_async(presence.socket_open)(
+            user_id=user.pk, channel_name=self.channel_name
+        )
 
     async def _recheck(self) -> bool:
         """Re-read the agent; close if they may no longer be here, else re-follow."""
@@ -44,8 +51,15 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self._follow(frozenset())
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:
+            await database_sync_to_async(presence.socket_close)(
+                user_id=user.pk, channel_name=self.channel_name
+            )
 
     async def _follow(self, groups: set[str] | frozenset[str]) -> None:
+        if groups:
+            groups = set(groups) | self.groups_asked
         for group in groups - self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         for group in self.groups_joined - groups:
@@ -55,6 +69,12 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong"})
+            await database_sync_to_async(presence.socket_seen)(
+                user_id=self.scope["user"].pk, channel_name=self.channel_name
+            )
+        elif isinstance(content, dict) and content.get("type") == "presence.follow":
+            self.groups_asked = frozenset({realtime.PRESENCE_GROUP})
+            await self._follow(self.groups_joined)
 
     async def inbox_event(self, event: dict[str, Any]) -> None:
         # A page was connected or a team's pages changed: follow what this agent now sees.

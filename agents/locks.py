@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agents.models import AuthFailures, Conversation, Message, Ticket
+from agents.models import (
+    AgentPresence,
+    AuthFailures,
+    Conversation,
+    Message,
+    TeamRouting,
+    Ticket,
+    TicketWait,
+)
 
 
 def conversation_lock(conversation_id: int) -> Conversation:
@@ -63,3 +71,21 @@ def auth_failures_lock(*, scope: str, key: str, window_ends_at: datetime) -> Aut
         defaults={"failures": 0, "window_ends_at": window_ends_at, "expires_at": window_ends_at},
     )
     return row
+
+
+def team_routing_lock(team_id: int) -> TeamRouting | None:
+    """A team's routing row, locked: auto-assignment for one team runs one at a time.
+    Take it before `presence_lock_many`, and both before any conversation or ticket."""
+    return TeamRouting.objects.select_for_update().filter(team_id=team_id).first()
+
+
+def presence_lock_many(user_ids: list[int]) -> list[AgentPresence]:
+    """These agents' presence rows, locked in user-id order (one order everywhere: two
+    teams sharing an agent never deadlock; an agent's open tickets are counted under it)."""
+    return list(
+        AgentPresence.objects.select_for_update().filter(user_id__in=user_ids).order_by("user_id")
+    )
+
+
+def ticket_wait_lock(ticket_id: int) -> TicketWait | None:
+    return TicketWait.objects.select_for_update().filter(ticket_id=ticket_id).first()

@@ -1,7 +1,11 @@
 """The helpdesk side: contacts, conversations and their thread-control state, tickets, messages."""
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -348,6 +352,8 @@ class TicketEvent(models.Model):
         CONTROL_EXTENDED = "control_extended", "control extended"
         TAGGED = "tagged"
         UNTAGGED = "untagged"
+        ASSIGNED = "assigned", "assigned automatically"
+        UNAVAILABLE = "unavailable", "nobody available: the customer was told"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind)
@@ -468,6 +474,12 @@ class AgentProfile(models.Model):
     )
     picture_url = models.URLField(
         max_length=2000, blank=True, help_text="A public https picture for the persona."
+    )
+    capacity = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="How many open tickets auto-assignment gives this agent at most (empty: "
+        "their team's default). An agent may still claim more by hand.",
     )
 
     class Meta:
@@ -829,3 +841,253 @@ class NoteMention(models.Model):
 
     def __str__(self) -> str:
         return f"@{self.agent} in note {self.note_id}"
+
+
+class Presence(models.TextChoices):
+    """What other agents see of an agent: `offline` when no inbox of theirs is open."""
+
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+class AgentPresence(models.Model):
+    """An agent's own Online/Away toggle and when auto-assignment last gave them a
+    ticket. Whether they are there at all comes from their open sockets (`AgentSocket`).
+    Auto-assignment locks these rows (`agents.locks.presence_lock_many`)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presence"
+    )
+    status = models.CharField(
+        max_length=8,
+        choices=[(Presence.ONLINE, "online"), (Presence.AWAY, "away")],
+        default=Presence.ONLINE,
+        help_text="The agent's toggle in the inbox's top bar. Away: no tickets are "
+        "assigned to them automatically.",
+    )
+    changed_at = models.DateTimeField(auto_now=True)
+    last_assigned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a ticket was last assigned to them (automatically or by a claim "
+        "or transfer): of two agents with as few open tickets, the one waiting longer "
+        "gets the next.",
+    )
+
+    class Meta:
+        verbose_name = "agent presence"
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.status}"
+
+
+class AgentSocket(models.Model):
+    """One open inbox socket, on whichever Daphne process serves it. Its heartbeat
+    (`seen_at`) moves with the client's pings; a socket whose process died without a
+    clean disconnect goes stale after PRESENCE_STALE_SECONDS and counts for nothing."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="inbox_sockets"
+    )
+    channel_name = models.CharField(max_length=200, unique=True)
+    connected_at = models.DateTimeField(auto_now_add=True)
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "open inbox socket"
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.channel_name})"
+
+
+def _zone_valid(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(
+            f"\u201c{value}\u201d is not a time zone: use a name like Europe/Paris or "
+            "America/New_York."
+        ) from exc
+
+
+class TeamRouting(models.Model):
+    """A team's routing: auto-assignment, capacity, its office hours' time zone, and
+    when waiting customers are told their place in the queue."""
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="routing")
+    auto_assign = models.BooleanField(
+        default=True,
+        verbose_name="assign new tickets automatically",
+        help_text="A new or reopened ticket goes to the online member with the fewest open "
+        "tickets, under their capacity; when nobody has room it waits in the team's "
+        "queue, first in first out. Off: agents claim tickets themselves.",
+    )
+    capacity = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        verbose_name="open tickets per agent",
+        help_text="The most open tickets auto-assignment gives one agent (an agent's "
+        "profile may say otherwise). Agents may claim more by hand.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[_zone_valid],
+        help_text="The office hours' time zone, e.g. Europe/Paris.",
+    )
+    queue_notice_after_seconds = models.PositiveIntegerField(
+        default=300,
+        verbose_name="tell waiting customers their place after (seconds)",
+        help_text="Inside office hours, a customer whose ticket waits this long is told "
+        "their place in the queue (0: never).",
+    )
+    queue_notice_interval_seconds = models.PositiveIntegerField(
+        default=600,
+        validators=[MinValueValidator(60)],
+        verbose_name="at most once every (seconds)",
+        help_text="A customer is told their place again at most this often.",
+    )
+
+    class Meta:
+        verbose_name = "team routing"
+        verbose_name_plural = "team routing"
+
+    def __str__(self) -> str:
+        return f"routing of {self.team}"
+
+
+class OfficeHours(models.Model):
+    """When a team works, in its routing's time zone. A team with no office hours works
+    at any time. A day may have several ranges (a lunch break). Edited on the team's
+    routing page."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0
+        TUESDAY = 1
+        WEDNESDAY = 2
+        THURSDAY = 3
+        FRIDAY = 4
+        SATURDAY = 5
+        SUNDAY = 6
+
+    routing = models.ForeignKey(
+        TeamRouting, on_delete=models.CASCADE, related_name="office_hours", verbose_name="team"
+    )
+    weekday = models.PositiveSmallIntegerField(choices=Weekday)
+    opens = models.TimeField(help_text="e.g. 09:00")
+    closes = models.TimeField(help_text="e.g. 17:30; after the opening time, the same day.")
+
+    class Meta:
+        verbose_name = "office hours"
+        verbose_name_plural = "office hours"
+        ordering = ["weekday", "opens"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(closes__gt=models.F("opens")), name="office_hours_close_after_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}\u2013{self.closes:%H:%M}"
+
+    def clean(self) -> None:
+        if self.opens is not None and self.closes is not None and self.closes <= self.opens:
+            raise ValidationError(
+                {"closes": "The closing time must be after the opening time (the same day)."}
+            )
+
+
+class Holiday(models.Model):
+    """A day (in the team's time zone) on which the team does not work."""
+
+    routing = models.ForeignKey(
+        TeamRouting, on_delete=models.CASCADE, related_name="holidays", verbose_name="team"
+    )
+    date = models.DateField()
+    name = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+        constraints = [
+            models.UniqueConstraint(fields=["routing", "date"], name="holiday_unique_team_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}".strip()
+
+
+class PageRouting(models.Model):
+    """Which team a page's tickets go to, and what a customer is told when nobody can
+    answer. A page without this row routes to the first team (by id) that lists it and
+    tells nobody anything."""
+
+    class WhenUnavailable(models.TextChoices):
+        WAIT = "wait", "tell the customer, the ticket waits for an agent"
+        BOT = "bot", "tell the customer, give the conversation back to the bot"
+
+    page = models.OneToOneField(Page, on_delete=models.CASCADE, related_name="routing")
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="routed_pages",
+        verbose_name="routing team",
+        help_text="The team whose queue the page's tickets join: one of the teams that "
+        "list the page. Empty: the first such team (the lowest id).",
+    )
+    when_unavailable = models.CharField(
+        max_length=8,
+        choices=WhenUnavailable,
+        default=WhenUnavailable.WAIT,
+        verbose_name="outside hours or with nobody online",
+        help_text="What happens when control comes to the helpdesk outside the team's "
+        "office hours, or inside them with no member online.",
+    )
+    closed_message = models.CharField(
+        max_length=640,
+        default="We're back at {opens}. The assistant can help meanwhile.",
+        verbose_name="message outside office hours",
+        help_text="{opens}: the next opening time in the team's time zone (\u201c9:00\u201d, "
+        "\u201cMonday 9:00\u201d). Empty: nothing is sent.",
+        blank=True,
+    )
+    nobody_message = models.CharField(
+        max_length=640,
+        default="Nobody from our team is free right now; we answer here as soon as someone "
+        "is. The assistant can help meanwhile.",
+        verbose_name="message when nobody is online",
+        help_text="Inside office hours, with no member of the team online. Empty: nothing is sent.",
+        blank=True,
+    )
+    queue_message = models.CharField(
+        max_length=640,
+        default="You're number {position} in line. An agent will be with you soon.",
+        verbose_name="place in the queue message",
+        help_text="{position}: the customer's place in the team's queue. Empty: never sent.",
+        blank=True,
+    )
+
+    class Meta:
+        verbose_name = "page routing"
+        verbose_name_plural = "page routing"
+
+    def __str__(self) -> str:
+        return f"routing of {self.page.name}"
+
+
+class TicketWait(models.Model):
+    """A ticket's place in its team's queue: since when it waits (a reopened ticket
+    waits anew), and when its customer was last told their place."""
+
+    ticket = models.OneToOneField(Ticket, on_delete=models.CASCADE, related_name="wait")
+    since = models.DateTimeField(db_index=True)
+    position_told_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "ticket in a queue"
+        verbose_name_plural = "tickets in a queue"
+
+    def __str__(self) -> str:
+        return f"ticket {self.ticket_id} waits since {self.since}"

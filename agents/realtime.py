@@ -125,9 +125,26 @@ def access_changed_on_commit(user_ids: Iterable[int]) -> None:
         transaction.on_commit(lambda: access_changed(ids))
 
 
+# --- Issue 11: events for one agent, and presence for the inboxes that follow it -------
+
+PRESENCE_GROUP = "presence"
+
+
 def user_event(user_pk: int, kind: str, **ids: int) -> None:
-    """Send one event to one agent's sockets only (their group `user.<pk>`), e.g. that
-    a note mentions them. Call after commit; like `broadcast`, never fails the caller."""
+    """Send one event to one agent's sockets (their own group), e.g. `ticket.assigned`.
+    Call after commit; like `broadcast`, it never fails the caller."""
+    _group_send(user_group(user_pk), kind, ids)
+
+
+def presence_changed_on_commit(user_pk: int) -> None:
+    """`presence.changed` (the agent's id) to the sockets that asked to follow presence
+    (the inbox sends `{"type": "presence.follow"}`), after commit."""
+    transaction.on_commit(
+        lambda: _group_send(PRESENCE_GROUP, "presence.changed", {"user_id": user_pk})
+    )
+
+
+def _group_send(group: str, kind: str, ids: dict[str, int]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
@@ -135,8 +152,7 @@ def user_event(user_pk: int, kind: str, **ids: int) -> None:
 
     async def send() -> None:
         await asyncio.wait_for(
-            layer.group_send(user_group(user_pk), message),
-            timeout=settings.CHANNEL_SEND_TIMEOUT_SECONDS,
+            layer.group_send(group, message), timeout=settings.CHANNEL_SEND_TIMEOUT_SECONDS
         )
 
     def job() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from agents.services import contacts, control, csat, outbound, reconcile, tickets
+from agents.services import contacts, control, csat, outbound, reconcile, routing, tickets
 from webhooks.queue import GraphTask
 
 
@@ -105,3 +105,15 @@ def control_lapse_reconcile() -> None:
 def csat_expire_due() -> None:
     """Beat: ratings not answered in time; their conversations go back to the bot."""
     csat.csat_expire_due()
+
+
+@shared_task(time_limit=60)
+def routing_assign(team_id: int) -> None:
+    """Assign the team's queue to its online members with room (idempotent)."""
+    routing.team_assign(team_id=team_id)
+
+
+@shared_task(time_limit=120)
+def routing_sweep() -> None:
+    """Beat: stale sockets, every auto-assigning team's queue, queue-position notices."""
+    routing.routing_sweep()

@@ -27,6 +27,10 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "agents.team",
             "agents.tag",
             "agents.savedreply",
+            "agents.teamrouting",  # issue 11: routing, office hours, holidays
+            "agents.pagerouting",
+            "agents.officehours",
+            "agents.holiday",
             "auth.user",
             "agents.agentprofile",
             "agents.apitoken",
@@ -47,6 +51,9 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "agents.csat",
             "agents.attachment",
             "agents.note",
+            "agents.ticketwait",  # issue 11: queues and presence
+            "agents.agentpresence",
+            "agents.agentsocket",
         ),
     ),
     (

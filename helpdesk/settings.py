@@ -230,7 +230,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agents.tasks.csat_expire_due",
         "schedule": 15,
     },
+    # Presence and routing: stale sockets, queues assigned as a backstop, queue notices.
+    "agents-routing-sweep": {
+        "task": "agents.tasks.routing_sweep",
+        "schedule": 30,
+    },
 }
+# An inbox socket whose heartbeat (the client pings every 25 s) is older than this counts
+# as gone: its Daphne process died without a clean disconnect.
+PRESENCE_STALE_SECONDS = 75
 # A page whose outbox is paused (token, permission, restriction) is probed this often.
 OUTBOX_PROBE_SECONDS = env_int("OUTBOX_PROBE_SECONDS", 30)
 # Control is extended this long before it would lapse, while an agent works a ticket.

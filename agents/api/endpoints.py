@@ -490,4 +490,4 @@ def agents_list(request: AgentRequest) -> QuerySet[Agent]:
 
 
 # The feature modules register their routes on `api` (imported last: they import it).
-from agents.api import attachments, context, replies, tags  # noqa: E402,F401
+from agents.api import attachments, context, replies, routing, tags  # noqa: E402,F401

@@ -24,6 +24,7 @@ from agents.models import (
     Ticket,
     TicketEvent,
 )
+from agents.services import routing
 from agents.services.contacts import conversation_get_or_create
 from agents.services.state import (
     Outcome,
@@ -224,6 +225,11 @@ def _ticket_for_control(
         else:
             ticket = ticket_open(conversation, metadata=metadata, timestamp=timestamp)
             outcome = "ticket opened"
+        # Issue 11: the ticket joins its team's queue (auto-assigned after commit), or the
+        # customer is told nobody can answer yet (and, per page, the bot gets it back).
+        ticket.conversation = conversation
+        if routing.ticket_waiting(ticket):
+            outcome += "; nobody available, handed back to the bot"
     # Deliveries are processed concurrently: what the user or the page sent after the
     # handover may have been stored before it, as context. It belongs to the ticket.
     Message.objects.filter(

@@ -10,13 +10,23 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Collection
+from datetime import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from agents.auth import token_digest
-from agents.models import ApiToken, Contact, SavedReply, Tag
+from agents.models import (
+    ApiToken,
+    Contact,
+    OfficeHours,
+    PageRouting,
+    SavedReply,
+    Tag,
+    Team,
+    TeamRouting,
+)
 from webhooks.models import Page
 from webhooks.services import page_csat_set
 
@@ -139,3 +149,49 @@ def demo_saved_replies_ensure(*, username: str) -> int:
             )
             created += made
     return created
+
+
+# --- Issue 11: presence, routing and office hours --------------------------------------
+
+DEMO_TEAM = "Support"
+DEMO_SECOND_TEAM = "Billing"
+
+
+def demo_routing_ensure(*, page_id: str, username: str) -> str:
+    """The demo page routes to the Support team (the demo agent is a member): tickets
+    are assigned automatically to whoever is online, up to 3 each; Support works Monday
+    to Friday, 9:00 to 18:00 in Paris, and outside those hours (or with nobody online)
+    the customer is told when the team is back, and the ticket waits. A second team,
+    Billing (New York hours, assigning by hand), shows other settings; it takes a page
+    when one is added to it. Idempotent: an admin's later changes to these rows stay.
+    Returns a line for the demo's output."""
+    with transaction.atomic():
+        page = Page.objects.get(page_id=page_id)
+        user = get_user_model().objects.get(username=username)
+        support, _ = Team.objects.get_or_create(name=DEMO_TEAM)
+        support.pages.add(page)
+        support.members.add(user)
+        routing, created = TeamRouting.objects.get_or_create(
+            team=support, defaults={"capacity": 3, "time_zone": "Europe/Paris"}
+        )
+        if created:
+            OfficeHours.objects.bulk_create(
+                OfficeHours(routing=routing, weekday=day, opens=time(9), closes=time(18))
+                for day in range(5)
+            )
+        PageRouting.objects.get_or_create(page=page, defaults={"team": support})
+        billing, _ = Team.objects.get_or_create(name=DEMO_SECOND_TEAM)
+        billing_routing, created = TeamRouting.objects.get_or_create(
+            team=billing,
+            defaults={"auto_assign": False, "capacity": 5, "time_zone": "America/New_York"},
+        )
+        if created:
+            OfficeHours.objects.bulk_create(
+                OfficeHours(routing=billing_routing, weekday=day, opens=time(8), closes=time(20))
+                for day in range(5)
+            )
+    return (
+        f"Routing: {page.name} goes to the {DEMO_TEAM} team (auto-assignment, 3 open tickets "
+        "per agent, Monday to Friday 9:00-18:00 Europe/Paris); a second team, "
+        f"{DEMO_SECOND_TEAM}, has its own settings."
+    )

@@ -277,9 +277,15 @@ def ticket_assign(
     detail: str = "",
 ) -> None:
     """The ticket is `assignee`'s now, and open."""
+    previous = ticket.assignee_id
     ticket_change(
         ticket, kind, actor=actor, detail=detail, status=Ticket.Status.OPEN, assignee=assignee
     )
+    # Routing (issue 11): the assignee goes to the back of auto-assignment's line; a
+    # ticket taken from an agent frees room in their team's queue.
+    from agents.services import routing  # noqa: PLC0415 -- routing builds on this module
+
+    routing.manual_assigned(ticket, assignee_id=assignee.pk, previous_id=previous)
 
 
 def ticket_mark_closed(ticket: Ticket, *, actor: Agent, outcome: str) -> None:
@@ -293,6 +299,9 @@ def ticket_mark_closed(ticket: Ticket, *, actor: Agent, outcome: str) -> None:
         closed_at=clock.now(),
         closing_note=outcome,
     )
+    from agents.services import routing  # noqa: PLC0415 -- routing builds on this module
+
+    routing.capacity_freed(page_id=ticket.conversation.page_id)  # issue 11: room for the queue
 
 
 def ticket_for_agent(ticket_id: int, user: Agent) -> Ticket:

@@ -11,7 +11,18 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from agents.auth import token_create
-from agents.models import ApiToken, Contact, Conversation, Message, SavedReply, Ticket
+from agents.models import (
+    ApiToken,
+    Contact,
+    Conversation,
+    Message,
+    OfficeHours,
+    PageRouting,
+    SavedReply,
+    Team,
+    TeamRouting,
+    Ticket,
+)
 from tests.support import factories
 from webhooks.emulator import Emulator, EmulatorConfig
 from webhooks.models import Page
@@ -60,6 +71,9 @@ def test_two_runs_make_one_token_and_print_the_same_one():
         "the conversation back after the answer or 10 minutes.",
         "Demo login: demo / demo-password (admin).",
         f"API token: {token_of(first)}",
+        "Routing: Demo Page goes to the Support team (auto-assignment, 3 open tickets per "
+        "agent, Monday to Friday 9:00-18:00 Europe/Paris); a second team, Billing, has its "
+        "own settings.",
     ]
 
 
@@ -146,3 +160,22 @@ def test_the_demo_has_saved_replies_made_once():
         ("refund", "everyone"),
     ]
     assert SavedReply.objects.filter(created_by=demo).count() == 4
+
+
+def test_the_demo_routes_its_page_to_a_team_with_office_hours_and_has_a_second_team():
+    lines = seed()
+    seed()  # idempotent
+
+    assert sorted(Team.objects.values_list("name", flat=True)) == ["Billing", "Support"]
+    support = Team.objects.get(name="Support")
+    assert list(support.members.values_list("username", flat=True)) == ["demo"]
+    assert PageRouting.objects.get(page=Page.objects.get()).team == support
+    routing = TeamRouting.objects.get(team=support)
+    assert (routing.auto_assign, routing.capacity, routing.time_zone) == (
+        True,
+        3,
+        "Europe/Paris",
+    )
+    assert OfficeHours.objects.filter(routing=routing).count() == 5
+    assert TeamRouting.objects.get(team__name="Billing").auto_assign is False
+    assert lines[-1].startswith("Routing: Demo Page goes to the Support team")

@@ -162,8 +162,9 @@ def test_a_transfer_lists_who_may_see_the_page_asks_and_says_what_happened(
     next_button = ana.locator("#transfer-next")
 
     # Waiting: whoever may see the page, the agent too. Not cy (shipping), not old (left).
+    # Each with their presence (issue 11): Ana has the inbox open, Bo has none.
     ana.get_by_role("button", name="Transfer…").click()
-    expect(choices).to_have_text(["Ana Lima (you)", "Bo Jensen"])
+    expect(choices).to_have_text(["Ana Lima (you) \u2013 Online", "Bo Jensen \u2013 Offline"])
     expect(next_button).to_be_disabled()
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
@@ -172,7 +173,7 @@ def test_a_transfer_lists_who_may_see_the_page_asks_and_says_what_happened(
     ana.get_by_role("button", name="Claim").click()
     _badges(ana, "Kim Tester", "with you")
     ana.get_by_role("button", name="Transfer…").click()
-    expect(choices).to_have_text(["Bo Jensen"])
+    expect(choices).to_have_text(["Bo Jensen \u2013 Offline"])
     expect(next_button).to_be_disabled()
     choices.filter(has_text="Bo Jensen").click()
     expect(next_button).to_be_enabled()

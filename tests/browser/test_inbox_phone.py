@@ -115,7 +115,7 @@ def test_on_a_phone_the_list_and_the_conversation_are_two_screens(stack, chromiu
         # The dialogs fit too, and so do their controls.
         page.locator("#transfer-btn").tap()
         expect(page.locator("#transfer-dialog")).to_be_visible()
-        expect(page.locator("#transfer-targets .choice")).to_have_text(["bo"])
+        expect(page.locator("#transfer-targets .choice")).to_have_text(["bo \u2013 Offline"])
         page.locator("#transfer-targets .choice").tap()
         _screen_ok(page, f"#transfer-dialog :is({CONTROLS})")
         page.keyboard.press("Escape")

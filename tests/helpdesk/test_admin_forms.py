@@ -9,6 +9,7 @@ cannot be deleted either.
 
 from __future__ import annotations
 
+from datetime import date, time
 from typing import Any
 
 import pytest
@@ -18,8 +19,19 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Model
 from django.utils import timezone
 
-from agents.models import Csat, Persona, Tag, Team, Ticket, TicketTag
-from agents.services import attachments, notes, personas, replies
+from agents.models import (
+    Csat,
+    Holiday,
+    OfficeHours,
+    PageRouting,
+    Persona,
+    Tag,
+    Team,
+    TeamRouting,
+    Ticket,
+    TicketTag,
+)
+from agents.services import attachments, notes, personas, presence, replies
 from agents.services.throttle import login_failure_record
 from tests.support import factories, payloads
 
@@ -42,12 +54,29 @@ SETUP = {
     "agents.agentprofile",
     "agents.tag",
     "agents.savedreply",
+    # Issue 11: routing, office hours, holidays.
+    "agents.teamrouting",
+    "agents.pagerouting",
+    "agents.officehours",
+    "agents.holiday",
 }
 # Deleting one of these undoes nothing the product relies on: a token revoked, a
 # sign-in block lifted, a page, trigger, team, agent or group removed. (A tag is
 # deactivated, never deleted: tickets and their history keep it.)
 DELETABLE = (SETUP - {"agents.tag"}) | {"agents.apitoken", "agents.authfailures"}
 # (A saved reply deleted is gone from the pickers: nothing refers to it.)
+
+# A team routing's add form as a browser posts it (its inlines' management forms).
+ROUTING: dict[str, Any] = {
+    "capacity": 3,
+    "time_zone": "UTC",
+    "queue_notice_after_seconds": 300,
+    "queue_notice_interval_seconds": 600,
+    "office_hours-TOTAL_FORMS": 0,
+    "office_hours-INITIAL_FORMS": 0,
+    "holidays-TOTAL_FORMS": 0,
+    "holidays-INITIAL_FORMS": 0,
+}
 
 # Bad input for every add form, with the error it must answer.
 BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
@@ -105,19 +134,52 @@ BAD_ADDS: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"name": "x" * 41, "colour": "red"}, "at most 40 characters"),
         ({"name": "vip", "colour": "gold"}, "Select a valid choice"),
     ],
+    "agents.teamrouting": [
+        ({"team": "999999", **ROUTING}, "Select a valid choice"),
+        ({"team": "{free_team}", **ROUTING, "time_zone": "Mars/Olympus"}, "is not a time zone"),
+        ({"team": "{free_team}", **ROUTING, "capacity": 0}, "greater than or equal to 1"),
+    ],
+    "agents.pagerouting": [
+        ({"page": "{page}", "team": "{free_team}", "when_unavailable": "wait"}, "does not list"),
+        (
+            {"page": "{page}", "when_unavailable": "wait", "closed_message": "Back {{when}}"},
+            "Only {opens} may be written in braces",
+        ),
+    ],
+    "agents.officehours": [
+        (
+            {"routing": "{routing}", "weekday": 0, "opens": "17:00", "closes": "09:00"},
+            "The closing time must be after the opening time",
+        ),
+        (
+            {"routing": "{routing}", "weekday": 9, "opens": "9:00", "closes": "17:00"},
+            "valid choice",
+        ),
+    ],
+    "agents.holiday": [({"routing": "{routing}", "date": "soon"}, "Enter a valid date")],
 }
 
 
 @pytest.fixture
 def world(page, deliver, clock, fake_graph, settings, tmp_path) -> dict[str, Any]:
     """At least one row of every registered model, mostly made the way the product
-    makes them: a customer talks to the bot, control comes to the helpdesk."""
+    makes them: a customer talks to the bot, control comes to the helpdesk (the page's
+    team, Billing, queues the ticket)."""
+    billing = Team.objects.create(name="Billing")
+    billing.pages.add(page)
     deliver(payloads.user_message("hi", ts=clock()), channel="standby")
     deliver(payloads.pass_control(ts=clock(), metadata="handover"))
     ana = factories.agent("ana")
+    billing.members.add(ana)  # she works on the page (its team's): she may reply and note
     personas.profile_update(ana, public_name="Ana from Acme", picture_url="")
     Persona.objects.create(page=page, agent=ana, persona_id="77", name="Ana from Acme")
-    Team.objects.create(name="Billing")
+    Team.objects.create(name="Sales")  # a team without routing yet
+    routing_row = TeamRouting.objects.create(team=billing)
+    OfficeHours.objects.create(routing=routing_row, weekday=0, opens=time(9), closes=time(17))
+    Holiday.objects.create(routing=routing_row, date=date(2026, 12, 25), name="Christmas")
+    PageRouting.objects.create(page=page)
+    presence.socket_open(user_id=ana.pk, channel_name="admin-test")
+    presence.presence_set(user=ana, status="away")
     Group.objects.create(name="Supervisors")
     refund = Tag.objects.create(name="refund", colour=Tag.Colour.RED)
     TicketTag.objects.create(ticket=Ticket.objects.get(), tag=refund, applied_by=ana)
@@ -133,12 +195,12 @@ def world(page, deliver, clock, fake_graph, settings, tmp_path) -> dict[str, Any
         text="Here",
     )
     # Saved replies and a note that mentions an agent (issue 11, points 1 and 2).
-    factories.agent("bo")
+    billing.members.add(factories.agent("bo"))
     notes.note_add(ticket_id=Ticket.objects.get().pk, user=ana, text="Refund? @bo")
     replies.saved_reply_create(user=ana, title="Greeting", shortcut="hi", body="Hi {first_name}")
     empty = [label for label in REGISTERED if not _model(label).objects.exists()]
     assert empty == []
-    return {"page": page, "agent": ana}
+    return {"page": page, "agent": ana, "team": billing, "routing": routing_row}
 
 
 def _model(label: str) -> type[Model]:
@@ -192,7 +254,13 @@ def test_bad_values_in_an_add_form_answer_the_form_with_the_error(
     label, data, error, world, admin_client
 ):
     data = {
-        key: value.format(page=world["page"].pk, agent=world["agent"].pk)
+        key: value.format(
+            page=world["page"].pk,
+            agent=world["agent"].pk,
+            team=world["team"].pk,
+            routing=world["routing"].pk,
+            free_team=Team.objects.get(name="Sales").pk,
+        )
         if isinstance(value, str)
         else value
         for key, value in data.items()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
+from datetime import date, time
 
 import pytest
 from django.contrib import admin
@@ -15,8 +16,19 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agents.models import Csat, Persona, Tag, Team, Ticket, TicketTag
-from agents.services import attachments, notes, personas, replies, tickets
+from agents.models import (
+    Csat,
+    Holiday,
+    OfficeHours,
+    PageRouting,
+    Persona,
+    Tag,
+    Team,
+    TeamRouting,
+    Ticket,
+    TicketTag,
+)
+from agents.services import attachments, notes, personas, presence, replies, tickets
 from agents.services.throttle import login_failure_record
 from helpdesk.admin import SECTIONS
 from tests.support import factories, payloads
@@ -47,6 +59,10 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Teams",
                 "Tags",
                 "Saved replies",
+                "Team routing",
+                "Page routing",
+                "Office hours",
+                "Holidays",
                 "Agents",
                 "Agent profiles",
                 "API tokens",
@@ -64,6 +80,9 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Ratings (CSAT)",
                 "Attachments",
                 "Notes",
+                "Tickets in a queue",
+                "Agent presences",
+                "Open inbox sockets",
             ],
         ),
         (
@@ -111,6 +130,10 @@ def grow(page, deliver, clock, fake_graph, settings, tmp_path) -> Callable[[int]
     """Adds `n` rows of every registered model, with their related rows different each
     time (another page, another agent, another conversation)."""
 
+    # The page is on a team: its tickets are queued (a TicketWait each).
+    routed = Team.objects.create(name="Routed")
+    routed.pages.add(page)
+
     def more(n: int) -> None:
         for _ in range(n):
             k = next(_numbers)
@@ -119,13 +142,25 @@ def grow(page, deliver, clock, fake_graph, settings, tmp_path) -> Callable[[int]
             deliver(payloads.pass_control(ts=clock(), psid=psid, metadata="handover"))
             agent = factories.agent(f"agent{k}")
             ticket = Ticket.objects.get(conversation__contact__psid=psid)
+            routed.members.add(agent)  # who may see the page
             tickets.ticket_claim(ticket_id=ticket.pk, user=agent)
             now = timezone.now()  # a rating asked at the close (CSAT)
             Csat.objects.create(ticket=ticket, asked_at=now, expires_at=now, score=k % 5 + 1)
             personas.profile_update(agent, public_name=f"Agent {k}", picture_url="")
             Persona.objects.create(page=page, agent=agent, persona_id=f"9{k}", name=f"Agent {k}")
-            factories.page(page_id=f"77{k:04d}", name=f"Page {k}")
-            Team.objects.create(name=f"Team {k}").members.add(agent)
+            other_page = factories.page(page_id=f"77{k:04d}", name=f"Page {k}")
+            team = Team.objects.create(name=f"Team {k}")
+            team.members.add(agent)
+            # Issue 11: routing, office hours, holidays, presence.
+            routing_row = TeamRouting.objects.create(team=team)
+            OfficeHours.objects.create(
+                routing=routing_row, weekday=0, opens=time(9), closes=time(17)
+            )
+            Holiday.objects.create(routing=routing_row, date=date(2026, 12, k % 28 + 1))
+            team.pages.add(other_page)
+            PageRouting.objects.create(page=other_page, team=team)
+            presence.socket_open(user_id=agent.pk, channel_name=f"admin-test-{k}")
+            presence.presence_set(user=agent, status="away")
             Group.objects.create(name=f"Group {k}")
             login_failure_record(username=f"user{k}", address=f"10.0.0.{k}")
             tag = Tag.objects.create(name=f"tag {k}")

@@ -18,6 +18,7 @@ from agents.services.demo import (
     demo_agent_ensure,
     demo_contacts_forget,
     demo_csat_ensure,
+    demo_routing_ensure,
     demo_saved_replies_ensure,
     demo_tags_ensure,
 )
@@ -95,3 +96,4 @@ class Command(BaseCommand):
         self.stdout.write(f"API token: {token}")
         if demo_saved_replies_ensure(username=DEMO_USERNAME):
             self.stdout.write("Saved replies: type / in the reply box (e.g. /refund).")
+        self.stdout.write(demo_routing_ensure(page_id=page.page_id, username=DEMO_USERNAME))

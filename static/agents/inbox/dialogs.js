@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { action, showNotice } from "./conversation.js";
 import { renderCsatCloseNote } from "./csat.js";
 import { $, el } from "./dom.js";
+import { loadPresence, presenceBadge } from "./routing.js";
 import { ME, state } from "./state.js";
 
 export function wireDialogs() {
@@ -69,7 +70,10 @@ export async function openTransferDialog() {
   renderTransfer();
   $("transfer-dialog").showModal();
   try {
-    const targets = await api("GET", `/tickets/${ticketId}/transfer-targets`);
+    const [targets] = await Promise.all([
+      api("GET", `/tickets/${ticketId}/transfer-targets`),
+      loadPresence().catch(() => {}), // presence next to the names, when it loads
+    ]);
     if (transfer.ticketId !== ticketId) return;
     transfer.targets = targets;
   } catch (error) {
@@ -101,6 +105,7 @@ function renderTransfer() {
           { class: "choice" },
           el("input", { type: "radio", name: "transfer-target", value: String(agent.id) }),
           el("span", { text: nameOf(agent) }),
+          presenceBadge(agent.id),
         ),
       ),
     );

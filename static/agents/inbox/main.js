@@ -19,6 +19,7 @@ import { loadList, onListScroll, refreshTimes, renderList } from "./list.js";
 import { loadMentions, noteMode, postNote, wireNotes } from "./notes.js";
 import { renderNotifyToggle, toggleNotify } from "./notify.js";
 import { wireReplies } from "./replies.js";
+import { wirePresence } from "./routing.js";
 import { wireShortcuts } from "./shortcuts.js";
 import { connect } from "./socket.js";
 import { wireCustomerPanel } from "./context.js"; // issue 11: the customer panel
@@ -86,6 +87,7 @@ async function start() {
   wireCustomerPanel();
   wireSearch();
   renderNotifyToggle();
+  wirePresence();
   renderList();
   connect();
   loadMentions();

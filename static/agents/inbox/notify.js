@@ -101,6 +101,15 @@ export function notifyMention(title, body) {
   }
 }
 
+export function notifyAssigned(name) {
+  // Issue 11: a ticket was assigned to this agent automatically.
+  if (!notifyEnabled()) return;
+  beep();
+  if ("Notification" in window && Notification.permission === "granted" && !document.hasFocus()) {
+    new Notification("A ticket was assigned to you", { body: `${name} is yours now.`, tag: "helpdesk-assigned" });
+  }
+}
+
 export function renderNotifyToggle() {
   const on = notifyEnabled();
   $("notify-text").textContent = on ? "Notifications: on" : "Notifications: off";

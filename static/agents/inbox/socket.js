@@ -6,6 +6,7 @@
 import { api } from "./api.js";
 import { $ } from "./dom.js";
 import { receive, refetchAll } from "./live.js";
+import { routingEvent, socketClosed, socketOpened } from "./routing.js";
 import { app, state } from "./state.js";
 
 let socket = null;
@@ -18,6 +19,7 @@ function onEvent(event) {
     clearTimeout(pongDeadline);
     return;
   }
+  if (routingEvent(event)) return; // presence and assignments (routing.js)
   receive(event);
 }
 
@@ -38,6 +40,7 @@ export function connect() {
     refetchAll();
     clearInterval(pingTimer);
     pingTimer = setInterval(ping, 25000);
+    socketOpened(socket); // follow presence; the socket's heartbeat is the pings
   });
   socket.addEventListener("message", (message) => {
     try {
@@ -50,6 +53,7 @@ export function connect() {
     clearInterval(pingTimer);
     clearTimeout(pongDeadline);
     setLive(false);
+    socketClosed();
     const delay = Math.min(10000, 500 * 2 ** attempts) * (0.5 + Math.random() / 2);
     attempts += 1;
     setTimeout(connect, delay);

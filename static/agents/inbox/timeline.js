@@ -20,8 +20,12 @@ import { ME, state } from "./state.js";
 const EVENT_TEXT = {
   claimed: (e) => `${actorName(e)} claimed the ticket${e.detail ? ` (${e.detail})` : ""}`,
   transferred: (e) => `${actorName(e)} transferred the ticket ${e.detail}`,
-  closed: (e) => `${actorName(e)} closed the ticket${e.detail ? ` (${e.detail})` : ""}`,
+  closed: (e) =>
+    `${e.actor ? `${actorName(e)} closed` : "The helpdesk closed"} the ticket${e.detail ? ` (${e.detail})` : ""}`,
   reopened: () => "The ticket was reopened",
+  // Issue 11: routing and office hours.
+  assigned: (e) => `Assigned automatically${e.detail ? `: ${e.detail.replace(/^auto-assigned: /, "")}` : ""}`,
+  unavailable: (e) => `Nobody could answer yet (${e.detail}): the customer was told`,
   return_failed: (e) => `Handing the conversation back failed: ${e.detail}`,
   tagged: (e) => `${actorName(e)} tagged the ticket “${e.detail}”`,
   untagged: (e) => `${actorName(e)} removed the tag “${e.detail}”`,

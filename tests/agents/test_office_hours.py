@@ -1,0 +1,321 @@
+"""Office hours and honest waiting (issue 11, point 8): a team's hours in its time zone
+and holidays; the honest message when control comes to us and nobody can answer (sent
+once, RESPONSE, never HUMAN_AGENT), the ticket waiting or going back to the bot with
+metadata saying why; and the place-in-the-queue notice, at most once per interval.
+
+The project's clock (`helpdesk.clock`) is moved as the emulator moves it: through
+DEV_CLOCK_FILE, forward to a chosen moment."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+
+from agents.models import (
+    Holiday,
+    Message,
+    OfficeHours,
+    PageRouting,
+    Team,
+    TeamRouting,
+    Ticket,
+    TicketWait,
+)
+from agents.services import hours, presence, routing
+from helpdesk import clock as helpdesk_clock
+from tests.support import payloads
+
+pytestmark = pytest.mark.django_db
+
+NEW_YORK = ZoneInfo("America/New_York")
+CLOSED_TEXT = "We're back at {opens}. The assistant can help meanwhile."
+
+
+def _next_weekday(weekday: int, at: time) -> datetime:
+    """The first such weekday and time in New York at least two days from now."""
+    day = (timezone.now() + timedelta(days=2)).astimezone(NEW_YORK).date()
+    while day.weekday() != weekday:
+        day += timedelta(days=1)
+    return datetime.combine(day, at, tzinfo=NEW_YORK)
+
+
+@pytest.fixture
+def move_clock(settings, tmp_path):
+    """Move the project's clock forward to `target` (as the emulator's control page does)."""
+    path = tmp_path / "clock.json"
+    settings.DEV_CLOCK_FILE = str(path)
+
+    def move(target: datetime) -> None:
+        offset = (target - timezone.now()).total_seconds()
+        assert offset > 0
+        path.write_text(json.dumps({"offset_seconds": offset}))
+
+    return move
+
+
+@pytest.fixture
+def team(page, agent):
+    """Support works Monday to Friday, 9:00 to 17:00 in New York."""
+    team = Team.objects.create(name="Support")
+    team.pages.add(page)
+    team.members.add(agent)
+    routing_row = TeamRouting.objects.create(team=team, time_zone="America/New_York")
+    for weekday in range(5):
+        OfficeHours.objects.create(
+            routing=routing_row, weekday=weekday, opens=time(9), closes=time(17)
+        )
+    PageRouting.objects.create(page=page, team=team)
+    return team
+
+
+_psids = itertools.count(6001)
+
+
+def ask_for_a_person(deliver) -> Ticket:
+    """The customer writes (on the moved clock), and the bot passes the conversation."""
+    psid = str(next(_psids))
+    now = helpdesk_clock.now_ms()
+    deliver(payloads.user_message("a person please", ts=now - 2000, psid=psid), channel="standby")
+    deliver(payloads.pass_control(ts=now - 1000, psid=psid))
+    return Ticket.objects.get(conversation__contact__psid=psid)
+
+
+def texts_sent(fake_graph) -> list[tuple[str, str, str | None]]:
+    return [
+        (c.body["message"]["text"], c.body["messaging_type"], c.body.get("tag"))
+        for c in fake_graph.sends()
+        if "message" in c.body
+    ]
+
+
+# --- the schedule ----------------------------------------------------------------------
+
+
+def test_the_schedule_is_read_in_the_teams_zone_with_holidays(team):
+    schedule = hours.schedule_for(team)
+    monday = _next_weekday(0, time(8, 30))  # 8:30 in New York is 13:30 or 12:30 UTC
+
+    assert not schedule.is_open(monday.astimezone(ZoneInfo("UTC")))
+    assert schedule.is_open(monday + timedelta(minutes=30))
+    assert not schedule.is_open(monday.replace(hour=17))
+    opening = schedule.next_opening(monday)
+    assert opening == monday.replace(hour=9, minute=0)
+    assert hours.opens_text(opening, now=monday, zone=NEW_YORK) == "9:00"
+
+    friday_evening = monday - timedelta(days=3) + timedelta(hours=10)  # Friday 18:30
+    opening = schedule.next_opening(friday_evening)
+    assert hours.opens_text(opening, now=friday_evening, zone=NEW_YORK) == "Monday 9:00"
+
+    Holiday.objects.create(routing=team.routing, date=monday.date(), name="Labor Day")
+    schedule = hours.schedule_for(team)
+    assert not schedule.is_open(monday.replace(hour=10))
+    opening = schedule.next_opening(friday_evening)
+    assert hours.opens_text(opening, now=friday_evening, zone=NEW_YORK) == "Tuesday 9:00"
+
+
+def test_a_team_without_office_hours_works_at_any_time(page):
+    team = Team.objects.create(name="Always")
+    TeamRouting.objects.create(team=team)
+    assert hours.schedule_for(team).is_open(_next_weekday(6, time(3)))
+
+
+def test_admin_refuses_a_closing_time_before_the_opening_and_a_bad_zone(team, admin_client):
+    routing_row = team.routing
+    response = admin_client.post(
+        f"/admin/agents/teamrouting/{routing_row.pk}/change/",
+        {
+            "team": team.pk,
+            "auto_assign": "on",
+            "capacity": 3,
+            "time_zone": "Mars/Olympus",
+            "queue_notice_after_seconds": 300,
+            "queue_notice_interval_seconds": 600,
+            "office_hours-TOTAL_FORMS": 1,
+            "office_hours-INITIAL_FORMS": 0,
+            "office_hours-0-weekday": 5,
+            "office_hours-0-opens": "17:00",
+            "office_hours-0-closes": "09:00",
+            "holidays-TOTAL_FORMS": 0,
+            "holidays-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 200  # the form again, with the errors
+    page = response.content.decode()
+    assert "is not a time zone: use a name like Europe/Paris" in page
+    assert "The closing time must be after the opening time (the same day)." in page
+    team.routing.refresh_from_db()
+    assert team.routing.time_zone == "America/New_York"
+    assert not OfficeHours.objects.filter(weekday=5).exists()
+
+
+# --- the honest message ----------------------------------------------------------------
+
+
+def test_outside_hours_the_customer_is_told_once_when_we_open_and_the_ticket_waits(
+    team, page, agent, deliver, fake_graph, move_clock, run_on_commit
+):
+    move_clock(_next_weekday(0, time(8, 30)))
+
+    ticket = ask_for_a_person(deliver)
+
+    assert texts_sent(fake_graph) == [
+        ("We're back at 9:00. The assistant can help meanwhile.", "RESPONSE", None)
+    ]
+    assert fake_graph.calls_to("/me/pass_thread_control") == []
+    assert ticket.status == "waiting"
+    assert list(ticket.events.values_list("kind", "detail")) == [
+        ("opened", ""),
+        ("unavailable", "outside office hours; opens 9:00, America/New_York"),
+    ]
+    notice = Message.objects.get(ticket=ticket, direction="out")
+    assert (notice.author_kind, notice.status) == ("system", "sent")
+
+    # Control coming back to the open ticket tells nobody anything again.
+    deliver(
+        payloads.pass_control(ts=helpdesk_clock.now_ms(), psid=ticket.conversation.contact.psid)
+    )
+    assert len(texts_sent(fake_graph)) == 1
+
+    # An agent comes online: the ticket that waited for the morning is theirs.
+    run_on_commit(presence.socket_open, user_id=agent.pk, channel_name="s1")
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.assignee) == ("open", agent)
+
+
+def test_on_friday_evening_the_message_names_the_day(team, deliver, fake_graph, move_clock):
+    move_clock(_next_weekday(4, time(18, 30)))
+
+    ask_for_a_person(deliver)
+
+    assert texts_sent(fake_graph) == [
+        ("We're back at Monday 9:00. The assistant can help meanwhile.", "RESPONSE", None)
+    ]
+
+
+def test_inside_hours_with_nobody_online_the_customer_is_told_so(
+    team, deliver, fake_graph, move_clock
+):
+    move_clock(_next_weekday(1, time(10)))
+
+    ticket = ask_for_a_person(deliver)
+
+    assert texts_sent(fake_graph) == [
+        (PageRouting._meta.get_field("nobody_message").default, "RESPONSE", None)
+    ]
+    assert ticket.status == "waiting"
+
+
+def test_inside_hours_with_someone_online_nothing_is_said(
+    team, agent, deliver, fake_graph, move_clock
+):
+    move_clock(_next_weekday(1, time(10)))
+    presence.socket_open(user_id=agent.pk, channel_name="s1")
+
+    ticket = ask_for_a_person(deliver)
+
+    assert texts_sent(fake_graph) == []
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.assignee) == ("open", agent)
+
+
+def test_a_page_without_routing_settings_says_nothing(team, page, deliver, fake_graph, move_clock):
+    PageRouting.objects.all().delete()
+    move_clock(_next_weekday(0, time(8, 30)))
+
+    ticket = ask_for_a_person(deliver)
+
+    assert texts_sent(fake_graph) == []
+    assert list(ticket.events.values_list("kind", flat=True)) == ["opened"]
+
+
+def test_back_to_the_bot_outside_hours_passes_with_metadata_saying_why(
+    team, page, deliver, fake_graph, move_clock
+):
+    PageRouting.objects.filter(page=page).update(when_unavailable="bot")
+    monday = _next_weekday(0, time(8, 30))
+    move_clock(monday)
+
+    ticket = ask_for_a_person(deliver)
+
+    assert texts_sent(fake_graph) == [
+        ("We're back at 9:00. The assistant can help meanwhile.", "RESPONSE", None)
+    ]
+    passes = fake_graph.calls_to("/me/pass_thread_control")
+    assert len(passes) == 1
+    assert passes[0].body["target_app_id"] == payloads.BOT_APP_ID
+    assert json.loads(passes[0].body["metadata"]) == {
+        "source": "helpdesk",
+        "ticket": ticket.pk,
+        "reason": "outside_hours",
+        "opens_at": monday.replace(hour=9, minute=0).isoformat(timespec="minutes"),
+    }
+    # The message went first, then the pass.
+    order = [c.path for c in fake_graph.business_calls() if c.path.startswith("/me/")]
+    assert order[-2:] == ["/me/messages", "/me/pass_thread_control"]
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.closing_note) == (
+        "closed",
+        "nobody available: outside office hours",
+    )
+    assert ticket.conversation.control_state == "bot"
+
+
+# --- the place in the queue ------------------------------------------------------------
+
+
+@pytest.fixture
+def notices(run_on_commit):
+    """The beat's run: tell waiting customers their place (and send what it queued)."""
+    return lambda: run_on_commit(routing.queue_notices_send)
+
+
+def test_waiting_customers_are_told_their_place_at_most_once_per_interval(
+    team, deliver, fake_graph, move_clock, notices
+):
+    PageRouting.objects.filter(team=team).update(nobody_message="")  # only the queue notices
+    tuesday = _next_weekday(1, time(10))
+    move_clock(tuesday)
+    first, second = ask_for_a_person(deliver), ask_for_a_person(deliver)
+    assert texts_sent(fake_graph) == []
+
+    # Not yet waited long enough (300 s):
+    move_clock(tuesday + timedelta(seconds=200))
+    assert notices() == []
+
+    move_clock(tuesday + timedelta(seconds=400))
+    assert notices() == [first.pk, second.pk]
+    assert notices() == []  # a second run at once: nobody told twice
+    sent = texts_sent(fake_graph)
+    assert [text for text, _, _ in sent] == [
+        "You're number 1 in line. An agent will be with you soon.",
+        "You're number 2 in line. An agent will be with you soon.",
+    ]
+    assert {(kind, tag) for _, kind, tag in sent} == {("RESPONSE", None)}
+
+    move_clock(tuesday + timedelta(seconds=900))  # 500 s later: under the 600 s interval
+    assert notices() == []
+    move_clock(tuesday + timedelta(seconds=1010))
+    assert notices() == [first.pk, second.pk]
+    assert TicketWait.objects.filter(position_told_at__isnull=True).count() == 0
+
+
+def test_no_place_notice_after_the_ticket_is_assigned_or_outside_hours(
+    team, agent, deliver, fake_graph, move_clock, notices
+):
+    PageRouting.objects.filter(team=team).update(nobody_message="", closed_message="")
+    tuesday = _next_weekday(1, time(16, 50))
+    move_clock(tuesday)
+    waiting, taken = ask_for_a_person(deliver), ask_for_a_person(deliver)
+    Ticket.objects.filter(pk=taken.pk).update(status="open", assignee=agent)
+
+    move_clock(tuesday + timedelta(seconds=400))  # 16:56: open
+    assert notices() == [waiting.pk]
+
+    move_clock(tuesday + timedelta(minutes=30))  # 17:20: closed
+    assert notices() == []
+    assert len(texts_sent(fake_graph)) == 1
