@@ -83,24 +83,9 @@ def broadcast(kind: str, **ids: int) -> None:
     The group is looked up here; the send itself runs on the background publisher and
     gives up after CHANNEL_SEND_TIMEOUT_SECONDS, so a hung Redis never holds the caller.
     """
-    layer = get_channel_layer()
-    if layer is None:
+    if get_channel_layer() is None:
         return
-    group = _group(ids)
-    message = {"type": "inbox.event", "event": kind, **ids}
-
-    async def send() -> None:
-        await asyncio.wait_for(
-            layer.group_send(group, message), timeout=settings.CHANNEL_SEND_TIMEOUT_SECONDS
-        )
-
-    def job() -> None:
-        try:
-            async_to_sync(send)()
-        except Exception as exc:  # noqa: BLE001 -- a lost live update must not fail anyone
-            logger.warning("could not broadcast %s (%s)", kind, type(exc).__name__)
-
-    publisher.submit(job)
+    _group_send(_group(ids), kind, ids)
 
 
 def broadcast_on_commit(kind: str, **ids: int) -> None:
@@ -145,6 +130,7 @@ def presence_changed_on_commit(user_pk: int) -> None:
 
 
 def _group_send(group: str, kind: str, ids: dict[str, int]) -> None:
+    """The send, on the background publisher, given up after CHANNEL_SEND_TIMEOUT_SECONDS."""
     layer = get_channel_layer()
     if layer is None:
         return
@@ -159,7 +145,7 @@ def _group_send(group: str, kind: str, ids: dict[str, int]) -> None:
         try:
             async_to_sync(send)()
         except Exception as exc:  # noqa: BLE001 -- a lost live update must not fail anyone
-            logger.warning("could not send %s (%s)", kind, type(exc).__name__)
+            logger.warning("could not broadcast %s (%s)", kind, type(exc).__name__)
 
     publisher.submit(job)
 

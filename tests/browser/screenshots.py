@@ -226,8 +226,10 @@ def seed(stack: Stack) -> dict[str, str]:
         {"closing_message": "Yes, we do! Shipping takes 4 to 6 days.", "outcome": "answered"},
     )
     eventually(
-        lambda: fake_of(stack).calls_to("/me/pass_thread_control")
-        or [c for c in fake_of(stack).sends() if "thread_control" in c.body],
+        lambda: (
+            fake_of(stack).calls_to("/me/pass_thread_control")
+            or [c for c in fake_of(stack).sends() if "thread_control" in c.body]
+        ),
         what="Sofia handed back (by a pass, or in the closing message on a CR page)",
     )
     return tokens
