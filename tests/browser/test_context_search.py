@@ -67,6 +67,9 @@ conversation.control_state, conversation.owner_role = "agent", "helpdesk"
 conversation.save()
 factories.message(conversation=conversation, text="hello bot", timestamp=now - 120_000)
 current = factories.ticket(conversation=conversation, handover_timestamp=now - 60_000)
+from agents.models import Tag, TicketTag
+vip, _ = Tag.objects.get_or_create(name="vip", defaults={{"colour": "purple"}})
+TicketTag.objects.create(ticket=current, tag=vip)
 ids = []
 for n, text in enumerate({texts!r}):
     ids.append(factories.message(ticket=current, text=text, timestamp=now - 50_000 + n * 1000).pk)
@@ -114,7 +117,7 @@ def test_the_panel_shows_the_customer_and_opens_an_earlier_ticket(stack, context
     expect(earlier.locator(".customer-earlier-id")).to_have_text(f"#{ids['earlier']}")
     expect(earlier.locator(".customer-earlier-outcome")).to_have_text("refunded")
     expect(earlier.locator(".customer-earlier-agent")).to_have_text("Agent: you")
-    expect(page.locator("#customer-tags")).to_be_hidden()  # no tags on tickets yet
+    expect(page.locator("#customer-tags li")).to_have_text(["vip"])  # the ticket's tags
     expect(page.locator("#customer-note-status")).to_have_text("No note yet")
     # The PSID is copied with one click.
     context.grant_permissions(["clipboard-read", "clipboard-write"])

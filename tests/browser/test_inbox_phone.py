@@ -52,7 +52,8 @@ def _small_targets(page, scope: str) -> list:
 def _screen_ok(page, scope: str = f"#app :is({CONTROLS})") -> None:
     _fits(page)
     assert _small_targets(page, scope) == []
-    # The top bar is one row: the brand, the bell and Log out side by side.
+    # The top bar is one row: presence, mentions, the bell, the profile and Log out
+    # side by side (the brand is for screen readers only there).
     assert page.locator(".topbar").bounding_box()["height"] <= TOUCH + 16
 
 
