@@ -71,6 +71,10 @@ def test_each_shortcut_and_none_while_typing(stack, context):
     assert _focused_row(page) == second
     page.keyboard.press("k")
     assert _focused_row(page) == first
+    # A new ticket redraws the list live: the keyboard's row keeps the focus.
+    _handover(stack, clock, psid="3000000000000804", first="Dan")
+    expect(rows).to_have_count(3, timeout=SETTLE)
+    assert _focused_row(page) == first
     # With a modifier, nothing moves.
     page.keyboard.press("Alt+j")
     page.keyboard.press("Control+j")

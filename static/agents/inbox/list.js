@@ -151,7 +151,13 @@ export function renderList() {
   }
   document.title = state.counts && state.counts.waiting ? `(${state.counts.waiting}) Inbox · Helpdesk` : "Inbox · Helpdesk";
   const list = $("ticket-list");
+  // A live update redraws the rows: the one the agent's keyboard is on keeps the focus.
+  const focusedRow = document.activeElement?.closest?.("#ticket-list .ticket-row");
+  const focusedId = focusedRow ? Number(focusedRow.dataset.ticketId) : null;
   list.replaceChildren(...state.tickets.map(ticketRow));
+  if (focusedId) {
+    list.querySelector(`.ticket-row[data-ticket-id="${focusedId}"] .ticket-link`)?.focus({ preventScroll: true });
+  }
   $("ticket-list-empty").hidden = state.tickets.length > 0 || !state.listLoaded || Boolean(state.listError);
   $("ticket-list-error").hidden = !state.listError;
   $("ticket-list-error").textContent = state.listError;
