@@ -33,13 +33,12 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from agents import rules, tasks
+from agents import tasks
 from agents.errors import InvalidInput, NotFound
 from agents.models import Agent, Attachment, Message, MessageOrder, Ticket
 from agents.selectors import page_visible
 from agents.send_errors import SendFailure
 from agents.services import outbound  # imports this module too: used at call time
-from agents.services.state import require, ticket_assign, ticket_for_agent
 from webhooks import graph
 from webhooks.models import Page
 from webhooks.queue import enqueue_on_commit
@@ -244,11 +243,7 @@ def ticket_reply_files(
     stored: list[Attachment] = []
     try:
         with transaction.atomic():
-            ticket = ticket_for_agent(ticket_id, user)
-            require(rules.reply_refusal(ticket, user))
-            require(rules.send_policy(ticket.conversation).refusal)
-            if ticket.status == Ticket.Status.WAITING:
-                ticket_assign(ticket, assignee=user, actor=user, detail="by replying")
+            ticket = outbound.reply_ticket_lock(ticket_id, user)
             messages: list[Message] = []
             if caption:
                 messages.append(outbound.outbound_create(ticket, user, caption))

@@ -6,10 +6,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents import realtime
-from agents.errors import InvalidInput, NotFound
-from agents.locks import conversation_lock
-from agents.models import Agent, Contact, Ticket
-from agents.selectors import page_visible
+from agents.errors import InvalidInput
+from agents.models import Agent, Contact
+from agents.services.state import conversation_for_agent
 
 NOTE_LIMIT = 2000
 
@@ -38,14 +37,7 @@ def contact_note_update(*, ticket_id: int, user: Agent, note: str) -> Contact:
     """
     note = note_clean(note)
     with transaction.atomic():
-        conversation_id = (
-            Ticket.objects.filter(pk=ticket_id).values_list("conversation_id", flat=True).first()
-        )
-        if conversation_id is None:
-            raise NotFound(f"Ticket {ticket_id} does not exist.")
-        conversation = conversation_lock(conversation_id)
-        if not page_visible(user, conversation.page_id):
-            raise NotFound(f"Ticket {ticket_id} does not exist.")
+        conversation = conversation_for_agent(ticket_id, user)
         contact = conversation.contact
         contact.note = note
         contact.note_updated_by = user

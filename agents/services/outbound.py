@@ -76,6 +76,18 @@ def outbound_create(ticket: Ticket, user: Agent, text: str) -> Message:
     return message
 
 
+def reply_ticket_lock(ticket_id: int, user: Agent) -> Ticket:
+    """Lock the ticket an agent replies on, refused (Conflict) as `ticket_reply` says;
+    a waiting ticket is claimed by the agent who replies. Call inside
+    `transaction.atomic()`."""
+    ticket = ticket_for_agent(ticket_id, user)
+    require(rules.reply_refusal(ticket, user))
+    require(rules.send_policy(ticket.conversation).refusal)
+    if ticket.status == Ticket.Status.WAITING:
+        ticket_assign(ticket, assignee=user, actor=user, detail="by replying")
+    return ticket
+
+
 def ticket_reply(*, ticket_id: int, user: Agent, text: str) -> Message:
     """Queue an agent's reply; Celery sends it after commit.
 
@@ -85,11 +97,7 @@ def ticket_reply(*, ticket_id: int, user: Agent, text: str) -> Message:
     """
     text = text_clean(text)
     with transaction.atomic():
-        ticket = ticket_for_agent(ticket_id, user)
-        require(rules.reply_refusal(ticket, user))
-        require(rules.send_policy(ticket.conversation).refusal)
-        if ticket.status == Ticket.Status.WAITING:
-            ticket_assign(ticket, assignee=user, actor=user, detail="by replying")
+        ticket = reply_ticket_lock(ticket_id, user)
         message = outbound_create(ticket, user, text)
         enqueue_on_commit(tasks.message_send, message.pk)
     return message
@@ -239,15 +247,11 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
                 message.save(update_fields=["status", "thread_control"])
                 Page.objects.filter(pk=page.pk).update(send_api_thread_control=False)
             elif exc.page_level:
-                message.status = Message.Status.PENDING
-                fields = _error_set(message, send_errors.paused(exc.describe()))
-                message.save(update_fields=["status", *fields])
+                _keep_pending(message, send_errors.paused(exc.describe()))
                 outbox_pause(page.pk, code=exc.page_level, reason=exc.describe())
                 return Outcome.SKIPPED
             elif exc.retryable:
-                message.status = Message.Status.PENDING
-                fields = _error_set(message, send_errors.retrying(failure))
-                message.save(update_fields=["status", *fields])
+                _keep_pending(message, send_errors.retrying(failure))
             else:
                 outbound_fail(message, failure)
         if control is not None and exc.thread_control_refused:
@@ -261,6 +265,13 @@ def message_send(*, message_id: int, probe: bool = False) -> Outcome:
     return Outcome.DONE
 
 
+def _keep_pending(message: Message, error: SendFailure) -> None:
+    """Back in the outbox with the reason in words: retried, or waiting for its page."""
+    message.status = Message.Status.PENDING
+    fields = _error_set(message, error)
+    message.save(update_fields=["status", *fields])
+
+
 def _upload_failed(message_id: int, conversation_id: int, exc: graph.GraphError) -> Outcome:
     """A file's upload failed (before or after the message was claimed): nothing reached
     the customer, so a lost answer is retried like any transient error; a refusal fails
@@ -272,15 +283,11 @@ def _upload_failed(message_id: int, conversation_id: int, exc: graph.GraphError)
             return Outcome.SKIPPED
         failure = send_errors.graph_failure(exc)
         if exc.page_level:
-            message.status = Message.Status.PENDING
-            fields = _error_set(message, send_errors.paused(exc.describe()))
-            message.save(update_fields=["status", *fields])
+            _keep_pending(message, send_errors.paused(exc.describe()))
             outbox_pause(conversation.page_id, code=exc.page_level, reason=exc.describe())
             return Outcome.SKIPPED
         if exc.retryable or exc.uncertain:
-            message.status = Message.Status.PENDING
-            fields = _error_set(message, send_errors.retrying(failure))
-            message.save(update_fields=["status", *fields])
+            _keep_pending(message, send_errors.retrying(failure))
         else:
             outbound_fail(message, failure)
     if exc.retryable or exc.uncertain:

@@ -304,8 +304,8 @@ def ticket_mark_closed(ticket: Ticket, *, actor: Agent, outcome: str) -> None:
     routing.capacity_freed(page_id=ticket.conversation.page_id)  # issue 11: room for the queue
 
 
-def ticket_for_agent(ticket_id: int, user: Agent) -> Ticket:
-    """Lock a ticket the agent may see, and its conversation first (`ticket.conversation`).
+def conversation_for_agent(ticket_id: int, user: Agent) -> Conversation:
+    """Lock the conversation of a ticket the agent may see.
 
     Raises NotFound for a ticket that does not exist or that the agent may not see: the
     two are not told apart. Call inside `transaction.atomic()`.
@@ -318,6 +318,13 @@ def ticket_for_agent(ticket_id: int, user: Agent) -> Ticket:
     conversation = conversation_lock(conversation_id)
     if not page_visible(user, conversation.page_id):
         raise NotFound(f"Ticket {ticket_id} does not exist.")
+    return conversation
+
+
+def ticket_for_agent(ticket_id: int, user: Agent) -> Ticket:
+    """Lock a ticket the agent may see, and its conversation first (`ticket.conversation`).
+    NotFound as `conversation_for_agent`. Call inside `transaction.atomic()`."""
+    conversation = conversation_for_agent(ticket_id, user)
     ticket = ticket_lock(ticket_id)
     ticket.conversation = conversation
     return ticket
