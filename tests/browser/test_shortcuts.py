@@ -106,7 +106,9 @@ def test_each_shortcut_and_none_while_typing(stack, context):
     close_dialog = page.get_by_role("dialog", name="Close the ticket")
     expect(close_dialog).to_be_visible()
     page.get_by_label("Outcome").press("Escape")
-    expect(close_dialog).to_be_hidden()
+    # Closed at once, and the next key is a shortcut again, even before Chromium's next
+    # rendering moves the focus off the closed dialog's field (CI pressed it that soon).
+    assert page.evaluate("document.getElementById('close-dialog').open") is False
     page.keyboard.press("e")
     expect(close_dialog).to_be_visible()
     page.locator("#close-dialog .dialog-actions button[data-dismiss]").focus()

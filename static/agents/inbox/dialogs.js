@@ -13,6 +13,14 @@ export function wireDialogs() {
   for (const button of document.querySelectorAll("dialog [data-dismiss]")) {
     button.addEventListener("click", () => button.closest("dialog").close("cancel"));
   }
+  // A dialog opened from the page's body (a shortcut) leaves the focus on its field when
+  // it closes, until Chromium's next rendering moves it: the keys would still be the
+  // field's. The focus leaves with the dialog.
+  for (const dialog of document.querySelectorAll("dialog")) {
+    dialog.addEventListener("close", () => {
+      if (dialog.contains(document.activeElement)) document.activeElement.blur();
+    });
+  }
   $("close-dialog").addEventListener("close", () => {
     if ($("close-dialog").returnValue === "close") closeTicket();
   });

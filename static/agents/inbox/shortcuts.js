@@ -17,6 +17,7 @@ import { state } from "./state.js";
 
 function typing(target) {
   if (!(target instanceof Element)) return false;
+  if (target.closest("dialog:not([open])")) return false; // a closed dialog's field types nothing
   return Boolean(target.closest("input, textarea, select, [contenteditable=''], [contenteditable='true']")) || target.isContentEditable;
 }
 
