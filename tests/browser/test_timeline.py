@@ -169,7 +169,10 @@ for ts, author, text in (
 
 def test_a_day_change_shows_a_day_separator_in_the_agents_time_zone(stack, chromium):
     zone = ZoneInfo("Asia/Kolkata")  # the agent's, not the server's (UTC); no DST
-    midnight = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    now = datetime.now(zone)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if now - midnight < timedelta(minutes=15):  # the morning's message is not in the future
+        midnight -= timedelta(days=1)
 
     def ms(at: datetime) -> int:
         return int(at.timestamp() * 1000)
@@ -191,6 +194,9 @@ def test_a_day_change_shows_a_day_separator_in_the_agents_time_zone(stack, chrom
     context = new_context(
         chromium, stack, viewport={"width": 1280, "height": 800}, timezone_id="Asia/Kolkata"
     )
+    # The browser's today is the day after `midnight` whenever the test runs: its clock
+    # is held at 01:00 (a run at 23:59 in Kolkata would otherwise see a third day).
+    context.clock.set_fixed_time(midnight + timedelta(hours=1))
     errors: list[str] = []
     context.on("page", lambda page: page.on("pageerror", lambda error: errors.append(str(error))))
     try:
