@@ -102,20 +102,22 @@ def lease_take(task: Task[Any, Any], pk: int) -> bool:
         return True
 
 
-def enqueue(task: Task[Any, Any], *args: int, on_failure: Callable[[], None] | None = None) -> bool:
+def enqueue(
+    task: Task[Any, Any], *args: int | list[int], on_failure: Callable[[], None] | None = None
+) -> bool:
     """Publish `task(*args)` now. A broker failure is logged, not raised; `on_failure`
     then runs (e.g. to mark the row for an early re-drive). Returns whether it was sent."""
-    leased = isinstance(task, GraphTask) and len(args) == 1
-    if leased:
-        _lease_mark(task, args[0])  # before: an eager task clears it when it runs
+    pk = args[0] if isinstance(task, GraphTask) and len(args) == 1 else None
+    if isinstance(pk, int):
+        _lease_mark(task, pk)  # before: an eager task clears it when it runs
     try:
         task.delay(*args)
     except Exception as exc:  # noqa: BLE001 -- any broker failure: the row is safe, beat re-drives
         logger.warning(
             "could not enqueue %s%r (%s); it will be re-driven", task.name, args, type(exc).__name__
         )
-        if leased:
-            lease_release(task, args[0])
+        if isinstance(pk, int):
+            lease_release(task, pk)
         if on_failure is not None:
             on_failure()
         return False
@@ -123,7 +125,7 @@ def enqueue(task: Task[Any, Any], *args: int, on_failure: Callable[[], None] | N
 
 
 def enqueue_on_commit(
-    task: Task[Any, Any], *args: int, on_failure: Callable[[], None] | None = None
+    task: Task[Any, Any], *args: int | list[int], on_failure: Callable[[], None] | None = None
 ) -> None:
     """Publish `task(*args)` once the current transaction commits (never, if it rolls
     back), from the background publisher: the caller does not wait on the broker."""

@@ -124,7 +124,7 @@ def test_delivery_is_stored_then_processing_enqueued_after_commit(
     body = payloads.body_bytes(
         payloads.delivery(payloads.user_message("hi", ts=clock()), channel="standby")
     )
-    with mock.patch("webhooks.tasks.delivery_process.delay") as delay:
+    with mock.patch("webhooks.tasks.deliveries_process.delay") as delay:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             response = _post(client, body, payloads.signature(body))
         assert response.status_code == 200
@@ -135,7 +135,7 @@ def test_delivery_is_stored_then_processing_enqueued_after_commit(
         delay.assert_not_called()  # not inside the transaction
         for callback in callbacks:
             callback()
-    delay.assert_called_once_with(delivery.pk)
+    delay.assert_called_once_with([delivery.pk])  # one task per group
 
 
 @pytest.mark.django_db
@@ -147,7 +147,7 @@ def test_delivery_is_kept_when_the_broker_is_down(
     )
     with (
         mock.patch(
-            "webhooks.tasks.delivery_process.delay", side_effect=ConnectionError("redis down")
+            "webhooks.tasks.deliveries_process.delay", side_effect=ConnectionError("redis down")
         ),
         django_capture_on_commit_callbacks(execute=True),
     ):
@@ -167,7 +167,7 @@ def test_redrive_processes_deliveries_that_were_never_processed(
         payloads.delivery(payloads.user_message("hi", ts=clock()), channel="standby")
     )
     with (
-        mock.patch("webhooks.tasks.delivery_process.delay", side_effect=OSError),
+        mock.patch("webhooks.tasks.deliveries_process.delay", side_effect=OSError),
         django_capture_on_commit_callbacks(execute=True),
     ):
         _post(client, body, payloads.signature(body))

@@ -62,7 +62,7 @@ def test_a_broker_refusal_at_intake_leaves_the_delivery_for_an_early_redrive(
         payloads.delivery(payloads.user_message("hi", ts=clock()), channel="standby")
     )
     with (
-        mock.patch("webhooks.tasks.delivery_process.delay", side_effect=ConnectionError),
+        mock.patch("webhooks.tasks.deliveries_process.delay", side_effect=ConnectionError),
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = client.post(
@@ -181,7 +181,7 @@ def test_intake_answers_while_the_broker_hangs(page, clock, settings):
         )
         answers.append(response.status_code)
 
-    with mock.patch("webhooks.tasks.delivery_process.delay", side_effect=hung_broker):
+    with mock.patch("webhooks.tasks.deliveries_process.delay", side_effect=hung_broker):
         request = threading.Thread(target=post)
         request.start()
         request.join(30)
