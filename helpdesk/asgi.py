@@ -11,10 +11,20 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from agents.routing import websocket_urlpatterns  # noqa: E402
+from webhooks import intake  # noqa: E402
+
+
+async def http(scope, receive, send):  # type: ignore[no-untyped-def] # ASGI's own signature
+    """Meta's webhook POSTs take the lean route (webhooks.intake); the rest is Django's."""
+    if scope["path"] == intake.PATH and scope["method"] == "POST":
+        await intake.webhook(scope, receive, send)
+    else:
+        await django_asgi_app(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

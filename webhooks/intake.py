@@ -1,0 +1,195 @@
+"""The webhook's own route on Daphne: the acknowledgement path, lean.
+
+A secondary receiver sees the page's whole traffic on standby, and Meta unsubscribes an
+app whose webhook fails for an hour, so the POST that Meta sends is answered in front of
+Django's stack (helpdesk.asgi routes it here): the body is read and its signature and
+JSON checked in the event loop, and the delivery is handed to the process's
+`DeliveryWriter`, which stores every delivery that arrived meanwhile in one transaction
+(a group commit) and enqueues their processing as one task. The 200 leaves only once the
+row is committed: nothing acknowledged is lost, even if the process is killed the next
+instant. Verification (GET) and everything else stay Django's (webhooks.views).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from webhooks import services
+
+logger = logging.getLogger(__name__)
+
+PATH = "/webhooks/messenger/"
+GROUP_MAX = 500  # deliveries in one transaction at most
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+# A body to store, and where to say it was: its request's event loop and future.
+_Item = tuple[bytes, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+class StoreFailed(Exception):
+    """The database did not take the group: nothing of it was acknowledged."""
+
+
+class DeliveryWriter:
+    """One thread per process that stores deliveries in groups.
+
+    While one group commits, the next gathers: under load a group holds every delivery
+    that arrived during the last commit, so the cost of a commit (and of an fsync, and of
+    publishing a task) is paid per group, not per request. Each caller waits for its own
+    group's commit and gets its outcome.
+    """
+
+    def __init__(self) -> None:
+        self._items: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pid = 0
+        self.groups: list[int] = []  # the sizes of the last groups (for the tests and bench)
+
+    async def store(self, body: bytes) -> None:
+        """Return once `body` is committed; raise StoreFailed if its group was not."""
+        self._start()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._items.put((body, loop, done))
+        await done
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid != os.getpid() or self._thread is None:  # first use, or a fork
+                self._items = queue.SimpleQueue()
+                self._thread = threading.Thread(
+                    target=self._run, name="webhook-writer", daemon=True
+                )
+                self._thread.start()
+                self._pid = os.getpid()
+
+    def stop(self) -> None:
+        """Let the thread finish what is queued, close its connection and end (the next
+        `store` starts another): a test's database can then be dropped."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is None or self._pid != os.getpid():
+                return
+            self._items.put(None)
+        thread.join()
+
+    def _run(self) -> None:
+        items = self._items
+        while True:
+            first = items.get()
+            if first is None:
+                connections.close_all()
+                return
+            group = [first]
+            while len(group) < GROUP_MAX:
+                try:
+                    item = items.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    items.put(None)  # stop after this group
+                    break
+                group.append(item)
+            self._commit(group)
+
+    def _commit(self, group: list[_Item]) -> None:
+        error: Exception | None = None
+        bodies = [body for body, _, _ in group]
+        for attempt in range(2):  # once more on a fresh connection: the last one may have died
+            try:
+                services.deliveries_store(bodies)
+                error = None
+                break
+            except Exception as exc:  # noqa: BLE001 -- every waiter gets a 503, Meta sends it again
+                logger.warning(
+                    "could not store %d webhook deliveries (%s: %s)%s",
+                    len(group), type(exc).__name__, exc, "" if attempt else "; trying again",
+                )  # fmt: skip
+                connections.close_all()
+                error = exc
+        self.groups = [*self.groups[-99:], len(group)]
+        for _, loop, done in group:
+            loop.call_soon_threadsafe(_settle, done, error)
+
+
+def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
+    if done.cancelled():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(StoreFailed(str(error)))
+
+
+writer = DeliveryWriter()
+
+
+async def webhook(scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /webhooks/messenger/ as an ASGI app: 200 once stored, else 4xx/503 in words."""
+    headers = {name.lower(): value for name, value in scope["headers"]}
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    try:
+        length = int(headers.get(b"content-length", b"0") or 0)
+    except ValueError:
+        await _answer(send, 400, "bad Content-Length")
+        return
+    if length > limit:
+        await _answer(send, 413, "payload too large")
+        return
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return  # nothing stored, nothing to answer
+        body += message.get("body", b"")
+        if len(body) > limit:
+            await _answer(send, 413, "payload too large")
+            return
+        if not message.get("more_body", False):
+            break
+    raw = bytes(body)
+    signature = headers.get(b"x-hub-signature-256", b"").decode("latin-1") or None
+    if not services.signature_valid(body=raw, header=signature):
+        await _answer(send, 403, "invalid signature")
+        return
+    try:
+        services.delivery_payload(body=raw)
+    except services.MalformedDelivery as exc:
+        await _answer(send, 400, str(exc))
+        return
+    try:
+        await writer.store(raw)
+    except StoreFailed:
+        await _answer(send, 503, "could not store the delivery; send it again")
+        return
+    await _answer(send, 200, "EVENT_RECEIVED")
+
+
+async def _answer(send: Send, status: int, text: str) -> None:
+    body = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
