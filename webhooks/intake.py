@@ -123,17 +123,22 @@ class DeliveryWriter:
                 connections.close_all()
                 error = exc
         self.groups = [*self.groups[-99:], len(group)]
+        # One wake-up per event loop (Daphne has one), not one per request.
+        waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, loop, done in group:
-            loop.call_soon_threadsafe(_settle, done, error)
+            waiting.setdefault(loop, []).append(done)
+        for loop, futures in waiting.items():
+            loop.call_soon_threadsafe(_settle, futures, error)
 
 
-def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
-    if done.cancelled():
-        return
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(StoreFailed(str(error)))
+def _settle(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
+    for done in futures:
+        if done.cancelled():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(StoreFailed(str(error)))
 
 
 writer = DeliveryWriter()
