@@ -252,11 +252,16 @@ def daphne_start(stack: Stack, name: str, port: int) -> None:
 
 
 @contextmanager
-def fake_graph_stack(tmp: Path, **env: str) -> Iterator[Stack]:
+def fake_graph_stack(
+    tmp: Path, *, database_server_url: str | None = None, **env: str
+) -> Iterator[Stack]:
     """The helpdesk's processes against the recording Graph fake (`stack.fake`); `env`
-    overrides their environment (settings such as REDRIVE_GRACE_SECONDS)."""
+    overrides their environment (settings such as REDRIVE_GRACE_SECONDS);
+    `database_server_url` as Stack's ("" for a SQLite file whatever DATABASE_URL says)."""
     fake = FakeGraph().start()
-    stack = Stack(tmp=tmp, graph_url=fake.url, settings=env)
+    stack = Stack(
+        tmp=tmp, graph_url=fake.url, settings=env, database_server_url=database_server_url
+    )
     stack.fake = fake  # type: ignore[attr-defined]
     try:
         stack.start()
