@@ -28,7 +28,7 @@ import traceback
 from contextlib import ExitStack
 from pathlib import Path
 
-from tests.bench.figures import Figure, Options, machine, save, table
+from tests.bench.figures import Figure, Options, machine, readme_write, save, table
 from tests.support.pgcluster import pg_bindir, postgres_cluster
 
 SCENARIOS = ("intake", "processing", "latency", "scale", "sockets", "live")
@@ -45,6 +45,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--databases", default="sqlite,postgres", help="sqlite,postgres")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--save", type=Path, default=ROOT / "var" / "bench" / "results.json")
+    parser.add_argument(
+        "--readme", action="store_true", help="write the table into README.md's results"
+    )
     args = parser.parse_args(argv)
     wanted = [name for name in args.only.split(",") if name]
     unknown = sorted(set(wanted) - set(SCENARIOS))
@@ -86,6 +89,9 @@ def main(argv: list[str]) -> int:
     print(table(figures))
     save(figures, args.save)
     print(f"\nsaved to {args.save}")
+    if args.readme and figures:
+        readme_write(ROOT / "README.md", figures)
+        print("README.md's results table updated")
     if failed:
         print(f"\nFAILED: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -94,3 +94,16 @@ def save(figures: list[Figure], path: Path) -> None:
         "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
     }
     path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def readme_write(path: Path, figures: list[Figure]) -> None:
+    """Put the table, its date and machine between the README's bench markers."""
+    text = path.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    block = f"{START}\nMeasured {date} on {machine()}:\n\n{table(figures)}\n{END}"
+    path.write_text(head + block + tail)
