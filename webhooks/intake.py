@@ -58,7 +58,6 @@ class DeliveryWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._pid = 0
-        self.groups: list[int] = []  # the sizes of the last groups (for the tests and bench)
 
     async def store(self, body: bytes) -> None:
         """Return once `body` is committed; raise StoreFailed if its group was not."""
@@ -122,7 +121,6 @@ class DeliveryWriter:
                 )  # fmt: skip
                 connections.close_all()
                 error = exc
-        self.groups = [*self.groups[-99:], len(group)]
         # One wake-up per event loop (Daphne has one), not one per request.
         waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, loop, done in group:
