@@ -6,7 +6,7 @@ Redis for the rate limit's cache) against that database, with an agent's bearer 
 It runs in a child process per database (`python -m tests.bench.scale CONFIG`): Django's
 settings are read once per process, and each database needs its own.
 
-Measured, each over `CALLS` calls (p50 and p99) with the SQL queries of one call
+Measured, each over `CALLS` calls in rounds (p50 and p99), with the SQL queries of one call
 (CaptureQueriesContext, on a call of its own so that recording SQL costs nothing to the
 timings): the ticket list in each queue (waiting, mine, all_open, closed) and with
 filters, the queue counts beside it, a ticket opened (its detail, its messages page,
@@ -192,8 +192,7 @@ def child(config_path: Path) -> None:
     world.generate(range(1, CHUNKS))
     generate_s += time.perf_counter() - started
     endpoints = {}
-    for name, call in world.endpoints().items():
-        timings = timed(call)
+    for name, timings in timed(world.endpoints()).items():
         endpoints[name] = {
             "p50": median(timings),
             "p99": percentile(timings, 99),
@@ -216,14 +215,19 @@ def child(config_path: Path) -> None:
     )
 
 
-def timed(call: Call) -> list[float]:
-    for number in range(WARMUP):
-        call(number)
-    timings = []
+def timed(calls: dict[str, Call]) -> dict[str, list[float]]:
+    """Each call's durations (ms), CALLS of each after WARMUP, in rounds of one call of
+    each endpoint: a burst of load on a shared machine falls on the baseline as on the
+    others, so that the ratios hold."""
+    for call in calls.values():
+        for number in range(WARMUP):
+            call(number)
+    timings: dict[str, list[float]] = {name: [] for name in calls}
     for number in range(CALLS):
-        started = time.perf_counter()
-        call(number)
-        timings.append((time.perf_counter() - started) * 1000)
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call(number)
+            timings[name].append((time.perf_counter() - started) * 1000)
     return timings
 
 
