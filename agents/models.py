@@ -330,6 +330,24 @@ class Ticket(models.Model):
             models.Index(fields=["status", "opened_at"]),
             # The closed queue, newest first, a page at a time (selectors.ticket_page).
             models.Index(fields=["status", "closed_at", "id"], name="ticket_closed_order"),
+            # The unclosed queues (all_open, mine) in their order, read from the start of
+            # these partial indexes (a few % of the rows). `status IN (waiting, open)` is
+            # two ranges of (status, opened_at), which neither database merges in order:
+            # every unclosed ticket was read and sorted, with the list's per-ticket
+            # subqueries, to show the first page. The lists ask `NOT status = closed`, the
+            # very condition of these indexes (ticket_assignee_matches_status makes it mean
+            # unclosed):
+            # SQLite matches a partial index only on the same expression.
+            models.Index(
+                fields=["opened_at", "id"],
+                condition=~Q(status="closed"),
+                name="ticket_unclosed_order",
+            ),
+            models.Index(
+                fields=["assignee", "opened_at", "id"],
+                condition=~Q(status="closed"),
+                name="ticket_unclosed_by_assignee",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -35,6 +35,7 @@ from agents.errors import InvalidInput
 from agents.models import (
     Agent,
     ControlTransition,
+    Conversation,
     Message,
     OwnerRole,
     Tag,
@@ -97,7 +98,12 @@ def _visible_tickets(user: Agent) -> QuerySet[Ticket]:
     tickets = Ticket.objects.all()
     visible = visible_page_ids(user)
     if visible is not None:
-        tickets = tickets.filter(conversation__page_id__in=visible)
+        # EXISTS, not a join's `page_id IN (…)`: SQLite, without statistics, would read
+        # the list from the conversations of those pages (their page_id index) and sort
+        # everything they have, rather than follow the queue's index and stop at a page.
+        tickets = tickets.filter(
+            Exists(Conversation.objects.filter(pk=OuterRef("conversation_id"), page_id__in=visible))
+        )
     return tickets
 
 
@@ -166,9 +172,11 @@ def ticket_list(
     if queue == "waiting":
         tickets = tickets.filter(status=Ticket.Status.WAITING)
     elif queue == "mine":
-        tickets = tickets.filter(status__in=UNCLOSED, assignee=user)
+        tickets = tickets.exclude(status=Ticket.Status.CLOSED).filter(assignee=user)
     elif queue == "all_open":
-        tickets = tickets.filter(status__in=UNCLOSED)
+        # Not closed, rather than waiting or open (the same, by the status check): the
+        # condition of the partial indexes that keep these queues in order.
+        tickets = tickets.exclude(status=Ticket.Status.CLOSED)
     elif queue == "closed":
         # Closing always sets closed_at (ticket_mark_closed); the filter only makes the
         # order total, so that a keyset on it skips and repeats nothing.
