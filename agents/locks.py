@@ -32,29 +32,48 @@ def conversation_lock(conversation_id: int) -> Conversation:
     )
 
 
+def conversation_lock_by_psid(*, page_pk: int, psid: str) -> Conversation | None:
+    """The conversation of (page, PSID), locked, with its page and contact read (not
+    locked), in one statement; None when there is none yet."""
+    return (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("page", "contact")
+        .filter(page_id=page_pk, contact__page_id=page_pk, contact__psid=psid)
+        .first()
+    )
+
+
 def ticket_lock(ticket_id: int) -> Ticket:
     """A ticket, locked. Lock its conversation first when both are needed."""
     return Ticket.objects.select_for_update().get(pk=ticket_id)
 
 
 def ticket_lock_unclosed(conversation: Conversation) -> Ticket | None:
-    """The conversation's unclosed ticket (there is at most one), locked, or None."""
-    return (
+    """The conversation's unclosed ticket (there is at most one), locked, or None; its
+    `conversation` is the one given (no query to reach it)."""
+    ticket = (
         Ticket.objects.select_for_update()
         .filter(conversation=conversation)
         .exclude(status=Ticket.Status.CLOSED)
         .first()
     )
+    if ticket is not None:
+        ticket.conversation = conversation
+    return ticket
 
 
 def ticket_lock_closed_since(conversation: Conversation, since: datetime) -> Ticket | None:
-    """The conversation's most recently closed ticket, if closed at or after `since`, locked."""
-    return (
+    """The conversation's most recently closed ticket, if closed at or after `since`,
+    locked; its `conversation` is the one given."""
+    ticket = (
         Ticket.objects.select_for_update()
         .filter(conversation=conversation, status=Ticket.Status.CLOSED, closed_at__gte=since)
         .order_by("-closed_at")
         .first()
     )
+    if ticket is not None:
+        ticket.conversation = conversation
+    return ticket
 
 
 def message_lock(message_id: int) -> Message:

@@ -77,19 +77,25 @@ def _group(ids: dict[str, int]) -> str:
     return INBOX_GROUP if page_pk is None else page_group(page_pk)
 
 
-def broadcast(kind: str, **ids: int) -> None:
+def broadcast(kind: str, *, page_pk: int | None = None, **ids: int) -> None:
     """Send one event to the sockets that may see it. Call from sync code, after commit.
 
-    The group is looked up here; the send itself runs on the background publisher and
-    gives up after CHANNEL_SEND_TIMEOUT_SECONDS, so a hung Redis never holds the caller.
+    `page_pk`: the page of the conversation the event is about, when the caller has it
+    at hand (a conversation's page never changes); else the group is looked up here.
+    The send itself runs on the background publisher and gives up after
+    CHANNEL_SEND_TIMEOUT_SECONDS, so a hung Redis never holds the caller.
     """
     if get_channel_layer() is None:
         return
-    _group_send(_group(ids), kind, ids)
+    group = page_group(page_pk) if page_pk is not None else _group(ids)
+    _group_send(group, kind, ids)
 
 
-def broadcast_on_commit(kind: str, **ids: int) -> None:
-    transaction.on_commit(lambda: broadcast(kind, **ids))
+def broadcast_on_commit(kind: str, *, page_pk: int | None = None, **ids: int) -> None:
+    if page_pk is None:
+        transaction.on_commit(lambda: broadcast(kind, **ids))
+    else:
+        transaction.on_commit(lambda: broadcast(kind, page_pk=page_pk, **ids))
 
 
 def access_changed(user_ids: Iterable[int]) -> None:

@@ -3,12 +3,7 @@
 
 from __future__ import annotations
 
-from webhooks.models import WebhookDelivery, WebhookEvent
-
-
-def delivery_lock(delivery_id: int) -> WebhookDelivery:
-    """A stored delivery, locked: one worker applies it at a time."""
-    return WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+from webhooks.models import WebhookEvent
 
 
 def event_lock_by_key(key: str) -> WebhookEvent | None:

@@ -27,7 +27,7 @@ from helpdesk import clock
 from webhooks import tasks
 from webhooks.crypto import token_unseal
 from webhooks.events import Event, InvalidEvent
-from webhooks.locks import delivery_lock, event_lock_by_key
+from webhooks.locks import event_lock_by_key
 from webhooks.models import (
     CSAT_WAIT_MAX_MINUTES,
     ControlMode,
@@ -156,21 +156,9 @@ def delivery_process(*, delivery_id: int) -> bool:
     WEBHOOK_MAX_ATTEMPTS times (left for an admin). A failure of the delivery itself
     (the database went away) is recorded on the row for the re-drive, and raised.
     """
-    now = timezone.now()
-    with transaction.atomic():
-        try:
-            delivery = delivery_lock(delivery_id)
-        except WebhookDelivery.DoesNotExist:
-            return False
-        busy_since = now - timedelta(seconds=settings.REDRIVE_LEASE_SECONDS)
-        if (
-            delivery.status in (WebhookDelivery.Status.PROCESSED, WebhookDelivery.Status.PARTIAL)
-            or delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
-            or (delivery.running_since is not None and delivery.running_since > busy_since)
-        ):
-            return False
-        delivery.running_since = now
-        delivery.save(update_fields=["running_since"])
+    delivery = _delivery_claim(delivery_id)
+    if delivery is None:
+        return False
     try:
         finished, failed = _events_apply(delivery)
     except Exception as exc:
@@ -190,6 +178,24 @@ def delivery_process(*, delivery_id: int) -> bool:
             ).count()
         _delivery_finish(delivery_id, failed=failed)
     return True
+
+
+def _delivery_claim(delivery_id: int) -> WebhookDelivery | None:
+    """Take the delivery for this worker: one conditional UPDATE sets `running_since`
+    unless it is done, failed too often, or running elsewhere within the lease (the
+    database applies it atomically: of two workers, one wins). Then the row is read.
+    None when there is nothing to do."""
+    now = timezone.now()
+    busy_since = now - timedelta(seconds=settings.REDRIVE_LEASE_SECONDS)
+    claimed = (
+        WebhookDelivery.objects.filter(pk=delivery_id, attempts__lt=settings.WEBHOOK_MAX_ATTEMPTS)
+        .exclude(status__in=[WebhookDelivery.Status.PROCESSED, WebhookDelivery.Status.PARTIAL])
+        .filter(Q(running_since__isnull=True) | Q(running_since__lte=busy_since))
+        .update(running_since=now)
+    )
+    if not claimed:
+        return None
+    return WebhookDelivery.objects.filter(pk=delivery_id).first()
 
 
 def _events_apply(delivery: WebhookDelivery) -> tuple[bool, int]:
@@ -248,10 +254,7 @@ def _event_apply(delivery: WebhookDelivery, event: Event, page: Page | None) -> 
     error: Exception | None = None
     for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
         try:
-            with transaction.atomic():
-                record = _event_claim(delivery, event, key)
-                if record is not None:
-                    _event_run(record, event, page)
+            _event_claim_and_run(delivery, event, key, page)
             return True
         except OperationalError as exc:
             error = exc
@@ -266,12 +269,21 @@ def _event_apply(delivery: WebhookDelivery, event: Event, page: Page | None) -> 
     return False
 
 
-def _event_claim(delivery: WebhookDelivery, event: Event, key: str) -> WebhookEvent | None:
-    """The event's record, created under its unique key; None when it was applied (or
-    ignored) before. A failed record is taken again, locked. Caller is in a transaction."""
+def _event_claim_and_run(
+    delivery: WebhookDelivery, event: Event, key: str, page: Page | None
+) -> None:
+    """Record the event under its unique key and apply it, in one transaction; a key
+    recorded before means a redelivery (nothing happens) or a failed event (taken again,
+    locked, and applied).
+
+    The record is the transaction's first statement: when its key is taken, the whole
+    transaction rolls back with nothing else in it, so the common case (a new event)
+    needs no savepoint around the INSERT.
+    """
+    recorded = False
     try:
         with transaction.atomic():
-            return WebhookEvent.objects.create(
+            record = WebhookEvent.objects.create(
                 key=key,
                 delivery=delivery,
                 kind=event.kind,
@@ -282,14 +294,21 @@ def _event_claim(delivery: WebhookDelivery, event: Event, key: str) -> WebhookEv
                 outcome=WebhookEvent.Outcome.IGNORED,
                 payload=event.raw,
             )
-    except IntegrityError:
+            recorded = True
+            _event_run(record, event, page)
+        return
+    except IntegrityError as exc:
+        if recorded:
+            raise  # the handler's own: a real error
+        taken = exc
+    with transaction.atomic():
         existing = event_lock_by_key(key)
         if existing is None:
-            raise  # not the dedupe key: a real error
+            raise taken  # not the dedupe key: a real error
         if existing.outcome != WebhookEvent.Outcome.FAILED:
-            return None  # already applied: a redelivery
+            return  # already applied: a redelivery
         existing.attempts += 1
-        return existing
+        _event_run(existing, event, page)
 
 
 def _event_run(record: WebhookEvent, event: Event, page: Page | None) -> None:

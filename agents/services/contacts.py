@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents import realtime, tasks
+from agents.locks import conversation_lock, conversation_lock_by_psid
 from agents.models import Contact, Conversation
 from webhooks import graph
 from webhooks.models import Page
@@ -37,6 +38,18 @@ def conversation_get_or_create(*, page: Page, psid: str) -> Conversation:
             )
     except IntegrityError:
         conversation = Conversation.objects.get(contact=contact)
+    return conversation
+
+
+def conversation_lock_or_create(*, page: Page, psid: str) -> Conversation:
+    """The conversation for (page, PSID), locked (`locks.conversation_lock`), created
+    with its contact on first sight (`conversation_get_or_create`). A known customer
+    costs one statement. Caller is in a transaction."""
+    conversation = conversation_lock_by_psid(page_pk=page.pk, psid=psid)
+    if conversation is None:
+        return conversation_lock(conversation_get_or_create(page=page, psid=psid).pk)
+    if not _profile_fresh(conversation.contact):
+        enqueue_on_commit(tasks.contact_profile_refresh, conversation.contact_id)
     return conversation
 
 

@@ -25,7 +25,7 @@ from agents.models import (
     TicketEvent,
 )
 from agents.services import routing
-from agents.services.contacts import conversation_get_or_create
+from agents.services.contacts import conversation_lock_or_create
 from agents.services.state import (
     Outcome,
     app_label,
@@ -60,63 +60,62 @@ def handover_event_apply(page: Page, event: HandoverEvent) -> str:
     """Apply a pass, take or request webhook; returns a note for the event log.
 
     A pass or take older than the last one applied is ignored (deliveries arrive out of
-    order). A request from another app changes nothing: the agents are told.
+    order). A request from another app changes nothing: the agents are told. Caller is
+    in a transaction (the event's, which records its dedupe key).
     """
-    conversation = conversation_get_or_create(page=page, psid=event.psid)
-    with transaction.atomic():
-        conversation = conversation_lock(conversation.pk)
-        if isinstance(event, RequestThreadControlEvent):
-            return _control_requested_by_other(conversation, event)
-        if event.timestamp < conversation.control_event_timestamp:
-            return "stale handover event ignored (a newer one was applied)"
-        our_app = settings.MESSENGER_APP_ID
-        if event.new_owner_app_id == our_app:
-            open_ticket = ticket_lock_unclosed(conversation)
-            if (
-                conversation.control_state == ControlState.AGENT
-                and open_ticket is not None
-                and not open_ticket.flagged
-            ):
-                # Our own take (or a reconciliation) already applied it: once only.
-                conversation.control_event_timestamp = max(
-                    conversation.control_event_timestamp, event.timestamp
-                )
-                conversation.save(update_fields=["control_event_timestamp"])
-                return "control already ours"
-            if isinstance(event, PassThreadControlEvent):
-                return control_gained(conversation, event, unclosed=open_ticket)
-            return control_taken(
-                conversation,
-                timestamp=event.timestamp,
-                cause=ControlTransition.Cause.WEBHOOK,
-                event_timestamp=event.timestamp,
-                unclosed=open_ticket,
+    conversation = conversation_lock_or_create(page=page, psid=event.psid)
+    if isinstance(event, RequestThreadControlEvent):
+        return _control_requested_by_other(conversation, event)
+    if event.timestamp < conversation.control_event_timestamp:
+        return "stale handover event ignored (a newer one was applied)"
+    our_app = settings.MESSENGER_APP_ID
+    if event.new_owner_app_id == our_app:
+        open_ticket = ticket_lock_unclosed(conversation)
+        if (
+            conversation.control_state == ControlState.AGENT
+            and open_ticket is not None
+            and not open_ticket.flagged
+        ):
+            # Our own take (or a reconciliation) already applied it: once only.
+            conversation.control_event_timestamp = max(
+                conversation.control_event_timestamp, event.timestamp
             )
-        we_had_it = event.previous_owner_app_id == our_app or conversation.control_state in (
-            ControlState.AGENT,
-            ControlState.RETURNING,
-        )
-        if we_had_it:
-            return control_lost(
-                conversation,
-                event=event,
-                how="took" if isinstance(event, TakeThreadControlEvent) else "was given",
-            )
-        # Between other apps: remember the owner; a pending request stays pending.
-        to_state = ControlState(conversation.control_state)
-        if to_state != ControlState.REQUESTED:
-            to_state = ControlState.BOT if event.new_owner_app_id else ControlState.IDLE
-        control_transition(
+            conversation.save(update_fields=["control_event_timestamp"])
+            return "control already ours"
+        if isinstance(event, PassThreadControlEvent):
+            return control_gained(conversation, event, unclosed=open_ticket)
+        return control_taken(
             conversation,
-            to_state=to_state,
+            timestamp=event.timestamp,
             cause=ControlTransition.Cause.WEBHOOK,
-            detail=f"control moved from {app_label(page, event.previous_owner_app_id)} "
-            f"to {app_label(page, event.new_owner_app_id)}",
-            metadata=event.metadata,
             event_timestamp=event.timestamp,
-            owner_app_id=event.new_owner_app_id,
+            unclosed=open_ticket,
         )
-        return "control moved between other apps"
+    we_had_it = event.previous_owner_app_id == our_app or conversation.control_state in (
+        ControlState.AGENT,
+        ControlState.RETURNING,
+    )
+    if we_had_it:
+        return control_lost(
+            conversation,
+            event=event,
+            how="took" if isinstance(event, TakeThreadControlEvent) else "was given",
+        )
+    # Between other apps: remember the owner; a pending request stays pending.
+    to_state = ControlState(conversation.control_state)
+    if to_state != ControlState.REQUESTED:
+        to_state = ControlState.BOT if event.new_owner_app_id else ControlState.IDLE
+    control_transition(
+        conversation,
+        to_state=to_state,
+        cause=ControlTransition.Cause.WEBHOOK,
+        detail=f"control moved from {app_label(page, event.previous_owner_app_id)} "
+        f"to {app_label(page, event.new_owner_app_id)}",
+        metadata=event.metadata,
+        event_timestamp=event.timestamp,
+        owner_app_id=event.new_owner_app_id,
+    )
+    return "control moved between other apps"
 
 
 def _control_requested_by_other(

@@ -12,13 +12,11 @@ import re
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
 
 from agents import realtime, tasks
-from agents.locks import conversation_lock
 from agents.models import ControlState, Conversation, Message, Ticket, Trigger
 from agents.services import csat
-from agents.services.contacts import conversation_get_or_create
+from agents.services.contacts import conversation_lock_or_create
 from agents.services.control import handover_event_apply, handover_request_start
 from agents.services.outbound import outbound_confirm
 from agents.services.state import app_label
@@ -133,16 +131,19 @@ def _ticket_for_new_message(
 
 
 def _touch(conversation: Conversation, *, timestamp: int, from_user: bool) -> None:
-    """Move the conversation's clocks forward, never back (a late event is older)."""
+    """Move the conversation's clocks forward, never back (a late event is older): one
+    UPDATE, none when both are ahead already. Caller holds the conversation's lock, so
+    the clocks read with it are the row's."""
     at = timestamp_to_datetime(timestamp)
-    rows = Conversation.objects.filter(pk=conversation.pk)
-    rows.filter(Q(last_message_at__isnull=True) | Q(last_message_at__lt=at)).update(
-        last_message_at=at
-    )
-    if from_user:
-        rows.filter(Q(last_user_message_at__isnull=True) | Q(last_user_message_at__lt=at)).update(
-            last_user_message_at=at
-        )
+    fields = ["last_message_at", "last_user_message_at"] if from_user else ["last_message_at"]
+    moved = {}
+    for name in fields:
+        current = getattr(conversation, name)
+        if current is None or current < at:
+            setattr(conversation, name, at)
+            moved[name] = at
+    if moved:
+        Conversation.objects.filter(pk=conversation.pk).update(**moved)
 
 
 def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> str:
@@ -150,7 +151,7 @@ def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> s
     a trigger may ask for the thread. Caller is in a transaction."""
     # Locked like the handover path: a message and the pass that opens a ticket,
     # processed concurrently, are applied one after the other.
-    conversation = conversation_lock(conversation_get_or_create(page=page, psid=event.psid).pk)
+    conversation = conversation_lock_or_create(page=page, psid=event.psid)
     ticket = _ticket_for_new_message(conversation, timestamp=event.timestamp, from_customer=True)
     fields: dict[str, Any]
     if isinstance(event, MessageEvent):
@@ -176,11 +177,17 @@ def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> s
     )
     _touch(conversation, timestamp=event.timestamp, from_user=True)
     realtime.broadcast_on_commit(
-        "message.created", conversation_id=conversation.pk, message_id=message.pk
+        "message.created",
+        page_pk=conversation.page_id,
+        conversation_id=conversation.pk,
+        message_id=message.pk,
     )
     if ticket is not None:
         realtime.broadcast_on_commit(
-            "ticket.updated", ticket_id=ticket.pk, conversation_id=conversation.pk
+            "ticket.updated",
+            page_pk=conversation.page_id,
+            ticket_id=ticket.pk,
+            conversation_id=conversation.pk,
         )
     note = "context" if ticket is None else "ticket message"
     # CSAT (issue 11, point 9): a tap on the rating question (on standby too) or a typed
@@ -201,7 +208,7 @@ def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> s
 def message_record_echo(page: Page, event: EchoEvent) -> str:
     """A copy of what the page sent: ours confirms our send; the bot's or the Page
     Inbox's joins the timeline. Caller is in a transaction."""
-    conversation = conversation_lock(conversation_get_or_create(page=page, psid=event.psid).pk)
+    conversation = conversation_lock_or_create(page=page, psid=event.psid)
     if event.app_id == settings.MESSENGER_APP_ID:
         own = Message.objects.filter(mid=event.mid).first()
         match = OWN_METADATA.match(event.metadata)
@@ -233,7 +240,10 @@ def message_record_echo(page: Page, event: EchoEvent) -> str:
     )
     _touch(conversation, timestamp=event.timestamp, from_user=False)
     realtime.broadcast_on_commit(
-        "message.created", conversation_id=conversation.pk, message_id=message.pk
+        "message.created",
+        page_pk=conversation.page_id,
+        conversation_id=conversation.pk,
+        message_id=message.pk,
     )
     return f"echo from {app_label(page, event.app_id)}"
 
@@ -276,5 +286,7 @@ def receipt_apply(page: Page, event: ReadEvent | DeliveryEvent) -> str:
                 status=Message.Status.DELIVERED
             )
     if changed:
-        realtime.broadcast_on_commit("conversation.updated", conversation_id=conversation.pk)
+        realtime.broadcast_on_commit(
+            "conversation.updated", page_pk=conversation.page_id, conversation_id=conversation.pk
+        )
     return f"{changed} message(s) marked {event.kind}"

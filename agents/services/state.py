@@ -152,7 +152,9 @@ def control_transition(
         owner_app_id=row_owner,
         at=happened,
     )
-    realtime.broadcast_on_commit("conversation.updated", conversation_id=conversation.pk)
+    realtime.broadcast_on_commit(
+        "conversation.updated", page_pk=conversation.page_id, conversation_id=conversation.pk
+    )
 
 
 def system_message_add(
@@ -169,7 +171,10 @@ def system_message_add(
         status=Message.Status.RECEIVED,
     )
     realtime.broadcast_on_commit(
-        "message.created", conversation_id=conversation.pk, message_id=message.pk
+        "message.created",
+        page_pk=conversation.page_id,
+        conversation_id=conversation.pk,
+        message_id=message.pk,
     )
     return message
 
@@ -206,8 +211,19 @@ def ticket_change(
         event_timestamp=event_timestamp,
     )
     realtime.broadcast_on_commit(
-        "ticket.updated", ticket_id=ticket.pk, conversation_id=ticket.conversation_id
+        "ticket.updated",
+        page_pk=_page_pk_at_hand(ticket),
+        ticket_id=ticket.pk,
+        conversation_id=ticket.conversation_id,
     )
+
+
+def _page_pk_at_hand(ticket: Ticket) -> int | None:
+    """The ticket's page, when its conversation is loaded already (no query); else None
+    and the broadcast looks it up."""
+    if Ticket.conversation.is_cached(ticket):
+        return ticket.conversation.page_id
+    return None
 
 
 def ticket_open(conversation: Conversation, *, metadata: str, timestamp: int) -> Ticket:

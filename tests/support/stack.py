@@ -135,6 +135,26 @@ class Stack:
         process.wait()
 
     def start(self) -> None:
+        self.prepare()
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.spawn_daphne("daphne", port)
+        self.spawn_worker("worker")
+        self.spawn(
+            "beat",
+            str(BIN / "celery"),
+            "-A",
+            "helpdesk",
+            "beat",
+            "--loglevel=INFO",
+            "--schedule",
+            str(self.tmp / "beat-schedule"),
+        )
+        wait_for_port(port, timeout=30)
+
+    def prepare(self) -> None:
+        """Everything but the processes: the environment, Redis, a migrated database and
+        the connected page (a benchmark starts only the processes it measures)."""
         database_url, drop = _database_url(self.tmp, self.database_server_url)
         self.cleanups.append(drop)
         self.env = {
@@ -180,21 +200,6 @@ class Stack:
             "--name",
             self.page_name,
         )
-        port = free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.spawn_daphne("daphne", port)
-        self.spawn_worker("worker")
-        self.spawn(
-            "beat",
-            str(BIN / "celery"),
-            "-A",
-            "helpdesk",
-            "beat",
-            "--loglevel=INFO",
-            "--schedule",
-            str(self.tmp / "beat-schedule"),
-        )
-        wait_for_port(port, timeout=30)
 
     def agent_token(self, username: str) -> str:
         output = self.manage("create_agent", username, "--password", PASSWORD)

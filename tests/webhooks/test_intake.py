@@ -9,9 +9,9 @@ from unittest import mock
 import pytest
 from django.test import Client
 
-from agents.models import Conversation, Message, Ticket, TicketEvent
+from agents.models import Conversation, Message, Ticket
 from agents.services import inbound
-from tests.support import factories, payloads
+from tests.support import payloads
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookEvent
 
@@ -313,47 +313,3 @@ def test_a_failing_event_is_kept_failed_and_its_neighbours_are_applied(page, clo
     delivery.refresh_from_db()
     assert (delivery.status, delivery.last_error) == (WebhookDelivery.Status.PROCESSED, "")
     assert services.event_replay(event_id=failed.pk) is False  # nothing left to replay
-
-
-# --- the hot path's cost -------------------------------------------------------------
-# Exact counts, the same on SQLite and PostgreSQL: a change shows up here first. The
-# conversation exists (its contact's profile is fresh); what processing enqueues or
-# broadcasts runs after commit, so outside the count.
-
-
-@pytest.mark.django_db
-def test_processing_a_standby_message_costs_24_queries(page, clock, django_assert_num_queries):
-    factories.conversation(page=page)
-    body = payloads.body_bytes(
-        payloads.delivery(payloads.user_message("hello", ts=clock()), channel="standby")
-    )
-    delivery = services.delivery_receive(body=body)
-    # The delivery's lock, its run mark, the pages, its status (4); the event's key and
-    # outcome (2); the contact, the conversation, its lock (3); the message: its mid
-    # unseen, stored, the conversation's two clocks (4); the triggers (1); and 10
-    # savepoint statements.
-    with django_assert_num_queries(24):
-        assert services.delivery_process(delivery_id=delivery.pk) is True
-    assert list(Message.objects.values_list("text", "channel", "ticket")) == [
-        ("hello", "standby", None)
-    ]
-
-
-@pytest.mark.django_db
-def test_processing_a_pass_that_opens_a_ticket_costs_30_queries(
-    page, clock, django_assert_num_queries
-):
-    factories.conversation(page=page)
-    body = payloads.body_bytes(payloads.delivery(payloads.pass_control(ts=clock())))
-    delivery = services.delivery_receive(body=body)
-    # The delivery (4); the event's key and outcome (2); the contact, the conversation,
-    # its lock (3); the new state and its transition (2); no unclosed ticket, none closed
-    # lately (2); the ticket and its "opened" event (2); later messages join it (1); the
-    # system line (1); the page's routing team, here none (1); and 12 savepoint statements.
-    with django_assert_num_queries(30):
-        assert services.delivery_process(delivery_id=delivery.pk) is True
-    assert Conversation.objects.get().control_state == "agent"
-    assert list(TicketEvent.objects.values_list("kind", flat=True)) == ["opened"]
-    assert list(Message.objects.values_list("author_kind", "ticket")) == [
-        ("system", Ticket.objects.get().pk)
-    ]
