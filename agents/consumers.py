@@ -1,5 +1,6 @@
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -21,6 +22,21 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     groups_joined: frozenset[str] = frozenset()
     # Groups the client asked for (issue 11: `presence.follow`), kept across re-follows.
     groups_asked: frozenset[str] = frozenset()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Handle a message without Channels' hop to Django's one sync thread first.
+
+        Channels (4.2+) closes stale database connections on that thread before every
+        message a consumer handles: a thread hop per message, one after another for every
+        socket of the process, so one event fanned out to a thousand sockets waited for a
+        thousand hops (and for whatever else held the thread). This consumer touches the
+        database only through `database_sync_to_async`, which closes stale connections on
+        that thread before and after each call: nothing is left for the hop to do.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
