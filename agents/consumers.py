@@ -114,8 +114,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
             self._heartbeat_start()
+            await asyncio.sleep(0)  # its write is queued on the sync thread before the pong
+            await self.send_json({"type": "pong"})
         elif isinstance(content, dict) and content.get("type") == "presence.follow":
             self.groups_asked = frozenset({realtime.PRESENCE_GROUP})
             await self._follow(self.groups_joined)
