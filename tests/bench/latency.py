@@ -30,10 +30,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from contextlib import suppress
 from typing import Any
 
-from tests.bench.agentsockets import Http, HttpPool, bench_stack, open_sockets, sessions
+from tests.bench.agentsockets import (
+    Http,
+    HttpPool,
+    Refused,
+    WebhookRefused,
+    bench_stack,
+    open_sockets,
+    sessions,
+)
 from tests.bench.figures import Figure, Options, percentile
 from tests.support import payloads
 from tests.support.stack import Clock, Stack, daphne_port
@@ -104,6 +113,7 @@ async def _measure(
     replied: dict[str, float] = {}  # text -> POST time
     triggered: dict[str, float] = {}  # psid -> POST time
     acks: dict[str, float] = {}  # mid -> its 200's arrival
+    refusals: Counter[str] = Counter()  # what was not accepted: "webhook 500" -> count
     pings: list[float] = []
     pool = HttpPool(port, 32)
     side = HttpPool(port, 8)
@@ -120,6 +130,10 @@ async def _measure(
             posted[mid] = time.monotonic()
             await connection.post_webhook(event)
             acks[mid] = time.monotonic()
+        except WebhookRefused as refused:
+            # Not acknowledged: Meta would deliver it again. Counted, not measured.
+            del posted[mid]
+            refusals[f"webhook {refused.status}"] += 1
         finally:
             pool.give(connection)
 
@@ -129,6 +143,9 @@ async def _measure(
         try:
             replied[text] = time.monotonic()
             await _reply(connection, bearer, tickets[number % len(tickets)], text)
+        except Refused as refused:
+            del replied[text]
+            refusals[f"reply {refused.status}"] += 1
         finally:
             side.give(connection)
 
@@ -139,6 +156,9 @@ async def _measure(
         try:
             triggered[psid] = time.monotonic()
             await connection.post_webhook(event, channel="standby")
+        except WebhookRefused as refused:
+            del triggered[psid]
+            refusals[f"trigger {refused.status}"] += 1
         finally:
             side.give(connection)
 
@@ -204,6 +224,7 @@ async def _measure(
         "replied": replied,
         "triggered": triggered,
         "acks": acks,
+        "refusals": refusals,
         "pings": pings,
         "sockets": [s.events for s in opened],
         "graph": list(graph),
@@ -253,6 +274,9 @@ def _figures(options: Options, sizes: dict[str, int], found: dict[str, Any]) -> 
         f"200 → first socket p50 {percentile(processed, 50):.0f} ms, "
         f"p99 {percentile(processed, 99):.0f} ms"
     )
+    if found["refusals"]:
+        refused = ", ".join(f"{n} {what}" for what, n in sorted(found["refusals"].items()))
+        load += f"; not accepted (not measured): {refused}"
     if missing:
         load += f"; {missing} of {len(posted) * sizes['sockets']} copies never arrived"
     out = []
@@ -319,7 +343,7 @@ async def _reply(http: Http, headers: dict[str, str], ticket_id: int, text: str)
         "POST", f"/api/v1/tickets/{ticket_id}/reply", json.dumps({"text": text}).encode(), headers
     )
     if status != 201:
-        raise RuntimeError(f"reply answered {status}: {body[:300]!r}")
+        raise Refused(status, body)
 
 
 async def _tickets(http: Http, headers: dict[str, str], psids: list[str]) -> list[int]:
