@@ -1,10 +1,21 @@
+import asyncio
+import logging
+from contextlib import suppress
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agents import realtime
 from agents.services import presence
+
+logger = logging.getLogger(__name__)
+
+
+def _heartbeat_done(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("could not move a socket's heartbeat (%s)", type(task.exception()).__name__)
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
@@ -19,8 +30,24 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     """
 
     groups_joined: frozenset[str] = frozenset()
+    _heartbeat: asyncio.Future[None] | None = None
     # Groups the client asked for (issue 11: `presence.follow`), kept across re-follows.
     groups_asked: frozenset[str] = frozenset()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Handle a message without Channels' hop to Django's one sync thread first.
+
+        Channels (4.2+) closes stale database connections on that thread before every
+        message a consumer handles: a thread hop per message, one after another for every
+        socket of the process, so one event fanned out to a thousand sockets waited for a
+        thousand hops (and for whatever else held the thread). This consumer touches the
+        database only through `database_sync_to_async`, which closes stale connections on
+        that thread before and after each call: nothing is left for the hop to do.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -49,8 +76,27 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self._follow(await database_sync_to_async(realtime.groups_for)(user))
         return True
 
+    def _heartbeat_start(self) -> None:
+        """Move the socket's heartbeat beside the consumer, not in its way: while the
+        write waits (for the one sync thread, for a database lock under load) the socket
+        goes on answering and hearing its events, which would otherwise queue behind it
+        and be dropped by the channel layer past its bound. One write at a time: a ping
+        that comes while one is under way has nothing to add to it."""
+        if self._heartbeat is not None and not self._heartbeat.done():
+            return
+        self._heartbeat = asyncio.ensure_future(
+            database_sync_to_async(presence.socket_seen)(
+                user_id=self.scope["user"].pk, channel_name=self.channel_name
+            )
+        )
+        self._heartbeat.add_done_callback(_heartbeat_done)
+
     async def disconnect(self, code: int) -> None:
         await self._follow(frozenset())
+        if self._heartbeat is not None:
+            # A heartbeat written after the close would bring the socket's row back.
+            with suppress(Exception):
+                await self._heartbeat
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             await database_sync_to_async(presence.socket_close)(
@@ -68,10 +114,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":
+            self._heartbeat_start()
+            await asyncio.sleep(0)  # its write is queued on the sync thread before the pong
             await self.send_json({"type": "pong"})
-            await database_sync_to_async(presence.socket_seen)(
-                user_id=self.scope["user"].pk, channel_name=self.channel_name
-            )
         elif isinstance(content, dict) and content.get("type") == "presence.follow":
             self.groups_asked = frozenset({realtime.PRESENCE_GROUP})
             await self._follow(self.groups_joined)

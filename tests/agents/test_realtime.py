@@ -8,16 +8,17 @@ import threading
 from unittest import mock
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 
 from agents.consumers import InboxConsumer
-from agents.models import Team
-from agents.realtime import broadcast
+from agents.models import AgentSocket, Team
+from agents.realtime import INBOX_GROUP, broadcast
 from agents.services.state import now_ms
 from tests.support import factories, payloads
 from webhooks.services import delivery_process, delivery_receive
@@ -82,6 +83,87 @@ def test_events_leave_only_after_commit(
             callback()
     kinds = [c.args[0] for c in sent.call_args_list]
     assert kinds == ["conversation.updated", "ticket.updated", "message.created"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_reaches_the_socket_while_the_sync_thread_is_busy(agent):
+    """An event fanned out to a Daphne process's sockets does not wait, socket by socket,
+    for Django's one sync thread: Channels would hop there before every message a
+    consumer handles (to close stale database connections; this consumer's database work
+    closes them itself), and a thousand sockets made a thousand hops in a row."""
+    async_to_sync(_event_while_the_sync_thread_is_busy)(agent)
+
+
+async def _event_while_the_sync_thread_is_busy(agent):
+    communicator = await _connect(agent)
+    release = threading.Event()
+    # Holds the sync thread (thread-sensitive, as database_sync_to_async) until released.
+    busy = asyncio.ensure_future(sync_to_async(release.wait)(30))
+    try:
+        await get_channel_layer().group_send(
+            INBOX_GROUP,
+            {
+                "type": "inbox.event",
+                "event": "ticket.updated",
+                "ticket_id": 7,
+                "conversation_id": 3,
+            },
+        )
+        assert await communicator.receive_json_from(timeout=10) == {
+            "event": "ticket.updated",
+            "ticket_id": 7,
+            "conversation_id": 3,
+        }
+    finally:
+        release.set()
+        assert await busy is True
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from(timeout=10) == {"type": "pong"}
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ping_does_not_hold_the_socket_s_events_while_its_heartbeat_waits(agent):
+    """The heartbeat a ping moves is written beside the socket, not in its way: while
+    that write waits (here for the sync thread; under load for a database lock) the
+    socket answers and hears its events. It used to wait for it, its events queued
+    behind it, and the channel layer dropped what went past the queue's bound."""
+    async_to_sync(_ping_while_the_heartbeat_waits)(agent)
+
+
+async def _ping_while_the_heartbeat_waits(agent):
+    communicator = await _connect(agent)
+    release = threading.Event()
+    busy = asyncio.ensure_future(sync_to_async(release.wait)(30))
+    try:
+        await communicator.send_json_to({"type": "ping"})
+        assert await communicator.receive_json_from(timeout=10) == {"type": "pong"}
+        await get_channel_layer().group_send(
+            INBOX_GROUP,
+            {
+                "type": "inbox.event",
+                "event": "ticket.updated",
+                "ticket_id": 7,
+                "conversation_id": 3,
+            },
+        )
+        assert await communicator.receive_json_from(timeout=10) == {
+            "event": "ticket.updated",
+            "ticket_id": 7,
+            "conversation_id": 3,
+        }
+        await communicator.send_json_to({"type": "ping"})
+        assert await communicator.receive_json_from(timeout=10) == {"type": "pong"}
+    finally:
+        release.set()
+        assert await busy is True
+    await communicator.disconnect()
+    # The heartbeat written late did not bring the closed socket's row back.
+    assert await database_sync_to_async(_open_sockets)(agent) == 0
+
+
+def _open_sockets(agent) -> int:
+    return AgentSocket.objects.filter(user=agent).count()
 
 
 # --- teams: a socket only hears of the pages its agent may see -----------------------
