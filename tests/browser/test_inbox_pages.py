@@ -339,3 +339,71 @@ def test_the_ticket_list_loads_more_at_the_bottom(stack, context):
     assert re.fullmatch(r"GET /api/v1/tickets\?queue=closed&limit=50&after=[\w-]+", more)
     names = rows.locator(".ticket-name").all_inner_texts()
     assert names == [f"Closed {n:02d}" for n in range(60)]  # newest first, none twice
+
+
+def test_a_read_receipt_reaches_the_reply_when_a_newer_message_is_not_shown_yet(stack, context):
+    """A receipt names the conversation, not the messages it marked: the page fetches
+    the newest messages back to its oldest reply not yet read. The server may hold newer
+    messages than the page shows (their `message.created` is in the same burst, or still
+    on its way; in the walk-through, the bot's welcome back came with the customer's read
+    of the closing message): the fetch still reaches the reply."""
+    clock, psid = Clock(), "3400000000000401"
+    held: list[str | bytes] = []
+    sockets: list[Any] = []
+    holding = [False]
+
+    def route(page_side: Any) -> None:
+        server = page_side.connect_to_server()
+
+        def forward(message: str | bytes) -> None:
+            if holding[0] and "message.created" in str(message):
+                held.append(message)
+            else:
+                page_side.send(message)
+
+        server.on_message(forward)
+        sockets.append(page_side)
+
+    context.route_web_socket(re.compile(r"/ws/inbox/$"), route)
+    _handover(stack, clock, psid=psid, text="where is my parcel?", name="Reader")
+    page = login(context, "ana")
+    row = page.locator(".ticket-row", has_text="where is my parcel?")
+    row.click()
+    ticket_id = int(row.get_attribute("data-ticket-id"))
+    composer = page.locator("#composer-text")
+    composer.fill("Let me check.")
+    composer.press("Enter")
+    reply = page.locator("#timeline .msg-agent")
+    expect(reply.locator(".msg-status")).to_have_text("Sent", timeout=SETTLE)
+    read_at = clock()  # the customer reads the reply, then answers
+
+    # the answer is stored, its message.created held back; then the read receipt comes
+    holding[0] = True
+    stack.post_webhook(payloads.user_message("It is order 42.", ts=clock(), psid=psid))
+
+    def answer_held() -> bool:
+        page.wait_for_timeout(50)  # (Playwright delivers the socket's messages meanwhile)
+        return any("message.created" in str(m) for m in held)
+
+    eventually(answer_held, what="the answer's message.created")
+    calls = _api_calls(page)
+    stack.post_webhook(payloads.read(ts=clock(), watermark=read_at, psid=psid))
+    expect(reply.locator(".msg-status")).to_have_text("Read", timeout=SETTLE)
+    fetched = [c for c in _quiet(calls) if "/messages" in c]
+    # the newest message (the answer), then the page before it, which holds the reply
+    assert fetched[0] == f"GET /api/v1/tickets/{ticket_id}/messages?limit=1"
+    assert len(fetched) == 2 and re.fullmatch(
+        rf"GET /api/v1/tickets/{ticket_id}/messages\?before=[\w-]+", fetched[1]
+    ), fetched
+    # it was fetched with the receipt: the answer shows in its place already
+    customer = page.locator("#timeline .msg-customer .text")
+    expect(customer).to_have_text(["where is my parcel?", "It is order 42."])
+
+    # the held event comes at last: the answer is shown once, the reply stays read
+    holding[0] = False
+    [page_side] = sockets
+    for message in held:
+        page_side.send(message)
+    page.wait_for_timeout(int(QUIET * 1000))
+    expect(customer).to_have_text(["where is my parcel?", "It is order 42."])
+    expect(reply.locator(".msg-status")).to_have_text("Read")

@@ -166,7 +166,8 @@ function fillTimeline() {
 }
 
 // Messages in the conversation's order: (timestamp, id).
-function precedes(a, b) {
+export function precedes(a, b) {
+  // Timeline order (the API's): by time, then by id.
   return a.timestamp < b.timestamp || (a.timestamp === b.timestamp && a.id < b.id);
 }
 

@@ -16,7 +16,7 @@
 
 import { api, apiPage } from "./api.js";
 import { customerEvent } from "./context.js";
-import { loadTicket, putMessage, showTicket } from "./conversation.js";
+import { loadTicket, precedes, putMessage, showTicket } from "./conversation.js";
 import { fetchCounts, filtersActive, listQuery, optionsChanged } from "./filters.js";
 import { loadList, patchTicket, renderList } from "./list.js";
 import { loadMentions, mentionReceived, refreshNotes } from "./notes.js";
@@ -158,10 +158,22 @@ async function messageOrGone(ticketId, id) {
 async function recentMessages(ticketId) {
   // A receipt moves our sent messages to delivered or read, up to a time: fetch the
   // newest messages back to the oldest loaded one that a receipt could still change.
-  const oldest = state.messages.findIndex((m) => m.direction === "out" && (m.status === "sent" || m.status === "delivered"));
-  if (oldest < 0) return [];
-  const count = state.messages.length - oldest;
+  // Back to that message, not as many as this page shows after it: the server may hold
+  // newer ones this page has not been told of yet (their message.created is in this
+  // burst, or still on its way), and a page of that size would stop short of it (the
+  // closing message stayed Sent when the bot's answer came in the same burst as the
+  // customer's read receipt).
+  const oldest = state.messages.find((m) => m.direction === "out" && (m.status === "sent" || m.status === "delivered"));
+  if (!oldest) return [];
+  const count = state.messages.length - state.messages.indexOf(oldest);
   if (count > MAX_MESSAGES) throw new Error("too many messages to patch");
-  const page = await apiPage(`/tickets/${ticketId}/messages?limit=${count}`);
-  return page.items;
+  let items = [];
+  let query = new URLSearchParams({ limit: count });
+  for (;;) {
+    const page = await apiPage(`/tickets/${ticketId}/messages?${query}`);
+    items = [...page.items, ...items];
+    if (!page.next || !page.items.length || !precedes(oldest, page.items[0])) return items;
+    if (items.length >= MAX_MESSAGES) throw new Error("too many messages to patch");
+    query = new URLSearchParams({ before: page.next }); // the page before (50 messages)
+  }
 }
