@@ -2,10 +2,11 @@
 
 Both are served by the project's Daphne in the same run, on the same machine, loaded the
 same way (tests.support.load: signed one-event standby deliveries with unique mids, 32
-keep-alive connections from two processes). Celery's worker and beat are stopped so that
-only the acknowledgement path counts (Redis stays: the intake publishes a task per
-group). The bare endpoint is the ceiling of what an acknowledgement can cost on this
-Daphne: the helpdesk must in addition commit the delivery before it answers.
+keep-alive connections from two processes; BENCH_CONNECTIONS=64 for more). Celery's
+worker and beat are stopped so that only the acknowledgement path counts (Redis stays:
+the intake publishes a task per group). The bare endpoint is the ceiling of what an
+acknowledgement can cost on this Daphne: the helpdesk must in addition commit the
+delivery before it answers.
 
 Afterwards every acknowledged delivery is looked up in the database (acknowledged ==
 stored), and once more with the helpdesk's Daphne killed with SIGKILL in the middle of
@@ -48,7 +49,12 @@ def stored(stack: object, digests: list[str], tmp: Path) -> tuple[int, int]:
 
 
 def _load(port: int, prefix: str, count: int, seconds: float) -> Outcome:
-    return post_load(port, bodies(prefix, count, ts=int(time.time() * 1000)), seconds=seconds)
+    return post_load(
+        port,
+        bodies(prefix, count, ts=int(time.time() * 1000)),
+        seconds=seconds,
+        connections=int(os.environ.get("BENCH_CONNECTIONS", "32")),
+    )
 
 
 def run(options: Options) -> list[Figure]:
