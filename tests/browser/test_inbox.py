@@ -268,7 +268,13 @@ def test_a_failed_reply_looks_failed_says_why_and_can_be_retried(stack, context)
     _open(page, "is anyone there?")
     # Opening it marks it seen: that goes first, so the scripted failure is the reply's.
     eventually(lambda: sender_actions(stack, psid), what="mark_seen")
-    fake.fail_next("/me/messages", graph_error(551, message="This person isn't available"))
+    # The reply's send, and no other call (a typing indicator or another mark_seen would
+    # take the failure: CI saw the reply go out once).
+    fake.fail_next(
+        "/me/messages",
+        graph_error(551, message="This person isn't available"),
+        when=lambda call: (call.body.get("message") or {}).get("text") == "Hello Noor",
+    )
 
     composer = page.locator("#composer-text")
     # set without an input event: no typing indicator takes the scripted failure

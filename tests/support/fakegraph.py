@@ -11,7 +11,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,6 +41,8 @@ class Scripted:
     status: int
     body: dict[str, Any]
     delay: float = 0.0
+    # Only a call it accepts gets this answer (None: the next call to the path).
+    when: Callable[[Call], bool] | None = None
 
 
 def graph_error(
@@ -82,9 +84,16 @@ class FakeGraph:
         if self._server is not None:
             self._server.stop()
 
-    def fail_next(self, path: str, answer: Scripted, times: int = 1) -> None:
+    def fail_next(
+        self,
+        path: str,
+        answer: Scripted,
+        times: int = 1,
+        when: Callable[[Call], bool] | None = None,
+    ) -> None:
+        """Answer the next `times` calls to `path` (those `when` accepts) with `answer`."""
         for _ in range(times):
-            self.scripted[path].append(answer)
+            self.scripted[path].append(replace(answer, when=when))
 
     def calls_to(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
@@ -124,8 +133,10 @@ class FakeGraph:
         with self._lock:
             self.calls.append(call)
             queue = self.scripted.get(call.path)
-            if queue:
-                return queue.popleft()
+            for scripted in queue or ():
+                if scripted.when is None or scripted.when(call):
+                    queue.remove(scripted)  # type: ignore[union-attr]
+                    return scripted
             self._mid += 1
             mid = self._mid
         if call.path == "/me/messages":
