@@ -160,14 +160,14 @@ def test_a_conversation_full_of_payloads_runs_none_of_them(stack, context):
     expect(page.locator(".ticket-row .ticket-name")).to_have_text(NAME)
     expect(page.locator(".ticket-row .ticket-page")).to_have_text(PAYLOADS[1])
     expect(page.locator("#conv-page")).to_have_text(PAYLOADS[1])
-    texts = page.locator("#timeline .msg-customer .text").all_text_contents()
-    assert texts == list(PAYLOADS)
+    customer_texts = page.locator("#timeline .msg-customer .text")
+    expect(customer_texts).to_have_count(len(PAYLOADS))  # the whole timeline is drawn
+    assert customer_texts.all_text_contents() == list(PAYLOADS)
     expect(page.locator("#timeline .msg-bot .text")).to_have_text(PAYLOADS[2])
     expect(page.locator("#timeline .postback")).to_have_text(f"Tapped “{PAYLOADS[3]}”")
-    labels = page.locator("#timeline .attachment").all_text_contents()
-    assert labels == [
-        label for text in PAYLOADS[HALF:] for label in ("[image attachment]", f"[{text}]")
-    ]
+    wanted = [label for text in PAYLOADS[HALF:] for label in ("[image attachment]", f"[{text}]")]
+    expect(page.locator("#timeline .attachment")).to_have_count(len(wanted))
+    assert page.locator("#timeline .attachment").all_text_contents() == wanted
 
     # Issue 11: the customer panel (the name, the page, a note) and search results (the
     # name and the snippets, marked with <mark>) show them as text too.

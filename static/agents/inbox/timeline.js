@@ -244,12 +244,16 @@ function contextNode(group) {
     el("summary", { text: `${group.segment.label}${count}${group.cut ? " (more above)" : ""}` }),
     el("ol", { class: "context-messages" }, ...group.nodes),
   );
-  details.addEventListener("toggle", () => {
+  const remember = (open) => {
     for (const id of group.ids) {
-      if (details.open) state.openContext.add(id);
+      if (open) state.openContext.add(id);
       else state.openContext.delete(id);
     }
-  });
+  };
+  // Remembered at the click too: the toggle event comes a task later, and a live redraw
+  // in between drew the group folded again (CI's XSS test saw its click undone).
+  details.querySelector("summary").addEventListener("click", () => remember(!details.open));
+  details.addEventListener("toggle", () => remember(details.open));
   return el("li", { class: "context-group" }, details);
 }
 
