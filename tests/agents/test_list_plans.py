@@ -90,8 +90,14 @@ def test_a_queue_is_read_in_order_from_its_index_without_a_sort(page, seen_by_a_
         sorted_whole = [s for s in steps if s in ("Sort", "Incremental Sort")]
 
     # then it follows the queue's index, and sorts nothing (a sort reads every ticket of
-    # the queue, with the list's subqueries, before the first row)
-    assert QUEUE_INDEX[queue] in indexes, steps
+    # the queue, with the list's subqueries, before the first row). PostgreSQL may read
+    # an agent's own queue from either unclosed index on a table this small (both are in
+    # the list's order; which one depends on whether autovacuum analysed the table yet:
+    # CI saw the other once); SQLite has no statistics and must take the agent's.
+    accepted = {QUEUE_INDEX[queue]}
+    if queue == "mine" and connection.vendor == "postgresql":
+        accepted.add(QUEUE_INDEX["all_open"])
+    assert accepted & set(indexes), steps
     assert sorted_whole == [], steps
     # and the list is the queue's
     expected = {"all_open": ["open", "waiting"], "mine": ["open"], "closed": ["closed"]}[queue]
