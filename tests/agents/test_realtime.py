@@ -100,26 +100,26 @@ async def _event_while_the_sync_thread_is_busy(agent):
     # Holds the sync thread (thread-sensitive, as database_sync_to_async) until released.
     busy = asyncio.ensure_future(sync_to_async(release.wait)(30))
     try:
-        await get_channel_layer().group_send(
-            INBOX_GROUP,
-            {
-                "type": "inbox.event",
-                "event": "ticket.updated",
-                "ticket_id": 7,
-                "conversation_id": 3,
-            },
-        )
-        assert await communicator.receive_json_from(timeout=10) == {
-            "event": "ticket.updated",
-            "ticket_id": 7,
-            "conversation_id": 3,
-        }
+        await _an_event_is_heard(communicator)
     finally:
         release.set()
         assert await busy is True
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from(timeout=10) == {"type": "pong"}
     await communicator.disconnect()
+
+
+async def _an_event_is_heard(communicator):
+    """A ticket.updated sent to the inbox group reaches this socket."""
+    await get_channel_layer().group_send(
+        INBOX_GROUP,
+        {"type": "inbox.event", "event": "ticket.updated", "ticket_id": 7, "conversation_id": 3},
+    )
+    assert await communicator.receive_json_from(timeout=10) == {
+        "event": "ticket.updated",
+        "ticket_id": 7,
+        "conversation_id": 3,
+    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -138,20 +138,7 @@ async def _ping_while_the_heartbeat_waits(agent):
     try:
         await communicator.send_json_to({"type": "ping"})
         assert await communicator.receive_json_from(timeout=10) == {"type": "pong"}
-        await get_channel_layer().group_send(
-            INBOX_GROUP,
-            {
-                "type": "inbox.event",
-                "event": "ticket.updated",
-                "ticket_id": 7,
-                "conversation_id": 3,
-            },
-        )
-        assert await communicator.receive_json_from(timeout=10) == {
-            "event": "ticket.updated",
-            "ticket_id": 7,
-            "conversation_id": 3,
-        }
+        await _an_event_is_heard(communicator)
         await communicator.send_json_to({"type": "ping"})
         assert await communicator.receive_json_from(timeout=10) == {"type": "pong"}
     finally:
