@@ -102,6 +102,23 @@ def _api_calls(page: Any) -> list[str]:
     return calls
 
 
+def _in_flight(context: Any) -> set[Any]:
+    """The API requests of the context's pages sent and not answered yet."""
+    requests: set[Any] = set()
+
+    def sent(request: Any) -> None:
+        if urlsplit(request.url).path.startswith("/api/v1/"):
+            requests.add(request)
+
+    def answered(request: Any) -> None:
+        requests.discard(request)
+
+    context.on("request", sent)
+    context.on("requestfinished", answered)
+    context.on("requestfailed", answered)
+    return requests
+
+
 def _quiet(calls: list[str]) -> list[str]:
     """Wait until the page has made no API request for QUIET seconds; return the calls."""
     seen = [-1]
@@ -365,6 +382,7 @@ def test_a_read_receipt_reaches_the_reply_when_a_newer_message_is_not_shown_yet(
         sockets.append(page_side)
 
     context.route_web_socket(re.compile(r"/ws/inbox/$"), route)
+    in_flight = _in_flight(context)
     _handover(stack, clock, psid=psid, text="where is my parcel?", name="Reader")
     page = login(context, "ana")
     row = page.locator(".ticket-row", has_text="where is my parcel?")
@@ -375,6 +393,22 @@ def test_a_read_receipt_reaches_the_reply_when_a_newer_message_is_not_shown_yet(
     composer.press("Enter")
     reply = page.locator("#timeline .msg-agent")
     expect(reply.locator(".msg-status")).to_have_text("Sent", timeout=SETTLE)
+    # The socket is open and what its opening fetched has come (a slow machine may open
+    # it after the ticket was shown: its full reload would otherwise come after the
+    # receipt and show the reply read, with no receipt fetch to look at).
+    expect(page.locator("#app[data-live=on]")).to_be_attached()
+
+    def answered() -> bool:
+        page.wait_for_timeout(50)  # (Playwright delivers the page's events meanwhile)
+        return not in_flight
+
+    def unanswered() -> str:
+        return f"answers to {sorted(r.url for r in in_flight)}"
+
+    eventually(answered, what=unanswered)
+    _quiet(_api_calls(page))
+    eventually(answered, what=unanswered)
+    assert len(sockets) == 1
     read_at = clock()  # the customer reads the reply, then answers
 
     # the answer is stored, its message.created held back; then the read receipt comes
