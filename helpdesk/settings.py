@@ -335,6 +335,9 @@ if DEV_CLOCK_FILE and not DEBUG:
 PAGE_INBOX_APP_ID = "263902037430900"
 
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)
+# Daphne hands webhook deliveries to a writer process of its own, which commits them in
+# groups (webhooks.intake); off, a thread of Daphne's process does (the in-process tests).
+WEBHOOK_INTAKE_PROCESS = env_bool("WEBHOOK_INTAKE_PROCESS", True)
 # Deliveries whose processing failed this many times are left for an admin.
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
 # Who applies parsed Messenger events: `webhooks` does not import `agents`.

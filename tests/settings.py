@@ -29,6 +29,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 CELERY_TASK_ALWAYS_EAGER = True
 # Tasks and live events are published inline, so tests see them when the commit ends.
 SIDE_EFFECTS_IN_BACKGROUND = False
+# In-process tests store webhook deliveries from a thread: their database and mocks are
+# this process's (the end-to-end tests' Daphne runs the writer process).
+WEBHOOK_INTAKE_PROCESS = False
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BROKER_URL = "memory://"
 GRAPH_API_TIMEOUT_SECONDS = 1.0

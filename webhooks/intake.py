@@ -13,9 +13,14 @@ instant. Verification (GET) and everything else stay Django's (webhooks.views).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import queue
+import socket
+import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -107,26 +112,32 @@ class DeliveryWriter:
             self._commit(group)
 
     def _commit(self, group: list[_Item]) -> None:
-        error: Exception | None = None
-        bodies = [body for body, _, _ in group]
-        for attempt in range(2):  # once more on a fresh connection: the last one may have died
-            try:
-                services.deliveries_store(bodies)
-                error = None
-                break
-            except Exception as exc:  # noqa: BLE001 -- every waiter gets a 503, Meta sends it again
-                logger.warning(
-                    "could not store %d webhook deliveries (%s: %s)%s",
-                    len(group), type(exc).__name__, exc, "" if attempt else "; trying again",
-                )  # fmt: skip
-                connections.close_all()
-                error = exc
+        error = store_group([body for body, _, _ in group])
         # One wake-up per event loop (Daphne has one), not one per request.
         waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, loop, done in group:
             waiting.setdefault(loop, []).append(done)
         for loop, futures in waiting.items():
             loop.call_soon_threadsafe(_settle, futures, error)
+
+
+def store_group(bodies: list[bytes]) -> Exception | None:
+    """Store a group of deliveries in one transaction (`services.deliveries_store`),
+    once more on a fresh connection if the first try fails (the last connection may
+    have died); returns None, or the error that kept the group out."""
+    error: Exception | None = None
+    for attempt in range(2):
+        try:
+            services.deliveries_store(bodies)
+            return None
+        except Exception as exc:  # noqa: BLE001 -- every waiter gets a 503, Meta sends it again
+            logger.warning(
+                "could not store %d webhook deliveries (%s: %s)%s",
+                len(bodies), type(exc).__name__, exc, "" if attempt else "; trying again",
+            )  # fmt: skip
+            connections.close_all()
+            error = exc
+    return error
 
 
 def _settle(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
@@ -139,7 +150,119 @@ def _settle(futures: list[asyncio.Future[None]], error: Exception | None) -> Non
             done.set_exception(StoreFailed(str(error)))
 
 
-writer = DeliveryWriter()
+# The writer process's protocol, on a socket pair: each delivery as a 4-byte big-endian
+# length and its body; each group's outcome as a line, `ok <n>` or `err <n> <reason>`,
+# for the next n deliveries in the order they were sent.
+FRAME = struct.Struct(">I")
+
+
+class WriterProcess:
+    """A process of its own that stores the deliveries of this one (Daphne's), in groups.
+
+    Storing in a thread of Daphne's process held the interpreter's lock for its SQL and
+    its Celery publish, and every request waited on that: intake was about half of the
+    bare endpoint's rate. The writer process (`webhooks.intake_writer`) does that work on
+    the other core; the event loop only writes each body to its socket and settles the
+    waiting requests when a group's line comes back. The process is started on the first
+    delivery; one that ends (killed, crashed) fails its pending requests with a 503,
+    which Meta sends again, and the next delivery starts another. When Daphne ends, the
+    writer reads what was sent to it, stores it and ends too.
+    """
+
+    def __init__(self) -> None:
+        self._links: dict[asyncio.AbstractEventLoop, _Link] = {}
+        self._pid = 0
+
+    async def store(self, body: bytes) -> None:
+        """Return once `body` is committed; raise StoreFailed if its group was not."""
+        loop = asyncio.get_running_loop()
+        if self._pid != os.getpid():  # first use, or a fork
+            self._links, self._pid = {}, os.getpid()
+        link = self._links.get(loop)
+        if link is None or link.ended:
+            link = self._links[loop] = _Link(loop)
+        await link.store(body)
+
+    def stop(self) -> None:
+        """End every writer process of this one, once it stored what it was sent."""
+        links, self._links = self._links, {}
+        for link in links.values():
+            link.close()
+
+
+class _Link:
+    """One writer process and the requests waiting on it, for one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        ours, theirs = socket.socketpair()
+        self.process = subprocess.Popen(  # our own interpreter and module
+            [sys.executable, "-m", "webhooks.intake_writer", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+        )
+        theirs.close()
+        self.ended = False
+        self.pending: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._socket = ours
+        self._writer: asyncio.StreamWriter | None = None
+        self._ready = loop.create_task(self._open())
+
+    async def _open(self) -> None:
+        reader, self._writer = await asyncio.open_connection(sock=self._socket)
+        self._reading = asyncio.create_task(self._read(reader))
+
+    async def store(self, body: bytes) -> None:
+        await self._ready
+        if self.ended or self._writer is None:
+            raise StoreFailed("the writer process ended")
+        done = asyncio.get_running_loop().create_future()
+        self.pending.append(done)
+        self._writer.write(FRAME.pack(len(body)) + body)
+        await done
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        reason = "the writer process ended"
+        try:
+            while line := await reader.readline():
+                status, count, *why = line.decode().rstrip("\n").split(" ", 2)
+                error = None if status == "ok" else Exception(why[0] if why else status)
+                _settle([self.pending.popleft() for _ in range(int(count))], error)
+        except (OSError, ValueError, IndexError) as exc:
+            reason = f"the writer process broke its protocol ({type(exc).__name__})"
+        finally:
+            self._end(reason)
+
+    def _end(self, reason: str) -> None:
+        if not self.ended:
+            logger.warning(
+                "the webhook writer process ended (%s); the next delivery starts another", reason
+            )
+        self.ended = True
+        _settle(list(self.pending), Exception(reason))
+        self.pending.clear()
+        if self._writer is not None:
+            self._writer.close()
+        # Reaped once it has exited (its socket closes a moment before it does).
+        threading.Thread(
+            target=self.process.wait, name="webhook-writer-reaper", daemon=True
+        ).start()
+
+    def close(self) -> None:
+        """Close our end: the process stores what it read, then ends; wait for it."""
+        self.ended = True
+        if self._writer is not None:
+            self._writer.close()
+        else:
+            self._socket.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+writer: DeliveryWriter | WriterProcess = (
+    WriterProcess() if settings.WEBHOOK_INTAKE_PROCESS else DeliveryWriter()
+)
 
 
 async def webhook(scope: Scope, receive: Receive, send: Send) -> None:

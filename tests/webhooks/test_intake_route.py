@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import threading
+import time
 from typing import Any
 from unittest import mock
 
@@ -237,3 +239,63 @@ def test_verification_and_other_methods_stay_with_django():
     )
     assert put["status"] == 405
     assert WebhookDelivery.objects.count() == 0
+
+
+# --- The writer process's side (webhooks.intake_writer), in this process ----------------
+
+
+def _frame(body: bytes) -> bytes:
+    return intake.FRAME.pack(len(body)) + body
+
+
+def _lines(connection: socket.socket, count: int) -> list[str]:
+    received = b""
+    while received.count(b"\n") < count:
+        chunk = connection.recv(4096)
+        assert chunk, "the writer ended before it answered"
+        received += chunk
+    return received.decode().splitlines()
+
+
+def test_the_writer_stores_what_it_reads_in_one_group_and_answers_its_count(delay):
+    from webhooks import intake_writer
+
+    ours, theirs = socket.socketpair()
+    serving = threading.Thread(target=intake_writer.serve, args=(theirs,))
+    bodies = [_body(f"framed {n}") for n in range(3)]
+    stream = b"".join(_frame(body) for body in bodies)
+    ours.sendall(stream[:10])  # a frame cut in two: nothing is stored until it is whole
+    serving.start()
+    time.sleep(0.2)
+    assert WebhookDelivery.objects.count() == 0
+    ours.sendall(stream[10:])
+    assert _lines(ours, 1) == ["ok 3"]
+    stored = [
+        bytes(body)
+        for body in WebhookDelivery.objects.order_by("pk").values_list("body", flat=True)
+    ]
+    assert stored == bodies
+    delay.assert_called_once()
+    ours.close()  # Daphne's end closes: the writer ends
+    serving.join(timeout=10)
+    assert not serving.is_alive()
+
+
+def test_the_writer_answers_err_with_the_reason_when_the_database_refuses(delay):
+    from webhooks import intake_writer
+
+    ours, theirs = socket.socketpair()
+    serving = threading.Thread(target=intake_writer.serve, args=(theirs,))
+    serving.start()
+    with mock.patch.object(
+        services, "deliveries_store", side_effect=OperationalError("disk I/O error")
+    ):
+        ours.sendall(_frame(_body("refused")))
+        assert _lines(ours, 1) == ["err 1 OperationalError: disk I/O error"]
+    ours.sendall(_frame(_body("taken")))
+    assert _lines(ours, 1) == ["ok 1"]
+    ours.close()
+    serving.join(timeout=10)
+    assert [bytes(b) for b in WebhookDelivery.objects.values_list("body", flat=True)] == [
+        _body("taken")
+    ]
