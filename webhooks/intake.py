@@ -3,11 +3,12 @@
 A secondary receiver sees the page's whole traffic on standby, and Meta unsubscribes an
 app whose webhook fails for an hour, so the POST that Meta sends is answered in front of
 Django's stack (helpdesk.asgi routes it here): the body is read and its signature and
-JSON checked in the event loop, and the delivery is handed to the process's
-`DeliveryWriter`, which stores every delivery that arrived meanwhile in one transaction
-(a group commit) and enqueues their processing as one task. The 200 leaves only once the
-row is committed: nothing acknowledged is lost, even if the process is killed the next
-instant. Verification (GET) and everything else stay Django's (webhooks.views).
+JSON checked in the event loop, and the delivery is handed to Daphne's writer process
+(`WriterProcess`; a `DeliveryWriter` thread with WEBHOOK_INTAKE_PROCESS off), which
+stores every delivery that arrived meanwhile in one transaction (a group commit) and
+enqueues their processing as one task. The 200 leaves only once the row is committed:
+nothing acknowledged is lost, even if the process is killed the next instant.
+Verification (GET) and everything else stay Django's (webhooks.views).
 """
 
 from __future__ import annotations
