@@ -191,8 +191,9 @@ class WriterProcess:
             link.close()
 
 
-class _Link:
-    """One writer process and the requests waiting on it, for one event loop."""
+class _Link(asyncio.Protocol):
+    """One writer process and the requests waiting on it, for one event loop. Its
+    answers are read in the protocol's callback, which settles the requests at once."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         ours, theirs = socket.socketpair()
@@ -204,33 +205,37 @@ class _Link:
         self.ended = False
         self.pending: collections.deque[asyncio.Future[None]] = collections.deque()
         self._socket = ours
-        self._writer: asyncio.StreamWriter | None = None
-        self._ready = loop.create_task(self._open())
+        self._transport: asyncio.Transport | None = None
+        self._received = b""
+        self._ready = loop.create_task(self._open(loop))
 
-    async def _open(self) -> None:
-        reader, self._writer = await asyncio.open_connection(sock=self._socket)
-        self._reading = asyncio.create_task(self._read(reader))
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+        await loop.connect_accepted_socket(lambda: self, sock=self._socket)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment] # a socket's: a Transport
 
     async def store(self, body: bytes) -> None:
         await self._ready
-        if self.ended or self._writer is None:
+        if self.ended or self._transport is None:
             raise StoreFailed("the writer process ended")
         done = asyncio.get_running_loop().create_future()
         self.pending.append(done)
-        self._writer.write(FRAME.pack(len(body)) + body)
+        self._transport.write(FRAME.pack(len(body)) + body)
         await done
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        reason = "the writer process ended"
+    def data_received(self, data: bytes) -> None:
+        *lines, self._received = (self._received + data).split(b"\n")
         try:
-            while line := await reader.readline():
-                status, count, *why = line.decode().rstrip("\n").split(" ", 2)
+            for line in lines:
+                status, count, *why = line.decode().split(" ", 2)
                 error = None if status == "ok" else Exception(why[0] if why else status)
                 _settle([self.pending.popleft() for _ in range(int(count))], error)
-        except (OSError, ValueError, IndexError) as exc:
-            reason = f"the writer process broke its protocol ({type(exc).__name__})"
-        finally:
-            self._end(reason)
+        except (ValueError, IndexError) as exc:
+            self._end(f"the writer process broke its protocol ({type(exc).__name__})")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end("the writer process ended")
 
     def _end(self, reason: str) -> None:
         if not self.ended:
@@ -240,8 +245,8 @@ class _Link:
         self.ended = True
         _settle(list(self.pending), Exception(reason))
         self.pending.clear()
-        if self._writer is not None:
-            self._writer.close()
+        if self._transport is not None:
+            self._transport.close()
         # Reaped once it has exited (its socket closes a moment before it does).
         threading.Thread(
             target=self.process.wait, name="webhook-writer-reaper", daemon=True
@@ -250,8 +255,8 @@ class _Link:
     def close(self) -> None:
         """Close our end: the process stores what it read, then ends; wait for it."""
         self.ended = True
-        if self._writer is not None:
-            self._writer.close()
+        if self._transport is not None:
+            self._transport.close()
         else:
             self._socket.close()
         try:

@@ -19,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 
 from helpdesk.asgi import application
 from tests.support import payloads
-from webhooks import intake, services
+from webhooks import intake, intake_writer, services
 from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -258,8 +258,6 @@ def _lines(connection: socket.socket, count: int) -> list[str]:
 
 
 def test_the_writer_stores_what_it_reads_in_one_group_and_answers_its_count(delay):
-    from webhooks import intake_writer
-
     ours, theirs = socket.socketpair()
     serving = threading.Thread(target=intake_writer.serve, args=(theirs,))
     bodies = [_body(f"framed {n}") for n in range(3)]
@@ -282,8 +280,6 @@ def test_the_writer_stores_what_it_reads_in_one_group_and_answers_its_count(dela
 
 
 def test_the_writer_answers_err_with_the_reason_when_the_database_refuses(delay):
-    from webhooks import intake_writer
-
     ours, theirs = socket.socketpair()
     serving = threading.Thread(target=intake_writer.serve, args=(theirs,))
     serving.start()
