@@ -37,7 +37,7 @@ from webhooks.models import (
     WebhookEvent,
 )
 from webhooks.parsing import parse_delivery, parse_event
-from webhooks.queue import enqueue, enqueue_on_commit
+from webhooks.queue import Batches, enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +122,19 @@ def deliveries_store(bodies: Sequence[bytes]) -> list[int]:
     return ids
 
 
-def _enqueue_batch_on_commit(delivery_ids: list[int]) -> None:
-    def unqueued() -> None:
-        # The broker refused it: let the re-drive take them after its grace period.
-        WebhookDelivery.objects.filter(pk__in=delivery_ids).update(enqueued_at=None)
+def _unqueued(delivery_ids: list[int]) -> None:
+    # The broker refused it: let the re-drive take them after its grace period.
+    WebhookDelivery.objects.filter(pk__in=delivery_ids).update(enqueued_at=None)
 
-    enqueue_on_commit(tasks.deliveries_process, delivery_ids, on_failure=unqueued)
+
+@cache
+def _batches() -> Batches:
+    """The intake's groups: one task for what several commits stored (queue.Batches)."""
+    return Batches(tasks.deliveries_process, on_failure=_unqueued)
+
+
+def _enqueue_batch_on_commit(delivery_ids: list[int]) -> None:
+    transaction.on_commit(lambda: _batches().add(delivery_ids))
 
 
 def _enqueue_on_commit(delivery_id: int) -> None:

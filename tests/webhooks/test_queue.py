@@ -3,6 +3,7 @@ how long they wait, and when the task gives up."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from unittest import mock
 
@@ -10,8 +11,9 @@ import pytest
 from celery import shared_task
 from celery.exceptions import Retry
 
+from tests.support.polling import eventually
 from webhooks.graph import GraphError
-from webhooks.queue import Busy, GraphTask
+from webhooks.queue import Batches, Busy, GraphTask
 
 runs: list[int] = []
 given_up: list[tuple[int, str]] = []
@@ -94,3 +96,48 @@ def test_busy_retries_in_about_a_second_and_is_never_given_up(settings):
         scripted.apply(args=(7,))
     assert 1 <= retry.call_args.kwargs["countdown"] <= 1.5
     assert given_up == []
+
+
+# --- Batches: one publish for the ids several commits stored --------------------------
+
+
+def _blocked_task() -> tuple[mock.Mock, threading.Event, list[list[int]]]:
+    """A task whose publish waits for `gate`; the ids of each publish, in order."""
+    gate, published = threading.Event(), []
+    task = mock.Mock()
+    task.name = "tests.batches"
+
+    def delay(ids: list[int]) -> None:
+        gate.wait(30)
+        published.append(list(ids))
+
+    task.delay.side_effect = delay
+    return task, gate, published
+
+
+def test_ids_added_while_a_publish_runs_go_together_in_the_next(settings):
+    settings.SIDE_EFFECTS_IN_BACKGROUND = True
+    task, gate, published = _blocked_task()
+    failed: list[list[int]] = []
+    batches = Batches(task, on_failure=failed.append, gap=0)
+    batches.add([1])
+    eventually(lambda: task.delay.called, what="the first publish to start")
+    batches.add([2, 3])
+    batches.add([4])
+    gate.set()
+    eventually(lambda: len(published) == 2, what="the second publish")
+    assert published == [[1], [2, 3, 4]]
+    assert task.delay.call_count == 2 and failed == []
+
+
+def test_a_refused_publish_hands_its_ids_to_on_failure_and_the_next_goes_on(settings):
+    settings.SIDE_EFFECTS_IN_BACKGROUND = True
+    task = mock.Mock()
+    task.name = "tests.batches"
+    task.delay.side_effect = [ConnectionError("broker down"), None]
+    failed: list[list[int]] = []
+    batches = Batches(task, on_failure=failed.append, gap=0, largest=2)
+    batches.add([1, 2, 3])  # two tasks: [1, 2] refused, [3] sent
+    eventually(lambda: task.delay.call_count == 2, what="both publishes")
+    assert [c.args for c in task.delay.call_args_list] == [([1, 2],), ([3],)]
+    eventually(lambda: failed == [[1, 2]], what="the refused ids handed on")
