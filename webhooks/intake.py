@@ -23,6 +23,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 PATH = "/webhooks/messenger/"
 GROUP_MAX = 500  # deliveries in one transaction at most
+RESTART_SECONDS = 1.0  # a writer process is started at most this often
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -181,6 +183,9 @@ class WriterProcess:
             self._links, self._pid = {}, os.getpid()
         link = self._links.get(loop)
         if link is None or link.ended:
+            if link is not None and time.monotonic() - link.started_at < RESTART_SECONDS:
+                # One that ended at once (it cannot start?): not a process per request.
+                raise StoreFailed("the writer process ended; starting another shortly")
             link = self._links[loop] = _Link(loop)
         await link.store(body)
 
@@ -197,9 +202,11 @@ class _Link(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         ours, theirs = socket.socketpair()
+        self.started_at = time.monotonic()
         self.process = subprocess.Popen(  # our own interpreter and module
             [sys.executable, "-m", "webhooks.intake_writer", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
+            cwd=settings.BASE_DIR,  # where `webhooks` is, wherever Daphne was started
         )
         theirs.close()
         self.ended = False

@@ -295,3 +295,44 @@ def test_the_writer_answers_err_with_the_reason_when_the_database_refuses(delay)
     assert [bytes(b) for b in WebhookDelivery.objects.values_list("body", flat=True)] == [
         _body("taken")
     ]
+
+
+def test_a_writer_process_that_cannot_start_is_not_started_again_for_every_request(
+    monkeypatch,
+):
+    """A writer that ends at once (here: an interpreter that is `false`) fails its
+    request with StoreFailed (a 503); within RESTART_SECONDS of its start the next
+    request is refused without starting another process; after that, one is started."""
+    started: list[list[str]] = []
+    popen = intake.subprocess.Popen
+
+    def recording(args: list[str], **kwargs: Any) -> Any:
+        started.append(args)
+        return popen(["/bin/false"], **kwargs)
+
+    monkeypatch.setattr(intake.subprocess, "Popen", recording)
+    monkeypatch.setattr(intake, "RESTART_SECONDS", 0.5)
+    writer = intake.WriterProcess()
+
+    async def attempt() -> str:
+        try:
+            await writer.store(_body("held"))
+        except intake.StoreFailed as exc:
+            return str(exc)
+        return "stored"
+
+    async def scenario() -> list[str]:
+        outcomes = [await attempt(), await attempt()]
+        await asyncio.sleep(0.6)
+        return [*outcomes, await attempt()]
+
+    try:
+        outcomes = asyncio.run(scenario())
+    finally:
+        writer.stop()
+    assert outcomes == [
+        "the writer process ended",
+        "the writer process ended; starting another shortly",
+        "the writer process ended",
+    ]
+    assert [args[1:3] for args in started] == [["-m", "webhooks.intake_writer"]] * 2
