@@ -13,6 +13,8 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from agents.routing import websocket_urlpatterns  # noqa: E402
 from webhooks import intake  # noqa: E402
 
+intake.prestart()  # the webhook's writer process, ready for the first delivery
+
 
 async def http(scope, receive, send):  # type: ignore[no-untyped-def] # ASGI's own signature
     """Meta's webhook POSTs take the lean route (webhooks.intake); the rest is Django's."""

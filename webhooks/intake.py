@@ -166,27 +166,40 @@ class WriterProcess:
     its Celery publish, and every request waited on that: intake was about half of the
     bare endpoint's rate. The writer process (`webhooks.intake_writer`) does that work on
     the other core; the event loop only writes each body to its socket and settles the
-    waiting requests when a group's line comes back. The process is started on the first
-    delivery; one that ends (killed, crashed) fails its pending requests with a 503,
-    which Meta sends again, and the next delivery starts another. When Daphne ends, the
-    writer reads what was sent to it, stores it and ends too.
+    waiting requests when a group's line comes back. The process is started with Daphne
+    (`prestart`, from helpdesk.asgi: the first delivery does not wait for it to import
+    Django), or else by the first delivery; one that ends (killed, crashed) fails its
+    pending requests with a 503, which Meta sends again, and the next delivery starts
+    another. When Daphne ends, the writer reads what was sent to it, stores it and ends
+    too.
     """
 
     def __init__(self) -> None:
         self._links: dict[asyncio.AbstractEventLoop, _Link] = {}
+        self._spare: _Spawned | None = None
         self._pid = 0
+
+    def prestart(self) -> None:
+        """Start the writer process now, for the event loop that takes the first delivery."""
+        self._forked()
+        if self._spare is None:
+            self._spare = _Spawned()
+
+    def _forked(self) -> None:
+        if self._pid != os.getpid():  # first use, or a fork
+            self._links, self._spare, self._pid = {}, None, os.getpid()
 
     async def store(self, body: bytes) -> None:
         """Return once `body` is committed; raise StoreFailed if its group was not."""
         loop = asyncio.get_running_loop()
-        if self._pid != os.getpid():  # first use, or a fork
-            self._links, self._pid = {}, os.getpid()
+        self._forked()
         link = self._links.get(loop)
         if link is None or link.ended:
             if link is not None and time.monotonic() - link.started_at < RESTART_SECONDS:
                 # One that ended at once (it cannot start?): not a process per request.
                 raise StoreFailed("the writer process ended; starting another shortly")
-            link = self._links[loop] = _Link(loop)
+            spawned, self._spare = self._spare or _Spawned(), None
+            link = self._links[loop] = _Link(loop, spawned)
         await link.store(body)
 
     def stop(self) -> None:
@@ -194,14 +207,17 @@ class WriterProcess:
         links, self._links = self._links, {}
         for link in links.values():
             link.close()
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.socket.close()
+            spare.wait()
 
 
-class _Link(asyncio.Protocol):
-    """One writer process and the requests waiting on it, for one event loop. Its
-    answers are read in the protocol's callback, which settles the requests at once."""
+class _Spawned:
+    """A writer process just started, and our end of its socket pair."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        ours, theirs = socket.socketpair()
+    def __init__(self) -> None:
+        self.socket, theirs = socket.socketpair()
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(  # our own interpreter and module
             [sys.executable, "-m", "webhooks.intake_writer", str(theirs.fileno())],
@@ -209,9 +225,27 @@ class _Link(asyncio.Protocol):
             cwd=settings.BASE_DIR,  # where `webhooks` is, wherever Daphne was started
         )
         theirs.close()
+
+    def wait(self) -> None:
+        """Wait for the process to end (its socket is closed: it stores what it read)."""
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class _Link(asyncio.Protocol):
+    """One writer process and the requests waiting on it, for one event loop. Its
+    answers are read in the protocol's callback, which settles the requests at once."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, spawned: _Spawned) -> None:
+        self.spawned = spawned
+        self.started_at = spawned.started_at
+        self.process = spawned.process
         self.ended = False
         self.pending: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._socket = ours
+        self._socket = spawned.socket
         self._transport: asyncio.Transport | None = None
         self._received = b""
         self._ready = loop.create_task(self._open(loop))
@@ -266,16 +300,18 @@ class _Link(asyncio.Protocol):
             self._transport.close()
         else:
             self._socket.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.spawned.wait()
 
 
 writer: DeliveryWriter | WriterProcess = (
     WriterProcess() if settings.WEBHOOK_INTAKE_PROCESS else DeliveryWriter()
 )
+
+
+def prestart() -> None:
+    """Start Daphne's writer process with Daphne (helpdesk.asgi), if it has one."""
+    if isinstance(writer, WriterProcess):
+        writer.prestart()
 
 
 async def webhook(scope: Scope, receive: Receive, send: Send) -> None:

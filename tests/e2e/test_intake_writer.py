@@ -1,6 +1,7 @@
 """Daphne's webhook writer process (webhooks.intake.WriterProcess): killed in the middle
 of a load, nothing it acknowledged is lost, the requests it held get a 503 (Meta sends
-them again) and the next delivery starts another; and it does not outlive Daphne."""
+them again) and the next delivery starts another; it starts with Daphne and does not
+outlive it."""
 
 from __future__ import annotations
 
@@ -79,10 +80,12 @@ def test_a_killed_writer_process_loses_nothing_and_the_next_delivery_starts_anot
     assert not _alive(first)
 
 
-def test_the_writer_process_ends_with_daphne(stack):
+def test_the_writer_process_starts_and_ends_with_daphne(stack):
     daphne = stack.processes["daphne"]
-    stack.post_webhook(payloads.user_message("hello", ts=payloads.T0, psid="3500000000000002"))
+    # started with Daphne (the first delivery does not wait for it), and used by it
     [writer] = eventually(lambda: _writers(daphne.pid), what="Daphne's writer process")
+    stack.post_webhook(payloads.user_message("hello", ts=payloads.T0, psid="3500000000000002"))
+    assert _writers(daphne.pid) == [writer]
     os.kill(daphne.pid, signal.SIGKILL)
     daphne.wait()
     eventually(lambda: not _alive(writer), what="the writer process to end with Daphne")
