@@ -81,7 +81,7 @@ class Batches:
         task: Task[Any, Any],
         *,
         on_failure: Callable[[list[int]], None],
-        gap: float = 0.005,
+        gap: float = 0.010,
         largest: int = 1000,
     ) -> None:
         self._task, self._on_failure, self._gap, self._largest = task, on_failure, gap, largest
