@@ -19,7 +19,7 @@ def delivery_process(delivery_id: int) -> None:
 
 @shared_task(acks_late=True, time_limit=600)
 def deliveries_process(delivery_ids: list[int]) -> None:
-    """Apply the deliveries the intake stored together (one task per group commit), in
+    """Apply the deliveries the intake stored together (one task for one or more group commits), in
     order. One that fails is recorded on its row and re-driven; the others go on."""
     for delivery_id in delivery_ids:
         try:

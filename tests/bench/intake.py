@@ -4,7 +4,7 @@ Both are served by the project's Daphne in the same run, on the same machine, lo
 same way (tests.support.load: signed one-event standby deliveries with unique mids, 32
 keep-alive connections from two processes; BENCH_CONNECTIONS=64 for more). Celery's
 worker and beat are stopped so that only the acknowledgement path counts (Redis stays:
-the intake publishes a task per group). The bare endpoint is the ceiling of what an
+the intake's writer publishes the groups' tasks). The bare endpoint is the ceiling of what an
 acknowledgement can cost on this Daphne: the helpdesk must in addition commit the
 delivery before it answers.
 
