@@ -195,7 +195,7 @@ class WriterProcess:
         self._forked()
         link = self._links.get(loop)
         if link is None or link.ended:
-            if link is not None and time.monotonic() - link.started_at < RESTART_SECONDS:
+            if link is not None and time.monotonic() - link.spawned.started_at < RESTART_SECONDS:
                 # One that ended at once (it cannot start?): not a process per request.
                 raise StoreFailed("the writer process ended; starting another shortly")
             spawned, self._spare = self._spare or _Spawned(), None
@@ -241,8 +241,6 @@ class _Link(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, spawned: _Spawned) -> None:
         self.spawned = spawned
-        self.started_at = spawned.started_at
-        self.process = spawned.process
         self.ended = False
         self.pending: collections.deque[asyncio.Future[None]] = collections.deque()
         self._socket = spawned.socket
@@ -279,10 +277,11 @@ class _Link(asyncio.Protocol):
         self._end("the writer process ended")
 
     def _end(self, reason: str) -> None:
-        if not self.ended:
-            logger.warning(
-                "the webhook writer process ended (%s); the next delivery starts another", reason
-            )
+        if self.ended:
+            return  # already ended, or closed by `close` (which waits for the process)
+        logger.warning(
+            "the webhook writer process ended (%s); the next delivery starts another", reason
+        )
         self.ended = True
         _settle(list(self.pending), Exception(reason))
         self.pending.clear()
@@ -290,7 +289,7 @@ class _Link(asyncio.Protocol):
             self._transport.close()
         # Reaped once it has exited (its socket closes a moment before it does).
         threading.Thread(
-            target=self.process.wait, name="webhook-writer-reaper", daemon=True
+            target=self.spawned.process.wait, name="webhook-writer-reaper", daemon=True
         ).start()
 
     def close(self) -> None:

@@ -4,9 +4,8 @@ Daphne's `webhooks.intake.WriterProcess` with one end of a socket pair as `fd`.
 It reads the deliveries Daphne sends (each a 4-byte length and its body), stores
 everything that has arrived in one transaction per group (`intake.store_group`: one
 INSERT; the task is published in the background, `queue.Batches`), and answers each
-group with a line, `ok <n>` or
-`err <n> <reason>`. It ends when Daphne closes its end (or dies): what was sent before
-is stored first.
+group with a line, `ok <n>` or `err <n> <reason>`. It ends when Daphne closes its end
+(or dies): what was sent before is stored first.
 """
 
 from __future__ import annotations
