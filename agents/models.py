@@ -183,6 +183,12 @@ class Conversation(models.Model):
         help_text="Timestamp (ms) of the last applied handover event: an older "
         "event arriving late does not undo a newer one.",
     )
+    control_known_at = models.BigIntegerField(
+        default=0,
+        help_text="When (epoch ms) the helpdesk last learned who owns the thread other "
+        "than from a handover webhook (its own pass, take, release or request, a check "
+        "with Meta): a handover webhook older than that is checked with Meta first.",
+    )
     control_metadata = models.TextField(blank=True)
     requested_at = models.DateTimeField(null=True, blank=True)
     requested_way = models.CharField(

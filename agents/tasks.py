@@ -73,6 +73,16 @@ def control_owner_check(conversation_id: int) -> None:
 
 
 @shared_task(base=GraphTask)
+def control_owner_recheck(conversation_id: int) -> None:
+    """Ask Meta who owns the thread: a handover webhook older than the helpdesk's own
+    last change arrived (`control.handover_event_apply`)."""
+    control.control_owner_check(
+        conversation_id=conversation_id,
+        why="a handover webhook older than the helpdesk's last change arrived",
+    )
+
+
+@shared_task(base=GraphTask)
 def control_extend(conversation_id: int) -> None:
     reconcile.control_extend(conversation_id=conversation_id)
 

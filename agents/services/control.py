@@ -60,8 +60,11 @@ def handover_event_apply(page: Page, event: HandoverEvent) -> str:
     """Apply a pass, take or request webhook; returns a note for the event log.
 
     A pass or take older than the last one applied is ignored (deliveries arrive out of
-    order). A request from another app changes nothing: the agents are told. Caller is
-    in a transaction (the event's, which records its dedupe key).
+    order). One older than the last change the helpdesk made or checked itself (a
+    delivery retried after our pass back) is not applied either: Meta is asked who owns
+    the thread (`thread_owner`), which also covers a Meta clock behind ours. A request
+    from another app changes nothing: the agents are told. Caller is in a transaction
+    (the event's, which records its dedupe key).
     """
     conversation = conversation_lock_or_create(page=page, psid=event.psid)
     if isinstance(event, RequestThreadControlEvent):
@@ -69,6 +72,7 @@ def handover_event_apply(page: Page, event: HandoverEvent) -> str:
     if event.timestamp < conversation.control_event_timestamp:
         return "stale handover event ignored (a newer one was applied)"
     our_app = settings.MESSENGER_APP_ID
+    open_ticket: Ticket | None = None
     if event.new_owner_app_id == our_app:
         open_ticket = ticket_lock_unclosed(conversation)
         if (
@@ -82,6 +86,12 @@ def handover_event_apply(page: Page, event: HandoverEvent) -> str:
             )
             conversation.save(update_fields=["control_event_timestamp"])
             return "control already ours"
+    if event.timestamp < conversation.control_known_at:
+        # Older than what our own calls or a check with Meta established since (a
+        # delivery retried late): what it says may be over. Meta says who owns it now.
+        enqueue_on_commit(tasks.control_owner_recheck, conversation.pk)
+        return "handover event older than the helpdesk's last change; asking Meta who owns it"
+    if event.new_owner_app_id == our_app:
         if isinstance(event, PassThreadControlEvent):
             return control_gained(conversation, event, unclosed=open_ticket)
         return control_taken(

@@ -88,9 +88,11 @@ def control_transition(
     """Change the thread-control state and write its audit row.
 
     `event_timestamp` (of a handover webhook) only moves forward: a late, older event
-    must not undo a newer one. Entering `requested` stamps `requested_at`. The row
-    records who owns the thread after the change and when it happened (`at`, else the
-    event's time, else now): the timeline reads from them who had the conversation when. The
+    must not undo a newer one. A change of any other cause (our own call, an agent, a
+    check with Meta) moves `control_known_at` forward to when it happened. Entering
+    `requested` stamps `requested_at`. The row records who owns the thread after the
+    change and when it happened (`at`, else the event's time, else now): the timeline
+    reads from them who had the conversation when. The
     caller holds the conversation's lock (agents.locks.conversation_lock).
     """
     from_state = conversation.control_state
@@ -133,6 +135,9 @@ def control_transition(
             conversation.control_event_timestamp, event_timestamp
         )
         fields.append("control_event_timestamp")
+    if cause != ControlTransition.Cause.WEBHOOK:
+        conversation.control_known_at = max(conversation.control_known_at, happened)
+        fields.append("control_known_at")
     if metadata:
         conversation.control_metadata = metadata
         fields.append("control_metadata")

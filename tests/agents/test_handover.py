@@ -330,6 +330,56 @@ def test_a_late_older_handover_event_does_not_undo_a_newer_one(page, deliver, cl
     assert transitions() == [("bot", "agent", "webhook")]
 
 
+def test_a_pass_retried_late_after_our_own_pass_back_is_checked_with_meta_not_applied(
+    page, deliver, clock, fake_graph, agent, run_on_commit
+):
+    # Given a ticket closed and passed back to the bot after a pass whose copy (a retry
+    # of a delivery that failed) is still on its way
+    t_pass, t_retried = clock(), clock()
+    deliver(payloads.pass_control(ts=t_pass))
+    ticket = Ticket.objects.get()
+    run_on_commit(tickets.ticket_close, ticket_id=ticket.pk, user=agent)
+    assert conversation().control_state == ControlState.BOT
+    before = transitions()
+    fake_graph.thread_owner_app_id = payloads.BOT_APP_ID
+
+    # When the older pass arrives after the pass back
+    deliver(payloads.pass_control(ts=t_retried, metadata="late"))
+
+    # Then Meta is asked who owns the thread, and nothing changes: the bot has it
+    assert len(fake_graph.calls_to("/me/thread_owner")) == 1
+    assert conversation().control_state == ControlState.BOT
+    assert transitions() == before
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.handover_metadata) == ("closed", "")
+    assert list(TicketEvent.objects.values_list("kind", flat=True)) == ["opened", "closed"]
+
+
+def test_an_older_pass_that_meta_confirms_still_gives_us_the_conversation(
+    page, deliver, clock, fake_graph, agent, run_on_commit
+):
+    # Given a pass back to the bot, then a pass to us stamped before it (Meta's clock
+    # behind ours) that did happen: Meta says we own the thread
+    t_pass, t_skewed = clock(), clock()
+    deliver(payloads.pass_control(ts=t_pass))
+    ticket = Ticket.objects.get()
+    run_on_commit(tickets.ticket_close, ticket_id=ticket.pk, user=agent)
+    fake_graph.thread_owner_app_id = payloads.APP_ID
+
+    deliver(payloads.pass_control(ts=t_skewed))
+
+    # Then the check gives us the conversation and the ticket reopens, once
+    assert conversation().control_state == ControlState.AGENT
+    assert transitions()[-1] == ("bot", "agent", "reconcile")
+    ticket.refresh_from_db()
+    assert ticket.status == "waiting"
+    assert list(TicketEvent.objects.values_list("kind", flat=True)) == [
+        "opened",
+        "closed",
+        "reopened",
+    ]
+
+
 def test_regaining_control_unflags_the_same_ticket(page, deliver, clock, fake_graph):
     deliver(payloads.pass_control(ts=clock()))
     deliver(payloads.take_control(ts=clock()))

@@ -295,7 +295,14 @@ def replies_audit(
     report.check("every failed reply says why", not unexplained, unexplained[:10])
     report.check("no send without its message", strangers == 0, strangers)
     odd = [pk for pk in failed if _reason(messages[pk][2]) != "may not have been delivered"]
-    report.explain = timelines(db, sorted(set(odd + doubled + lost + stuck + unexplained)))
+    ids = ", ".join(str(int(pk)) for pk in sorted(set(odd + doubled + lost + stuck + unexplained)))
+    conversation_ids = [
+        pk
+        for (pk,) in db.rows(
+            f"SELECT DISTINCT conversation_id FROM agents_message WHERE id IN ({ids or '0'})"
+        )
+    ]
+    report.explain = timelines(db, conversation_ids)
 
 
 def _reason(error: str) -> str:
@@ -321,11 +328,12 @@ def conversations_audit(report: Report, db: Database, emulator: Emulator, psids:
     # Who owns each thread, by the platform, against what the helpdesk believes: it must
     # not think it owns a thread it lost (agents type into the void), nor miss one it
     # got (nobody answers the customer).
-    wrong = []
+    wrong, wrong_psids = [], []
     for psid in psids:
         owner, state = emulator.owner(psid), ours.get(psid, "none")
         if (owner == payloads.APP_ID) != (state == "agent"):
             wrong.append(f"{psid}: owner {owner}, helpdesk {state}")
+            wrong_psids.append(psid)
     report.sections.append(
         (
             "conversations and tickets",
@@ -342,16 +350,31 @@ def conversations_audit(report: Report, db: Database, emulator: Emulator, psids:
     returning = states.get("returning", 0)
     report.check("no conversation stuck returning", returning == 0, returning)
     report.check("every control state is the platform's", not wrong, wrong[:5])
+    for psid in wrong_psids[:5]:
+        report.explain += "\n" + owner_timeline(db, emulator, psid)
 
 
-def timelines(db: Database, message_ids: list[int]) -> str:
-    """What happened in the conversations of these messages, in order: control
-    transitions, ticket events and agent messages (for a reader of a failed run)."""
+def owner_timeline(db: Database, emulator: Emulator, psid: str) -> str:
+    """A conversation whose control state is not the platform's: the helpdesk's timeline,
+    then the platform's transcript (messages and control events, the last 40)."""
+    found = db.rows(
+        "SELECT v.id FROM agents_conversation v JOIN agents_contact c ON c.id = v.contact_id"
+        f" WHERE c.psid = '{int(psid)}'"
+    )
+    ours = timelines(db, [pk for (pk,) in found]) if found else f"no conversation for {psid}"
+    platform = [
+        f"  {entry.get('timestamp')}  {entry.get('author', '?'):<12} {entry.get('text', '')}"
+        for entry in emulator.transcript(psid)
+    ]
+    return "\n".join([ours, f"the platform's thread {psid}:", *platform[-40:]])
+
+
+def timelines(db: Database, conversation_ids: list[int]) -> str:
+    """What happened in these conversations, in order: control transitions, ticket
+    events and agent messages (for a reader of a failed run)."""
     out = []
-    ids = ", ".join(str(int(pk)) for pk in message_ids) or "0"
-    for (conversation_id,) in db.rows(
-        f"SELECT DISTINCT conversation_id FROM agents_message WHERE id IN ({ids})"
-    ):
+    for conversation_id in conversation_ids:
+        conversation_id = int(conversation_id)
         rows = db.rows(
             "SELECT created_at, 'control', from_state || ' -> ' || to_state || ' (' || cause"
             " || ') ' || detail FROM agents_controltransition"

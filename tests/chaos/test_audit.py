@@ -136,3 +136,5 @@ def test_a_conversation_left_returning_or_wrong_about_its_owner_is_caught(databa
             f"['2: owner {payloads.BOT_APP_ID}, helpdesk agent']"
         ),
     }
+    assert "the platform's thread 2:" in report.explain
+    assert "the platform's thread 3:" not in report.explain
