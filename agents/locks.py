@@ -10,7 +10,10 @@ deadlock. (SQLite has no row locks; its IMMEDIATE transactions serialise writers
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+
+from django.db.models import Q
 
 from agents.models import (
     AgentPresence,
@@ -40,6 +43,23 @@ def conversation_lock_by_psid(*, page_pk: int, psid: str) -> Conversation | None
         .select_related("page", "contact")
         .filter(page_id=page_pk, contact__page_id=page_pk, contact__psid=psid)
         .first()
+    )
+
+
+def conversations_lock_by_psids(pairs: Iterable[tuple[int, str]]) -> list[int]:
+    """Lock the conversations of these (page pk, PSID) pairs that exist, in id order, in
+    one statement; their ids. A group of events locks what it will lock this way first:
+    two workers' groups then wait for each other instead of deadlocking."""
+    wanted = Q()
+    for page_pk, psid in sorted(set(pairs)):
+        wanted |= Q(page_id=page_pk, contact__page_id=page_pk, contact__psid=psid)
+    if not wanted:
+        return []
+    return list(
+        Conversation.objects.select_for_update(of=("self",))
+        .filter(wanted)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
 
 

@@ -342,6 +342,8 @@ WEBHOOK_INTAKE_PROCESS = env_bool("WEBHOOK_INTAKE_PROCESS", True)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
 # Who applies parsed Messenger events: `webhooks` does not import `agents`.
 MESSENGER_EVENT_HANDLER = "agents.services.inbound.messenger_event_handle"
+# Called first in the transaction of a group of events (the rows they lock, in one order).
+MESSENGER_GROUP_PREPARE_HANDLER = "agents.services.inbound.messenger_events_prepare"
 
 # A handover request that got no answer for this long no longer blocks a new one.
 HANDOVER_REQUEST_TIMEOUT_SECONDS = env_int("HANDOVER_REQUEST_TIMEOUT_SECONDS", 15 * 60)
@@ -366,6 +368,10 @@ REDRIVE_LEASE_SECONDS = env_int("REDRIVE_LEASE_SECONDS", 150)
 # A large delivery is processed in chunks of about this long, each task well within its
 # time limit, so that no transaction and no task grows with the delivery.
 WEBHOOK_CHUNK_SECONDS = float(env("WEBHOOK_CHUNK_SECONDS", "20"))
+# The deliveries of one task are applied in groups of up to this many events, each group
+# in one transaction (webhooks.services.deliveries_process): fewer statements and commits
+# per event, conversations locked for the group's length (tens of milliseconds).
+WEBHOOK_GROUP_EVENTS = env_int("WEBHOOK_GROUP_EVENTS", 50)
 # Publishing tasks and live events from a background thread: requests and tasks never
 # wait on Redis. Off in the in-process tests, which run them inline.
 SIDE_EFFECTS_IN_BACKGROUND = env_bool("SIDE_EFFECTS_IN_BACKGROUND", True)

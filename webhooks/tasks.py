@@ -19,13 +19,10 @@ def delivery_process(delivery_id: int) -> None:
 
 @shared_task(acks_late=True, time_limit=600)
 def deliveries_process(delivery_ids: list[int]) -> None:
-    """Apply the deliveries the intake stored together (one task for one or more group commits), in
-    order. One that fails is recorded on its row and re-driven; the others go on."""
-    for delivery_id in delivery_ids:
-        try:
-            services.delivery_process(delivery_id=delivery_id)
-        except Exception:  # noqa: BLE001 -- recorded on its row (delivery_process), re-driven
-            logger.warning("delivery %s failed; the re-drive takes it again", delivery_id)
+    """Apply the deliveries the intake stored together (one task for one or more group
+    commits), in order and in groups. One that fails is recorded on its row and
+    re-driven; the others go on."""
+    services.deliveries_process(delivery_ids=delivery_ids)
 
 
 @shared_task(time_limit=60)

@@ -9,11 +9,13 @@ redelivered event changes nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
 
 from agents import realtime, tasks
+from agents.locks import conversations_lock_by_psids
 from agents.models import ControlState, Conversation, Message, Ticket, Trigger
 from agents.services import csat
 from agents.services.contacts import conversation_lock_or_create
@@ -61,6 +63,17 @@ def messenger_event_handle(page: Page, event: Event) -> str | None:
     return "not handled"
 
 
+def messenger_events_prepare(pages: Mapping[str, Page], events: Sequence[Event]) -> None:
+    """`settings.MESSENGER_GROUP_PREPARE_HANDLER`: before a group of events is applied
+    in one transaction (`webhooks.services.deliveries_process`), lock the conversations
+    they will lock, in one order (`locks.conversations_lock_by_psids`)."""
+    conversations_lock_by_psids(
+        (pages[event.page_id].pk, event.psid)
+        for event in events
+        if event.psid and event.page_id in pages
+    )
+
+
 def page_defaults_ensure(page_pk: int) -> None:
     """Give a newly connected page the default trigger list (once; admins edit it after).
 
@@ -86,9 +99,19 @@ def page_defaults_ensure(page_pk: int) -> None:
     )
 
 
+def _triggers_active(page: Page) -> list[Trigger]:
+    """The page's active triggers, read once per `Page` object: the processing reads the
+    pages afresh for each task, so an edit counts from the next task on."""
+    cached: list[Trigger] | None = getattr(page, "_triggers_active", None)
+    if cached is None:
+        cached = list(Trigger.objects.filter(page=page, active=True))
+        setattr(page, "_triggers_active", cached)  # noqa: B010 -- not a model field
+    return cached
+
+
 def trigger_match(page: Page, event: MessageEvent | PostbackEvent) -> str | None:
     """The trigger that this event matches, described, or None."""
-    for trigger in Trigger.objects.filter(page=page, active=True):
+    for trigger in _triggers_active(page):
         value = trigger.value.strip().casefold()
         if not value:
             continue

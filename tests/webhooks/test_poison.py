@@ -31,14 +31,25 @@ def _message(clock: Callable[[], int], text: str = "poison", **extra: Any) -> di
     return event
 
 
-def _process(events: list[dict[str, Any]], splice: str = "", entry: dict[str, Any] | None = None):
+def _process(
+    events: list[dict[str, Any]],
+    splice: str = "",
+    entry: dict[str, Any] | None = None,
+    *,
+    grouped: bool = False,
+):
+    """Store the delivery and process it alone (`delivery_process`) or as a task's
+    group (`deliveries_process`)."""
     payload = payloads.delivery(*events, channel="standby")
     payload["entry"][0].update(entry or {})
     text = json.dumps(payload)
     if splice:
         text = text.replace(json.dumps(SPLICE), splice)
     delivery = services.delivery_receive(body=text.encode())
-    assert services.delivery_process(delivery_id=delivery.pk) is True
+    if grouped:
+        assert services.deliveries_process(delivery_ids=[delivery.pk]) == 1
+    else:
+        assert services.delivery_process(delivery_id=delivery.pk) is True
     delivery.refresh_from_db()
     return delivery
 
@@ -108,11 +119,14 @@ CASES: dict[str, tuple[Callable[[Callable[[], int]], dict[str, Any]], str, str, 
 }
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["alone", "grouped"])
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_a_poison_event_is_stored_and_its_neighbours_are_applied(page, clock, case):
+def test_a_poison_event_is_stored_and_its_neighbours_are_applied(page, clock, case, grouped):
     make, splice, outcome, note = CASES[case]
     delivery = _process(
-        [_message(clock, "before"), make(clock), _message(clock, "after")], splice=splice
+        [_message(clock, "before"), make(clock), _message(clock, "after")],
+        splice=splice,
+        grouped=grouped,
     )
 
     assert delivery.status == WebhookDelivery.Status.PROCESSED, delivery.last_error

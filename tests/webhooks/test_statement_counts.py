@@ -187,3 +187,35 @@ def test_a_redelivered_event_costs_its_rolled_back_claim_and_a_look_and_changes_
     assert Message.objects.count() == 1
     assert WebhookEvent.objects.count() == 1
     assert page_events() == []
+
+
+# --- the deliveries of one task, applied as a group (deliveries_process) ---------------
+
+# The group's claim and read (2), the pages (1), its transaction (2), its conversations
+# locked in id order (1), the keys recorded before (1), the new keys and outcomes in one
+# INSERT (1), the deliveries' status (1).
+GROUP_BOOKKEEPING = 9
+
+
+def test_ten_standby_messages_in_ten_deliveries_cost_4_statements_each_as_a_group(
+    page, later, page_events, django_assert_num_queries
+):
+    factories.conversation(page=page)
+    ids = [
+        _stored(payloads.user_message(f"hello {n}", ts=later()), channel="standby")
+        for n in range(10)
+    ]
+    page_events()
+    # Each: the conversation found and locked (1), its mid unseen and the message
+    # stored (2), its clocks (1). The page's triggers, read once for the group (1).
+    with django_assert_num_queries(GROUP_BOOKKEEPING + 1 + 10 * 4):
+        assert services.deliveries_process(delivery_ids=ids) == 10
+    assert list(WebhookDelivery.objects.values_list("status", flat=True).distinct()) == [
+        "processed"
+    ]
+    assert WebhookEvent.objects.filter(outcome="applied").count() == 10
+    messages = list(Message.objects.order_by("id").values_list("pk", "text"))
+    assert [text for _, text in messages] == [f"hello {n}" for n in range(10)]
+    assert [(e["event"], e["message_id"]) for e in page_events()] == [
+        ("message.created", pk) for pk, _ in messages
+    ]

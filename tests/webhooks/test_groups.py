@@ -1,0 +1,299 @@
+"""The deliveries of one task applied together (`services.deliveries_process`): claimed
+in one statement, their events in one transaction per group, and, when a group fails,
+the same outcome as one event at a time: each event exactly once, a failed one kept with
+its error, its neighbours applied."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from agents.models import ControlState, Conversation, Message
+from tests.support import payloads
+from webhooks import services
+from webhooks.events import Event
+from webhooks.models import Page, WebhookDelivery, WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _stored(*events: dict[str, Any], channel: str = "standby") -> int:
+    """A delivery stored as intake stores it, its processing not run."""
+    body = payloads.body_bytes(payloads.delivery(*events, channel=channel))
+    return WebhookDelivery.objects.create(digest=hashlib.sha256(body).hexdigest(), body=body).pk
+
+
+def _statuses(*ids: int) -> list[tuple[str, int]]:
+    rows = dict(WebhookDelivery.objects.values_list("pk", "status"))
+    attempts = dict(WebhookDelivery.objects.values_list("pk", "attempts"))
+    return [(rows[pk], attempts[pk]) for pk in ids]
+
+
+def _texts() -> list[str]:
+    return list(Message.objects.order_by("id").values_list("text", flat=True))
+
+
+@pytest.fixture
+def failing_on(monkeypatch) -> Any:
+    """Make the handler raise for a message with this text (a poison event)."""
+    real = services._handler()
+
+    def arm(text: str) -> list[str]:
+        seen: list[str] = []
+
+        def handler(page: Page, event: Event) -> str | None:
+            seen.append(getattr(event, "text", event.kind))
+            if getattr(event, "text", None) == text:
+                raise ValueError(f"cannot apply {text!r}")
+            return real(page, event)
+
+        monkeypatch.setattr(services, "_handler", lambda: handler)
+        return seen
+
+    return arm
+
+
+def test_the_deliveries_of_a_task_are_applied_in_order_and_finished(page, clock):
+    ids = [
+        _stored(payloads.pass_control(ts=clock()), channel="messaging"),
+        _stored(payloads.user_message("first", ts=clock(), mid="m_1"), channel="messaging"),
+        _stored(payloads.user_message("second", ts=clock(), mid="m_2"), channel="messaging"),
+    ]
+
+    assert services.deliveries_process(delivery_ids=ids) == 3
+
+    # The pass came first: both messages are the ticket's.
+    conversation = Conversation.objects.get()
+    assert conversation.control_state == ControlState.AGENT
+    rows = list(Message.objects.filter(author_kind="customer").values_list("text", "ticket"))
+    ticket_id = conversation.tickets.get().pk
+    assert rows == [("first", ticket_id), ("second", ticket_id)]
+    assert _statuses(*ids) == [("processed", 1)] * 3
+    assert WebhookDelivery.objects.filter(running_since__isnull=False).count() == 0
+    assert sorted(WebhookEvent.objects.values_list("delivery_id", "outcome")) == [
+        (pk, "applied") for pk in ids
+    ]
+
+
+def test_a_failing_event_rolls_its_group_back_and_each_delivery_is_applied_alone(
+    page, clock, failing_on
+):
+    seen = failing_on("boom")
+    ids = [
+        _stored(payloads.user_message("one", ts=clock(), mid="m_1")),
+        _stored(payloads.user_message("boom", ts=clock(), mid="m_2")),
+        _stored(payloads.user_message("three", ts=clock(), mid="m_3")),
+    ]
+
+    services.deliveries_process(delivery_ids=ids)
+
+    # Tried together once (rolled back at "boom"), then one at a time.
+    assert seen == ["one", "boom", "one", "boom", "three"]
+    assert _texts() == ["one", "three"]
+    assert _statuses(*ids) == [("processed", 1), ("partial", 1), ("processed", 1)]
+    failed = WebhookEvent.objects.get(outcome="failed")
+    assert (failed.delivery_id, failed.error) == (ids[1], "ValueError: cannot apply 'boom'")
+    assert WebhookEvent.objects.filter(outcome="applied").count() == 2
+
+
+def test_an_event_recorded_before_is_not_applied_again_and_a_failed_one_is_tried_again(
+    page, clock, failing_on
+):
+    # Given "again" applied by an earlier delivery, and "retry" failed earlier
+    again = payloads.user_message("again", ts=clock(), mid="m_again")
+    retry = payloads.user_message("retry", ts=clock(), mid="m_retry")
+    failing_on("retry")
+    first = _stored(again, retry)
+    services.deliveries_process(delivery_ids=[first])
+    assert _statuses(first) == [("partial", 1)]
+    seen = failing_on("nothing fails now")
+
+    # When a new delivery repeats both (byte-different), with a new event between
+    new = payloads.user_message("new", ts=clock(), mid="m_new")
+    second = _stored(again, new, retry)
+    services.deliveries_process(delivery_ids=[second])
+
+    # Then the new event is applied in the group, the failed one after it, "again" never
+    assert seen == ["new", "retry"]
+    assert _texts() == ["again", "new", "retry"]
+    assert _statuses(second) == [("processed", 1)]
+    assert set(WebhookEvent.objects.values_list("key", "outcome", "attempts")) == {
+        ("message:m_again", "applied", 1),
+        ("message:m_retry", "applied", 2),
+        ("message:m_new", "applied", 1),
+    }
+
+
+def test_the_same_event_in_two_deliveries_of_a_group_is_applied_once(page, clock):
+    event = payloads.user_message("twice", ts=clock(), mid="m_twice")
+    ids = [_stored(event), _stored(event, payloads.user_message("other", ts=clock()))]
+
+    services.deliveries_process(delivery_ids=ids)
+
+    assert _texts() == ["twice", "other"]
+    assert list(WebhookEvent.objects.filter(key="message:m_twice").values_list("delivery_id")) == [
+        (ids[0],)
+    ]
+    assert _statuses(*ids) == [("processed", 1)] * 2
+
+
+def test_a_key_recorded_during_the_group_rolls_it_back_and_nothing_is_doubled(
+    page, clock, monkeypatch
+):
+    # Another worker records the second event's key while the group runs: the group's
+    # INSERT fails, the whole group is rolled back and applied one event at a time.
+    real = services._handler()
+    calls: list[str] = []
+
+    def handler(page: Page, event: Event) -> str | None:
+        calls.append(event.key)
+        if len(calls) == 1:
+            WebhookEvent.objects.create(
+                key="message:m_2",
+                delivery_id=ids[1],
+                kind="message",
+                timestamp=0,
+                outcome="applied",
+                payload={},
+            )
+        return real(page, event)
+
+    monkeypatch.setattr(services, "_handler", lambda: handler)
+    ids = [
+        _stored(payloads.user_message("one", ts=clock(), mid="m_1")),
+        _stored(payloads.user_message("two", ts=clock(), mid="m_2")),
+    ]
+
+    services.deliveries_process(delivery_ids=ids)
+
+    assert calls == ["message:m_1", "message:m_2", "message:m_1", "message:m_2"]
+    assert _texts() == ["one", "two"]
+    assert WebhookEvent.objects.count() == 2
+    assert _statuses(*ids) == [("processed", 1)] * 2
+
+
+def test_deliveries_done_failed_too_often_or_running_elsewhere_are_not_claimed(
+    page, clock, settings
+):
+    done = _stored(payloads.user_message("done", ts=clock()))
+    exhausted = _stored(payloads.user_message("exhausted", ts=clock()))
+    running = _stored(payloads.user_message("running", ts=clock()))
+    stale = _stored(payloads.user_message("stale lease", ts=clock()))
+    fresh = _stored(payloads.user_message("fresh", ts=clock()))
+    WebhookDelivery.objects.filter(pk=done).update(status="processed", attempts=1)
+    WebhookDelivery.objects.filter(pk=exhausted).update(attempts=settings.WEBHOOK_MAX_ATTEMPTS)
+    now = timezone.now()
+    WebhookDelivery.objects.filter(pk=running).update(running_since=now)
+    lease = timedelta(seconds=settings.REDRIVE_LEASE_SECONDS + 1)
+    WebhookDelivery.objects.filter(pk=stale).update(running_since=now - lease)
+
+    claimed = services.deliveries_process(delivery_ids=[done, exhausted, running, stale, fresh])
+
+    assert claimed == 2
+    assert _texts() == ["stale lease", "fresh"]
+    assert _statuses(done, exhausted, running, stale, fresh) == [
+        ("processed", 1),
+        ("received", settings.WEBHOOK_MAX_ATTEMPTS),
+        ("received", 0),
+        ("processed", 1),
+        ("processed", 1),
+    ]
+
+
+def test_groups_are_cut_at_the_event_limit_and_a_larger_delivery_goes_alone(
+    page, clock, settings, monkeypatch
+):
+    settings.WEBHOOK_GROUP_EVENTS = 2
+    big = _stored(*[payloads.user_message(f"big {n}", ts=clock()) for n in range(3)])
+    small = [_stored(payloads.user_message(f"small {n}", ts=clock())) for n in range(4)]
+    groups: list[list[int]] = []
+    real = services._group_apply
+
+    def group_apply(group: Any, pages: Any) -> Any:
+        groups.append([delivery.pk for delivery, _ in group])
+        return real(group, pages)
+
+    monkeypatch.setattr(services, "_group_apply", group_apply)
+
+    services.deliveries_process(delivery_ids=[small[0], big, small[1], small[2], small[3]])
+
+    assert groups == [[small[0]], [small[1], small[2]], [small[3]]]
+    assert _texts() == ["small 0", "big 0", "big 1", "big 2", "small 1", "small 2", "small 3"]
+    assert _statuses(small[0], big, *small[1:]) == [("processed", 1)] * 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_groups_locking_two_conversations_in_opposite_orders_do_not_deadlock(
+    page, clock, monkeypatch
+):
+    """Worker 1's group has customer A then B, worker 2's B then A. Worker 1 holds A and
+    waits (up to 2 s) for worker 2 to hold B: were the conversations locked as each event
+    comes, the two would deadlock and a group would be rolled back. Locked first, in id
+    order, worker 2 waits for worker 1 instead."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and deadlocks are PostgreSQL's")
+    a, b = "3100000000000001", "3100000000000002"
+    for psid in (a, b):
+        services.deliveries_process(
+            delivery_ids=[_stored(payloads.user_message("hi", ts=clock(), psid=psid))]
+        )
+    first = [
+        _stored(payloads.user_message("1a", ts=clock(), psid=a)),
+        _stored(payloads.user_message("1b", ts=clock(), psid=b)),
+    ]
+    second = [
+        _stored(payloads.user_message("2b", ts=clock(), psid=b)),
+        _stored(payloads.user_message("2a", ts=clock(), psid=a)),
+    ]
+    real = services._handler()
+    one_holds_a, two_holds_b = threading.Event(), threading.Event()
+    alone: list[int] = []
+    real_alone = services._delivery_run_logged
+
+    def handler(page: Page, event: Event) -> str | None:
+        note = real(page, event)  # the conversation is locked now
+        text = getattr(event, "text", "")
+        if text == "1a":
+            one_holds_a.set()
+            two_holds_b.wait(2)
+        elif text == "2b":
+            two_holds_b.set()
+        return note
+
+    def run_alone(delivery: WebhookDelivery, pages: Any) -> None:
+        alone.append(delivery.pk)
+        real_alone(delivery, pages)
+
+    monkeypatch.setattr(services, "_handler", lambda: handler)
+    monkeypatch.setattr(services, "_delivery_run_logged", run_alone)
+    errors: list[BaseException] = []
+
+    def worker(ids: list[int], after: threading.Event | None) -> None:
+        try:
+            if after is not None:
+                after.wait(10)
+            services.deliveries_process(delivery_ids=ids)
+        except BaseException as exc:  # noqa: BLE001 -- reported by the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=worker, args=(first, None)),
+        threading.Thread(target=worker, args=(second, one_holds_a)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert errors == []
+    assert alone == []  # no group was rolled back
+    assert sorted(_texts()) == ["1a", "1b", "2a", "2b", "hi", "hi"]
+    assert _statuses(*first, *second) == [("processed", 1)] * 4
