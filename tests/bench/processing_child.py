@@ -102,13 +102,18 @@ def _inprocess(ids: list[int]) -> dict[str, Any]:
     return _outcome(ids, time.perf_counter() - started)
 
 
-def _celery(ids: list[int]) -> dict[str, Any]:
-
+def _celery(ids: list[int], *, group: int = 1) -> dict[str, Any]:
+    """Publish one task per delivery (`group` 1), or tasks of `group` deliveries, as the
+    intake publishes what it stored together (`deliveries_process`)."""
     # Every run, processed or failed, counts an attempt.
     pending = WebhookDelivery.objects.filter(pk__in=ids, attempts=0)
     started = time.perf_counter()
-    for delivery_id in ids:
-        tasks.delivery_process.delay(delivery_id)
+    if group == 1:
+        for delivery_id in ids:
+            tasks.delivery_process.delay(delivery_id)
+    else:
+        for start in range(0, len(ids), group):
+            tasks.deliveries_process.delay(ids[start : start + group])
     deadline = time.monotonic() + DRIVE_TIMEOUT_S - 60
     while pending.exists():
         if time.monotonic() > deadline:
@@ -165,8 +170,10 @@ def _statements() -> dict[str, int]:
     return counts
 
 
-def drive(mode: str, mix: str, *, n: int, customers: int, tag: str) -> dict[str, Any]:
+def drive(
+    mode: str, mix: str, *, n: int, customers: int, tag: str, group: int = 1
+) -> dict[str, Any]:
     if mode == "sql":
         return dict(_statements())
     ids = _store(mix, n=n, customers=customers, tag=tag)
-    return _inprocess(ids) if mode == "inprocess" else _celery(ids)
+    return _inprocess(ids) if mode == "inprocess" else _celery(ids, group=group)

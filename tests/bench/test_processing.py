@@ -27,8 +27,9 @@ def test_the_processing_benchmark_applies_every_event_once_and_reports_every_fig
 
     rates = [f for f in figures if f.unit == "events/s"]
     assert [f.name for f in rates] == [
-        f"{mix}: events/s, {workers}" for mix in processing.MIXES for workers in
-        ("1 worker", "2 workers")
+        f"{mix}: events/s, {workers}, {per_task}" for mix in processing.MIXES
+        for workers in ("1 worker", "2 workers")
+        for per_task in ("a task per delivery", "tasks of 10")
     ]  # fmt: skip
     for figure in rates:
         assert math.isfinite(figure.value) and figure.value > 0, figure
