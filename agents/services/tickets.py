@@ -315,6 +315,11 @@ def ticket_return(*, ticket_id: int) -> Outcome:
     key = f"return:{ticket.pk}:{int(ticket.closed_at.timestamp() * 1000)}"
     # Stamped before the call: the bot may greet the user before our call returns.
     passed_at = now_ms()
+    if carrier is not None:
+        # The last message was to carry the hand-back and failed, perhaps after Meta
+        # applied it (its answer lost, never confirmed): Meta says first who owns the
+        # thread; a second hand-back only if it is still ours.
+        return _return_settle(ticket, how, key=key, at=passed_at)
     try:
         _handback_call(conversation, how, key=key, checked=False)
     except graph.GraphError as exc:
@@ -377,6 +382,15 @@ def _return_settle(ticket: Ticket, how: str, *, key: str, at: int) -> Outcome:
     return Outcome.DONE
 
 
+def _owner_or_none(conversation_id: int) -> graph.ThreadOwner | None:
+    """Who owns the thread, as `thread_owner` says; None when Meta does not answer."""
+    conversation = Conversation.objects.select_related("page", "contact").get(pk=conversation_id)
+    try:
+        return graph.thread_owner(conversation.page, psid=conversation.contact.psid)
+    except graph.GraphError:
+        return None
+
+
 def _returned(
     ticket: Ticket,
     *,
@@ -421,15 +435,21 @@ def _returned(
 def ticket_return_fail(*, ticket_id: int, reason: str, not_owner: bool = False) -> None:
     """The pass back failed for good.
 
-    If Meta says we are not the owner, someone else has the thread: record it. Otherwise
-    we still own a thread nobody is watching: reopen the ticket, flagged with the reason.
+    If Meta says we are not the owner, someone else has the thread: `thread_owner` says
+    who, and the state follows it (the bot when Meta would not say). Otherwise, or when
+    Meta says the thread is ours after all, we still own a thread nobody is watching:
+    reopen the ticket, flagged with the reason.
     """
+    conversation_id = Ticket.objects.values_list("conversation_id", flat=True).get(pk=ticket_id)
+    owner = _owner_or_none(conversation_id) if not_owner else None
     with transaction.atomic():
-        conversation_id = Ticket.objects.values_list("conversation_id", flat=True).get(pk=ticket_id)
         conversation = conversation_lock(conversation_id)
         if conversation.control_state != ControlState.RETURNING:
             return
-        if not_owner:
+        if not_owner and owner is not None and owner.app_id != settings.MESSENGER_APP_ID:
+            owner_apply(conversation, owner, why=f"the hand-back was refused: {reason}")
+            return
+        if not_owner and owner is None:
             control_transition(
                 conversation,
                 to_state=ControlState.BOT,

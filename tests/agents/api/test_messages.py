@@ -334,6 +334,57 @@ def test_closing_waits_for_a_confirming_message_before_passing_control(
     assert Conversation.objects.get().control_state == ControlState.BOT
 
 
+def _closing_message_never_confirmed(ticket, api, post, fake_graph, settings) -> Message:
+    """Close with a closing message that carries the pass (Send API `thread_control`),
+    whose answer is lost and whose echo never comes: it fails, never confirmed."""
+    settings.GRAPH_API_TIMEOUT_SECONDS = 0.2
+    fake_graph.fail_next("/me/messages", Scripted(200, {"message_id": "m_late"}, delay=1))
+    with mock.patch.object(ticket_return, "retry", side_effect=Retry):
+        post(
+            api,
+            f"/api/v1/tickets/{ticket.pk}/close",
+            {"outcome": "resolved", "closing_message": "Bye!"},
+        )
+    [send] = fake_graph.sends()
+    assert send.body["thread_control"] == {"control_type": "pass", "app_id": payloads.BOT_APP_ID}
+    settings.GRAPH_CONFIRM_SECONDS = 0
+    reconcile.messages_unconfirmed_settle()
+    closing = Message.objects.get(author_kind="agent")
+    assert (closing.status, closing.error) == ("failed", outbound.NEVER_CONFIRMED)
+    return closing
+
+
+def test_a_hand_back_that_rode_on_an_unconfirmed_closing_message_is_checked_not_repeated(
+    ticket, api, post, fake_graph, settings
+):
+    _closing_message_never_confirmed(ticket, api, post, fake_graph, settings)
+    fake_graph.thread_owner_app_id = payloads.BOT_APP_ID  # the pass went with it
+    calls = len(fake_graph.calls)
+
+    ticket_return.apply(args=(ticket.pk,))
+
+    assert [c.path for c in fake_graph.calls[calls:]] == ["/me/thread_owner"]
+    conversation = Conversation.objects.get()
+    assert conversation.control_state == ControlState.BOT
+    assert conversation.transitions.last().cause == "reconcile"
+
+
+def test_a_hand_back_on_an_unconfirmed_closing_message_that_had_no_effect_is_made_once(
+    ticket, api, post, fake_graph, settings
+):
+    _closing_message_never_confirmed(ticket, api, post, fake_graph, settings)
+    fake_graph.thread_owner_app_id = payloads.APP_ID  # still ours: nothing went through
+    calls = len(fake_graph.calls)
+
+    ticket_return.apply(args=(ticket.pk,))
+
+    assert [c.path for c in fake_graph.calls[calls:]] == [
+        "/me/thread_owner",
+        "/me/pass_thread_control",
+    ]
+    assert Conversation.objects.get().control_state == ControlState.BOT
+
+
 def test_the_redrive_does_not_queue_a_reply_queued_within_the_lease(ticket, settings):
     settings.REDRIVE_GRACE_SECONDS = 0
     message = factories.message(

@@ -371,6 +371,44 @@ def test_a_failed_pass_back_reopens_the_ticket_flagged(ticket, api, post, fake_g
     assert Conversation.objects.get().control_state == ControlState.AGENT
 
 
+NOT_OWNER = graph_error(10, 2018300, "(#10) The action is invalid since it's not the thread owner.")
+
+
+def test_a_pass_back_refused_as_not_the_owner_asks_who_owns_the_thread(
+    ticket, api, post, fake_graph
+):
+    # The Page Inbox took the conversation (its webhook not here yet): Meta names it.
+    fake_graph.fail_next("/me/pass_thread_control", NOT_OWNER)
+    fake_graph.thread_owner_app_id = payloads.PAGE_INBOX_APP_ID
+    post(api, f"/api/v1/tickets/{ticket.pk}/close")
+    assert [c.path for c in fake_graph.business_calls()] == [
+        "/me/pass_thread_control",
+        "/me/thread_owner",
+    ]
+    conversation = Conversation.objects.get()
+    assert (conversation.control_state, conversation.owner_role) == (
+        ControlState.BOT,
+        "page_inbox",
+    )
+    last = conversation.transitions.last()
+    assert (last.cause, last.owner_app_id) == ("reconcile", payloads.PAGE_INBOX_APP_ID)
+    assert last.detail.startswith("Meta says: The Page Inbox has this conversation")
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.flagged) == ("closed", False)
+
+
+def test_a_pass_back_refused_as_not_the_owner_when_meta_says_it_is_ours_reopens_flagged(
+    ticket, api, post, fake_graph
+):
+    fake_graph.fail_next("/me/pass_thread_control", NOT_OWNER)
+    fake_graph.thread_owner_app_id = payloads.APP_ID  # contradicts the refusal
+    post(api, f"/api/v1/tickets/{ticket.pk}/close")
+    assert len(fake_graph.calls_to("/me/pass_thread_control")) == 1
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.flagged) == ("waiting", True)
+    assert Conversation.objects.get().control_state == ControlState.AGENT
+
+
 def test_a_pass_back_with_an_unknown_outcome_is_checked_before_it_is_made_again(
     ticket, api, post, fake_graph
 ):
