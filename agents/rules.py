@@ -64,6 +64,9 @@ OWNER_TEXTS: dict[str, str] = {
     OwnerRole.NOBODY: "Nobody owns this conversation",
     OwnerRole.UNKNOWN: "Another app has this conversation (Messenger does not say which)",
 }
+# Owners an agent never takes from (`take_over_refusal`): a person answering in the Page
+# Inbox, or another app the page named. Unknown may be the bot (Meta would not say).
+TAKEN_FROM_NOBODY_BUT_THE_BOT = (OwnerRole.PAGE_INBOX, OwnerRole.OTHER_APP)
 LAPSE_NOTE = "Messenger gives control back after 24 h without a customer message"
 WINDOW_CLOSED_FOR_CONTROL = (
     "The customer last wrote more than 24 hours ago: Messenger would give control back at "
@@ -286,8 +289,9 @@ def ticket_control_request_refusal(
 
 def take_over_refusal(ticket: Ticket, *, open_ticket: bool, now: datetime | None = None) -> str:
     """Why an agent may not take this ticket's conversation now; "" when they may: the
-    rules of asking for it (`ticket_control_request_refusal`), and taking must be a way
-    in (`take_allowed`)."""
+    rules of asking for it (`ticket_control_request_refusal`), taking must be a way in
+    (`take_allowed`), and the thread is the bot's, nobody's or of an app Meta would not
+    name, never the Page Inbox's or another known app's."""
     refusal = ticket_control_request_refusal(ticket, open_ticket=open_ticket, now=now)
     if refusal:
         return refusal
@@ -301,6 +305,12 @@ def take_over_refusal(ticket: Ticket, *, open_ticket: bool, now: datetime | None
         return (
             "This page does not let the helpdesk take conversations from the bot; ask "
             "the bot for it instead."
+        )
+    if conversation.owner_role in TAKEN_FROM_NOBODY_BUT_THE_BOT:
+        return (
+            f"{owner_text_for(conversation.owner_role, conversation.owner_app_id)}: the "
+            "helpdesk takes a conversation only from the bot, never from a person at the "
+            "page or another known app. Ask for it instead."
         )
     return ""
 

@@ -357,6 +357,37 @@ def test_take_over_where_the_page_lets_the_helpdesk_take(stack, chromium):
         _page_set(stack, control_mode="auto", control_way="")  # what it learnt too
 
 
+def test_no_take_over_from_a_person_in_the_page_inbox(stack, chromium):
+    clock, psid = Clock(), "3000000000000512"
+    ticket = _handover(stack, clock, psid=psid, name="Ines")
+    assert _api(stack, "POST", f"/tickets/{ticket}/claim").ok
+    _page_set(stack, control_mode="take")
+    try:
+        stack.post_webhook(
+            payloads.take_control(ts=clock(), psid=psid, new_owner=payloads.PAGE_INBOX_APP_ID)
+        )
+        for viewport, name in ((DESKTOP, "1280"), (PHONE, "390")):
+            context, errors = _context(chromium, stack, viewport)
+            try:
+                page = login(context, "ana")
+                page.goto(f"/tickets/{ticket}/")
+                expect(page.locator("#conv-owner")).to_have_text(
+                    re.compile(r"^The Page Inbox has this conversation since \d{2}:\d{2}$"),
+                    timeout=SETTLE,
+                )
+                expect(page.locator("#request-control-btn")).to_be_visible()
+                expect(page.locator("#take-over-btn")).to_be_hidden()
+                expect(page.locator("#composer-text")).to_be_disabled()
+                _fits(page)
+                _shot(page, f"page-inbox-no-take-{name}")
+            finally:
+                context.close()
+            assert errors == [], errors
+        assert _takes(stack, psid) == []
+    finally:
+        _page_set(stack, control_mode="auto", control_way="")
+
+
 def test_a_closed_ticket_can_take_the_conversation_over_again(stack, context):
     clock, psid = Clock(), "3000000000000508"
     ticket = _handover(stack, clock, psid=psid, name="Clara")

@@ -473,3 +473,39 @@ def test_a_missing_permission_pauses_the_page_too(handed_over, api, post, fake_g
         "Requires pages_messaging permission to manage the object",
     )
     assert Message.objects.get(author_kind="agent").status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("taker", "role", "words"),
+    [
+        (payloads.PAGE_INBOX_APP_ID, "page_inbox", "The Page Inbox has this conversation"),
+        ("777000000000007", "other_app", "Another app (777000000000007) has this conversation"),
+    ],
+)
+def test_take_over_is_offered_only_where_the_bot_holds_the_conversation(
+    page, deliver, clock, api, post, fake_graph, taker, role, words
+):
+    page.control_mode = "take"
+    page.save()
+    deliver(payloads.pass_control(ts=clock()))
+    deliver(payloads.user_message("hello?", ts=clock()))  # the 24-hour window is open
+    ticket = Ticket.objects.get()
+
+    # The bot takes it back: taking it again is offered.
+    deliver(payloads.take_control(ts=clock(), new_owner=payloads.BOT_APP_ID))
+    shown = api.get(f"/api/v1/tickets/{ticket.pk}").json()
+    assert (shown["can_take_over"], shown["take_over_refusal"]) == (True, "")
+
+    # A person in the Page Inbox, or another app, takes it: never taken from them.
+    deliver(payloads.take_control(ts=clock(), new_owner=taker, previous_owner=payloads.BOT_APP_ID))
+    assert Conversation.objects.get().owner_role == role
+    shown = api.get(f"/api/v1/tickets/{ticket.pk}").json()
+    assert shown["can_take_over"] is False
+    assert shown["take_over_refusal"] == (
+        f"{words}: the helpdesk takes a conversation only from the bot, never from a person "
+        "at the page or another known app. Ask for it instead."
+    )
+    refused = post(api, f"/api/v1/tickets/{ticket.pk}/take-control")
+    assert refused.status_code == 409
+    assert refused.json() == {"detail": shown["take_over_refusal"]}
+    assert fake_graph.calls_to("/me/take_thread_control") == []
