@@ -356,13 +356,13 @@ def owner_apply(conversation: Conversation, owner: graph.ThreadOwner, *, why: st
         return role  # nothing to correct
     ticket = ticket_lock_unclosed(conversation)
     note, since = "", None
-    if role == OwnerRole.NOBODY:
+    if state == ControlState.REQUESTED:
+        to_state = ControlState.REQUESTED  # still asking; only the owner is corrected
+    elif role == OwnerRole.NOBODY:
         to_state = ControlState.IDLE
         lapse = _lapse_ms(conversation)
         if lapse is not None and lapse <= now_ms():
             note, since = rules.LAPSE_NOTE, lapse
-    elif state == ControlState.REQUESTED:
-        to_state = ControlState.REQUESTED  # still asking; only the owner is corrected
     elif ticket is not None and state in (ControlState.AGENT, ControlState.TAKEN):
         to_state = ControlState.TAKEN
     else:
@@ -505,13 +505,14 @@ def _acquire_settle(conversation: Conversation, way: str) -> Outcome:
     (the ticket opens). Not ours: make the call again, once Meta said it had no
     effect. Meta not answering: raised, and the task's next try asks again."""
     owner = graph.thread_owner(conversation.page, psid=conversation.contact.psid)
-    if owner.app_id == settings.MESSENGER_APP_ID:
-        with transaction.atomic():
-            owner_apply(
-                conversation_lock(conversation.pk),
-                owner,
-                why=f"the {way} call's answer was lost",
-            )
+    ours = owner.app_id == settings.MESSENGER_APP_ID
+    with transaction.atomic():
+        locked = conversation_lock(conversation.pk)
+        if not ours and locked.control_state != ControlState.REQUESTED:
+            return Outcome.SKIPPED  # settled meanwhile (a pass came): nothing to ask again
+        # Ours: the state becomes `agent`. Another's: still asking, its owner corrected.
+        owner_apply(locked, owner, why=f"the {way} call's answer was lost")
+    if ours:
         _page_way_learn(conversation.page, way, note="")
         return Outcome.DONE
     try:
@@ -541,6 +542,8 @@ def _acquire_refused(conversation: Conversation, way: str, exc: graph.GraphError
         return _acquire_attempt(conversation, other)
     if exc.handover_refused and auto:
         return _acquire_fail_both(conversation, way=way, exc=exc)
+    if exc.handover_refused:
+        return _acquire_fail_mode(conversation, way=way, exc=exc)
     handover_request_fail(conversation_id=conversation.pk, reason=exc.describe(), way=way)
     return Outcome.FAILED
 
@@ -570,19 +573,60 @@ def _acquire_fail_both(conversation: Conversation, *, way: str, exc: graph.Graph
             "helpdesk's app."
         )
     meta = exc.describe()
-    detail = f"{fix} (Meta: {meta})"
-    _page_way_learn(page, ControlWay.NONE, note=detail)
+    _page_way_learn(page, ControlWay.NONE, note=f"{fix} (Meta: {meta})")
     reason = f"request and take were both refused: {meta}"
     handover_request_fail(conversation_id=conversation.pk, reason=reason, way=way)
+    _waiting_set(
+        conversation,
+        "Waiting for the bot to pass the conversation: Meta lets the helpdesk neither ask for "
+        f"it nor take it on this page ({meta}).",
+    )
+    return Outcome.FAILED
+
+
+def _acquire_fail_mode(conversation: Conversation, *, way: str, exc: graph.GraphError) -> Outcome:
+    """The page's mode says `way` (request or take, not auto) and Meta refuses it for
+    good: wait for the bot to pass; the page's health says what to change."""
+    if way == ControlWay.TAKE and exc.code == graph.CODE_TAKE_UNSUPPORTED:
+        fix = (
+            "This page is set to take conversations, but it has no Conversation Routing "
+            "default app, so Meta refuses takes. Set the page's control mode to request or "
+            "auto, or set the bot as the default app in the Page's Conversation Routing "
+            "settings."
+        )
+    elif way == ControlWay.TAKE:
+        fix = (
+            "This page is set to take conversations, and Meta refuses: in the Page's "
+            "settings (Advanced messaging, Conversation Routing) turn on \u201cAllow this app "
+            "to take control of conversations\u201d for the helpdesk's app, or set the page's "
+            "control mode to auto."
+        )
+    else:
+        fix = (
+            "This page is set to ask the bot for conversations, and Meta refuses requests "
+            "on it. Set the page's control mode to auto or take, and in the Page's settings "
+            "turn on \u201cAllow this app to take control of conversations\u201d for the "
+            "helpdesk's app."
+        )
+    meta = exc.describe()
+    _page_way_learn(conversation.page, ControlWay.NONE, note=f"{fix} (Meta: {meta})")
+    handover_request_fail(conversation_id=conversation.pk, reason=meta, way=way)
+    refused = "take it" if way == ControlWay.TAKE else "ask for it"
+    _waiting_set(
+        conversation,
+        f"Waiting for the bot to pass the conversation: Meta does not let the helpdesk "
+        f"{refused} on this page ({meta}).",
+    )
+    return Outcome.FAILED
+
+
+def _waiting_set(conversation: Conversation, reason: str) -> None:
+    """The customer waits for the bot to pass: say why, where the conversation shows."""
     with transaction.atomic():
         locked = conversation_lock(conversation.pk)
-        locked.waiting_reason = (
-            "Waiting for the bot to pass the conversation: Meta lets the helpdesk neither "
-            f"ask for it nor take it on this page ({meta})."
-        )[:500]
+        locked.waiting_reason = reason[:500]
         locked.save(update_fields=["waiting_reason"])
         realtime.broadcast_on_commit("conversation.updated", conversation_id=locked.pk)
-    return Outcome.FAILED
 
 
 def _page_way_learn(page: Page, way: str, *, note: str) -> None:

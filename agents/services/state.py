@@ -100,18 +100,12 @@ def control_transition(
     # last seen (asking for the thread leaves it where it was), and the state says the
     # rest (`rules.owner_role`).
     row_owner = conversation.owner_app_id if owner_app_id is None else owner_app_id
-    if role is None:
-        role = rules.owner_role(
-            from_state if owner_app_id is None and to_state == ControlState.REQUESTED else to_state,
-            row_owner,
-            bot_app_id=conversation.page.bot_app_id,
-        )
-        if (
-            to_state == ControlState.REQUESTED
-            and owner_app_id is None
-            and conversation.owner_role == OwnerRole.UNKNOWN
-        ):
-            role = OwnerRole.UNKNOWN  # asking changes nothing we know about the owner
+    if role is None and to_state == ControlState.REQUESTED and owner_app_id is None:
+        # Asking changes nothing we know about the owner (a conversation first seen on
+        # standby has no owner id yet, and is the bot's).
+        role = OwnerRole(conversation.owner_role)
+    elif role is None:
+        role = rules.owner_role(to_state, row_owner, bot_app_id=conversation.page.bot_app_id)
     happened = at or event_timestamp or now_ms()
     conversation.control_state = to_state
     fields = ["control_state", "owner_role", "owner_since", "owner_note"]

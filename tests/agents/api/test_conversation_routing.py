@@ -117,13 +117,57 @@ def test_take_without_a_default_app_falls_back_to_request(page, deliver, clock, 
     assert Conversation.objects.get().control_state == ControlState.REQUESTED
 
 
-def test_request_mode_never_takes(page, deliver, clock, fake_graph):
+def test_request_mode_never_takes_and_says_what_to_change(page, deliver, clock, fake_graph):
     page.control_mode = "request"
     page.save()
     fake_graph.fail_next("/me/request_thread_control", HOP_DISABLED)
     _ask(deliver, clock)
     assert _paths(fake_graph) == ["/me/request_thread_control"]
-    assert Conversation.objects.get().control_state == ControlState.BOT
+    conversation = Conversation.objects.get()
+    assert conversation.control_state == ControlState.BOT
+    assert conversation.waiting_reason.startswith(
+        "Waiting for the bot to pass the conversation: Meta does not let the helpdesk ask "
+        "for it on this page ("
+    )
+    page.refresh_from_db()
+    assert (page.control_mode, page.control_way) == ("request", "none")
+    assert page.control_way_note.startswith(
+        "This page is set to ask the bot for conversations, and Meta refuses requests on it. "
+        "Set the page's control mode to auto or take"
+    )
+
+
+@pytest.mark.parametrize(
+    ("refusal", "fix"),
+    [
+        (NO_TAKE, "This page is set to take conversations, and Meta refuses: in the Page's "),
+        (TAKE_UNSUPPORTED, "This page is set to take conversations, but it has no Conversation "),
+    ],
+)
+def test_take_mode_refused_never_requests_and_says_what_to_change(
+    page, deliver, clock, fake_graph, refusal, fix
+):
+    page.control_mode = "take"
+    page.save()
+    fake_graph.fail_next("/me/take_thread_control", refusal)
+    _ask(deliver, clock)
+    assert _paths(fake_graph) == ["/me/take_thread_control"]
+    conversation = Conversation.objects.get()
+    assert conversation.control_state == ControlState.BOT
+    assert conversation.waiting_reason.startswith(
+        "Waiting for the bot to pass the conversation: Meta does not let the helpdesk take "
+        "it on this page ("
+    )
+    assert Ticket.objects.count() == 0
+    page.refresh_from_db()
+    assert page.control_way == "none"
+    assert page.control_way_note.startswith(fix)
+
+    # The bot can still pass it: the ticket opens, the waiting ends.
+    deliver(payloads.pass_control(ts=clock()))
+    conversation.refresh_from_db()
+    assert (conversation.control_state, conversation.waiting_reason) == (ControlState.AGENT, "")
+    assert Ticket.objects.count() == 1
 
 
 def test_a_take_that_timed_out_after_taking_effect_is_reconciled_without_a_second_take(
