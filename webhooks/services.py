@@ -337,18 +337,7 @@ def _group_apply(
             recorded.add(key)
             outcome, note = _event_outcome(event, pages.get(event.page_id))
             records.append(
-                WebhookEvent(
-                    key=key,
-                    delivery=delivery,
-                    kind=event.kind,
-                    channel=event.channel[:16],
-                    page_id=event.page_id,
-                    psid=event.psid,
-                    timestamp=event.timestamp,
-                    outcome=outcome,
-                    note=note,
-                    payload=event.raw,
-                )
+                WebhookEvent(key=key, outcome=outcome, note=note, **_record(delivery, event))
             )
         WebhookEvent.objects.bulk_create(records)
     return recorded_before
@@ -427,6 +416,19 @@ def _group_prepare() -> Callable[[dict[str, Page], list[Event]], None]:
     return prepare
 
 
+def _record(delivery: WebhookDelivery, event: Event) -> dict[str, Any]:
+    """The fields of an event's `WebhookEvent` row but its key, outcome and note."""
+    return {
+        "delivery": delivery,
+        "kind": event.kind,
+        "channel": event.channel[:16],
+        "page_id": event.page_id,
+        "psid": event.psid,
+        "timestamp": event.timestamp,
+        "payload": event.raw,
+    }
+
+
 def _storage_key(event: Event) -> str:
     key = event.key
     if len(key) <= KEY_MAX:
@@ -476,15 +478,7 @@ def _event_claim_and_run(
     try:
         with transaction.atomic():
             record = WebhookEvent.objects.create(
-                key=key,
-                delivery=delivery,
-                kind=event.kind,
-                channel=event.channel[:16],
-                page_id=event.page_id,
-                psid=event.psid,
-                timestamp=event.timestamp,
-                outcome=WebhookEvent.Outcome.IGNORED,
-                payload=event.raw,
+                key=key, outcome=WebhookEvent.Outcome.IGNORED, **_record(delivery, event)
             )
             recorded = True
             _event_run(record, event, page)
@@ -531,16 +525,10 @@ def _event_fail(delivery: WebhookDelivery, event: Event, key: str, error: Except
         record, created = WebhookEvent.objects.get_or_create(
             key=key,
             defaults={
-                "delivery": delivery,
-                "kind": event.kind,
-                "channel": event.channel[:16],
-                "page_id": event.page_id,
-                "psid": event.psid,
-                "timestamp": event.timestamp,
+                **_record(delivery, event),
                 "outcome": WebhookEvent.Outcome.FAILED,
                 "note": "failed; see its error",
                 "error": reason,
-                "payload": event.raw,
             },
         )
         if not created and record.outcome == WebhookEvent.Outcome.FAILED:
