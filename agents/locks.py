@@ -46,10 +46,11 @@ def conversation_lock_by_psid(*, page_pk: int, psid: str) -> Conversation | None
     )
 
 
-def conversations_lock_by_psids(pairs: Iterable[tuple[int, str]]) -> list[int]:
+def conversations_lock_by_psids(pairs: Iterable[tuple[int, str]]) -> list[Conversation]:
     """Lock the conversations of these (page pk, PSID) pairs that exist, in id order, in
-    one statement; their ids. A group of events locks what it will lock this way first:
-    two workers' groups then wait for each other instead of deadlocking."""
+    one statement, with their page and contact read (not locked). A group of events
+    locks what it will lock this way first: two workers' groups then wait for each
+    other instead of deadlocking."""
     wanted = Q()
     for page_pk, psid in sorted(set(pairs)):
         wanted |= Q(page_id=page_pk, contact__page_id=page_pk, contact__psid=psid)
@@ -57,9 +58,9 @@ def conversations_lock_by_psids(pairs: Iterable[tuple[int, str]]) -> list[int]:
         return []
     return list(
         Conversation.objects.select_for_update(of=("self",))
+        .select_related("page", "contact")
         .filter(wanted)
         .order_by("pk")
-        .values_list("pk", flat=True)
     )
 
 

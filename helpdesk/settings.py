@@ -342,7 +342,8 @@ WEBHOOK_INTAKE_PROCESS = env_bool("WEBHOOK_INTAKE_PROCESS", True)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
 # Who applies parsed Messenger events: `webhooks` does not import `agents`.
 MESSENGER_EVENT_HANDLER = "agents.services.inbound.messenger_event_handle"
-# Called first in the transaction of a group of events (the rows they lock, in one order).
+# Around a group of events, in its transaction (a context manager: the rows they lock,
+# in one order, and what they share).
 MESSENGER_GROUP_PREPARE_HANDLER = "agents.services.inbound.messenger_events_prepare"
 
 # A handover request that got no answer for this long no longer blocks a new one.

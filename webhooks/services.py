@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -315,15 +316,15 @@ def _group_run(group: list[tuple[WebhookDelivery, list[Event]]], pages: dict[str
 def _group_apply(
     group: list[tuple[WebhookDelivery, list[Event]]], pages: dict[str, Page]
 ) -> list[tuple[WebhookDelivery, Event]]:
-    """Apply the group's new events and record their keys, in one transaction, after
-    the prepare handler (which locks the rows they will lock, in one order). Returns
-    the events whose key was recorded before (or twice in the group), not applied."""
+    """Apply the group's new events and record their keys, in one transaction, inside
+    the prepare handler (a context manager: it locks the rows they will lock, in one
+    order, and may keep what the events share). Returns the events whose key was
+    recorded before (or twice in the group), not applied."""
     keyed = [
         (delivery, event, _storage_key(event)) for delivery, events in group for event in events
     ]
     recorded_before: list[tuple[WebhookDelivery, Event]] = []
-    with transaction.atomic():
-        _group_prepare()(pages, [event for _, event, _ in keyed])
+    with transaction.atomic(), _group_prepare()(pages, [event for _, event, _ in keyed]):
         recorded = set(
             WebhookEvent.objects.filter(key__in={key for _, _, key in keyed}).values_list(
                 "key", flat=True
@@ -408,11 +409,12 @@ def _handler() -> EventHandler:
     return handler
 
 
+GroupPrepare = Callable[[dict[str, Page], list[Event]], AbstractContextManager[object]]
+
+
 @cache
-def _group_prepare() -> Callable[[dict[str, Page], list[Event]], None]:
-    prepare: Callable[[dict[str, Page], list[Event]], None] = import_string(
-        settings.MESSENGER_GROUP_PREPARE_HANDLER
-    )
+def _group_prepare() -> GroupPrepare:
+    prepare: GroupPrepare = import_string(settings.MESSENGER_GROUP_PREPARE_HANDLER)
     return prepare
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from agents import realtime, tasks
 from agents.locks import conversation_lock, conversation_lock_by_psid
 from agents.models import Contact, Conversation
+from agents.services.group import conversation_take
 from webhooks import graph
 from webhooks.models import Page
 from webhooks.queue import enqueue_on_commit
@@ -44,8 +45,11 @@ def conversation_get_or_create(*, page: Page, psid: str) -> Conversation:
 def conversation_lock_or_create(*, page: Page, psid: str) -> Conversation:
     """The conversation for (page, PSID), locked (`locks.conversation_lock`), created
     with its contact on first sight (`conversation_get_or_create`). A known customer
-    costs one statement. Caller is in a transaction."""
-    conversation = conversation_lock_by_psid(page_pk=page.pk, psid=psid)
+    costs one statement, none when its event's group locked it first (`group`). Caller
+    is in a transaction."""
+    conversation = conversation_take(page.pk, psid) or conversation_lock_by_psid(
+        page_pk=page.pk, psid=psid
+    )
     if conversation is None:
         return conversation_lock(conversation_get_or_create(page=page, psid=psid).pk)
     if not _profile_fresh(conversation.contact):
