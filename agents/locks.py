@@ -51,11 +51,14 @@ def conversations_lock_by_psids(pairs: Iterable[tuple[int, str]]) -> list[Conver
     one statement, with their page and contact read (not locked). A group of events
     locks what it will lock this way first: two workers' groups then wait for each
     other instead of deadlocking."""
-    wanted = Q()
-    for page_pk, psid in sorted(set(pairs)):
-        wanted |= Q(page_id=page_pk, contact__page_id=page_pk, contact__psid=psid)
-    if not wanted:
+    by_page: dict[int, set[str]] = {}
+    for page_pk, psid in pairs:
+        by_page.setdefault(page_pk, set()).add(psid)
+    if not by_page:
         return []
+    wanted = Q()
+    for page_pk, psids in sorted(by_page.items()):
+        wanted |= Q(page_id=page_pk, contact__page_id=page_pk, contact__psid__in=sorted(psids))
     return list(
         Conversation.objects.select_for_update(of=("self",))
         .select_related("page", "contact")

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterable
 from importlib import import_module
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -135,25 +137,46 @@ def presence_changed_on_commit(user_pk: int) -> None:
     )
 
 
+# Live events waiting for the background publisher, in order: one job sends all that
+# queued up meanwhile, in one event loop (a commit of a group of events broadcasts many).
+_pending: list[tuple[str, dict[str, Any]]] = []
+_pending_lock = threading.Lock()
+
+
 def _group_send(group: str, kind: str, ids: dict[str, int]) -> None:
-    """The send, on the background publisher, given up after CHANNEL_SEND_TIMEOUT_SECONDS."""
-    layer = get_channel_layer()
-    if layer is None:
+    """The send, on the background publisher, given up after CHANNEL_SEND_TIMEOUT_SECONDS.
+    Sends queued while the publisher is busy go out together, in order."""
+    if get_channel_layer() is None:
         return
-    message = {"type": "inbox.event", "event": kind, **ids}
+    with _pending_lock:
+        _pending.append((group, {"type": "inbox.event", "event": kind, **ids}))
+        first = len(_pending) == 1
+    if first:
+        publisher.submit(_pending_send)
+
+
+def _pending_send() -> None:
+    with _pending_lock:
+        batch = _pending[:]
+        _pending.clear()
+    layer = get_channel_layer()
+    if layer is None or not batch:
+        return
 
     async def send() -> None:
-        await asyncio.wait_for(
-            layer.group_send(group, message), timeout=settings.CHANNEL_SEND_TIMEOUT_SECONDS
-        )
+        for group, message in batch:
+            try:
+                await asyncio.wait_for(
+                    layer.group_send(group, message),
+                    timeout=settings.CHANNEL_SEND_TIMEOUT_SECONDS,
+                )
+            except Exception as exc:  # noqa: BLE001 -- a lost live update must not fail anyone
+                logger.warning("could not broadcast %s (%s)", message["event"], type(exc).__name__)
 
-    def job() -> None:
-        try:
-            async_to_sync(send)()
-        except Exception as exc:  # noqa: BLE001 -- a lost live update must not fail anyone
-            logger.warning("could not broadcast %s (%s)", kind, type(exc).__name__)
-
-    publisher.submit(job)
+    try:
+        async_to_sync(send)()
+    except Exception as exc:  # noqa: BLE001 -- as above, for the event loop itself
+        logger.warning("could not broadcast %d events (%s)", len(batch), type(exc).__name__)
 
 
 def user_event_on_commit(user_pk: int, kind: str, **ids: int) -> None:
