@@ -49,6 +49,7 @@ from tests.support.stack import ROOT, Stack
 
 MIXES = ("standby", "handover")
 KINDS = ("standby message", "message with an open ticket", "pass to us", "take by the bot", "echo")
+GROUPED_KINDS = ("standby message", "message with an open ticket")
 UNKNOWN_PAGE = "9000000000000009"
 TARGET = "≥ 300 messages/s per page, one worker, PostgreSQL"
 # Deliveries per task: one (a re-drive, or a quiet intake), and what a busy intake puts
@@ -159,6 +160,16 @@ def run(options: Options) -> list[Figure]:
                     counts[kind], "statements", "an event for an unknown page",
                     counts["unknown page"], better="lower",
                     note="one event per delivery, broadcasts included",
+                )
+            )  # fmt: skip
+        for kind in GROUPED_KINDS:
+            figures.append(
+                Figure(
+                    "processing", options.database, f"SQL statements: {kind}, tasks of 10",
+                    counts[f"{kind}, tasks of 10"], "statements/event",
+                    "an event for an unknown page, tasks of 10",
+                    counts["unknown page, tasks of 10"], better="lower",
+                    note="per event of a task of 10 deliveries (10 customers), broadcasts included",
                 )
             )  # fmt: skip
     except BaseException:

@@ -122,9 +122,13 @@ def _celery(ids: list[int], *, group: int = 1) -> dict[str, Any]:
     return _outcome(ids, time.perf_counter() - started)
 
 
-def _statements() -> dict[str, int]:
+GROUP = 10  # deliveries per task, as tests.bench.processing.GROUPS
+
+
+def _statements() -> dict[str, float]:
     """SQL statements of `delivery_process` for one delivery of one event, by kind, in
-    the steady state (the customer known, the profile fresh), broadcasts included."""
+    the steady state (the customer known, the profile fresh), broadcasts included; and
+    per event of `deliveries_process` for a task of 10 such deliveries."""
 
     page = Page.objects.get(page_id=payloads.PAGE_ID)
     clock = Clock()
@@ -144,7 +148,7 @@ def _statements() -> dict[str, int]:
         assert delivery.status == WebhookDelivery.Status.PROCESSED, delivery.last_error
         return len(queries.captured_queries)
 
-    counts = {}
+    counts: dict[str, float] = {}
     who = psid()
     factories.conversation(page=page, psid=who)
     counts["standby message"] = count(
@@ -167,6 +171,41 @@ def _statements() -> dict[str, int]:
     counts["unknown page"] = count(
         payloads.user_message("hello", ts=clock(), psid=psid()), "standby", UNKNOWN_PAGE
     )
+
+    def per_event_in_group(make: Any, page_id: str = payloads.PAGE_ID) -> float:
+        """Statements of `deliveries_process` for a task of GROUP deliveries (one event
+        each, one customer each), per event."""
+        ids = []
+        for _ in range(GROUP):
+            event, channel = make()
+            body = payloads.body_bytes(payloads.delivery(event, channel=channel, page_id=page_id))
+            ids.append(
+                WebhookDelivery.objects.create(
+                    digest=hashlib.sha256(body).hexdigest(), body=body
+                ).pk
+            )
+        with CaptureQueriesContext(connection) as queries:
+            services.deliveries_process(delivery_ids=ids)
+        processed = WebhookDelivery.objects.filter(pk__in=ids, status="processed").count()
+        assert processed == GROUP, processed
+        return len(queries.captured_queries) / GROUP
+
+    def standby() -> tuple[dict[str, Any], str]:
+        who = psid()
+        factories.conversation(page=page, psid=who)
+        return payloads.user_message("hello", ts=clock(), psid=who), "standby"
+
+    def with_ticket() -> tuple[dict[str, Any], str]:
+        who = psid()
+        factories.ticket(page=page, psid=who)
+        return payloads.user_message("hello", ts=clock(), psid=who), "messaging"
+
+    def unknown() -> tuple[dict[str, Any], str]:
+        return payloads.user_message("hello", ts=clock(), psid=psid()), "standby"
+
+    counts["standby message, tasks of 10"] = per_event_in_group(standby)
+    counts["message with an open ticket, tasks of 10"] = per_event_in_group(with_ticket)
+    counts["unknown page, tasks of 10"] = per_event_in_group(unknown, UNKNOWN_PAGE)
     return counts
 
 

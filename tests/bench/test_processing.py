@@ -36,6 +36,15 @@ def test_the_processing_benchmark_applies_every_event_once_and_reports_every_fig
         assert math.isfinite(figure.baseline) and figure.baseline > 0, figure
     counts = {f.name.removeprefix("SQL statements: "): f for f in figures if f.unit == "statements"}
     assert list(counts) == list(processing.KINDS)
+    grouped = [f for f in figures if f.unit == "statements/event"]
+    assert [f.name for f in grouped] == [
+        f"SQL statements: {kind}, tasks of 10" for kind in processing.GROUPED_KINDS
+    ]
+    # A group costs fewer statements per event than one delivery alone, and more than
+    # its bookkeeping (pinned exactly in tests/webhooks/test_statement_counts.py).
+    for figure in grouped:
+        alone = counts[figure.name.removeprefix("SQL statements: ").removesuffix(", tasks of 10")]
+        assert alone.value > figure.value > figure.baseline > 0, figure
     # Every kind costs the bookkeeping of an ignored event and more; the exact counts
     # are pinned in tests/webhooks/test_statement_counts.py.
     for figure in counts.values():
