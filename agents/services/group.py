@@ -40,7 +40,9 @@ def event_group(
 
 def conversation_take(page_pk: int, psid: str) -> Conversation | None:
     """The conversation the group locked for (page, PSID), once: a later event of the
-    same customer reads it again (an earlier one may have changed it)."""
+    same customer reads it again (an earlier one may have changed it). Every service
+    that locks a customer's conversation for an event takes it from here first, so that
+    no event gets a copy older than another event's change."""
     group = _current.get()
     if group is None:
         return None

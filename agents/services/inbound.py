@@ -21,7 +21,7 @@ from agents.models import ControlState, Conversation, Message, Ticket, Trigger
 from agents.services import csat
 from agents.services.contacts import conversation_lock_or_create
 from agents.services.control import handover_event_apply, handover_request_start
-from agents.services.group import event_group, mid_added, mid_stored
+from agents.services.group import conversation_take, event_group, mid_added, mid_stored
 from agents.services.outbound import outbound_confirm
 from agents.services.state import app_label
 from webhooks.events import (
@@ -307,7 +307,7 @@ def receipt_apply(page: Page, event: ReadEvent | DeliveryEvent) -> str:
 
     Under the conversation's lock, as `outbound.outbound_confirm`: a message being
     confirmed meanwhile reads the new watermark, or is already sent when this looks."""
-    conversation = (
+    conversation = conversation_take(page.pk, event.psid) or (
         Conversation.objects.select_for_update(of=("self",))
         .filter(page=page, contact__psid=event.psid)
         .first()

@@ -15,7 +15,8 @@ from django.db import connection
 from django.utils import timezone
 
 from agents.models import ControlState, Conversation, Message
-from tests.support import payloads
+from agents.services import inbound
+from tests.support import factories, payloads
 from webhooks import services
 from webhooks.events import Event
 from webhooks.models import Page, WebhookDelivery, WebhookEvent
@@ -79,6 +80,43 @@ def test_the_deliveries_of_a_task_are_applied_in_order_and_finished(page, clock)
     assert sorted(WebhookEvent.objects.values_list("delivery_id", "outcome")) == [
         (pk, "applied") for pk in ids
     ]
+
+
+def test_a_receipt_and_a_message_of_one_customer_in_a_group_each_read_the_conversation_afresh(
+    page, clock, monkeypatch
+):
+    # The receipt takes the conversation the group locked; the message after it reads
+    # the row again, with the receipt's watermark (not the group's older copy).
+    conversation = factories.conversation(page=page)
+    sent = factories.message(
+        conversation=conversation,
+        direction=Message.Direction.OUTBOUND,
+        author_kind=Message.Author.AGENT,
+        status=Message.Status.SENT,
+        timestamp=clock(),
+    )
+    seen: list[int] = []
+    real = inbound.conversation_lock_or_create
+
+    def lock_or_create(*, page: Page, psid: str) -> Conversation:
+        locked = real(page=page, psid=psid)
+        seen.append(locked.read_watermark)  # what the message's handler works with
+        return locked
+
+    monkeypatch.setattr(inbound, "conversation_lock_or_create", lock_or_create)
+    watermark = clock()
+    ids = [
+        _stored(payloads.read(ts=clock(), watermark=watermark), channel="messaging"),
+        _stored(payloads.user_message("read it", ts=clock()), channel="messaging"),
+    ]
+
+    services.deliveries_process(delivery_ids=ids)
+
+    sent.refresh_from_db()
+    assert sent.status == Message.Status.READ
+    assert seen == [watermark]
+    assert _texts()[-1] == "read it"
+    assert _statuses(*ids) == [("processed", 1)] * 2
 
 
 def test_a_failing_event_rolls_its_group_back_and_each_delivery_is_applied_alone(
