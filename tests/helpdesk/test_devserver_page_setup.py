@@ -58,9 +58,12 @@ def make_run(monkeypatch, tmp_path) -> Iterator[Children]:
     monkeypatch.setenv("EMULATOR_PORT", EMULATOR_PORT)
     monkeypatch.setenv("DEBUG", "1")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/15")  # no Redis started
-    # main() sets these itself (and monkeypatch puts back what was there before).
-    monkeypatch.delenv("GRAPH_API_URL", raising=False)
-    monkeypatch.delenv("DEV_CLOCK_FILE", raising=False)
+    # main() sets these itself. setenv first, so that monkeypatch puts back what was
+    # there before, absent included (delenv of an absent variable records nothing, and
+    # DEV_CLOCK_FILE left set breaks every later test of the production settings).
+    for name in ("GRAPH_API_URL", "DEV_CLOCK_FILE"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     seeded = "Demo login: demo / demo-password\nAPI token (shown once): tok\n"
     with (
         mock.patch.object(devserver, "environment_prepare", return_value=True),
