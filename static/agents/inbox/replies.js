@@ -269,13 +269,22 @@ export async function openRepliesDialog() {
   $("reply-title").focus();
 }
 
+// Loads of the manager's list, counted: only the newest one's answer is shown (opening the
+// dialog and a quick save load it twice; the older answer may come last).
+let managerLoads = 0;
+
 async function loadManager() {
+  const load = ++managerLoads;
+  let rows, teams;
   try {
-    [manager.rows, manager.teams] = await Promise.all([api("GET", "/saved-replies"), api("GET", "/saved-replies/teams")]);
+    [rows, teams] = await Promise.all([api("GET", "/saved-replies"), api("GET", "/saved-replies/teams")]);
   } catch (error) {
-    formError(`Saved replies could not be loaded: ${error.message}`);
+    if (load === managerLoads) formError(`Saved replies could not be loaded: ${error.message}`);
     return;
   }
+  if (load !== managerLoads) return; // a newer load answers
+  manager.rows = rows;
+  manager.teams = teams;
   const scope = $("reply-scope");
   scope.replaceChildren(
     el("option", { value: "", text: "Only me" }),
