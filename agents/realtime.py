@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from importlib import import_module
@@ -141,6 +142,17 @@ def presence_changed_on_commit(user_pk: int) -> None:
 # queued up meanwhile, in one event loop (a commit of a group of events broadcasts many).
 _pending: list[tuple[str, dict[str, Any]]] = []
 _pending_lock = threading.Lock()
+
+
+def _pending_forget() -> None:
+    """A forked child (a prefork worker) starts with no queued event and a free lock: the
+    parent's queue is flushed by the parent's publisher, not the child's."""
+    global _pending_lock  # replaced, not shared, after a fork
+    _pending.clear()
+    _pending_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_pending_forget)
 
 
 def _group_send(group: str, kind: str, ids: dict[str, int]) -> None:

@@ -4,6 +4,7 @@ only about the pages the agent's teams may see."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from unittest import mock
 
@@ -16,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 
+from agents import realtime
 from agents.consumers import InboxConsumer
 from agents.models import AgentSocket, Team
 from agents.realtime import INBOX_GROUP, broadcast
@@ -295,3 +297,20 @@ def test_a_live_event_the_channel_layer_does_not_take_is_dropped_in_time(setting
     assert hung.is_set()
     assert [m["event"] for m in sent] == ["pages.changed"]
     assert "could not broadcast pages.changed (TimeoutError)" in caplog.text
+
+
+def test_a_forked_child_starts_with_no_queued_live_event_and_a_free_lock():
+    # A prefork worker is forked from a parent whose queue may hold events (and whose
+    # lock may be taken): the child must send its own events, not wait behind those.
+    with realtime._pending_lock:
+        realtime._pending.append(("inbox", {"type": "inbox.event", "event": "parent's"}))
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            ok = realtime._pending == [] and realtime._pending_lock.acquire(timeout=1)
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+    os.waitpid(pid, 0)
+    answer = os.read(read, 1)
+    realtime._pending.clear()
+    assert answer == b"1"
