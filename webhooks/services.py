@@ -166,9 +166,10 @@ def delivery_process(*, delivery_id: int) -> bool:
     WEBHOOK_MAX_ATTEMPTS times (left for an admin). A failure of the delivery itself
     (the database went away) is recorded on the row for the re-drive, and raised.
     """
-    delivery = _delivery_claim(delivery_id)
-    if delivery is None:
+    claimed = _deliveries_claim([delivery_id])
+    if not claimed:
         return False
+    [delivery] = claimed
     _delivery_run(delivery, _pages())
     return True
 
@@ -240,9 +241,10 @@ def deliveries_process(*, delivery_ids: Sequence[int]) -> int:
 
 
 def _deliveries_claim(delivery_ids: Sequence[int]) -> list[WebhookDelivery]:
-    """Claim these deliveries for this worker in one conditional UPDATE (the conditions
-    of `_delivery_claim`) and read them; in the order given, without those that are
-    done, failed too often or running elsewhere."""
+    """Claim these deliveries for this worker in one conditional UPDATE and read them; in
+    the order given, without those that are done, failed WEBHOOK_MAX_ATTEMPTS times, or
+    running elsewhere within REDRIVE_LEASE_SECONDS (the database applies the UPDATE
+    atomically: of two workers, one wins)."""
     ids = list(dict.fromkeys(int(pk) for pk in delivery_ids))
     if not ids:
         return []
@@ -353,24 +355,6 @@ def _deliveries_finish(delivery_ids: list[int]) -> None:
             processed_at=timezone.now(),
             running_since=None,
         )
-
-
-def _delivery_claim(delivery_id: int) -> WebhookDelivery | None:
-    """Take the delivery for this worker: one conditional UPDATE sets `running_since`
-    unless it is done, failed too often, or running elsewhere within the lease (the
-    database applies it atomically: of two workers, one wins). Then the row is read.
-    None when there is nothing to do."""
-    now = timezone.now()
-    busy_since = now - timedelta(seconds=settings.REDRIVE_LEASE_SECONDS)
-    claimed = (
-        WebhookDelivery.objects.filter(pk=delivery_id, attempts__lt=settings.WEBHOOK_MAX_ATTEMPTS)
-        .exclude(status__in=[WebhookDelivery.Status.PROCESSED, WebhookDelivery.Status.PARTIAL])
-        .filter(Q(running_since__isnull=True) | Q(running_since__lte=busy_since))
-        .update(running_since=now)
-    )
-    if not claimed:
-        return None
-    return WebhookDelivery.objects.filter(pk=delivery_id).first()
 
 
 def _events_apply(delivery: WebhookDelivery, pages: dict[str, Page]) -> tuple[bool, int]:
