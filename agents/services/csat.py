@@ -103,6 +103,16 @@ def csat_waiting(*, ticket_id: int) -> bool:
     return Csat.objects.filter(ticket_id=ticket_id, status=Csat.Status.WAITING).exists()
 
 
+def csat_may_answer(conversation: Conversation, message: Message) -> bool:
+    """Whether the message may answer a rating question (`csat_answer_inbound` looks
+    further): a rating tap, or any message while the conversation is being handed
+    back. Reads nothing from the database."""
+    return (
+        message.quick_reply_payload.startswith(PAYLOAD_PREFIX)
+        or conversation.control_state == ControlState.RETURNING
+    )
+
+
 def csat_answer_inbound(conversation: Conversation, message: Message) -> str | None:
     """A customer's message may answer a rating question: a tap (its payload names the
     ticket) at any time, or a typed 1 to 5 while a rating is awaited. Returns a note for

@@ -21,7 +21,15 @@ from agents.models import ControlState, Conversation, Message, Ticket, Trigger
 from agents.services import csat
 from agents.services.contacts import conversation_lock_or_create
 from agents.services.control import handover_event_apply, handover_request_start
-from agents.services.group import conversation_take, event_group, mid_added, mid_stored
+from agents.services.group import (
+    clocks_move,
+    conversation_take,
+    event_group,
+    flush,
+    message_store,
+    mid_added,
+    mid_stored,
+)
 from agents.services.outbound import outbound_confirm
 from agents.services.state import app_label
 from webhooks.events import (
@@ -56,6 +64,9 @@ def messenger_event_handle(page: Page, event: Event) -> str | None:
         return message_record_inbound(page, event)
     if isinstance(event, EchoEvent):
         return message_record_echo(page, event)
+    # A handover or a receipt reads and changes messages: those its group keeps are
+    # written first (`group.flush`; nothing outside a group).
+    flush()
     if isinstance(
         event, PassThreadControlEvent | TakeThreadControlEvent | RequestThreadControlEvent
     ):
@@ -93,6 +104,7 @@ def messenger_events_prepare(pages: Mapping[str, Page], events: Sequence[Event])
     conversations = {(c.page_id, c.contact.psid): c for c in locked}
     with event_group(conversations, asked=mids, stored=stored):
         yield
+        flush()  # what the group's messages kept, in its transaction
 
 
 def page_defaults_ensure(page_pk: int) -> None:
@@ -183,19 +195,8 @@ def _ticket_for_new_message(
 
 
 def _touch(conversation: Conversation, *, timestamp: int, from_user: bool) -> None:
-    """Move the conversation's clocks forward, never back (a late event is older): one
-    UPDATE, none when both are ahead already. Caller holds the conversation's lock, so
-    the clocks read with it are the row's."""
-    at = timestamp_to_datetime(timestamp)
-    fields = ["last_message_at", "last_user_message_at"] if from_user else ["last_message_at"]
-    moved = {}
-    for name in fields:
-        current = getattr(conversation, name)
-        if current is None or current < at:
-            setattr(conversation, name, at)
-            moved[name] = at
-    if moved:
-        Conversation.objects.filter(pk=conversation.pk).update(**moved)
+    """Move the conversation's clocks forward, never back (`group.clocks_move`)."""
+    clocks_move(conversation, timestamp_to_datetime(timestamp), from_user=from_user)
 
 
 def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> str:
@@ -217,7 +218,7 @@ def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> s
         fields = {"mid": event.mid or None, "text": event.title, "postback_title": event.title}
     if fields["mid"] and _mid_stored(fields["mid"]):
         return "duplicate mid"
-    message = Message.objects.create(
+    message = Message(
         conversation=conversation,
         ticket=ticket,
         direction=Message.Direction.INBOUND,
@@ -227,30 +228,37 @@ def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> s
         status=Message.Status.RECEIVED,
         **fields,
     )
+
+    def stored(message: Message) -> None:
+        realtime.broadcast_on_commit(
+            "message.created",
+            page_pk=conversation.page_id,
+            conversation_id=conversation.pk,
+            message_id=message.pk,
+        )
+        if ticket is not None:
+            realtime.broadcast_on_commit(
+                "ticket.updated",
+                page_pk=conversation.page_id,
+                ticket_id=ticket.pk,
+                conversation_id=conversation.pk,
+            )
+
+    message_store(message, stored)  # in a group, with the group's other messages
     mid_added(message.mid or "")
     _touch(conversation, timestamp=event.timestamp, from_user=True)
-    realtime.broadcast_on_commit(
-        "message.created",
-        page_pk=conversation.page_id,
-        conversation_id=conversation.pk,
-        message_id=message.pk,
-    )
-    if ticket is not None:
-        realtime.broadcast_on_commit(
-            "ticket.updated",
-            page_pk=conversation.page_id,
-            ticket_id=ticket.pk,
-            conversation_id=conversation.pk,
-        )
     note = "context" if ticket is None else "ticket message"
     # CSAT (issue 11, point 9): a tap on the rating question (on standby too) or a typed
     # 1 to 5 while the rating is awaited.
-    rated = csat.csat_answer_inbound(conversation, message)
-    if rated is not None:
-        return f"{note}; {rated}"
+    if csat.csat_may_answer(conversation, message):
+        flush()  # the rating reads and adds messages: the group's are written first
+        rated = csat.csat_answer_inbound(conversation, message)
+        if rated is not None:
+            return f"{note}; {rated}"
     if event.channel == CHANNEL_STANDBY and conversation.control_state in TRIGGER_STATES:
         reason = trigger_match(page, event)
         if reason is not None:
+            flush()  # the request reads the conversation's messages and clocks
             refusal = handover_request_start(conversation_id=conversation.pk, reason=reason)
             note += f"; trigger {reason}: " + (
                 "a request is already pending" if refusal else "control requested"
@@ -263,6 +271,7 @@ def message_record_echo(page: Page, event: EchoEvent) -> str:
     Inbox's joins the timeline. Caller is in a transaction."""
     conversation = conversation_lock_or_create(page=page, psid=event.psid)
     if event.app_id == settings.MESSENGER_APP_ID:
+        flush()  # confirming our send reads and changes messages: the group's first
         own = Message.objects.filter(mid=event.mid).first()
         match = OWN_METADATA.match(event.metadata)
         if own is None and match:
@@ -278,7 +287,7 @@ def message_record_echo(page: Page, event: EchoEvent) -> str:
         author = Message.Author.PAGE_INBOX
     else:
         author = Message.Author.BOT
-    message = Message.objects.create(
+    message = Message(
         conversation=conversation,
         ticket=_ticket_for_new_message(conversation, timestamp=event.timestamp),
         direction=Message.Direction.OUTBOUND,
@@ -291,14 +300,17 @@ def message_record_echo(page: Page, event: EchoEvent) -> str:
         timestamp=event.timestamp,
         status=Message.Status.SENT,
     )
+    message_store(
+        message,
+        lambda message: realtime.broadcast_on_commit(
+            "message.created",
+            page_pk=conversation.page_id,
+            conversation_id=conversation.pk,
+            message_id=message.pk,
+        ),
+    )
     mid_added(message.mid or "")
     _touch(conversation, timestamp=event.timestamp, from_user=False)
-    realtime.broadcast_on_commit(
-        "message.created",
-        page_pk=conversation.page_id,
-        conversation_id=conversation.pk,
-        message_id=message.pk,
-    )
     return f"echo from {app_label(page, event.app_id)}"
 
 

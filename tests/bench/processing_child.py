@@ -94,11 +94,15 @@ def _outcome(ids: list[int], seconds: float) -> dict[str, Any]:
     }
 
 
-def _inprocess(ids: list[int]) -> dict[str, Any]:
+def _inprocess(ids: list[int], *, group: int = 1) -> dict[str, Any]:
 
     started = time.perf_counter()
-    for delivery_id in ids:
-        services.delivery_process(delivery_id=delivery_id)
+    if group == 1:
+        for delivery_id in ids:
+            services.delivery_process(delivery_id=delivery_id)
+    else:
+        for start in range(0, len(ids), group):
+            services.deliveries_process(delivery_ids=ids[start : start + group])
     return _outcome(ids, time.perf_counter() - started)
 
 
@@ -215,4 +219,6 @@ def drive(
     if mode == "sql":
         return dict(_statements())
     ids = _store(mix, n=n, customers=customers, tag=tag)
-    return _inprocess(ids) if mode == "inprocess" else _celery(ids, group=group)
+    if mode == "inprocess":
+        return _inprocess(ids, group=group)
+    return _celery(ids, group=group)

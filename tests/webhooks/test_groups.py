@@ -18,7 +18,7 @@ from agents.models import ControlState, Conversation, Message
 from agents.services import inbound
 from tests.support import factories, payloads
 from webhooks import services
-from webhooks.events import Event
+from webhooks.events import Event, timestamp_to_datetime
 from webhooks.models import Page, WebhookDelivery, WebhookEvent
 
 pytestmark = pytest.mark.django_db
@@ -335,3 +335,97 @@ def test_two_groups_locking_two_conversations_in_opposite_orders_do_not_deadlock
     assert alone == []  # no group was rolled back
     assert sorted(_texts()) == ["1a", "1b", "2a", "2b", "hi", "hi"]
     assert _statuses(*first, *second) == [("processed", 1)] * 4
+
+
+# --- what a group keeps until its flush (agents.services.group) -----------------------
+
+
+def _timeline() -> list[tuple[str, str, int | None]]:
+    return list(Message.objects.order_by("id").values_list("author_kind", "text", "ticket"))
+
+
+def test_a_receipt_in_a_group_marks_the_bot_echo_an_earlier_event_of_the_group_stored(
+    page, clock
+):
+    # The echo's message is kept for the group's INSERT; the receipt after it must see
+    # it (the group writes what it kept before a receipt reads messages).
+    factories.conversation(page=page)
+    sent_at = clock()
+    ids = [
+        _stored(payloads.echo("from the bot", ts=sent_at), channel="standby"),
+        _stored(payloads.read(ts=clock(), watermark=sent_at), channel="standby"),
+    ]
+
+    assert services.deliveries_process(delivery_ids=ids) == 2
+
+    assert list(Message.objects.values_list("text", "status")) == [("from the bot", "read")]
+    assert _statuses(*ids) == [("processed", 1)] * 2
+
+
+def test_a_pass_in_a_group_comes_after_the_messages_before_it_and_before_those_after(
+    page, clock
+):
+    conversation = factories.conversation(page=page, control_state=ControlState.BOT)
+    ids = [
+        _stored(payloads.user_message("hi", ts=clock()), channel="standby"),
+        _stored(payloads.echo("what can I do?", ts=clock()), channel="standby"),
+        _stored(payloads.pass_control(ts=clock()), channel="messaging"),
+        _stored(payloads.user_message("a person please", ts=clock()), channel="messaging"),
+    ]
+
+    assert services.deliveries_process(delivery_ids=ids) == 4
+
+    ticket = conversation.tickets.get()
+    timeline = _timeline()
+    # Whatever the pass writes itself comes between the bot's answer and the message
+    # after the pass, in the events' order: ids follow the events.
+    assert timeline[:2] == [("customer", "hi", None), ("bot", "what can I do?", None)]
+    assert timeline[-1] == ("customer", "a person please", ticket.pk)
+    assert all(author == "system" for author, _, _ in timeline[2:-1])
+    assert _statuses(*ids) == [("processed", 1)] * 4
+
+
+def test_a_group_moves_each_conversation_s_clocks_to_its_latest_event_never_back(page, clock):
+    # A's messages out of order (the later one first), B's one message, C's clocks
+    # ahead of its message already (a late delivery): one UPDATE for all, only forward.
+    a = factories.conversation(page=page, psid="4100000000000001")
+    b = factories.conversation(page=page, psid="4100000000000002")
+    c = factories.conversation(page=page, psid="4100000000000003")
+    early, late_c, b_at, a_at = clock(), clock(), clock(), clock()
+    ahead = timezone.now() + timedelta(hours=1)
+    Conversation.objects.filter(pk=c.pk).update(last_message_at=ahead, last_user_message_at=ahead)
+    ids = [
+        _stored(payloads.user_message("a later", ts=a_at, psid="4100000000000001")),
+        _stored(payloads.user_message("a earlier", ts=early, psid="4100000000000001")),
+        _stored(payloads.user_message("b", ts=b_at, psid="4100000000000002")),
+        _stored(payloads.user_message("c late", ts=late_c, psid="4100000000000003")),
+    ]
+
+    assert services.deliveries_process(delivery_ids=ids) == 4
+
+    def clocks(conversation: Conversation) -> tuple[Any, Any]:
+        conversation.refresh_from_db()
+        return conversation.last_message_at, conversation.last_user_message_at
+
+    assert clocks(a) == (timestamp_to_datetime(a_at), timestamp_to_datetime(a_at))
+    assert clocks(b) == (timestamp_to_datetime(b_at), timestamp_to_datetime(b_at))
+    assert clocks(c) == (ahead, ahead)
+    assert _texts() == ["a later", "a earlier", "b", "c late"]
+
+
+def test_a_message_of_a_group_that_fails_is_not_stored_and_its_delivery_goes_alone(
+    page, clock, failing_on
+):
+    # The kept messages go with the group's rollback: nothing of them is written twice
+    # when the deliveries are applied one at a time after it.
+    failing_on("boom")
+    factories.conversation(page=page)
+    ids = [
+        _stored(payloads.user_message("kept", ts=clock())),
+        _stored(payloads.user_message("boom", ts=clock())),
+    ]
+
+    services.deliveries_process(delivery_ids=ids)
+
+    assert _texts() == ["kept"]
+    assert _statuses(*ids) == [("processed", 1), ("partial", 1)]

@@ -179,6 +179,13 @@ def test_a_typed_number_counts_and_other_words_wait_on_the_closed_ticket(
     # Typed after the question went out (the fixture's clock starts a minute ago).
     deliver(payloads.user_message(" 5 ", ts=helpdesk_clock.now_ms()))
     assert (Csat.objects.get().status, Csat.objects.get().score) == ("answered", 5)
+    # The answer, then what it recorded, in that order (the answer is written before the
+    # rating reads and adds messages, though its delivery is applied as a group).
+    assert list(Message.objects.order_by("id").values_list("text", flat=True))[-4:-1] == [
+        " 5 ",
+        "The customer rated 5/5.",
+        THANKS,
+    ]
     assert _sent(fake_graph)[-1] == (THANKS, [], PASS)
     assert _state() == ControlState.BOT
 
