@@ -204,11 +204,11 @@ def deliveries_process(*, delivery_ids: Sequence[int]) -> int:
     """Apply the deliveries the intake stored together (one task), in their order, each
     event exactly once, with the fewest statements.
 
-    The deliveries are claimed with one UPDATE (as `delivery_process` claims one). Their
-    events are applied in groups of up to WEBHOOK_GROUP_EVENTS, each group in one
-    transaction: one SELECT finds the keys recorded before, the handler applies each new
-    event, one INSERT records their keys and outcomes, one UPDATE finishes the group's
-    deliveries. A group whose transaction fails for any reason (a poison event, a
+    The deliveries are claimed and read with one UPDATE (as `delivery_process` claims
+    one). Their events are applied in groups of up to WEBHOOK_GROUP_EVENTS, each group
+    in one transaction: one SELECT finds the keys recorded before, the handler applies
+    each new event, one INSERT records their keys and outcomes, one UPDATE finishes the
+    group's deliveries. A group whose transaction fails for any reason (a poison event, a
     deadlock, a key that another worker recorded meanwhile) is rolled back whole and its
     deliveries are applied one event at a time, as `delivery_process` does: a failed
     event is then kept with its error, and its neighbours are applied. An event whose
@@ -253,24 +253,22 @@ def _deliveries_claim(delivery_ids: Sequence[int]) -> list[WebhookDelivery]:
     adapt = connection.ops.adapt_datetimefield_value
     table = WebhookDelivery._meta.db_table
     marks = ", ".join(["%s"] * len(ids))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET running_since = %s WHERE id IN ({marks})"  # noqa: S608 -- no input in the names
-            " AND attempts < %s AND status NOT IN (%s, %s)"
-            " AND (running_since IS NULL OR running_since <= %s) RETURNING id",
-            [
-                adapt(now),
-                *ids,
-                settings.WEBHOOK_MAX_ATTEMPTS,
-                WebhookDelivery.Status.PROCESSED.value,
-                WebhookDelivery.Status.PARTIAL.value,
-                adapt(busy_since),
-            ],
-        )
-        taken = {pk for (pk,) in cursor.fetchall()}
-    if not taken:
-        return []
-    rows = WebhookDelivery.objects.in_bulk(taken)
+    # The rows come back from the UPDATE itself (RETURNING): no second read.
+    columns = ", ".join(field.column for field in WebhookDelivery._meta.concrete_fields)
+    claimed = WebhookDelivery.objects.raw(
+        f"UPDATE {table} SET running_since = %s WHERE id IN ({marks})"  # noqa: S608 -- no input in the names
+        " AND attempts < %s AND status NOT IN (%s, %s)"
+        f" AND (running_since IS NULL OR running_since <= %s) RETURNING {columns}",
+        [
+            adapt(now),
+            *ids,
+            settings.WEBHOOK_MAX_ATTEMPTS,
+            WebhookDelivery.Status.PROCESSED.value,
+            WebhookDelivery.Status.PARTIAL.value,
+            adapt(busy_since),
+        ],
+    )
+    rows = {delivery.pk: delivery for delivery in claimed}
     return [rows[pk] for pk in ids if pk in rows]
 
 
@@ -310,7 +308,9 @@ def _group_run(group: list[tuple[WebhookDelivery, list[Event]]], pages: dict[str
     for delivery, event in recorded_before:
         if not _event_apply(delivery, event, pages.get(event.page_id)):
             failed[delivery.pk] = failed.get(delivery.pk, 0) + 1
-    _deliveries_finish([delivery.pk for delivery, _ in group if delivery.pk not in failed])
+    _deliveries_finish(
+        [delivery.pk for delivery, _ in recorded_before if delivery.pk not in failed]
+    )
     for delivery_id, count in failed.items():
         _delivery_finish(delivery_id, failed=count)
 
@@ -343,6 +343,10 @@ def _group_apply(
                 WebhookEvent(key=key, outcome=outcome, note=note, **_record(delivery, event))
             )
         WebhookEvent.objects.bulk_create(records)
+        # Finished with their events, in the same transaction; those with an event
+        # recorded before are finished once it is applied alone (_group_run).
+        waiting = {delivery.pk for delivery, _ in recorded_before}
+        _deliveries_finish([delivery.pk for delivery, _ in group if delivery.pk not in waiting])
     return recorded_before
 
 

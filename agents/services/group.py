@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Case, DateTimeField, F, Value, When
 
 from agents.models import Conversation, Message
 
@@ -132,16 +131,36 @@ def flush() -> None:
         Message.objects.bulk_create(messages)
     if group.clocks:
         clocks, group.clocks = group.clocks, {}
-        changes = {}
-        for name in CLOCKS:
-            whens = [
-                When(pk=pk, then=Value(kept[name]))
-                for pk, kept in sorted(clocks.items())
-                if name in kept
-            ]
-            if whens:
-                changes[name] = Case(*whens, default=F(name), output_field=DateTimeField())
-        Conversation.objects.filter(pk__in=sorted(clocks)).update(**changes)
+        _clocks_write(clocks)
     then, group.then = group.then, []
     for call in then:
         call()
+
+
+def _clocks_write(clocks: dict[int, dict[str, datetime]]) -> None:
+    """One UPDATE: each conversation's clocks set to what the group kept for it (a CASE
+    per clock; the others keep theirs). Written in SQL: the ORM's Case and When cost
+    more than the statement itself."""
+    adapt = connection.ops.adapt_datetimefield_value
+    quote = connection.ops.quote_name
+    sets, params = [], []
+    for name in CLOCKS:
+        kept = [(pk, values[name]) for pk, values in sorted(clocks.items()) if name in values]
+        if not kept:
+            continue
+        column = quote(name)
+        sets.append(
+            f"{column} = CASE {quote('id')}"
+            + " WHEN %s THEN %s" * len(kept)
+            + f" ELSE {column} END"
+        )
+        for pk, at in kept:
+            params += [pk, adapt(at)]
+    ids = sorted(clocks)
+    marks = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(Conversation._meta.db_table)} SET {', '.join(sets)} "  # noqa: S608 -- no input in the names
+            f"WHERE {quote('id')} IN ({marks})",
+            [*params, *ids],
+        )

@@ -344,9 +344,7 @@ def _timeline() -> list[tuple[str, str, int | None]]:
     return list(Message.objects.order_by("id").values_list("author_kind", "text", "ticket"))
 
 
-def test_a_receipt_in_a_group_marks_the_bot_echo_an_earlier_event_of_the_group_stored(
-    page, clock
-):
+def test_a_receipt_in_a_group_marks_the_bot_echo_an_earlier_event_of_the_group_stored(page, clock):
     # The echo's message is kept for the group's INSERT; the receipt after it must see
     # it (the group writes what it kept before a receipt reads messages).
     factories.conversation(page=page)
@@ -362,9 +360,7 @@ def test_a_receipt_in_a_group_marks_the_bot_echo_an_earlier_event_of_the_group_s
     assert _statuses(*ids) == [("processed", 1)] * 2
 
 
-def test_a_pass_in_a_group_comes_after_the_messages_before_it_and_before_those_after(
-    page, clock
-):
+def test_a_pass_in_a_group_comes_after_the_messages_before_it_and_before_those_after(page, clock):
     conversation = factories.conversation(page=page, control_state=ControlState.BOT)
     ids = [
         _stored(payloads.user_message("hi", ts=clock()), channel="standby"),
