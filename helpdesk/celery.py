@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from celery.worker.consumer import Consumer as CeleryConsumer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings")
@@ -17,6 +17,41 @@ logger = logging.getLogger(__name__)
 app = Celery("helpdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+WORKER_APPLICATION = "helpdesk-worker"  # a worker's PostgreSQL connections' application_name
+_worker = False  # set in a worker's processes (worker_init, before its pool starts)
+
+
+@signals.worker_init.connect
+def _database_connections_kept(**_: Any) -> None:
+    """In a worker, database connections outlive a task (WORKER_DATABASE_CONN_MAX_AGE),
+    and are checked (a cheap query) before the first use in each task: a database that
+    restarted meanwhile costs a new connection, not a failed task. Runs in the worker's
+    main process before its pool starts: prefork children inherit it."""
+    global _worker
+    from django.conf import settings  # noqa: PLC0415 -- Django is set up by now
+
+    _worker = True
+    for database in settings.DATABASES.values():
+        database["CONN_MAX_AGE"] = settings.WORKER_DATABASE_CONN_MAX_AGE
+        database["CONN_HEALTH_CHECKS"] = True
+        if database["ENGINE"] == "django.db.backends.postgresql":
+            # Told apart from Daphne's in pg_stat_activity.
+            database.setdefault("OPTIONS", {}).setdefault("application_name", WORKER_APPLICATION)
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _database_connections_checked(task: Any = None, **_: Any) -> None:
+    """Around each task in a worker, as Django does around each request: close the
+    connections that are too old or broken (CELERY_DB_REUSE_MAX keeps Celery's fixup
+    from closing all of them every time). Not for a task run eagerly, in a caller's
+    transaction."""
+    if not _worker or getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections  # noqa: PLC0415 -- Django is set up by now
+
+    close_old_connections()
 
 
 class Consumer(CeleryConsumer):

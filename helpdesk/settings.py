@@ -215,6 +215,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout"
 # Celery's consumer with its broker-connection-loss cleanup fixed: without it, losing Redis
 # while the worker holds a message (a retry's countdown) stops the worker for good.
 CELERY_WORKER_CONSUMER = "helpdesk.celery:Consumer"
+# A worker keeps its database connections from task to task, for this long (seconds),
+# checked before each task (helpdesk.celery): Celery's Django fixup otherwise closes
+# them before and after every task, and a new PostgreSQL connection per task cost more
+# than applying the task's ten deliveries. Daphne keeps DATABASE_CONN_MAX_AGE (0: ASGI
+# should not hold connections, Django's documentation says).
+WORKER_DATABASE_CONN_MAX_AGE = env_int("WORKER_DATABASE_CONN_MAX_AGE", 300)
+# The fixup closes them after this many tasks only: helpdesk.celery closes what is too
+# old or broken instead.
+CELERY_DB_REUSE_MAX = 10**9
 CELERY_BEAT_SCHEDULE = {
     "webhooks-redrive-deliveries": {
         "task": "webhooks.tasks.deliveries_redrive",
