@@ -122,10 +122,22 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self._follow(self.groups_joined)
 
     async def inbox_event(self, event: dict[str, Any]) -> None:
+        await self._event_send(event)
+
+    async def inbox_events(self, message: dict[str, Any]) -> None:
+        """Several events of one group, in their order (`realtime._pending_send` sends
+        what one commit broadcast as one message): each its own frame, as ever."""
+        for event in message["events"]:
+            if not await self._event_send(event):
+                return
+
+    async def _event_send(self, event: dict[str, Any]) -> bool:
+        """Send one live event to the socket; False when the socket closed instead."""
         # A page was connected or a team's pages changed: follow what this agent now sees.
         if event.get("event") == "pages.changed" and not await self._recheck():
-            return
+            return False
         await self.send_json({k: v for k, v in event.items() if k != "type"})
+        return True
 
     async def access_changed(self, event: dict[str, Any]) -> None:
         if await self._recheck():

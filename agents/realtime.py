@@ -167,23 +167,46 @@ def _group_send(group: str, kind: str, ids: dict[str, int]) -> None:
         publisher.submit(_pending_send)
 
 
+# At most this many events in one channel-layer message (`inbox.events`).
+COALESCE_MAX = 200
+
+
 def _pending_send() -> None:
+    """Send what queued up, one channel-layer message per group and COALESCE_MAX events:
+    the group's events in their order (`inbox.events`; the consumer sends each to its
+    socket as before), or a lone event as it is (`inbox.event`). channels_redis pays a
+    round trip and a script run per group_send, and a socket's channel holds a bounded
+    number of messages: a commit of fifty events sent one by one took 10 ms each and
+    overflowed the sockets' channels under load."""
     with _pending_lock:
         batch = _pending[:]
         _pending.clear()
     layer = get_channel_layer()
     if layer is None or not batch:
         return
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for group, message in batch:
+        by_group.setdefault(group, []).append(message)
+    messages = [
+        (group, events[start : start + COALESCE_MAX])
+        for group, events in by_group.items()
+        for start in range(0, len(events), COALESCE_MAX)
+    ]
 
     async def send() -> None:
-        for group, message in batch:
+        for group, events in messages:
+            message = events[0] if len(events) == 1 else {"type": "inbox.events", "events": events}
             try:
                 await asyncio.wait_for(
                     layer.group_send(group, message),
                     timeout=settings.CHANNEL_SEND_TIMEOUT_SECONDS,
                 )
             except Exception as exc:  # noqa: BLE001 -- a lost live update must not fail anyone
-                logger.warning("could not broadcast %s (%s)", message["event"], type(exc).__name__)
+                logger.warning(
+                    "could not broadcast %s (%s)",
+                    ", ".join(event["event"] for event in events),
+                    type(exc).__name__,
+                )
 
     try:
         async_to_sync(send)()

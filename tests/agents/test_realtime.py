@@ -292,7 +292,8 @@ def test_a_live_event_the_channel_layer_does_not_take_is_dropped_in_time(setting
 
     with mock.patch("agents.realtime.get_channel_layer", return_value=HungLayer()):
         broadcast("pages.changed")  # caller returns at once: the send is in the background
-        broadcast("pages.changed")
+        assert hung.wait(30)
+        broadcast("pages.changed")  # after the hung send began: not in its message
         assert second.wait(30), "the event after the hung one never went out"
     assert hung.is_set()
     assert [m["event"] for m in sent] == ["pages.changed"]
@@ -314,3 +315,113 @@ def test_a_forked_child_starts_with_no_queued_live_event_and_a_free_lock():
     answer = os.read(read, 1)
     realtime._pending.clear()
     assert answer == b"1"
+
+
+# --- what one publish sends: one channel-layer message per group ----------------------
+
+
+def test_events_queued_together_go_out_as_one_message_per_group_in_order(settings):
+    """What queued while the publisher was busy (a group of webhook events' commit
+    broadcasts dozens) goes out as one `inbox.events` per group, the events in their
+    order; a lone event as it always went, `inbox.event`."""
+    settings.SIDE_EFFECTS_IN_BACKGROUND = True
+    sent: list[tuple[str, dict]] = []
+    release = threading.Event()
+    done = threading.Event()
+
+    class RecordingLayer:
+        async def group_send(self, group: str, message: dict) -> None:
+            sent.append((group, message))
+
+    with mock.patch("agents.realtime.get_channel_layer", return_value=RecordingLayer()):
+        # The publisher is busy until released: what is broadcast meanwhile queues up.
+        realtime.publisher.submit(lambda: release.wait(30))
+        broadcast("message.created", page_pk=1, conversation_id=3, message_id=10)
+        broadcast("message.created", page_pk=2, conversation_id=4, message_id=11)
+        broadcast("ticket.updated", page_pk=1, conversation_id=3, ticket_id=5)
+        realtime.user_event(9, "ticket.assigned", ticket_id=5)
+        realtime.publisher.submit(done.set)
+        release.set()
+        assert done.wait(30)
+    assert sent == [
+        (
+            realtime.page_group(1),
+            {
+                "type": "inbox.events",
+                "events": [
+                    {
+                        "type": "inbox.event",
+                        "event": "message.created",
+                        "conversation_id": 3,
+                        "message_id": 10,
+                    },
+                    {
+                        "type": "inbox.event",
+                        "event": "ticket.updated",
+                        "conversation_id": 3,
+                        "ticket_id": 5,
+                    },
+                ],
+            },
+        ),
+        (
+            realtime.page_group(2),
+            {
+                "type": "inbox.event",
+                "event": "message.created",
+                "conversation_id": 4,
+                "message_id": 11,
+            },
+        ),
+        (
+            realtime.user_group(9),
+            {"type": "inbox.event", "event": "ticket.assigned", "ticket_id": 5},
+        ),
+    ]
+
+
+def test_a_long_queue_is_cut_into_messages_of_at_most_the_coalescing_limit(settings):
+    settings.SIDE_EFFECTS_IN_BACKGROUND = True
+    sent: list[dict] = []
+    release = threading.Event()
+    done = threading.Event()
+
+    class RecordingLayer:
+        async def group_send(self, group: str, message: dict) -> None:
+            sent.append(message)
+
+    with mock.patch("agents.realtime.get_channel_layer", return_value=RecordingLayer()):
+        realtime.publisher.submit(lambda: release.wait(30))
+        for n in range(realtime.COALESCE_MAX + 1):
+            broadcast("message.created", page_pk=1, conversation_id=3, message_id=n)
+        realtime.publisher.submit(done.set)
+        release.set()
+        assert done.wait(30)
+    assert [len(m["events"]) if m["type"] == "inbox.events" else 1 for m in sent] == [
+        realtime.COALESCE_MAX,
+        1,
+    ]
+    ids = [e["message_id"] for m in sent for e in m.get("events", [m])]
+    assert ids == list(range(realtime.COALESCE_MAX + 1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_socket_gets_each_event_of_a_coalesced_message_as_its_own_frame(agent):
+    async_to_sync(_each_event_of_a_coalesced_message)(agent)
+
+
+async def _each_event_of_a_coalesced_message(agent):
+    communicator = await _connect(agent)
+    events = [
+        {"type": "inbox.event", "event": "message.created", "conversation_id": 3, "message_id": n}
+        for n in (1, 2, 3)
+    ]
+    await get_channel_layer().group_send(INBOX_GROUP, {"type": "inbox.events", "events": events})
+    for n in (1, 2, 3):
+        assert await communicator.receive_json_from(timeout=5) == {
+            "event": "message.created",
+            "conversation_id": 3,
+            "message_id": n,
+        }
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
