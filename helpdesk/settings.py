@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from helpdesk import envfile
 
@@ -206,6 +207,18 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Two queues, which every worker takes (none is started with -Q): the webhooks' processing
+# on its own, everything else (agents' replies, handover calls, the re-drives) on the
+# default one. A worker takes from both in turn (kombu's Redis transport rotates them),
+# so an agent's reply waits for at most one webhook task per worker thread, not for a
+# backlog of the page's whole standby traffic.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+WEBHOOK_QUEUE = "webhooks"
+CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(WEBHOOK_QUEUE))
+CELERY_TASK_ROUTES = {
+    "webhooks.tasks.delivery_process": {"queue": WEBHOOK_QUEUE},
+    "webhooks.tasks.deliveries_process": {"queue": WEBHOOK_QUEUE},
+}
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must fail fast when Redis is down: the webhook is already stored and the
