@@ -11,7 +11,7 @@ import requests
 
 from tests.support import payloads
 from tests.support.polling import eventually
-from tests.support.stack import emulator_stack, helpdesk_calls
+from tests.support.stack import emulator_stack, helpdesk_calls, waiting_ticket_claimed
 
 pytestmark = pytest.mark.e2e
 
@@ -42,14 +42,7 @@ def test_the_customer_taps_4_and_the_bot_has_the_conversation_afterwards(cr_worl
         what="the bot's greeting",
     )[-1]
     emulator.user_taps_button(psid, greeting["mid"], 0)
-    [ticket] = eventually(
-        lambda: requests.get(
-            f"{api}/tickets", params={"status": "waiting"}, headers=auth, timeout=5
-        ).json(),
-        what="a waiting ticket",
-    )
-    url = f"{api}/tickets/{ticket['id']}"
-    assert requests.post(f"{url}/claim", headers=auth, timeout=5).status_code == 200
+    ticket_id, url = waiting_ticket_claimed(api, auth)
     assert (
         requests.get(url, headers=auth, timeout=5)
         .json()["csat_on_close"]
@@ -115,7 +108,7 @@ def test_the_customer_taps_4_and_the_bot_has_the_conversation_afterwards(cr_worl
         lambda: [
             m
             for m in requests.get(f"{url}/messages", headers=auth, timeout=5).json()
-            if m["quick_reply_payload"] == f"CSAT:{ticket['id']}:1"
+            if m["quick_reply_payload"] == f"CSAT:{ticket_id}:1"
         ],
         what="the late tap in the helpdesk",
     )

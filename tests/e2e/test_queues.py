@@ -19,7 +19,7 @@ import requests
 from tests.support import payloads
 from tests.support.fakegraph import Call
 from tests.support.polling import eventually
-from tests.support.stack import Clock, Stack
+from tests.support.stack import Clock, Stack, waiting_ticket_claimed
 
 pytestmark = pytest.mark.e2e
 
@@ -68,14 +68,7 @@ def test_a_reply_is_sent_before_a_backlog_of_webhook_tasks_is_done(stack):
     api = f"{stack.base_url}/api/v1"
     stack.post_webhook(payloads.user_message("hello", ts=clock()), channel="standby")
     stack.post_webhook(payloads.pass_control(ts=clock()))
-    [ticket] = eventually(
-        lambda: requests.get(
-            f"{api}/tickets", params={"status": "waiting"}, headers=headers, timeout=5
-        ).json(),
-        what="a waiting ticket",
-    )
-    url = f"{api}/tickets/{ticket['id']}"
-    assert requests.post(f"{url}/claim", headers=headers, timeout=10).status_code == 200
+    _, url = waiting_ticket_claimed(api, headers)
     unprocessed = _unprocessed_counter(stack)
     left_when_sent: list[int] = []
 

@@ -319,3 +319,22 @@ def helpdesk_calls(emulator: Any, path: str) -> list[dict[str, Any]]:
         for c in list(emulator.graph_calls)
         if c["app_id"] == payloads.APP_ID and c["path"] == path
     ]
+
+
+def waiting_ticket_claimed(
+    api: str, headers: dict[str, str], *, timeout: float = 5
+) -> tuple[int, str]:
+    """Wait for the one waiting ticket (`api`: the stack's `/api/v1` URL), claim it with
+    these credentials, and return its id and URL."""
+    from tests.support.polling import eventually  # noqa: PLC0415 -- polling imports nothing of this
+
+    [ticket] = eventually(
+        lambda: requests.get(
+            f"{api}/tickets", params={"status": "waiting"}, headers=headers, timeout=timeout
+        ).json(),
+        what="a waiting ticket",
+    )
+    url = f"{api}/tickets/{ticket['id']}"
+    response = requests.post(f"{url}/claim", headers=headers, timeout=timeout * 2)
+    assert response.status_code == 200, response.text
+    return ticket["id"], url
