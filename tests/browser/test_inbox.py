@@ -506,3 +506,51 @@ def test_a_failed_ticket_list_says_so_and_loads_once_the_api_answers(stack, cont
     expect(row).to_be_visible(timeout=30_000)
     expect(error).to_be_hidden()
     assert failures["left"] == 0
+
+
+def _mark(row) -> None:
+    row.evaluate("(node) => { node.__mark = true; }")
+
+
+def _marked(row) -> bool:
+    return bool(row.evaluate("(node) => node.__mark === true"))
+
+
+def test_a_live_redraw_keeps_unchanged_rows_and_never_loses_a_click(stack, context):
+    """Live events redraw the list while the agent uses it. A row whose ticket did not
+    change stays the same element; a row redrawn between the press and the release of a
+    click still opens its ticket (the browser sends such a click to the list, not the
+    row: CI saw a ticket that never opened)."""
+    clock = Clock()
+    pia, quinn = "3000000000000132", "3000000000000133"
+    _handover(stack, clock, psid=pia, context_text="pia's parcel is late", name="Pia")
+    _handover(stack, clock, psid=quinn, context_text="quinn's parcel is late", name="Quinn")
+    page = login(context, "ana")
+    pia_row = page.locator(".ticket-row", has_text="Pia Tester")
+    quinn_row = page.locator(".ticket-row", has_text="Quinn Tester")
+    expect(pia_row).to_be_visible(timeout=SETTLE)
+    expect(quinn_row).to_be_visible(timeout=SETTLE)
+    _mark(pia_row)
+    _mark(quinn_row)
+
+    # Quinn writes: Quinn's row is drawn anew, Pia's is the same element as before.
+    stack.post_webhook(payloads.user_message("hello? anyone?", ts=clock(), psid=quinn))
+    expect(quinn_row).to_contain_text("hello? anyone?", timeout=SETTLE)
+    assert not _marked(quinn_row)
+    assert _marked(pia_row)
+
+    # The agent presses on Quinn's row; Quinn writes again before the release.
+    _mark(quinn_row)
+    entries = page.evaluate("history.length")
+    box = quinn_row.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    stack.post_webhook(payloads.user_message("still here", ts=clock(), psid=quinn))
+    expect(quinn_row).to_contain_text("still here", timeout=SETTLE)
+    assert not _marked(quinn_row)  # the row under the pointer was replaced
+    page.mouse.up()
+    expect(page.locator("#conv-name")).to_have_text("Quinn Tester")
+    assert re.search(r"/tickets/\d+/", page.url)
+    # Opened once, not by the row and the list both: one entry more in the history.
+    assert page.evaluate("history.length") == entries + 1

@@ -79,13 +79,7 @@ def _open(page, name: str) -> None:
     row = page.locator(".ticket-row", has_text=name)
     expect(row).to_be_visible(timeout=SETTLE)
     row.click()
-    try:
-        expect(page.locator("#conv-name")).to_have_text(name, timeout=SETTLE)
-    except AssertionError:
-        # A live redraw of the list can take the click (the row it hit was replaced), as
-        # an agent would see: click again. (CI under load saw the ticket never open.)
-        row.click()
-        expect(page.locator("#conv-name")).to_have_text(name)
+    expect(page.locator("#conv-name")).to_have_text(name, timeout=SETTLE)
 
 
 def _shot(page, name: str) -> None:
@@ -237,6 +231,37 @@ def test_an_agent_manages_their_saved_replies(stack, context):
     box.press_sequentially("/thx")
     box.press("Enter")
     expect(box).to_have_value("Thank you, Ivy!")
+
+
+def test_the_replies_dialog_never_takes_the_focus_from_the_field_the_agent_is_in(stack, context):
+    """The manager's list loads after the dialog opens: an agent already typing in
+    another field keeps typing there (CI saw a shortcut typed into the title)."""
+    clock, psid = Clock(), "3000000000000707"
+    _handover(stack, clock, psid=psid, text="hi there", first="Jude")
+    page = login(context, "ana")
+    _open(page, "Jude Tester")
+    held: list = []
+
+    def hold(route) -> None:
+        held.append(route)
+
+    page.route(re.compile(r".*/api/v1/saved-replies$"), hold)
+    page.get_by_role("button", name="Saved replies").click()
+    dialog = page.get_by_role("dialog", name="Saved replies")
+    title = dialog.get_by_label("Title")
+    shortcut = dialog.get_by_label("Shortcut (one word, typed after /)")
+    expect(title).to_be_focused()  # at once, not once the list is in
+    # (page.evaluate lets Playwright hand the route over: a plain sleep would not.)
+    eventually(lambda: page.evaluate("true") and held, what="the list's request to be held")
+    assert len(held) == 1
+    shortcut.click()
+    held[0].continue_()  # the list arrives while the agent is in the shortcut field
+    expect(dialog.locator(".replies-row", has_text="Greeting")).to_be_visible()  # the list is in
+    page.keyboard.type("thx")
+    expect(shortcut).to_have_value("thx")
+    expect(shortcut).to_be_focused()
+    expect(title).to_have_value("")
+    page.unroute(re.compile(r".*/api/v1/saved-replies$"))
 
 
 def test_a_note_is_styled_live_never_sent_and_mentions_notify(stack, chromium, context):

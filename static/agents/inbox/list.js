@@ -154,7 +154,7 @@ export function renderList() {
   // A live update redraws the rows: the one the agent's keyboard is on keeps the focus.
   const focusedRow = document.activeElement?.closest?.("#ticket-list .ticket-row");
   const focusedId = focusedRow ? Number(focusedRow.dataset.ticketId) : null;
-  list.replaceChildren(...state.tickets.map(ticketRow));
+  redraw(list, state.tickets.map(ticketRow));
   if (focusedId) {
     list.querySelector(`.ticket-row[data-ticket-id="${focusedId}"] .ticket-link`)?.focus({ preventScroll: true });
   }
@@ -168,6 +168,49 @@ export function renderList() {
   if (state.listMore && !state.listLoading && list.scrollHeight <= list.clientHeight + NEAR_END_PX) {
     loadMore();
   }
+}
+
+// The markup each row was drawn from. A redraw keeps the element of a row that would come
+// out the same and moves only what changed place: live events redraw the list often, and
+// a row replaced between the press and the release of a click loses the click (the
+// browser sends it to the list, not to the row).
+const drawnAs = new WeakMap();
+
+function redraw(list, rows) {
+  const before = new Map();
+  for (const node of list.querySelectorAll(":scope > .ticket-row")) before.set(node.dataset.ticketId, node);
+  const next = rows.map((row) => {
+    const old = before.get(row.dataset.ticketId);
+    return old && drawnAs.get(old) === drawnAs.get(row) ? old : row;
+  });
+  const keep = new Set(next);
+  for (const node of [...list.children]) if (!keep.has(node)) node.remove();
+  let cursor = list.firstElementChild;
+  for (const node of next) {
+    if (node === cursor) cursor = cursor.nextElementSibling;
+    else list.insertBefore(node, cursor);
+  }
+}
+
+// A row redrawn while pressed all the same: the press and the release on the same ticket
+// open it, as the click would have.
+let pressed = null;
+
+export function wireList() {
+  const list = $("ticket-list");
+  list.addEventListener("scroll", onListScroll, { passive: true });
+  list.addEventListener("pointerdown", (event) => {
+    const row = event.target.closest(".ticket-row");
+    pressed = row && event.button === 0 ? { node: event.target, id: row.dataset.ticketId } : null;
+  });
+  list.addEventListener("pointerup", (event) => {
+    const press = pressed;
+    pressed = null;
+    if (!press || press.node.isConnected || event.button !== 0) return;
+    if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    const row = event.target.closest(".ticket-row");
+    if (row && row.dataset.ticketId === press.id) selectTicket(Number(press.id));
+  });
 }
 
 function renderMore() {
@@ -189,7 +232,7 @@ function renderMore() {
   );
 }
 
-export function onListScroll() {
+function onListScroll() {
   const list = $("ticket-list");
   if (list.scrollHeight - list.scrollTop - list.clientHeight < NEAR_END_PX) loadMore();
 }
@@ -236,6 +279,7 @@ function ticketRow(ticket) {
       ),
     ),
   );
+  drawnAs.set(row, row.outerHTML);
   return row;
 }
 

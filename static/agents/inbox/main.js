@@ -15,7 +15,7 @@ import { action, backToList, focusTicket, loadTicket, onTimelineScroll, selectTi
 import { openCloseDialog, openProfileDialog, openTransferDialog, wireDialogs } from "./dialogs.js";
 import { $ } from "./dom.js";
 import { listQuery, wireFilters } from "./filters.js";
-import { loadList, onListScroll, refreshTimes, renderList } from "./list.js";
+import { loadList, refreshTimes, renderList, wireList } from "./list.js";
 import { loadMentions, noteMode, postNote, wireNotes } from "./notes.js";
 import { renderNotifyToggle, toggleNotify } from "./notify.js";
 import { wireReplies } from "./replies.js";
@@ -71,7 +71,7 @@ function wire() {
   for (const button of document.querySelectorAll("[data-back]")) button.addEventListener("click", backToList);
   $("notify-toggle").addEventListener("click", toggleNotify);
   $("profile-btn").addEventListener("click", openProfileDialog);
-  $("ticket-list").addEventListener("scroll", onListScroll, { passive: true });
+  wireList();
   $("timeline").addEventListener("scroll", onTimelineScroll, { passive: true });
   window.addEventListener("popstate", () => {
     const match = location.pathname.match(/^\/tickets\/(\d+)\//);

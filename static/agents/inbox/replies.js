@@ -265,8 +265,9 @@ export async function openRepliesDialog() {
   manager.confirming = null;
   editReply(null);
   if (!dialog.open) dialog.showModal();
-  await loadManager();
+  // Focused now, not once the list is in: the agent may be typing in another field by then.
   $("reply-title").focus();
+  await loadManager();
 }
 
 // Loads of the manager's list, counted: only the newest one's answer is shown (opening the
@@ -370,8 +371,8 @@ async function onSave(event) {
   save.disabled = false;
   forgetReplies();
   editReply(null);
+  $("reply-title").focus(); // for the next one, before the list is loaded again
   await loadManager();
-  $("reply-title").focus();
 }
 
 async function deleteReply(reply) {
