@@ -395,6 +395,10 @@ WEBHOOK_CHUNK_SECONDS = float(env("WEBHOOK_CHUNK_SECONDS", "20"))
 # in one transaction (webhooks.services.deliveries_process): fewer statements and commits
 # per event, conversations locked for the group's length (tens of milliseconds).
 WEBHOOK_GROUP_EVENTS = env_int("WEBHOOK_GROUP_EVENTS", 50)
+# A task takes along up to this many other deliveries that wait for their own task (a
+# backlog): under load, tasks grow and the per-task cost is paid once for many; the
+# tasks whose deliveries were taken find nothing to do. 0: each task its own only.
+WEBHOOK_TAKE_ALONG = env_int("WEBHOOK_TAKE_ALONG", 40)
 # Publishing tasks and live events from a background thread: requests and tasks never
 # wait on Redis. Off in the in-process tests, which run them inline.
 SIDE_EFFECTS_IN_BACKGROUND = env_bool("SIDE_EFFECTS_IN_BACKGROUND", True)

@@ -215,9 +215,11 @@ def deliveries_process(*, delivery_ids: Sequence[int]) -> int:
     key was recorded before (a redelivery, or a failed event to try again) takes that
     path too, after its group. A delivery larger than a group, or continued from an
     earlier chunk, is applied alone. A failure of a delivery itself is recorded on its
-    row for the re-drive and logged; the others go on. Returns how many were claimed.
+    row for the re-drive and logged; the others go on. Under load the task takes along
+    deliveries whose own task is still queued (`_deliveries_claim`). Returns how many
+    were claimed.
     """
-    claimed = _deliveries_claim(delivery_ids)
+    claimed = _deliveries_claim(delivery_ids, along=settings.WEBHOOK_TAKE_ALONG)
     if not claimed:
         return 0
     pages = _pages()
@@ -240,11 +242,16 @@ def deliveries_process(*, delivery_ids: Sequence[int]) -> int:
     return len(claimed)
 
 
-def _deliveries_claim(delivery_ids: Sequence[int]) -> list[WebhookDelivery]:
+def _deliveries_claim(delivery_ids: Sequence[int], *, along: int = 0) -> list[WebhookDelivery]:
     """Claim these deliveries for this worker in one conditional UPDATE and read them; in
     the order given, without those that are done, failed WEBHOOK_MAX_ATTEMPTS times, or
     running elsewhere within REDRIVE_LEASE_SECONDS (the database applies the UPDATE
-    atomically: of two workers, one wins)."""
+    atomically: of two workers, one wins).
+
+    `along`: claim as well up to that many other deliveries stored but never claimed (a
+    backlog: their tasks wait behind this one, and will find nothing to do), oldest
+    first, after these. On PostgreSQL rows another worker is claiming are
+    skipped, not waited for (SKIP LOCKED): two claims never wait on each other."""
     ids = list(dict.fromkeys(int(pk) for pk in delivery_ids))
     if not ids:
         return []
@@ -255,21 +262,46 @@ def _deliveries_claim(delivery_ids: Sequence[int]) -> list[WebhookDelivery]:
     marks = ", ".join(["%s"] * len(ids))
     # The rows come back from the UPDATE itself (RETURNING): no second read.
     columns = ", ".join(field.column for field in WebhookDelivery._meta.concrete_fields)
-    claimed = WebhookDelivery.objects.raw(
-        f"UPDATE {table} SET running_since = %s WHERE id IN ({marks})"  # noqa: S608 -- no input in the names
-        " AND attempts < %s AND status NOT IN (%s, %s)"
-        f" AND (running_since IS NULL OR running_since <= %s) RETURNING {columns}",
-        [
+    claimable = (
+        "attempts < %s AND status NOT IN (%s, %s)"
+        " AND (running_since IS NULL OR running_since <= %s)"
+    )
+    claimable_params = [
+        settings.WEBHOOK_MAX_ATTEMPTS,
+        WebhookDelivery.Status.PROCESSED.value,
+        WebhookDelivery.Status.PARTIAL.value,
+        adapt(busy_since),
+    ]
+    if along <= 0:
+        sql = (
+            f"UPDATE {table} SET running_since = %s WHERE id IN ({marks})"  # noqa: S608 -- no input in the names
+            f" AND {claimable} RETURNING {columns}"
+        )
+        params = [adapt(now), *ids, *claimable_params]
+    else:
+        skip = (
+            " FOR UPDATE SKIP LOCKED"
+            if connection.features.has_select_for_update_skip_locked
+            else ""
+        )
+        sql = (
+            f"UPDATE {table} SET running_since = %s WHERE id IN ("  # noqa: S608 -- no input in the names
+            f"SELECT id FROM {table} WHERE (id IN ({marks}) OR (status = %s"
+            " AND running_since IS NULL))"
+            f" AND {claimable} ORDER BY CASE WHEN id IN ({marks}) THEN 0 ELSE 1 END, id"
+            f" LIMIT %s{skip}) RETURNING {columns}"
+        )
+        params = [
             adapt(now),
             *ids,
-            settings.WEBHOOK_MAX_ATTEMPTS,
-            WebhookDelivery.Status.PROCESSED.value,
-            WebhookDelivery.Status.PARTIAL.value,
-            adapt(busy_since),
-        ],
-    )
-    rows = {delivery.pk: delivery for delivery in claimed}
-    return [rows[pk] for pk in ids if pk in rows]
+            WebhookDelivery.Status.RECEIVED.value,
+            *claimable_params,
+            *ids,
+            len(ids) + along,
+        ]
+    rows = {delivery.pk: delivery for delivery in WebhookDelivery.objects.raw(sql, params)}
+    mine = [rows.pop(pk) for pk in ids if pk in rows]
+    return mine + [rows[pk] for pk in sorted(rows)]
 
 
 def _delivery_events(delivery: WebhookDelivery) -> list[Event] | None:

@@ -149,7 +149,8 @@ def run(options: Options) -> list[Figure]:
                         found["rate"], "events/s",
                         "in-process delivery_process loop", inline["rate"], better="higher",
                         target=TARGET if mix == "standby" and group > 1 else "",
-                        note=f"{n} deliveries of one event; worker: threads x4",
+                        note=f"{n} deliveries of one event; worker: threads x4"
+                        + ("" if group == 1 else "; a task takes along up to 40 that wait"),
                     )
                 )  # fmt: skip
         counts = _drive(stack, "sql")

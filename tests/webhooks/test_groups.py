@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.models import ControlState, Conversation, Message
@@ -268,7 +268,7 @@ def test_groups_are_cut_at_the_event_limit_and_a_larger_delivery_goes_alone(
 
 @pytest.mark.django_db(transaction=True)
 def test_two_groups_locking_two_conversations_in_opposite_orders_do_not_deadlock(
-    page, clock, monkeypatch
+    page, clock, monkeypatch, settings
 ):
     """Worker 1's group has customer A then B, worker 2's B then A. Worker 1 holds A and
     waits (up to 2 s) for worker 2 to hold B: were the conversations locked as each event
@@ -276,6 +276,7 @@ def test_two_groups_locking_two_conversations_in_opposite_orders_do_not_deadlock
     order, worker 2 waits for worker 1 instead."""
     if connection.vendor != "postgresql":
         pytest.skip("row locks and deadlocks are PostgreSQL's")
+    settings.WEBHOOK_TAKE_ALONG = 0  # each worker its own group, as two intake tasks
     a, b = "3100000000000001", "3100000000000002"
     for psid in (a, b):
         services.deliveries_process(
@@ -335,6 +336,107 @@ def test_two_groups_locking_two_conversations_in_opposite_orders_do_not_deadlock
     assert alone == []  # no group was rolled back
     assert sorted(_texts()) == ["1a", "1b", "2a", "2b", "hi", "hi"]
     assert _statuses(*first, *second) == [("processed", 1)] * 4
+
+
+# --- a task takes along the deliveries that wait for their own (a backlog) ------------
+
+
+def test_a_task_takes_along_the_deliveries_waiting_for_their_own_which_then_find_nothing(
+    page, clock, django_assert_num_queries
+):
+    ids = [
+        _stored(payloads.user_message(f"m{n}", ts=clock(), mid=f"m_{n}"), channel="messaging")
+        for n in range(4)
+    ]
+
+    assert services.deliveries_process(delivery_ids=ids[:1]) == 4
+
+    assert _texts() == ["m0", "m1", "m2", "m3"]
+    assert _statuses(*ids) == [("processed", 1)] * 4
+    # Their own tasks come later: one statement each (the claim), nothing applied again.
+    for delivery_id in ids[1:]:
+        with django_assert_num_queries(1):
+            assert services.deliveries_process(delivery_ids=[delivery_id]) == 0
+    assert _texts() == ["m0", "m1", "m2", "m3"]
+    assert WebhookEvent.objects.count() == 4
+    assert _statuses(*ids) == [("processed", 1)] * 4
+
+
+def test_a_task_takes_along_at_most_its_share_oldest_first_never_a_failed_or_running_one(
+    page, clock, settings
+):
+    settings.WEBHOOK_TAKE_ALONG = 2
+    oldest = _stored(payloads.user_message("oldest", ts=clock()))
+    failed = _stored(payloads.user_message("failed before", ts=clock()))
+    running = _stored(payloads.user_message("running elsewhere", ts=clock()))
+    older = _stored(payloads.user_message("older", ts=clock()))
+    newer = _stored(payloads.user_message("newer", ts=clock()))
+    own = _stored(payloads.user_message("own", ts=clock()))
+    WebhookDelivery.objects.filter(pk=failed).update(status="failed", attempts=1)
+    WebhookDelivery.objects.filter(pk=running).update(running_since=timezone.now())
+
+    assert services.deliveries_process(delivery_ids=[own]) == 3
+
+    # Its own first, then the two oldest that wait; the failed one is the re-drive's.
+    assert _texts() == ["own", "oldest", "older"]
+    assert _statuses(oldest, failed, running, older, newer, own) == [
+        ("processed", 1),
+        ("failed", 1),
+        ("received", 0),
+        ("processed", 1),
+        ("received", 0),
+        ("processed", 1),
+    ]
+
+
+def test_with_take_along_off_a_task_claims_only_its_own(page, clock, settings):
+    settings.WEBHOOK_TAKE_ALONG = 0
+    first = _stored(payloads.user_message("first", ts=clock()))
+    second = _stored(payloads.user_message("second", ts=clock()))
+
+    assert services.deliveries_process(delivery_ids=[second]) == 1
+
+    assert _texts() == ["second"]
+    assert _statuses(first, second) == [("received", 0), ("processed", 1)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_another_worker_is_claiming_is_skipped_not_waited_for(page, clock):
+    """PostgreSQL: a row locked by another claim (here held by a thread until this
+    claim is over, or 30 s) is left to it (SKIP LOCKED): waiting for it would claim it
+    once the lock goes, and two claims taking rows in different orders could deadlock."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite has one writer at a time")
+    own = _stored(payloads.user_message("own", ts=clock()))
+    locked = _stored(payloads.user_message("locked by another claim", ts=clock()))
+    free = _stored(payloads.user_message("free", ts=clock()))
+    holding, done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other_claim() -> None:
+        try:
+            with transaction.atomic():
+                WebhookDelivery.objects.select_for_update().get(pk=locked)
+                holding.set()
+                done.wait(30)
+        except BaseException as exc:  # noqa: BLE001 -- reported by the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_claim)
+    thread.start()
+    assert holding.wait(30)
+    try:
+        claimed = services.deliveries_process(delivery_ids=[own])
+    finally:
+        done.set()
+        thread.join(60)
+
+    assert errors == []
+    assert claimed == 2
+    assert sorted(_texts()) == ["free", "own"]
+    assert _statuses(own, locked, free) == [("processed", 1), ("received", 0), ("processed", 1)]
 
 
 # --- what a group keeps until its flush (agents.services.group) -----------------------
