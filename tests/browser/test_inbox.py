@@ -542,6 +542,7 @@ def test_a_live_redraw_keeps_unchanged_rows_and_never_loses_a_click(stack, conte
     # The agent presses on Quinn's row; Quinn writes again before the release.
     _mark(quinn_row)
     entries = page.evaluate("history.length")
+    quinn_row.scroll_into_view_if_needed()
     box = quinn_row.bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
