@@ -18,8 +18,14 @@ def _heartbeat_done(task: asyncio.Future[None]) -> None:
         logger.warning("could not move a socket's heartbeat (%s)", type(task.exception()).__name__)
 
 
+def _public(event: dict[str, Any]) -> dict[str, Any]:
+    """An event as the socket sends it: without the channel layer's message type."""
+    return {k: v for k, v in event.items() if k != "type"}
+
+
 class InboxConsumer(AsyncJsonWebsocketConsumer):
-    """Pushes small events (`ticket.updated`, ids) to logged-in agents.
+    """Pushes small events (`ticket.updated`, ids) to logged-in agents: a frame is one
+    event, or `{"events": [...]}`, several in their order.
 
     Each socket joins the groups of the pages its agent may see (teams), so an agent
     never hears of another team's conversations, and its agent's own group, on which
@@ -126,17 +132,33 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def inbox_events(self, message: dict[str, Any]) -> None:
         """Several events of one group, in their order (`realtime._pending_send` sends
-        what one commit broadcast as one message): each its own frame, as ever."""
+        what queued up as one message): one frame, `{"events": [...]}`, not a frame each.
+        A frame costs Daphne more than its JSON: at 200 messages/s with 100 sockets,
+        40,000 frames a second held the events back by seconds. A `pages.changed` among
+        them re-checks the socket in its place, as alone."""
+        frame: list[dict[str, Any]] = []
         for event in message["events"]:
+            if event.get("event") != "pages.changed":
+                frame.append(_public(event))
+                continue
+            await self._frame_send(frame)
+            frame = []
             if not await self._event_send(event):
                 return
+        await self._frame_send(frame)
+
+    async def _frame_send(self, events: list[dict[str, Any]]) -> None:
+        if len(events) == 1:
+            await self.send_json(events[0])
+        elif events:
+            await self.send_json({"events": events})
 
     async def _event_send(self, event: dict[str, Any]) -> bool:
         """Send one live event to the socket; False when the socket closed instead."""
         # A page was connected or a team's pages changed: follow what this agent now sees.
         if event.get("event") == "pages.changed" and not await self._recheck():
             return False
-        await self.send_json({k: v for k, v in event.items() if k != "type"})
+        await self.send_json(_public(event))
         return True
 
     async def access_changed(self, event: dict[str, Any]) -> None:

@@ -406,22 +406,48 @@ def test_a_long_queue_is_cut_into_messages_of_at_most_the_coalescing_limit(setti
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_socket_gets_each_event_of_a_coalesced_message_as_its_own_frame(agent):
-    async_to_sync(_each_event_of_a_coalesced_message)(agent)
+def test_the_socket_gets_a_coalesced_message_as_one_frame_in_order(agent):
+    async_to_sync(_a_coalesced_message_is_one_frame)(agent)
 
 
-async def _each_event_of_a_coalesced_message(agent):
+async def _a_coalesced_message_is_one_frame(agent):
     communicator = await _connect(agent)
     events = [
         {"type": "inbox.event", "event": "message.created", "conversation_id": 3, "message_id": n}
         for n in (1, 2, 3)
     ]
     await get_channel_layer().group_send(INBOX_GROUP, {"type": "inbox.events", "events": events})
-    for n in (1, 2, 3):
-        assert await communicator.receive_json_from(timeout=5) == {
-            "event": "message.created",
-            "conversation_id": 3,
-            "message_id": n,
-        }
+    assert await communicator.receive_json_from(timeout=5) == {
+        "events": [
+            {"event": "message.created", "conversation_id": 3, "message_id": n} for n in (1, 2, 3)
+        ]
+    }
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pages_change_among_coalesced_events_is_its_own_frame_in_its_place(agent):
+    async_to_sync(_a_pages_change_in_place)(agent)
+
+
+async def _a_pages_change_in_place(agent):
+    """The socket re-checks what its agent sees at the `pages.changed`, between the
+    events before it and those after it; a single event is sent as itself."""
+    communicator = await _connect(agent)
+
+    def created(n: int) -> dict:
+        return {"event": "message.created", "conversation_id": 3, "message_id": n}
+
+    events = [
+        {"type": "inbox.event", **created(1)},
+        {"type": "inbox.event", **created(2)},
+        {"type": "inbox.event", "event": "pages.changed"},
+        {"type": "inbox.event", **created(3)},
+    ]
+    await get_channel_layer().group_send(INBOX_GROUP, {"type": "inbox.events", "events": events})
+    assert await communicator.receive_json_from(timeout=5) == {"events": [created(1), created(2)]}
+    assert await communicator.receive_json_from(timeout=5) == {"event": "pages.changed"}
+    assert await communicator.receive_json_from(timeout=5) == created(3)
     assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()

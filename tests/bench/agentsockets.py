@@ -100,7 +100,10 @@ class Socket:
 
     async def _read(self) -> None:
         async for raw in self.connection:
-            self.events.append((time.monotonic(), json.loads(raw)))
+            frame = json.loads(raw)
+            at = time.monotonic()
+            # One event, or several in their order: {"events": [...]}.
+            self.events.extend((at, event) for event in frame.get("events", [frame]))
             self.changed.set()
 
     async def wait_for(self, match: Any, *, since: int = 0, timeout: float = 30.0) -> float:

@@ -103,7 +103,8 @@ window.WebSocket = class extends NativeWebSocket {
     super(...args);
     this.addEventListener("message", (message) => {
       try {
-        if (JSON.parse(message.data).event) window.__events += 1;
+        const frame = JSON.parse(message.data);  // one event, or {"events": [...]}
+        window.__events += Array.isArray(frame.events) ? frame.events.length : frame.event ? 1 : 0;
       } catch {}
     });
   }

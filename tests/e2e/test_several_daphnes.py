@@ -53,11 +53,14 @@ def _until(socket, match, *, timeout: float = 20.0) -> dict:
 
     def next_match() -> dict | None:
         try:
-            event = json.loads(socket.recv(timeout=0.5))
+            frame = json.loads(socket.recv(timeout=0.5))
         except TimeoutError:
             return None
-        seen.append(event)
-        return event if match(event) else None
+        for event in frame.get("events", [frame]):  # one event, or several
+            seen.append(event)
+            if match(event):
+                return event
+        return None
 
     return eventually(next_match, timeout=timeout, what=lambda: f"a matching event; got {seen}")
 

@@ -44,7 +44,9 @@ export function connect() {
   });
   socket.addEventListener("message", (message) => {
     try {
-      onEvent(JSON.parse(message.data));
+      // One event, or several in their order: {"events": [...]}.
+      const frame = JSON.parse(message.data);
+      for (const event of Array.isArray(frame.events) ? frame.events : [frame]) onEvent(event);
     } catch {
       // not JSON: ignore
     }
