@@ -170,7 +170,8 @@ export function renderList() {
   }
 }
 
-// The markup each row was drawn from. A redraw keeps the element of a row that would come
+// What each row was drawn from (the ticket, whether it is the open one, the list's query:
+// a row is made of nothing else). A redraw keeps the element of a row that would come
 // out the same and moves only what changed place: live events redraw the list often, and
 // a row replaced between the press and the release of a click loses the click (the
 // browser sends it to the list, not to the row).
@@ -279,7 +280,7 @@ function ticketRow(ticket) {
       ),
     ),
   );
-  drawnAs.set(row, row.outerHTML);
+  drawnAs.set(row, JSON.stringify([ticket, ticket.id === state.ticketId, listQuery()]));
   return row;
 }
 
