@@ -279,17 +279,21 @@ def _deliveries_claim(delivery_ids: Sequence[int], *, along: int = 0) -> list[We
         )
         params = [adapt(now), *ids, *claimable_params]
     else:
-        skip = (
-            " FOR UPDATE SKIP LOCKED"
-            if connection.features.has_select_for_update_skip_locked
-            else ""
-        )
+        # PostgreSQL: the rows chosen FOR UPDATE SKIP LOCKED, and chosen once: as
+        # `id IN (subquery)` the planner may run the subquery again for each row it
+        # updates, and a rerun skips the rows this statement just updated and picks the
+        # next ones, past the LIMIT (CI saw four claimed of three). ARRAY(...) is
+        # evaluated once. SQLite has one writer at a time and runs it once.
+        if connection.vendor == "postgresql":
+            chosen, close, skip = "id = ANY(ARRAY(", "))", " FOR UPDATE SKIP LOCKED"
+        else:
+            chosen, close, skip = "id IN (", ")", ""
         sql = (
-            f"UPDATE {table} SET running_since = %s WHERE id IN ("  # noqa: S608 -- no input in the names
+            f"UPDATE {table} SET running_since = %s WHERE {chosen}"  # noqa: S608 -- no input in the names
             f"SELECT id FROM {table} WHERE (id IN ({marks}) OR (status = %s"
             " AND running_since IS NULL))"
             f" AND {claimable} ORDER BY CASE WHEN id IN ({marks}) THEN 0 ELSE 1 END, id"
-            f" LIMIT %s{skip}) RETURNING {columns}"
+            f" LIMIT %s{skip}{close} RETURNING {columns}"
         )
         params = [
             adapt(now),
