@@ -243,14 +243,14 @@ def deliveries_process(*, delivery_ids: Sequence[int]) -> int:
 
 
 def _deliveries_claim(delivery_ids: Sequence[int], *, along: int = 0) -> list[WebhookDelivery]:
-    """Claim these deliveries for this worker in one conditional UPDATE and read them; in
-    the order given, without those that are done, failed WEBHOOK_MAX_ATTEMPTS times, or
-    running elsewhere within REDRIVE_LEASE_SECONDS (the database applies the UPDATE
-    atomically: of two workers, one wins).
+    """Claim these deliveries for this worker in one conditional UPDATE and read them, in
+    the order they arrived (their ids), without those that are done, failed
+    WEBHOOK_MAX_ATTEMPTS times, or running elsewhere within REDRIVE_LEASE_SECONDS (the
+    database applies the UPDATE atomically: of two workers, one wins).
 
     `along`: claim as well up to that many other deliveries stored but never claimed (a
-    backlog: their tasks wait behind this one, and will find nothing to do), oldest
-    first, after these. On PostgreSQL rows another worker is claiming are
+    backlog: their tasks wait behind this one, and will find nothing to do), the oldest,
+    once these are claimed. On PostgreSQL rows another worker is claiming are
     skipped, not waited for (SKIP LOCKED): two claims never wait on each other."""
     ids = list(dict.fromkeys(int(pk) for pk in delivery_ids))
     if not ids:
@@ -303,9 +303,10 @@ def _deliveries_claim(delivery_ids: Sequence[int], *, along: int = 0) -> list[We
             *ids,
             len(ids) + along,
         ]
-    rows = {delivery.pk: delivery for delivery in WebhookDelivery.objects.raw(sql, params)}
-    mine = [rows.pop(pk) for pk in ids if pk in rows]
-    return mine + [rows[pk] for pk in sorted(rows)]
+    # In the order they arrived, taken along or not: a customer's message stored before
+    # the bot's pass is applied before it, whichever task claimed the two (its own first,
+    # the pass came before the message that opened the window: nobody was told).
+    return sorted(WebhookDelivery.objects.raw(sql, params), key=lambda delivery: delivery.pk)
 
 
 def _delivery_events(delivery: WebhookDelivery) -> list[Event] | None:

@@ -29,6 +29,8 @@ from agents.models import (
 from agents.services import hours, presence, routing
 from helpdesk import clock as helpdesk_clock
 from tests.support import payloads
+from webhooks import services as webhook_services
+from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -185,6 +187,42 @@ def test_outside_hours_the_customer_is_told_once_when_we_open_and_the_ticket_wai
     run_on_commit(presence.socket_open, user_id=agent.pk, channel_name="s1")
     ticket.refresh_from_db()
     assert (ticket.status, ticket.assignee) == ("open", agent)
+
+
+def test_the_customer_is_told_when_the_pass_s_own_task_takes_their_message_along(
+    team, page, fake_graph, move_clock, django_capture_on_commit_callbacks
+):
+    """The customer's message and the bot's pass wait, stored; the pass's task runs
+    first and takes the message along. The message is applied first, as it came: the
+    window is open when the pass asks whether the customer can be told (applied the
+    other way round, nobody was told, and CI's timeline missed the notice)."""
+    move_clock(_next_weekday(0, time(8, 30)))
+    psid, now = "6901", helpdesk_clock.now_ms()
+    ids = [
+        WebhookDelivery.objects.create(digest=f"d{n}", body=payloads.body_bytes(body)).pk
+        for n, body in enumerate(
+            [
+                payloads.delivery(
+                    payloads.user_message("a person please", ts=now - 2000, psid=psid),
+                    channel="standby",
+                ),
+                payloads.delivery(payloads.pass_control(ts=now - 1000, psid=psid)),
+            ]
+        )
+    ]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhook_services.deliveries_process(delivery_ids=ids[1:]) == 2
+
+    assert texts_sent(fake_graph) == [
+        ("We're back at 9:00. The assistant can help meanwhile.", "RESPONSE", None)
+    ]
+    ticket = Ticket.objects.get(conversation__contact__psid=psid)
+    assert list(ticket.events.values_list("kind", flat=True)) == ["opened", "unavailable"]
+    assert list(WebhookDelivery.objects.filter(pk__in=ids).values_list("status", flat=True)) == [
+        "processed",
+        "processed",
+    ]
 
 
 def test_on_friday_evening_the_message_names_the_day(team, deliver, fake_graph, move_clock):

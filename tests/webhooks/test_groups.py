@@ -248,8 +248,9 @@ def test_groups_are_cut_at_the_event_limit_and_a_larger_delivery_goes_alone(
     page, clock, settings, monkeypatch
 ):
     settings.WEBHOOK_GROUP_EVENTS = 2
+    small = [_stored(payloads.user_message("small 0", ts=clock()))]
     big = _stored(*[payloads.user_message(f"big {n}", ts=clock()) for n in range(3)])
-    small = [_stored(payloads.user_message(f"small {n}", ts=clock())) for n in range(4)]
+    small += [_stored(payloads.user_message(f"small {n}", ts=clock())) for n in range(1, 4)]
     groups: list[list[int]] = []
     real = services._group_apply
 
@@ -377,8 +378,9 @@ def test_a_task_takes_along_at_most_its_share_oldest_first_never_a_failed_or_run
 
     assert services.deliveries_process(delivery_ids=[own]) == 3
 
-    # Its own first, then the two oldest that wait; the failed one is the re-drive's.
-    assert _texts() == ["own", "oldest", "older"]
+    # The two oldest that wait, with its own, in the order they arrived; the failed one
+    # is the re-drive's.
+    assert _texts() == ["oldest", "older", "own"]
     assert _statuses(oldest, failed, running, older, newer, own) == [
         ("processed", 1),
         ("failed", 1),
