@@ -8,6 +8,7 @@ Chromium resolves no host name but loopback's.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,18 @@ def new_context(browser: Any, stack: Stack, **options: Any) -> Any:
     return context
 
 
-def login(context: Any, username: str, password: str = PASSWORD) -> Any:
-    """Log in through the login page; returns the inbox page."""
+def login(
+    context: Any,
+    username: str,
+    password: str = PASSWORD,
+    *,
+    on_page: Callable[[Any], None] | None = None,
+) -> Any:
+    """Log in through the login page; returns the inbox page. `on_page` is given the
+    page before it loads anything (to listen to its socket, say)."""
     page = context.new_page()
+    if on_page is not None:
+        on_page(page)
     page.goto("/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)

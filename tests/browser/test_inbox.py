@@ -555,3 +555,51 @@ def test_a_live_redraw_keeps_unchanged_rows_and_never_loses_a_click(stack, conte
     assert re.search(r"/tickets/\d+/", page.url)
     # Opened once, not by the row and the list both: one entry more in the history.
     assert page.evaluate("history.length") == entries + 1
+
+
+def test_a_message_that_comes_while_the_conversation_loads_is_shown(stack, context):
+    """The server reads the conversation's page; the customer writes before that page
+    reaches the browser, and the live event for it comes in between. The message is
+    shown once the page is in, with no other event to bring it (CI saw an outside-hours
+    notice that never showed: its event came while the ticket was being opened)."""
+    clock = Clock()
+    rae = "3000000000000134"
+    _handover(stack, clock, psid=rae, context_text="rae's parcel is late", name="Rae")
+    frames: list[str] = []
+
+    def frame(payload: str) -> None:  # (Playwright wants a function, not a builtin)
+        frames.append(payload)
+
+    def listen(page) -> None:
+        page.on("websocket", lambda ws: ws.on("framereceived", frame))
+
+    page = login(context, "ana", on_page=listen)
+    row = page.locator(".ticket-row", has_text="Rae Tester")
+    expect(row).to_be_visible(timeout=SETTLE)
+    held: list = []
+
+    def hold(route) -> None:
+        held.append((route, route.fetch()))  # read by the server now, given to the page later
+
+    page.route(re.compile(r".*/api/v1/tickets/\d+/messages$"), hold)
+    row.click()
+    # (page.evaluate lets Playwright hand the route over: a plain sleep would not.)
+    eventually(lambda: page.evaluate("true") and held, what="the page's request to be held")
+    frames.clear()
+    stack.post_webhook(payloads.user_message("are you still there?", ts=clock(), psid=rae))
+    eventually(
+        lambda: page.evaluate("true") and any("message.created" in f for f in frames),
+        what="the live event to reach the page",
+        timeout=SETTLE / 1000,
+    )
+    page.wait_for_timeout(500)  # the event's burst is applied meanwhile (100 ms)
+    route, response = held[0]
+    assert "are you still there?" not in response.text()  # read before the customer wrote
+    route.fulfill(response=response)
+    page.unroute(re.compile(r".*/api/v1/tickets/\d+/messages$"))
+
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text("rae's parcel is late", timeout=SETTLE)
+    expect(timeline).to_contain_text("are you still there?", timeout=SETTLE)
+    expect(row).to_contain_text("are you still there?")
+    assert len(held) == 1

@@ -72,7 +72,19 @@ export function renderView() {
   app.dataset.view = state.ticketId || state.notFound ? "conversation" : "list";
 }
 
-export async function loadTicket({ scroll = false, focus = false } = {}) {
+export function loadTicket(options = {}) {
+  // Live events wait while it loads (live.js): what they name may be newer than the
+  // page the server reads.
+  const load = loadTicketNow(options);
+  state.loading = load;
+  const done = () => {
+    if (state.loading === load) state.loading = null;
+  };
+  load.then(done, done);
+  return load;
+}
+
+async function loadTicketNow({ scroll = false, focus = false } = {}) {
   // The ticket and the newest page of its conversation. Older pages the agent already
   // scrolled back to are kept (they are history), unless what is context changed.
   const id = state.ticketId;

@@ -1,7 +1,9 @@
 // Live events (from socket.js) applied to what the page shows: each event names a
 // ticket, a conversation or a message; the page fetches only those and patches them
 // into the list and the open conversation. Everything is fetched again on (re)connect,
-// for an event it does not know, and when a patch cannot be applied.
+// for an event it does not know, and when a patch cannot be applied. While the open
+// conversation loads, events wait for it: which one is open is decided when they are
+// applied, and the page it loads may have been read before them.
 //
 //   ticket.updated        GET /tickets/{id}: its row (in, out, moved), the open ticket;
 //                         and GET /queues for the counts
@@ -34,28 +36,43 @@ let pending = null;
 let applying = Promise.resolve();
 
 function fresh() {
-  return { tickets: new Set(), conversations: new Set(), messages: new Set(), receipts: false, counts: false, all: false };
+  return {
+    events: [],
+    tickets: new Set(),
+    conversations: new Set(),
+    messages: new Map(), // conversation id → the ids of its messages named
+    receipts: new Set(), // conversations whose receipts may have changed our messages
+    notes: new Set(), // conversations with a new note
+    counts: false,
+    all: false,
+  };
 }
 
 export function receive(event) {
-  pending = pending || fresh();
-  const open = state.ticket;
-  const inOpen = open && event.conversation_id === open.conversation_id;
   customerEvent(event); // the customer panel refetches what concerns its customer
+  take(event);
+}
+
+function take(event) {
+  // Which conversation is open is decided when the batch is applied, not here: the one
+  // being opened is not known yet (its ticket is on its way).
+  pending = pending || fresh();
+  const conversation = event.conversation_id;
   switch (event.event) {
     case "ticket.updated":
       pending.tickets.add(event.ticket_id);
-      pending.conversations.add(event.conversation_id);
+      pending.conversations.add(conversation);
       pending.counts = true;
       break;
     case "message.created":
     case "message.updated":
-      pending.conversations.add(event.conversation_id);
-      if (inOpen) pending.messages.add(event.message_id);
+      pending.conversations.add(conversation);
+      if (!pending.messages.has(conversation)) pending.messages.set(conversation, new Set());
+      pending.messages.get(conversation).add(event.message_id);
       break;
     case "conversation.updated":
-      pending.conversations.add(event.conversation_id);
-      if (inOpen) pending.receipts = true;
+      pending.conversations.add(conversation);
+      pending.receipts.add(conversation);
       break;
     case "tags.changed": // an admin changed the tags: the filter's choices and the chips
       optionsChanged();
@@ -65,8 +82,8 @@ export function receive(event) {
       return; // the note on a customer: only the customer panel shows it
     case "note.created":
       // Only the open conversation shows notes: its notes are fetched again.
-      if (inOpen) refreshNotes().catch(() => {});
-      return;
+      pending.notes.add(conversation);
+      break;
     case "mention.created":
     case "mention.read":
       mentionReceived(event);
@@ -75,6 +92,7 @@ export function receive(event) {
       if (event.event === "pages.changed") optionsChanged(); // the page filter's choices
       pending.all = true; // pages.changed, or an event this page does not know
   }
+  pending.events.push(event);
   if (pending.scheduled) return;
   pending.scheduled = true;
   setTimeout(() => {
@@ -91,24 +109,39 @@ export function refetchAll() {
 }
 
 async function apply(batch) {
+  if (batch.all) {
+    refetchAll();
+    return;
+  }
+  if (state.loading) {
+    // A conversation is being loaded: the server may have read its page before what
+    // these events name (a message that came as the agent opened it would be missed,
+    // CI saw one). They are applied again once it is in, without waiting here: a load
+    // that hangs holds no other batch back.
+    const again = () => batch.events.forEach(take);
+    state.loading.then(again, again);
+    return;
+  }
   const open = state.ticket;
   const ids = new Set(batch.tickets);
   for (const row of state.tickets) {
     if (batch.conversations.has(row.conversation_id)) ids.add(row.id);
   }
   if (open && batch.conversations.has(open.conversation_id)) ids.add(open.id);
-  if (batch.all || ids.size > MAX_TICKETS) {
+  if (ids.size > MAX_TICKETS) {
     refetchAll();
     return;
   }
   const openId = open ? open.id : null;
+  const conversation = open ? open.conversation_id : null;
+  if (batch.notes.has(conversation)) refreshNotes().catch(() => {});
   const list = listQuery(); // the queue and the filters
   const [tickets, counts, messages, receipts] = await Promise.all([
     Promise.all([...ids].map(ticketOrGone)),
     // (Filtered, a message can move a row in or out: "needs reply". Count again.)
     batch.counts || (filtersActive() && ids.size) ? fetchCounts() : null,
-    openId ? Promise.all([...batch.messages].map((id) => messageOrGone(openId, id))) : [],
-    openId && batch.receipts ? recentMessages(openId) : [],
+    openId ? Promise.all([...(batch.messages.get(conversation) || [])].map((id) => messageOrGone(openId, id))) : [],
+    openId && batch.receipts.has(conversation) ? recentMessages(openId) : [],
   ]);
 
   // The list: each row named, in, out or moved; then the counts.

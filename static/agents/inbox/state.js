@@ -21,6 +21,7 @@ export const state = {
   counts: null,
   ticketId: Number(app.dataset.ticketId) || null,
   ticket: null,
+  loading: null, // the open ticket's load in flight (conversation.js), if any
   messages: [], // the newest pages of the conversation loaded so far, oldest first
   olderMore: null, // cursor of the page before the oldest loaded message; null: none older
   olderLoading: false,
