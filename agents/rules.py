@@ -178,6 +178,11 @@ def send_policy(
             refusal="The 24-hour messaging window is closed and this page does not have "
             "the Human Agent feature."
         )
+    if age is None:
+        return SendPolicy(
+            refusal="Messenger allows no reply until the customer writes: no message of "
+            "theirs has reached the helpdesk yet."
+        )
     return SendPolicy(
         refusal="Messenger allows no reply until the customer writes again: they last wrote "
         "more than " + ("7 days" if human_agent else "24 hours") + " ago."

@@ -69,6 +69,9 @@ logger = logging.getLogger(__name__)
 
 AUTO_DETAIL = "auto-assigned: fewest open tickets"
 REASON_WORDS = {"outside_hours": "outside office hours", "nobody_online": "nobody online"}
+# In an `unavailable` event's detail, before why the customer was not told (the inbox's
+# timeline reads it: static/agents/inbox/timeline.js).
+UNTOLD = "; not told: "
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
@@ -315,18 +318,23 @@ def _unavailable_apply(ticket: Ticket, team_id: int, page_routing: PageRouting) 
     conversation = ticket.conversation
     text = text.strip()
     back = page_routing.when_unavailable == PageRouting.WhenUnavailable.BOT
-    sendable = (
-        conversation.control_state == ControlState.AGENT
-        and not rules.send_policy(conversation, automated=True).refusal
-    )
+    if not text:
+        untold = "the page has no message for this"
+    elif conversation.control_state != ControlState.AGENT:
+        untold = "the helpdesk does not have the conversation"
+    else:
+        untold = rules.send_policy(conversation, automated=True).refusal
     detail = REASON_WORDS[reason]
     if opens:
         detail += f"; opens {opens}, {schedule.zone.key}"
+    if untold:
+        # The timeline says the customer was not told, and why (`UNTOLD`).
+        detail = f"{detail}{UNTOLD}{untold}"[:500]
     ticket_change(ticket, TicketEvent.Kind.UNAVAILABLE, detail=detail)
     # tickets imports control, which imports this module: imported when used.
     from agents.services.tickets import notice_create  # noqa: PLC0415
 
-    message = notice_create(ticket, text) if text and sendable else None
+    message = None if untold else notice_create(ticket, text)
     if not back:
         if message is not None:
             enqueue_on_commit(tasks.message_send, message.pk)

@@ -225,6 +225,31 @@ def test_the_customer_is_told_when_the_pass_s_own_task_takes_their_message_along
     ]
 
 
+def test_a_customer_who_cannot_be_told_is_not_said_to_have_been_and_the_event_says_why(
+    team, page, deliver, fake_graph, move_clock
+):
+    move_clock(_next_weekday(0, time(8, 30)))
+    # The bot passes a conversation whose customer never wrote to us: the window is shut.
+    deliver(payloads.pass_control(ts=helpdesk_clock.now_ms(), psid="6902"))
+    ticket = Ticket.objects.get(conversation__contact__psid="6902")
+    # The page has no message for it.
+    PageRouting.objects.filter(page=page).update(closed_message="  ")
+    quiet = ask_for_a_person(deliver)
+
+    assert texts_sent(fake_graph) == []
+    assert not Message.objects.filter(direction="out").exists()
+    window = "The 24-hour messaging window is closed: Messenger allows only messages a person"
+    [shut] = ticket.events.filter(kind="unavailable").values_list("detail", flat=True)
+    assert shut.startswith(
+        f"outside office hours; opens 9:00, America/New_York{routing.UNTOLD}{window}"
+    )
+    assert list(quiet.events.filter(kind="unavailable").values_list("detail", flat=True)) == [
+        f"outside office hours; opens 9:00, America/New_York{routing.UNTOLD}"
+        "the page has no message for this"
+    ]
+    assert ticket.status == quiet.status == "waiting"
+
+
 def test_on_friday_evening_the_message_names_the_day(team, deliver, fake_graph, move_clock):
     move_clock(_next_weekday(4, time(18, 30)))
 

@@ -158,6 +158,7 @@ def test_outside_hours_the_customer_is_told_when_the_team_is_back(stack, chromiu
         (expected, "RESPONSE", None)
     ]
     _shot(ana, "routing-honest.png")
+
     phone = new_context(chromium, stack, viewport={"width": 390, "height": 844})
     try:
         small = login(phone, "ana")
@@ -180,6 +181,27 @@ def test_outside_hours_the_customer_is_told_when_the_team_is_back(stack, chromiu
         _shot(admin, "routing-admin.png")
     finally:
         admin_context.close()
+
+    # The bot passes a conversation whose customer never wrote to us: the 24-hour window
+    # is shut, nothing is sent, and the timeline says so rather than "was told".
+    psid = "3000000000000705"
+    fake_of(stack).profiles[psid] = {"first_name": "Kim", "last_name": "Tester", "profile_pic": ""}
+    stack.post_webhook(payloads.pass_control(ts=clock(), psid=psid, metadata="a human please"))
+    row = ana.locator(".ticket-row", has_text="Kim Tester")
+    expect(row.locator(".status-badge")).to_have_text("with you", timeout=SETTLE)
+    row.click()
+    expect(timeline).to_contain_text(
+        f"Nobody could answer yet (outside office hours; opens {tomorrow:%A} 9:00, "
+        "Europe/Paris). The customer was not told: The 24-hour messaging window is closed",
+        timeout=SETTLE,
+    )
+    expect(timeline).not_to_contain_text("the customer was told")
+    # (Opening it may send mark_seen, a sender action: no message.)
+    sent = [c for c in fake_of(stack).calls_to("/me/messages") if _to(c, psid)]
+    assert [c.body for c in sent if "message" in c.body] == []
+    _shot(ana, "routing-untold.png")
+    ana.set_viewport_size({"width": 390, "height": 844})
+    _shot(ana, "routing-untold-phone.png")
 
 
 XSS_AGENT = """
@@ -214,3 +236,7 @@ def test_an_agents_name_in_the_assigned_line_is_shown_as_text(stack, context):
     )
     assert eve.evaluate("typeof window.__xss") == "undefined"
     assert eve.evaluate(INJECTED) == []
+
+
+def _to(call, psid: str) -> bool:
+    return call.body.get("recipient") == {"id": psid}

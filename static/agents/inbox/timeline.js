@@ -25,7 +25,13 @@ const EVENT_TEXT = {
   reopened: () => "The ticket was reopened",
   // Issue 11: routing and office hours.
   assigned: (e) => `Assigned automatically${e.detail ? `: ${e.detail.replace(/^auto-assigned: /, "")}` : ""}`,
-  unavailable: (e) => `Nobody could answer yet (${e.detail}): the customer was told`,
+  unavailable: (e) => {
+    // "…; not told: why" (agents/services/routing.py, UNTOLD): nothing was sent.
+    const [why, untold] = e.detail.split("; not told: ");
+    return untold === undefined
+      ? `Nobody could answer yet (${why}): the customer was told`
+      : `Nobody could answer yet (${why}). The customer was not told: ${untold}`;
+  },
   return_failed: (e) => `Handing the conversation back failed: ${e.detail}`,
   tagged: (e) => `${actorName(e)} tagged the ticket “${e.detail}”`,
   untagged: (e) => `${actorName(e)} removed the tag “${e.detail}”`,

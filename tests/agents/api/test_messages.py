@@ -231,6 +231,14 @@ def test_windows_choose_the_messaging_type(ticket, api, post, fake_graph, page):
         "Messenger allows no reply until the customer writes again: they last wrote more "
         "than 7 days ago."
     )
+    # A customer who never wrote (the bot passed their conversation): not "long ago".
+    Conversation.objects.update(last_user_message_at=None)
+    response = post(api, f"/api/v1/tickets/{ticket.pk}/reply", {"text": "hello?"})
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        "Messenger allows no reply until the customer writes: no message of theirs has "
+        "reached the helpdesk yet."
+    )
     assert len(fake_graph.sends()) == 1
 
 
