@@ -399,9 +399,6 @@ WEBHOOK_GROUP_EVENTS = env_int("WEBHOOK_GROUP_EVENTS", 50)
 # backlog): under load, tasks grow and the per-task cost is paid once for many; the
 # tasks whose deliveries were taken find nothing to do. 0: each task its own only.
 WEBHOOK_TAKE_ALONG = env_int("WEBHOOK_TAKE_ALONG", 40)
-# A task with a thread-control event (a pass, a take, a request) first waits up to this
-# long for the earlier deliveries other workers are applying (webhooks.services).
-WEBHOOK_ORDER_WAIT_SECONDS = env_int("WEBHOOK_ORDER_WAIT_SECONDS", 5)
 # Publishing tasks and live events from a background thread: requests and tasks never
 # wait on Redis. Off in the in-process tests, which run them inline.
 SIDE_EFFECTS_IN_BACKGROUND = env_bool("SIDE_EFFECTS_IN_BACKGROUND", True)

@@ -223,14 +223,11 @@ def deliveries_process(*, delivery_ids: Sequence[int]) -> int:
     if not claimed:
         return 0
     pages = _pages()
-    parsed = [(d, _delivery_events(d) if not d.events_done else None) for d in claimed]
-    control = [d.pk for d, events in parsed if events and any(e.kind in _CONTROL for e in events)]
-    if control:
-        _earlier_wait(before=max(control), mine={d.pk for d in claimed})
     group: list[tuple[WebhookDelivery, list[Event]]] = []
     size = 0
     limit = settings.WEBHOOK_GROUP_EVENTS
-    for delivery, events in parsed:
+    for delivery in claimed:
+        events = _delivery_events(delivery) if not delivery.events_done else None
         if events is None or len(events) > limit:
             _group_run(group, pages)
             group, size = [], 0
@@ -243,39 +240,6 @@ def deliveries_process(*, delivery_ids: Sequence[int]) -> int:
         size += len(events)
     _group_run(group, pages)
     return len(claimed)
-
-
-# Thread-control events decide on what the conversation holds when they are applied (is
-# the 24-hour window open: can the customer be told nobody is there?).
-_CONTROL = frozenset({"pass_thread_control", "take_thread_control", "request_thread_control"})
-_order_sleep = time.sleep  # (tests replace it)
-
-
-def _earlier_wait(*, before: int, mine: set[int]) -> None:
-    """Wait until the deliveries that came before `before` and are being applied by
-    other workers are done, for up to WEBHOOK_ORDER_WAIT_SECONDS.
-
-    Two tasks run at once: the customer's message ("a person, please") in one, the
-    bot's pass that follows it in the other. Applied first, the pass would find the
-    window shut and tell the customer nothing (CI saw it). Only a task holding a
-    thread-control event waits, and only for deliveries running elsewhere: they are
-    rare next to standby traffic, and a wait only ever goes to older deliveries, so no
-    two tasks wait on each other. Holds no transaction or lock meanwhile."""
-    deadline = time.monotonic() + settings.WEBHOOK_ORDER_WAIT_SECONDS
-    while True:
-        busy_since = timezone.now() - timedelta(seconds=settings.REDRIVE_LEASE_SECONDS)
-        running = (
-            WebhookDelivery.objects.filter(
-                status=WebhookDelivery.Status.RECEIVED,
-                pk__lt=before,
-                running_since__gt=busy_since,
-            )
-            .exclude(pk__in=mine)
-            .exists()
-        )
-        if not running or time.monotonic() >= deadline:
-            return
-        _order_sleep(0.02)
 
 
 def _deliveries_claim(delivery_ids: Sequence[int], *, along: int = 0) -> list[WebhookDelivery]:

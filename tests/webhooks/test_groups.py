@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -530,66 +529,3 @@ def test_a_message_of_a_group_that_fails_is_not_stored_and_its_delivery_goes_alo
 
     assert _texts() == ["kept"]
     assert _statuses(*ids) == [("processed", 1), ("partial", 1)]
-
-
-# --- a thread-control event waits for what came before it (webhooks.services) ---------
-
-
-def _running_elsewhere(delivery_id: int) -> None:
-    """Claimed by another worker, which is applying it now."""
-    WebhookDelivery.objects.filter(pk=delivery_id).update(running_since=timezone.now())
-
-
-def test_a_pass_waits_for_the_message_before_it_that_another_worker_is_applying(
-    page, clock, monkeypatch
-):
-    factories.conversation(page=page, control_state=ControlState.BOT)
-    message = _stored(payloads.user_message("a person please", ts=clock()), channel="standby")
-    handover = _stored(payloads.pass_control(ts=clock()), channel="messaging")
-    _running_elsewhere(message)
-    waits: list[float] = []
-
-    def meanwhile(seconds: float) -> None:  # the other worker finishes the message
-        waits.append(seconds)
-        if len(waits) == 1:
-            services._delivery_run(WebhookDelivery.objects.get(pk=message), services._pages())
-
-    monkeypatch.setattr(services, "_order_sleep", meanwhile)
-
-    assert services.deliveries_process(delivery_ids=[handover]) == 1
-
-    assert len(waits) == 1
-    timeline = _timeline()
-    assert timeline[0] == ("customer", "a person please", None)
-    assert len(timeline) > 1
-    assert all(author == "system" for author, _, _ in timeline[1:])  # the pass's, after it
-    assert [s for s, _ in _statuses(message, handover)] == ["processed", "processed"]
-
-
-def test_messages_do_not_wait_and_a_pass_waits_no_longer_than_the_setting(
-    page, clock, monkeypatch, settings
-):
-    settings.WEBHOOK_ORDER_WAIT_SECONDS = 0.2
-    factories.conversation(page=page, control_state=ControlState.BOT)
-    stuck = _stored(payloads.user_message("stuck elsewhere", ts=clock()), channel="standby")
-    _running_elsewhere(stuck)
-    waits: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        time.sleep(seconds)
-
-    monkeypatch.setattr(services, "_order_sleep", sleep)
-
-    later = _stored(payloads.user_message("later", ts=clock()), channel="standby")
-    assert services.deliveries_process(delivery_ids=[later]) == 1
-    assert waits == []  # a message does not wait
-    handover = _stored(payloads.pass_control(ts=clock()), channel="messaging")
-    assert services.deliveries_process(delivery_ids=[handover]) == 1
-    assert waits  # it waited, then went on: the other worker may be gone
-    assert [s for s, _ in _statuses(stuck, later, handover)] == [
-        "received",
-        "processed",
-        "processed",
-    ]
-    assert ("customer", "later", None) in _timeline()
