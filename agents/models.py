@@ -313,6 +313,12 @@ class Ticket(models.Model):
     closing_note = models.TextField(
         blank=True, verbose_name="outcome", help_text="The outcome given when it was closed."
     )
+    notice_owed = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Nobody could answer and the 24-hour window was shut: the customer is "
+        "told at their next message (agents.services.routing.notice_owed_send).",
+    )
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -377,7 +383,7 @@ class TicketEvent(models.Model):
         TAGGED = "tagged"
         UNTAGGED = "untagged"
         ASSIGNED = "assigned", "assigned automatically"
-        UNAVAILABLE = "unavailable", "nobody available: the customer was told"
+        UNAVAILABLE = "unavailable", "nobody available"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind)

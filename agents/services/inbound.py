@@ -18,7 +18,7 @@ from django.conf import settings
 from agents import realtime, tasks
 from agents.locks import conversations_lock_by_psids
 from agents.models import ControlState, Conversation, Message, Ticket, Trigger
-from agents.services import csat
+from agents.services import csat, routing
 from agents.services.contacts import conversation_lock_or_create
 from agents.services.control import handover_event_apply, handover_request_start
 from agents.services.group import (
@@ -183,14 +183,20 @@ def _ticket_for_new_message(
     the message is older than the handover (a late delivery: it is context). While the
     thread is being handed back, what the customer says still answers the agent: it is
     the closed ticket's."""
+    ticket = _ticket_current(conversation, from_customer=from_customer)
+    if ticket is None or timestamp < ticket.handover_timestamp:
+        return None
+    return ticket
+
+
+def _ticket_current(conversation: Conversation, *, from_customer: bool) -> Ticket | None:
+    """`_ticket_for_new_message`'s ticket, whatever the message's time. One query."""
     if conversation.control_state not in (ControlState.AGENT, ControlState.RETURNING):
         return None
     tickets = Ticket.objects.filter(conversation=conversation)
     ticket = tickets.exclude(status=Ticket.Status.CLOSED).first()
     if ticket is None and from_customer and conversation.control_state == ControlState.RETURNING:
         ticket = tickets.filter(status=Ticket.Status.CLOSED).order_by("-closed_at", "-id").first()
-    if ticket is None or timestamp < ticket.handover_timestamp:
-        return None
     return ticket
 
 
@@ -205,7 +211,9 @@ def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> s
     # Locked like the handover path: a message and the pass that opens a ticket,
     # processed concurrently, are applied one after the other.
     conversation = conversation_lock_or_create(page=page, psid=event.psid)
-    ticket = _ticket_for_new_message(conversation, timestamp=event.timestamp, from_customer=True)
+    current = _ticket_current(conversation, from_customer=True)
+    # A message older than the handover is context (`_ticket_for_new_message`).
+    ticket = current if current and event.timestamp >= current.handover_timestamp else None
     fields: dict[str, Any]
     if isinstance(event, MessageEvent):
         fields = {
@@ -248,6 +256,10 @@ def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> s
     mid_added(message.mid or "")
     _touch(conversation, timestamp=event.timestamp, from_user=True)
     note = "context" if ticket is None else "ticket message"
+    if current is not None and current.notice_owed and current.status != Ticket.Status.CLOSED:
+        # Nobody can answer, and they could not be told (routing.notice_owed_send).
+        flush()  # their message first, the notice after it
+        note += "; " + routing.notice_owed_send(current)
     # CSAT (issue 11, point 9): a tap on the rating question (on standby too) or a typed
     # 1 to 5 while the rating is awaited.
     if csat.csat_may_answer(conversation, message):

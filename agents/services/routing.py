@@ -23,6 +23,7 @@ conversation's lock calls it: the hooks below queue it after commit.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import transaction
@@ -45,6 +46,7 @@ from agents.models import (
     ControlState,
     ControlTransition,
     Conversation,
+    Message,
     PageRouting,
     Presence,
     Team,
@@ -295,52 +297,123 @@ def team_online(team_id: int) -> bool:
     return any(state == Presence.ONLINE for state in presence_of(members).values())
 
 
-def _unavailable_apply(ticket: Ticket, team_id: int, page_routing: PageRouting) -> bool:
-    """Tell the customer that nobody can answer yet, if so; hand back where the page
-    says. Returns True when handed back."""
+@dataclass(frozen=True)
+class _Unavailable:
+    """Why nobody can answer now, and what the page tells the customer."""
+
+    reason: str  # a key of REASON_WORDS
+    text: str  # the page's message, {opens} filled in, stripped
+    detail: str  # for the `unavailable` event: the reason in words, when the team opens
+    opens_at: datetime | None
+
+
+def _unavailable_now(team_id: int, page_routing: PageRouting) -> _Unavailable | None:
+    """Nobody of the team can answer now (outside its office hours, or inside them with
+    no member online), or None."""
     team = Team.objects.get(pk=team_id)
     schedule = hours.schedule_for(team)
     now = clock.now()
-    opens_at: datetime | None = None
-    opens = ""
     if schedule.is_open(now):
         if team_online(team_id):
-            return False
-        reason, text = "nobody_online", page_routing.nobody_message
-    else:
-        opens_at = schedule.next_opening(now)
-        opens = (
-            hours.opens_text(opens_at, now=now, zone=schedule.zone)
-            if opens_at is not None
-            else "a later day"
-        )
-        reason, text = "outside_hours", page_routing.closed_message.replace("{opens}", opens)
+            return None
+        reason = "nobody_online"
+        return _Unavailable(reason, page_routing.nobody_message.strip(), REASON_WORDS[reason], None)
+    opens_at = schedule.next_opening(now)
+    opens = (
+        hours.opens_text(opens_at, now=now, zone=schedule.zone)
+        if opens_at is not None
+        else "a later day"
+    )
+    reason = "outside_hours"
+    return _Unavailable(
+        reason,
+        page_routing.closed_message.replace("{opens}", opens).strip(),
+        f"{REASON_WORDS[reason]}; opens {opens}, {schedule.zone.key}",
+        opens_at,
+    )
+
+
+def _unavailable_apply(ticket: Ticket, team_id: int, page_routing: PageRouting) -> bool:
+    """Tell the customer that nobody can answer yet, if so; hand back where the page
+    says. Returns True when handed back. A ticket that waits and whose customer could not
+    be told because the 24-hour window is shut owes them the notice
+    (`notice_owed_send`)."""
+    now = _unavailable_now(team_id, page_routing)
+    if now is None:
+        return False
     conversation = ticket.conversation
-    text = text.strip()
     back = page_routing.when_unavailable == PageRouting.WhenUnavailable.BOT
-    if not text:
+    refused = False
+    if not now.text:
         untold = "the page has no message for this"
     elif conversation.control_state != ControlState.AGENT:
         untold = "the helpdesk does not have the conversation"
     else:
         untold = rules.send_policy(conversation, automated=True).refusal
-    detail = REASON_WORDS[reason]
-    if opens:
-        detail += f"; opens {opens}, {schedule.zone.key}"
+        refused = bool(untold)
+    detail = now.detail
     if untold:
         # The timeline says the customer was not told, and why (`UNTOLD`).
         detail = f"{detail}{UNTOLD}{untold}"[:500]
-    ticket_change(ticket, TicketEvent.Kind.UNAVAILABLE, detail=detail)
-    # tickets imports control, which imports this module: imported when used.
-    from agents.services.tickets import notice_create  # noqa: PLC0415
-
-    message = None if untold else notice_create(ticket, text)
+    owed = refused and not back
+    if owed != ticket.notice_owed:  # (a reopened ticket may still carry an old one)
+        ticket_change(ticket, TicketEvent.Kind.UNAVAILABLE, detail=detail, notice_owed=owed)
+    else:
+        ticket_change(ticket, TicketEvent.Kind.UNAVAILABLE, detail=detail)
+    message = None if untold else _notice_create(ticket, now.text)
     if not back:
         if message is not None:
             enqueue_on_commit(tasks.message_send, message.pk)
         return False
-    _hand_back(ticket, conversation, reason=reason, opens_at=opens_at)
+    _hand_back(ticket, conversation, reason=now.reason, opens_at=now.opens_at)
     return True
+
+
+def _notice_create(ticket: Ticket, text: str) -> Message:
+    # tickets imports control, which imports this module: imported when used.
+    from agents.services.tickets import notice_create  # noqa: PLC0415
+
+    return notice_create(ticket, text)
+
+
+def notice_owed_send(ticket: Ticket) -> str:
+    """The customer wrote while their ticket owes them the notice that nobody can answer
+    (`Ticket.notice_owed`: when the ticket started waiting the 24-hour window was shut:
+    they had not written yet, or their message, sent before the bot's pass, was applied
+    after it by another worker). Their message opened the window: tell them now, as the
+    pass would have, unless somebody can answer by now or an agent wrote in the ticket
+    meanwhile. Once, whatever the outcome: the flag is cleared. Returns a note for the
+    delivery's log.
+
+    Caller holds the conversation's lock, in a transaction, with the conversation's
+    clocks (and its group's messages) written."""
+    conversation = ticket.conversation
+    ticket = ticket_lock(ticket.pk)
+    ticket.conversation = conversation
+    if not ticket.notice_owed or ticket.status == Ticket.Status.CLOSED:
+        return "no notice owed"
+    settings_row = PageRouting.objects.filter(page_id=conversation.page_id).first()
+    team_id = page_team_id(conversation.page_id)
+    now = None
+    if settings_row is not None and team_id is not None:
+        now = _unavailable_now(team_id, settings_row)
+    wrote = ticket.messages.filter(
+        direction=Message.Direction.OUTBOUND,
+        author_kind__in=[Message.Author.AGENT, Message.Author.PAGE_INBOX],
+    ).exists()
+    if (
+        now is None
+        or not now.text
+        or wrote
+        or conversation.control_state != ControlState.AGENT
+        or rules.send_policy(conversation, automated=True).refusal
+    ):
+        ticket.notice_owed = False
+        ticket.save(update_fields=["notice_owed", "updated_at"])
+        return "notice owed: no longer needed"
+    ticket_change(ticket, TicketEvent.Kind.UNAVAILABLE, detail=now.detail, notice_owed=False)
+    enqueue_on_commit(tasks.message_send, _notice_create(ticket, now.text).pk)
+    return "notice owed: sent"
 
 
 def _hand_back(

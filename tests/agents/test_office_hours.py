@@ -14,6 +14,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from agents.models import (
@@ -248,6 +249,134 @@ def test_a_customer_who_cannot_be_told_is_not_said_to_have_been_and_the_event_sa
         "the page has no message for this"
     ]
     assert ticket.status == quiet.status == "waiting"
+
+
+NOTICE = ("We're back at 9:00. The assistant can help meanwhile.", "RESPONSE", None)
+UNTOLD_SHUT = (
+    f"outside office hours; opens 9:00, America/New_York{routing.UNTOLD}"
+    "The 24-hour messaging window is closed"
+)
+
+
+def test_a_message_applied_after_the_pass_it_preceded_still_gets_the_customer_told(
+    team, page, deliver, fake_graph, move_clock
+):
+    """Two workers: the bot's pass is applied before the customer's message that came
+    first, so the window looked shut. When the message lands, the customer is told, once,
+    after it (CI's timeline missed the notice this way)."""
+    move_clock(_next_weekday(0, time(8, 30)))
+    psid, now = "6903", helpdesk_clock.now_ms()
+    deliver(payloads.pass_control(ts=now - 1000, psid=psid))
+    ticket = Ticket.objects.get(conversation__contact__psid=psid)
+    assert texts_sent(fake_graph) == []
+    assert ticket.notice_owed
+
+    deliver(payloads.user_message("a person please", ts=now - 2000, psid=psid), channel="standby")
+
+    assert texts_sent(fake_graph) == [NOTICE]
+    events = list(ticket.events.values_list("kind", "detail"))
+    assert [kind for kind, _ in events] == ["opened", "unavailable", "unavailable"]
+    assert events[1][1].startswith(UNTOLD_SHUT)
+    assert events[2][1] == "outside office hours; opens 9:00, America/New_York"
+    said = Message.objects.filter(conversation=ticket.conversation).order_by("pk")
+    marker, asked, notice = said  # "Control passed to the helpdesk.", then theirs, ours
+    assert (marker.direction, marker.author_kind) == ("in", "system")
+    assert (asked.author_kind, asked.ticket_id) == ("customer", None)  # context: before it
+    assert (notice.author_kind, notice.ticket_id, notice.status) == ("system", ticket.pk, "sent")
+    ticket.refresh_from_db()
+    assert (ticket.notice_owed, ticket.status) == (False, "waiting")
+
+    # Once: their next message says nothing more.
+    deliver(payloads.user_message("hello?", ts=helpdesk_clock.now_ms(), psid=psid))
+    assert texts_sent(fake_graph) == [NOTICE]
+    assert ticket.events.filter(kind="unavailable").count() == 2
+
+
+def test_a_customer_who_writes_to_a_ticket_nobody_can_answer_yet_is_told_then(
+    team, page, deliver, fake_graph, move_clock
+):
+    """The bot passes a conversation whose customer never wrote to us: nobody is told
+    then, and the customer's first message gets the notice."""
+    move_clock(_next_weekday(0, time(8, 30)))
+    deliver(payloads.pass_control(ts=helpdesk_clock.now_ms(), psid="6904"))
+    assert texts_sent(fake_graph) == []
+
+    deliver(payloads.user_message("anyone?", ts=helpdesk_clock.now_ms(), psid="6904"))
+
+    assert texts_sent(fake_graph) == [NOTICE]
+    ticket = Ticket.objects.get(conversation__contact__psid="6904")
+    assert [(m.direction, m.author_kind) for m in ticket.messages.order_by("pk")] == [
+        ("in", "system"),  # "Control passed to the helpdesk."
+        ("in", "customer"),
+        ("out", "system"),
+    ]
+    assert not ticket.notice_owed
+
+
+def test_no_notice_owed_once_an_agent_wrote_or_somebody_can_answer(
+    team, page, agent, deliver, fake_graph, move_clock, run_on_commit
+):
+    monday = _next_weekday(0, time(8, 30))
+    move_clock(monday)
+    deliver(payloads.pass_control(ts=helpdesk_clock.now_ms(), psid="6905"))
+    deliver(payloads.pass_control(ts=helpdesk_clock.now_ms(), psid="6906"))
+    wrote, opened = Ticket.objects.filter(conversation__contact__psid__in=["6905", "6906"])
+    assert wrote.notice_owed and opened.notice_owed
+    # An agent wrote in one (as a Human Agent reply may be sent with the window shut).
+    Message.objects.create(
+        conversation=wrote.conversation,
+        ticket=wrote,
+        direction="out",
+        author_kind="agent",
+        text="Hi, I am here",
+        timestamp=helpdesk_clock.now_ms(),
+    )
+    deliver(payloads.user_message("thanks", ts=helpdesk_clock.now_ms(), psid="6905"))
+    # The team opens and its agent is online: somebody can answer the other.
+    move_clock(monday + timedelta(hours=1))
+    run_on_commit(presence.socket_open, user_id=agent.pk, channel_name="s1")
+    deliver(payloads.user_message("hello", ts=helpdesk_clock.now_ms(), psid="6906"))
+
+    assert texts_sent(fake_graph) == []
+    for ticket in (wrote, opened):
+        ticket.refresh_from_db()
+        assert not ticket.notice_owed
+        assert ticket.events.filter(kind="unavailable").count() == 1
+
+
+def test_a_ticket_that_starts_waiting_again_and_is_told_owes_nothing_more(
+    team, page, deliver, fake_graph, move_clock, django_capture_on_commit_callbacks
+):
+    """A flag left from an earlier wait (the ticket reopened) is settled by the new
+    one: told now, the customer's next message gets no second notice."""
+    move_clock(_next_weekday(0, time(8, 30)))
+    ticket = ask_for_a_person(deliver)
+    Ticket.objects.filter(pk=ticket.pk).update(notice_owed=True)
+    ticket.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        assert routing.ticket_waiting(ticket) is False
+
+    deliver(
+        payloads.user_message(
+            "ok", ts=helpdesk_clock.now_ms(), psid=ticket.conversation.contact.psid
+        )
+    )
+
+    assert texts_sent(fake_graph) == [NOTICE, NOTICE]
+    ticket.refresh_from_db()
+    assert not ticket.notice_owed
+
+
+def test_a_conversation_given_back_to_the_bot_owes_no_notice(
+    team, page, deliver, fake_graph, move_clock
+):
+    PageRouting.objects.filter(page=page).update(when_unavailable="bot")
+    move_clock(_next_weekday(0, time(8, 30)))
+    deliver(payloads.pass_control(ts=helpdesk_clock.now_ms(), psid="6907"))
+    ticket = Ticket.objects.get(conversation__contact__psid="6907")
+    assert (ticket.status, ticket.notice_owed) == ("closed", False)
+    assert texts_sent(fake_graph) == []
+    assert len(fake_graph.calls_to("/me/pass_thread_control")) == 1
 
 
 def test_on_friday_evening_the_message_names_the_day(team, deliver, fake_graph, move_clock):

@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 
 from tests.browser.support import fake_of, login, new_context
 from tests.support import payloads
+from tests.support.polling import eventually
 from tests.support.stack import PASSWORD, Clock
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -202,6 +203,21 @@ def test_outside_hours_the_customer_is_told_when_the_team_is_back(stack, chromiu
     _shot(ana, "routing-untold.png")
     ana.set_viewport_size({"width": 390, "height": 844})
     _shot(ana, "routing-untold-phone.png")
+
+    # Kim writes: the window opens and the message they were owed follows theirs, once.
+    stack.post_webhook(payloads.user_message("hello?", ts=clock(), psid=psid))
+    told = f"Nobody could answer yet (outside office hours; opens {tomorrow:%A} 9:00, "
+    expect(timeline).to_contain_text(f"{told}Europe/Paris): the customer was told", timeout=SETTLE)
+    expect(timeline).to_contain_text(expected)
+
+    def texts_to_kim() -> list[str]:
+        sent = [c for c in fake_of(stack).calls_to("/me/messages") if _to(c, psid)]
+        return [c.body["message"]["text"] for c in sent if "message" in c.body]
+
+    assert eventually(texts_to_kim, timeout=SETTLE / 1000, what="the owed notice") == [expected]
+    _shot(ana, "routing-told-later-phone.png")
+    ana.set_viewport_size({"width": 1280, "height": 800})
+    _shot(ana, "routing-told-later.png")
 
 
 XSS_AGENT = """
