@@ -1,13 +1,17 @@
 import asyncio
+import functools
 import logging
 from contextlib import suppress
 from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 
-from agents import realtime
+from agents import realtime, relay
 from agents.services import presence
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,32 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     _heartbeat: asyncio.Future[None] | None = None
     # Groups the client asked for (issue 11: `presence.follow`), kept across re-follows.
     groups_asked: frozenset[str] = frozenset()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' `AsyncConsumer.__call__` (channels 4.3), with one more source of
+        messages: what this process's relays (`agents.relay`) hand the socket for the
+        groups it follows, read in turn with the socket and its own channel. Whatever
+        ends the consumer, its groups are left."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        self._relayed = relay.member_queue()
+        try:
+            await await_many_dispatch(
+                [receive, self.channel_receive, self._relayed.get], self.dispatch
+            )
+        except StopConsumer:
+            pass
+        finally:
+            if self.groups_joined:
+                await self._follow(frozenset())
+
+    async def relay_failed(self, message: dict[str, Any]) -> None:
+        """The process's relay of a group stopped (Redis went away): close, as a socket
+        whose own channel failed did; the browser reconnects and refetches."""
+        await self.close(code=1011)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Handle a message without Channels' hop to Django's one sync thread first.
@@ -112,10 +142,11 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     async def _follow(self, groups: set[str] | frozenset[str]) -> None:
         if groups:
             groups = set(groups) | self.groups_asked
+        hub = relay.hub(self.channel_layer)
         for group in groups - self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+            await hub.join(group, id(self), relay.queue_deliver(self._relayed, group))
         for group in self.groups_joined - groups:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await hub.leave(group, id(self))
         self.groups_joined = frozenset(groups)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
