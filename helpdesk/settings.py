@@ -284,17 +284,19 @@ CACHES = {
     }
 }
 
-# channels-redis waits for an agent socket's next event in a BZPOPMIN that Redis holds
-# for 5 s (brpop_timeout). redis-py 6+ reads with a 5 s socket timeout by default, so an
-# idle socket's read timed out just as Redis answered and Daphne closed it (1011) with a
-# TimeoutError traceback (django/channels_redis#422, redis/redis-py#4091). Reads on the
-# channel layer's connections may therefore take well past the block; a dead Redis is
-# still noticed by the connect timeout, TCP keepalive and the pool's health check.
-# Celery's broker keeps redis-py's defaults on purpose (its own timeouts and retries).
+# The channel layer is channels-redis' pub/sub layer: each process subscribes once to a
+# group's Redis channel and what is published there is pushed to it, where the list layer
+# (channels_redis.core) popped each message with a few round trips in turn, behind a lock,
+# which under load held live events back by seconds (README "Performance"). Its reader
+# polls with a 0.1 s wait; reads may still take long on a busy Redis. (The list layer's
+# BZPOPMIN, held 5 s, once met redis-py 6+'s 5 s default socket timeout: idle sockets
+# closed with 1011, django/channels_redis#422.) A dead Redis is noticed by the connect
+# timeout, TCP keepalive and the health check. Celery's broker keeps redis-py's defaults
+# on purpose (its own timeouts and retries).
 CHANNEL_REDIS_SOCKET_TIMEOUT_SECONDS = float(env("CHANNEL_REDIS_SOCKET_TIMEOUT_SECONDS", "30"))
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
             "hosts": [
                 {

@@ -66,7 +66,7 @@ def run(options: Options) -> list[Figure]:
         cookies = sessions(stack, 2 if options.quick else 5)
         token = stack.agent_token("replier")
         found = asyncio.run(_measure(stack, cookies, token, **sizes))
-        found["message_ids"] = _message_ids(stack)
+        found["message_ids"], found["stored"] = _message_ids(stack)
     return _figures(options, sizes, found)
 
 
@@ -259,10 +259,17 @@ def _figures(options: Options, sizes: dict[str, int], found: dict[str, Any]) -> 
             else:
                 missing += 1
     acks: dict[str, float] = found["acks"]
+    stored: dict[str, float] = found["stored"]
+    applied: list[float] = []  # 200 -> stored by the worker
+    fanned: list[float] = []  # stored -> the first socket's copy
     for mid, at in acks.items():
         answered.append((at - posted[mid]) * 1000)
         if mid in first:
             processed.append((first[mid] - at) * 1000)
+        if mid in stored:
+            applied.append((stored[mid] - at) * 1000)
+            if mid in first:
+                fanned.append((first[mid] - stored[mid]) * 1000)
     replies = _latencies(found["graph"], found["replied"], _text)
     triggers = _latencies(found["graph"], found["triggered"], _request_psid)
     acks = found["acks"]
@@ -272,7 +279,9 @@ def _figures(options: Options, sizes: dict[str, int], found: dict[str, Any]) -> 
         f"{sizes['seconds']} s, {achieved:.0f}/s acknowledged; POST → 200 p50 "
         f"{percentile(answered, 50):.0f} ms, p99 {percentile(answered, 99):.0f} ms; "
         f"200 → first socket p50 {percentile(processed, 50):.0f} ms, "
-        f"p99 {percentile(processed, 99):.0f} ms"
+        f"p99 {percentile(processed, 99):.0f} ms (200 → stored by the worker p50 "
+        f"{percentile(applied, 50):.0f} ms, p99 {percentile(applied, 99):.0f} ms; stored → "
+        f"first socket p50 {percentile(fanned, 50):.0f} ms, p99 {percentile(fanned, 99):.0f} ms)"
     )
     if found["refusals"]:
         refused = ", ".join(f"{n} {what}" for what, n in sorted(found["refusals"].items()))
@@ -362,12 +371,17 @@ async def _tickets(http: Http, headers: dict[str, str], psids: list[str]) -> lis
     return [found[psid] for psid in psids]
 
 
-def _message_ids(stack: Stack) -> dict[int, str]:
-    """Message id → mid of the customers' messages of the run, from the database."""
+def _message_ids(stack: Stack) -> tuple[dict[int, str], dict[str, float]]:
+    """Message id → mid of the customers' messages of the run, and mid → when the worker
+    stored it (`created_at`, on this process's monotonic clock), from the database."""
     output = stack.manage(
         "shell",
         "-c",
-        "import json; from agents.models import Message; print(json.dumps(list("
-        f"Message.objects.filter(mid__startswith={MID_PREFIX!r}).values_list('pk', 'mid'))))",
+        "import json; from agents.models import Message; print(json.dumps([(pk, mid, "
+        "at.timestamp()) for pk, mid, at in "
+        f"Message.objects.filter(mid__startswith={MID_PREFIX!r})"
+        ".values_list('pk', 'mid', 'created_at')]))",
     )
-    return {pk: mid for pk, mid in json.loads(output.strip().splitlines()[-1])}
+    rows = json.loads(output.strip().splitlines()[-1])
+    offset = time.time() - time.monotonic()
+    return {pk: mid for pk, mid, _ in rows}, {mid: at - offset for _, mid, at in rows}
