@@ -31,6 +31,10 @@ def _members(layer: InMemoryChannelLayer, group: str) -> list[str]:
     return sorted(layer.groups.get(group, {}))
 
 
+def _updated(ticket_id: int) -> dict[str, Any]:
+    return {"type": "inbox.event", "event": "ticket.updated", "ticket_id": ticket_id}
+
+
 def test_one_membership_per_process_and_each_socket_hears_once(agent, page):
     async_to_sync(_one_membership)(agent, page)
 
@@ -44,7 +48,7 @@ async def _one_membership(agent, page):
     assert _members(layer, group) == [hub.relays[group].channel]
     assert len(hub.relays[group].members) == 2
 
-    await layer.group_send(group, {"type": "inbox.event", "event": "ticket.updated", "ticket_id": 1})
+    await layer.group_send(group, _updated(1))
 
     for socket in (first, second):
         assert await socket.receive_json_from(timeout=2) == {
@@ -55,7 +59,7 @@ async def _one_membership(agent, page):
 
     await first.disconnect()
     assert _members(layer, group) == [hub.relays[group].channel]
-    await layer.group_send(group, {"type": "inbox.event", "event": "ticket.updated", "ticket_id": 2})
+    await layer.group_send(group, _updated(2))
     assert await second.receive_json_from(timeout=2) == {"event": "ticket.updated", "ticket_id": 2}
 
     await second.disconnect()
