@@ -10,21 +10,12 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
-from channels.testing import WebsocketCommunicator
 
 from agents import relay
-from agents.consumers import InboxConsumer
 from agents.realtime import INBOX_GROUP, page_group, user_group
+from tests.agents.test_realtime import _connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def _connect(user) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(InboxConsumer.as_asgi(), "/ws/inbox/")
-    communicator.scope["user"] = user
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
 
 
 def _members(layer: InMemoryChannelLayer, group: str) -> list[str]:
