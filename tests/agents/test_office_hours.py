@@ -320,7 +320,9 @@ def test_no_notice_owed_once_an_agent_wrote_or_somebody_can_answer(
     move_clock(monday)
     deliver(payloads.pass_control(ts=helpdesk_clock.now_ms(), psid="6905"))
     deliver(payloads.pass_control(ts=helpdesk_clock.now_ms(), psid="6906"))
-    wrote, opened = Ticket.objects.filter(conversation__contact__psid__in=["6905", "6906"])
+    # Each by its customer: a filter without order_by has no order on PostgreSQL.
+    wrote = Ticket.objects.get(conversation__contact__psid="6905")
+    opened = Ticket.objects.get(conversation__contact__psid="6906")
     assert wrote.notice_owed and opened.notice_owed
     # An agent wrote in one (as a Human Agent reply may be sent with the window shut).
     Message.objects.create(
