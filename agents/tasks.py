@@ -83,6 +83,16 @@ def control_owner_recheck(conversation_id: int) -> None:
 
 
 @shared_task(base=GraphTask)
+def control_owner_standby_check(conversation_id: int) -> None:
+    """Ask Meta who owns the thread: the customer wrote on standby while the helpdesk
+    had the conversation (`control.owner_check_on_standby`)."""
+    control.control_owner_check(
+        conversation_id=conversation_id,
+        why="the customer's message came on standby while the helpdesk had the conversation",
+    )
+
+
+@shared_task(base=GraphTask)
 def control_extend(conversation_id: int) -> None:
     reconcile.control_extend(conversation_id=conversation_id)
 

@@ -87,6 +87,10 @@ class GraphError(Exception):
     retryable: bool = False
     # The request may have reached Meta (the answer was lost): a retry could repeat it.
     uncertain: bool = False
+    # Another worker is making this very call (IN_FLIGHT): its task applies the outcome.
+    # Ask again in so many seconds, when that call is over or its worker counts as
+    # stopped; never give up on it meanwhile, as it may take effect.
+    retry_in: float | None = None
 
     def __str__(self) -> str:
         return self.describe()
@@ -214,11 +218,17 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
 IN_FLIGHT = "the same call is being made by another worker; its outcome comes next"
 
 
-def _in_flight_lost(record: GraphCall) -> bool:
-    """Whether a call marked in flight has been so for longer than any call can take
-    (its worker stopped during it)."""
+def _in_flight_for(record: GraphCall) -> float:
+    """How much longer a call marked in flight may still be running: when it is 0, it has
+    been in flight for longer than any call can take (its worker stopped during it)."""
     longest = settings.GRAPH_API_TIMEOUT_SECONDS + IN_FLIGHT_MARGIN_SECONDS
-    return record.updated_at < now() - timedelta(seconds=longest)
+    ends = record.updated_at + timedelta(seconds=longest)
+    return max(0.0, (ends - now()).total_seconds())
+
+
+def _in_flight_error(seconds: float) -> GraphError:
+    # A second past the point where the call counts as over, whoever made it.
+    return GraphError(message=IN_FLIGHT, retryable=True, retry_in=seconds + 1)
 
 
 def _http(
@@ -340,8 +350,9 @@ def call(
     again under its key (GraphError with `uncertain`, nothing sent) unless the caller
     asked `thread_owner` since and says so (`checked`). While one worker makes a call it
     is `in_flight`: another worker on the same key sends nothing and gets a retryable
-    error (its retry reads the outcome); a thread-control call in flight for longer
-    than any call takes (its worker died) counts as `uncertain`.
+    error with `retry_in`, the time left until that call is over (its retry reads the
+    outcome); a thread-control call in flight for longer than any call takes (its worker
+    died) counts as `uncertain`.
     """
     record, _ = GraphCall.objects.get_or_create(
         key=key or f"{kind}:{uuid.uuid4().hex}",
@@ -350,8 +361,8 @@ def call(
     if record.status == GraphCall.Status.SUCCEEDED:
         return record.response or {}
     status = GraphCall.Status(record.status)
-    if status == GraphCall.Status.IN_FLIGHT and not _in_flight_lost(record):
-        raise GraphError(message=IN_FLIGHT, retryable=True)
+    if status == GraphCall.Status.IN_FLIGHT and (running := _in_flight_for(record)):
+        raise _in_flight_error(running)
     if status == GraphCall.Status.IN_FLIGHT and kind in HANDOVER_KINDS:
         # Its worker died during the call: the outcome is unknown, as after a timeout.
         GraphCall.objects.filter(pk=record.pk, status=status).update(
@@ -369,7 +380,8 @@ def call(
         pk=record.pk, status=status, attempts=record.attempts
     ).update(status=GraphCall.Status.IN_FLIGHT, attempts=F("attempts") + 1, updated_at=now())
     if not claimed:
-        raise GraphError(message=IN_FLIGHT, retryable=True)
+        longest = settings.GRAPH_API_TIMEOUT_SECONDS + IN_FLIGHT_MARGIN_SECONDS
+        raise _in_flight_error(longest)
     try:
         _rate_wait(page)
         body = _http(page, method, path, params, upload)

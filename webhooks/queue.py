@@ -199,7 +199,8 @@ class GraphTask(Task):  # type: ignore[type-arg] # Celery's Task is generic only
     then `give_up` is called once with the last reason. A send that timed out may have
     reached Meta, so its retry waits at least GRAPH_UNCERTAIN_RETRY_DELAY_SECONDS, long
     enough for its echo to confirm it. `Busy` (another worker is on it) retries after
-    about a second.
+    about a second; a call another worker is making (`GraphError.retry_in`) once it is
+    over. Neither counts as failing: they never lead to `give_up`.
 
     Tasks are acked late: a worker that dies mid-task leaves the message to another.
     """
@@ -223,6 +224,11 @@ class GraphTask(Task):  # type: ignore[type-arg] # Celery's Task is generic only
         except GraphError as exc:
             if not exc.retryable:
                 raise
+            if exc.retry_in is not None:
+                # Another worker is making this very call, and its task applies the
+                # outcome: giving up now would contradict what that call may do. This
+                # copy reads the outcome once the call is over or its worker stopped.
+                raise self.retry(countdown=exc.retry_in + backoff_seconds(0)) from None
             if self.request.retries >= settings.GRAPH_RETRY_MAX:
                 self.give_up(*args, reason=exc.describe())
                 return None

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import cast
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 
 from agents import realtime, rules, tasks
@@ -327,6 +328,29 @@ def _owner_role_of(page: Page, owner: graph.ThreadOwner) -> OwnerRole:
     if owner.app_id is None:
         return OwnerRole.UNKNOWN
     return rules.owner_role(ControlState.BOT, owner.app_id, bot_app_id=page.bot_app_id)
+
+
+STANDBY_CHECK_SECONDS = 60
+
+
+def owner_check_on_standby(conversation: Conversation, *, timestamp: int) -> str:
+    """The customer wrote on standby while the helpdesk has the conversation: Meta sends
+    standby to the apps that do not own the thread, so the state may be wrong (a hand-back
+    that took effect though we recorded it failed, a take we never heard of). Unless the
+    message is older than what the helpdesk last learned about control (written before
+    it came, delivered late), Meta is asked who owns the thread and the state follows
+    (`control_owner_check`): at most once a minute per conversation. Returns a note for
+    the delivery's log. Caller holds the conversation's lock."""
+    if timestamp <= max(conversation.control_event_timestamp, conversation.control_known_at):
+        return "on standby, written before the helpdesk had control"
+    try:
+        first = cache.add(f"standby-owner-check:{conversation.pk}", 1, STANDBY_CHECK_SECONDS)
+    except Exception:  # noqa: BLE001 -- without the shared cache, check every time
+        first = True
+    if not first:
+        return "on standby while ours: Meta is being asked who owns the thread"
+    enqueue_on_commit(tasks.control_owner_standby_check, conversation.pk)
+    return "on standby while ours: asking Meta who owns the thread"
 
 
 def owner_apply(conversation: Conversation, owner: graph.ThreadOwner, *, why: str) -> OwnerRole:

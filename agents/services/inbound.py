@@ -20,7 +20,11 @@ from agents.locks import conversations_lock_by_psids
 from agents.models import ControlState, Conversation, Message, Ticket, Trigger
 from agents.services import csat, routing
 from agents.services.contacts import conversation_lock_or_create
-from agents.services.control import handover_event_apply, handover_request_start
+from agents.services.control import (
+    handover_event_apply,
+    handover_request_start,
+    owner_check_on_standby,
+)
 from agents.services.group import (
     clocks_move,
     conversation_take,
@@ -267,6 +271,8 @@ def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> s
         rated = csat.csat_answer_inbound(conversation, message)
         if rated is not None:
             return f"{note}; {rated}"
+    if event.channel == CHANNEL_STANDBY and conversation.control_state == ControlState.AGENT:
+        note += "; " + owner_check_on_standby(conversation, timestamp=event.timestamp)
     if event.channel == CHANNEL_STANDBY and conversation.control_state in TRIGGER_STATES:
         reason = trigger_match(page, event)
         if reason is not None:

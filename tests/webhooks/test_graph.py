@@ -498,6 +498,28 @@ def test_a_call_in_flight_is_not_made_again_by_another_worker(page, fake_graph):
     assert GraphCall.objects.values_list("status", "attempts").get() == ("in_flight", 1)
 
 
+def test_a_call_in_flight_says_when_it_is_over_for_the_other_worker_to_ask_again(
+    page, fake_graph, settings
+):
+    """Until the call is over (answered, or its worker counted as stopped) the other
+    worker waits; then its retry reads the outcome, or finds the call uncertain."""
+    settings.GRAPH_API_TIMEOUT_SECONDS = 5
+    record = GraphCall.objects.create(
+        key="take:1", kind="take_thread_control", page=page, status="in_flight", attempts=1
+    )
+    GraphCall.objects.filter(pk=record.pk).update(
+        updated_at=record.updated_at - timedelta(seconds=20)
+    )
+    longest = 5 + graph.IN_FLIGHT_MARGIN_SECONDS
+
+    with pytest.raises(GraphError) as info:
+        graph.take_thread_control(page, key="take:1", psid=PSID, metadata="m")
+
+    assert info.value.retry_in is not None
+    assert longest - 20 < info.value.retry_in <= longest - 20 + 1
+    assert fake_graph.calls == []
+
+
 def test_a_handover_call_whose_worker_died_in_flight_counts_as_uncertain(
     page, fake_graph, settings
 ):

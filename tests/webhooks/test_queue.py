@@ -98,6 +98,25 @@ def test_busy_retries_in_about_a_second_and_is_never_given_up(settings):
     assert given_up == []
 
 
+def test_a_call_another_worker_is_making_is_waited_for_and_never_given_up(settings):
+    """CI's chaos run: a re-driven copy of a hand-back met the first copy's pass still in
+    flight five times, gave up, and reopened a ticket whose conversation that very pass
+    had given back to the bot."""
+    settings.GRAPH_RETRY_MAX = 2
+    settings.GRAPH_RETRY_BACKOFF_SECONDS = 0.5
+    in_flight = GraphError(message="in flight", retryable=True, retry_in=12.0)
+    play(in_flight, in_flight, in_flight, in_flight, None)
+    result = scripted.apply(args=(7,))
+    assert runs == [7] * 5  # beyond GRAPH_RETRY_MAX
+    assert given_up == []
+    assert result.successful()
+
+    play(in_flight)
+    with mock.patch.object(scripted, "retry", side_effect=Retry()) as retry:
+        scripted.apply(args=(7,))
+    assert 12 <= retry.call_args.kwargs["countdown"] <= 12.5
+
+
 # --- Batches: one publish for the ids several commits stored --------------------------
 
 

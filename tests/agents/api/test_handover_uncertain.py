@@ -7,13 +7,16 @@ handover calls in words (point 8); the hand-back notice before a separate pass (
 from __future__ import annotations
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
+from celery.exceptions import Retry
 
+from agents import tasks
 from agents.models import ControlState, Conversation, Message, Ticket, TicketEvent
 from agents.services import reconcile
 from helpdesk import clock as helpdesk_clock
-from tests.support import payloads
+from tests.support import factories, payloads
 from tests.support.fakegraph import Scripted, graph_error
 from webhooks import graph
 from webhooks.models import GraphCall
@@ -220,6 +223,93 @@ def test_a_release_that_timed_out_without_effect_is_made_again_once_after_the_ch
     last = conversation.transitions.last()
     assert (last.from_state, last.to_state, last.cause) == ("returning", "idle", "api")
     assert Ticket.objects.get().status == "closed"
+
+
+def test_a_hand_back_another_worker_is_passing_waits_for_that_pass_and_never_fails(
+    page, fake_graph, settings
+):
+    """CI's chaos run: a second copy of a hand-back (re-driven, or queued twice) met the
+    first copy's pass in flight on every retry, gave up, and reopened the ticket with
+    "pass back failed", while that pass had given the thread to the bot."""
+    settings.GRAPH_RETRY_MAX = 0  # any failure would be the last
+    settings.GRAPH_RETRY_BACKOFF_SECONDS = 0.1
+    conversation = factories.conversation(page=page, control_state=ControlState.RETURNING)
+    ticket = factories.ticket(conversation=conversation, status=Ticket.Status.CLOSED)
+    key = f"return:{ticket.pk}:{int(ticket.closed_at.timestamp() * 1000)}"
+    GraphCall.objects.create(
+        key=key, kind="pass_thread_control", page=page, psid=payloads.PSID, status="in_flight"
+    )
+
+    with mock.patch.object(tasks.ticket_return, "retry", side_effect=Retry()) as retry:
+        tasks.ticket_return.apply(args=(ticket.pk,))
+
+    # Then this copy asks again once that pass is over, and changes nothing meanwhile
+    longest = settings.GRAPH_API_TIMEOUT_SECONDS + graph.IN_FLIGHT_MARGIN_SECONDS
+    assert longest - 5 < retry.call_args.kwargs["countdown"] <= longest + 1 + 0.1
+    assert fake_graph.business_calls() == []
+    conversation.refresh_from_db()
+    assert conversation.control_state == ControlState.RETURNING
+    assert not ticket.events.filter(kind=TicketEvent.Kind.RETURN_FAILED).exists()
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.flagged) == (Ticket.Status.CLOSED, False)
+
+    # When the first copy's pass succeeded, the retry reads its outcome: no second pass
+    GraphCall.objects.filter(key=key).update(status="succeeded", response={"success": True})
+    tasks.ticket_return.apply(args=(ticket.pk,))
+    assert fake_graph.business_calls() == []
+    conversation.refresh_from_db()
+    assert conversation.control_state == ControlState.BOT
+    assert Ticket.objects.get().status == Ticket.Status.CLOSED
+
+
+# --- The customer writes on standby while the helpdesk has the conversation -----------
+
+
+def test_a_message_on_standby_while_the_helpdesk_has_the_conversation_asks_meta_once(
+    handed_over, deliver, clock, fake_graph
+):
+    """Meta sends standby to the apps that do not own the thread: the state is wrong (in
+    CI's chaos run a hand-back recorded as failed had in fact given the thread to the
+    bot). Meta is asked, and the state follows; the next messages ask no more."""
+    ticket = handed_over()
+    fake_graph.thread_owner_app_id = payloads.BOT_APP_ID
+
+    deliver(payloads.user_message("still there?", ts=clock()), channel="standby")
+    deliver(payloads.user_message("hello?", ts=clock()), channel="standby")
+
+    assert _paths(fake_graph) == [OWNER]
+    conversation = Conversation.objects.get()
+    assert (conversation.control_state, conversation.owner_role) == (ControlState.TAKEN, "bot")
+    last = conversation.transitions.last()
+    assert (last.from_state, last.to_state, last.cause) == ("agent", "taken", "reconcile")
+    assert last.detail.endswith(
+        "(the customer's message came on standby while the helpdesk had the conversation)"
+    )
+    ticket.refresh_from_db()
+    assert ticket.flagged and ticket.flag_reason.endswith("replies are locked.")
+    assert list(
+        Message.objects.filter(text__in=["still there?", "hello?"]).values_list("text", flat=True)
+    ) == ["still there?", "hello?"]
+
+
+def test_a_message_on_standby_meta_says_is_ours_or_written_before_control_changes_nothing(
+    handed_over, deliver, clock, fake_graph, page
+):
+    # A message written before the pass, delivered after it: no question to Meta
+    before = clock()
+    ticket = handed_over()
+    deliver(payloads.user_message("sent before", ts=before), channel="standby")
+    assert _paths(fake_graph) == []
+
+    # A newer one, while Meta says the helpdesk owns the thread: asked, nothing changes
+    fake_graph.thread_owner_app_id = payloads.APP_ID
+    deliver(payloads.user_message("hi again", ts=clock()), channel="standby")
+    assert _paths(fake_graph) == [OWNER]
+    conversation = Conversation.objects.get()
+    assert conversation.control_state == ControlState.AGENT
+    assert not conversation.transitions.filter(cause="reconcile").exists()
+    ticket.refresh_from_db()
+    assert not ticket.flagged
 
 
 # --- Point 4: an extension whose outcome is unknown ----------------------------------
