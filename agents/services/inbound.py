@@ -187,7 +187,13 @@ def _ticket_for_new_message(
     the message is older than the handover (a late delivery: it is context). While the
     thread is being handed back, what the customer says still answers the agent: it is
     the closed ticket's."""
-    ticket = _ticket_current(conversation, from_customer=from_customer)
+    return _ticket_if_after_handover(
+        _ticket_current(conversation, from_customer=from_customer), timestamp
+    )
+
+
+def _ticket_if_after_handover(ticket: Ticket | None, timestamp: int) -> Ticket | None:
+    """`ticket`, unless a message of `timestamp` is older than its handover (context)."""
     if ticket is None or timestamp < ticket.handover_timestamp:
         return None
     return ticket
@@ -217,7 +223,7 @@ def message_record_inbound(page: Page, event: MessageEvent | PostbackEvent) -> s
     conversation = conversation_lock_or_create(page=page, psid=event.psid)
     current = _ticket_current(conversation, from_customer=True)
     # A message older than the handover is context (`_ticket_for_new_message`).
-    ticket = current if current and event.timestamp >= current.handover_timestamp else None
+    ticket = _ticket_if_after_handover(current, event.timestamp)
     fields: dict[str, Any]
     if isinstance(event, MessageEvent):
         fields = {

@@ -397,16 +397,15 @@ def notice_owed_send(ticket: Ticket) -> str:
     now = None
     if settings_row is not None and team_id is not None:
         now = _unavailable_now(team_id, settings_row)
-    wrote = ticket.messages.filter(
-        direction=Message.Direction.OUTBOUND,
-        author_kind__in=[Message.Author.AGENT, Message.Author.PAGE_INBOX],
-    ).exists()
     if (
         now is None
         or not now.text
-        or wrote
         or conversation.control_state != ControlState.AGENT
         or rules.send_policy(conversation, automated=True).refusal
+        or ticket.messages.filter(  # an agent (or the Page Inbox) wrote meanwhile
+            direction=Message.Direction.OUTBOUND,
+            author_kind__in=[Message.Author.AGENT, Message.Author.PAGE_INBOX],
+        ).exists()
     ):
         ticket.notice_owed = False
         ticket.save(update_fields=["notice_owed", "updated_at"])
