@@ -16,7 +16,7 @@ from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer, SessionAuth
 
 from agents import selectors
-from agents.api import pagination
+from agents.api import pagination, render
 from agents.api.docs import LocalSwagger
 from agents.api.schemas import (
     CloseIn,
@@ -211,7 +211,7 @@ def tickets_list(
     tag: str | None = Query(None, description=FILTER_DOCS["tag"]),  # type: ignore[type-arg]
     assignee: str | None = Query(None, description=FILTER_DOCS["assignee"]),  # type: ignore[type-arg]
     needs_reply: str | None = Query(None, description=FILTER_DOCS["needs_reply"]),  # type: ignore[type-arg]
-) -> list[Ticket]:
+) -> HttpResponse:
     """Tickets the agent may see, oldest first; filter by status and by assignee, or
     ask for one of the inbox's queues: `waiting`, `mine` (your unclosed tickets),
     `all_open` (waiting or open), `closed` (most recently closed first).
@@ -248,7 +248,10 @@ def tickets_list(
         pagination.next_page(
             request, response, "after", pagination.ticket_cursor(rows.items[-1], order)
         )
-    return rows.items
+    # Read into TicketOut's shape without validating each ticket (`render`): the
+    # response schema above documents it, and test_render holds the two equal.
+    data = render.rows(TicketOut, rows.items, {"request": request, "response_status": 200})
+    return api.create_response(request, data, temporal_response=response)
 
 
 @api.get("/queues", response={200: QueuesOut, 400: Error}, tags=["tickets"])
