@@ -15,6 +15,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from django.conf import settings
@@ -97,8 +98,8 @@ def page_ids_visible(user: Agent) -> set[int]:
     return visible
 
 
-def _visible_tickets(user: Agent) -> QuerySet[Ticket]:
-    tickets = Ticket.objects.all()
+def _visible_tickets(user: Agent, tickets: QuerySet[Ticket] | None = None) -> QuerySet[Ticket]:
+    tickets = Ticket.objects.all() if tickets is None else tickets
     visible = visible_page_ids(user)
     if visible is not None:
         # EXISTS, not a join's `page_id IN (…)`: SQLite, without statistics, would read
@@ -108,6 +109,22 @@ def _visible_tickets(user: Agent) -> QuerySet[Ticket]:
             Exists(Conversation.objects.filter(pk=OuterRef("conversation_id"), page_id__in=visible))
         )
     return tickets
+
+
+@cache
+def _inbox_base() -> QuerySet[Ticket]:
+    """All tickets with their joins and `_with_inbox_facts`, in the list's order: built
+    once per process (its six subqueries cost more to build than the list to fetch).
+    Never evaluated itself: `_inbox_tickets` hands out copies."""
+    return _with_inbox_facts(
+        Ticket.objects.select_related(
+            "conversation__contact", "conversation__page", "assignee", "csat"
+        )
+    ).order_by("opened_at", "id")
+
+
+def _inbox_tickets() -> QuerySet[Ticket]:
+    return _inbox_base().all()
 
 
 def _with_inbox_facts(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
@@ -161,11 +178,7 @@ def ticket_list(
     (waiting or open); closed (most recently closed first). `filters` narrow it
     further (`ticket_filters_parse`).
     """
-    tickets = _with_inbox_facts(
-        _visible_tickets(user).select_related(
-            "conversation__contact", "conversation__page", "assignee", "csat"
-        )
-    ).order_by("opened_at", "id")
+    tickets = _visible_tickets(user, _inbox_tickets())
     if filters is not None:
         tickets = ticket_filter(tickets, filters)
     if status:
