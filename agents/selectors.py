@@ -20,7 +20,9 @@ from functools import cache
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
+    BooleanField,
     Count,
     Exists,
     JSONField,
@@ -102,14 +104,19 @@ def page_ids_visible(user: Agent) -> set[int]:
 def _visible_tickets(user: Agent, tickets: QuerySet[Ticket] | None = None) -> QuerySet[Ticket]:
     tickets = Ticket.objects.all() if tickets is None else tickets
     visible = visible_page_ids(user)
-    if visible is not None:
-        # EXISTS, not a join's `page_id IN (…)`: SQLite, without statistics, would read
-        # the list from the conversations of those pages (their page_id index) and sort
-        # everything they have, rather than follow the queue's index and stop at a page.
-        tickets = tickets.filter(
-            Exists(Conversation.objects.filter(pk=OuterRef("conversation_id"), page_id__in=visible))
-        )
-    return tickets
+    if visible is None:
+        return tickets
+    if connection.vendor == "postgresql":
+        # The join's `page_id IN (…)`: an EXISTS is one more relation for the planner,
+        # whose join search then took 4 to 5 ms of a list's 6 to 7 ms of planning (at
+        # 100 k tickets), more than executing it.
+        return tickets.filter(conversation__page_id__in=visible)
+    # EXISTS, not the join: SQLite, without statistics, would read the list from the
+    # conversations of those pages (their page_id index) and sort everything they have,
+    # rather than follow the queue's index and stop at a page.
+    return tickets.filter(
+        Exists(Conversation.objects.filter(pk=OuterRef("conversation_id"), page_id__in=visible))
+    )
 
 
 @cache
@@ -149,8 +156,15 @@ def _with_inbox_facts(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
     return tickets.annotate(
         last_message_preview=Subquery(last.values(preview=preview)[:1], output_field=JSONField()),
         last_reply_ts=Subquery(replies.values("timestamp")[:1]),
-        conversation_has_unclosed=Exists(
-            Ticket.objects.filter(conversation_id=OuterRef("conversation_id"), status__in=UNCLOSED)
+        # A LIMIT 1 lookup, not EXISTS: PostgreSQL hashes an EXISTS over every unclosed
+        # ticket (3,000 rows at 100 k, half the list's execution) to answer for 50.
+        conversation_has_unclosed=Coalesce(
+            Subquery(
+                Ticket.objects.filter(
+                    conversation_id=OuterRef("conversation_id"), status__in=UNCLOSED
+                ).values(yes=Value(True, output_field=BooleanField()))[:1]
+            ),
+            Value(False),
         ),
     ).annotate(
         unanswered_since_ts=Subquery(
