@@ -339,7 +339,8 @@ def main() -> int:
                 raise RuntimeError(
                     f"port {emulator_port} is in use; set EMULATOR_PORT to another one"
                 )
-            os.environ["GRAPH_API_URL"] = f"http://127.0.0.1:{emulator_port}/v23.0"
+            # The server only: the version is GRAPH_API_VERSION's (settings).
+            os.environ["GRAPH_API_URL"] = f"http://127.0.0.1:{emulator_port}"
             # The helpdesk's clock follows the emulator's (moved on its control page); a
             # development setting, which production settings (DEBUG=0) would refuse.
             if os.environ["DEBUG"].lower() in {"1", "true", "yes", "on"}:

@@ -5,6 +5,7 @@ without its secrets, rather than silently running with a default.
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -315,7 +316,34 @@ CHANNEL_LAYERS = {
 MESSENGER_APP_ID = env("MESSENGER_APP_ID", "100000000000001")
 MESSENGER_APP_SECRET = env("MESSENGER_APP_SECRET", "dev-app-secret")
 MESSENGER_VERIFY_TOKEN = env("MESSENGER_VERIFY_TOKEN", "dev-verify-token")
-GRAPH_API_URL = env("GRAPH_API_URL", "https://graph.facebook.com/v23.0").rstrip("/")
+# The Graph API version, pinned here and nowhere else (webhooks/graph_versions.py knows
+# when Meta ends each one). GRAPH_API_URL is the server: Meta's
+# by default, or the emulator; a version at its end (`…/v23.0`, as older settings had it)
+# is taken as the pin, and must then agree with GRAPH_API_VERSION if both are set.
+DEFAULT_GRAPH_API_VERSION = "v23.0"
+
+
+def _graph_api(url: str, version: str) -> tuple[str, str]:
+    url = url.rstrip("/")
+    match = re.search(r"/(v\d+\.\d+)$", url)
+    if match is not None:
+        if version and version != match.group(1):
+            raise ImproperlyConfigured(
+                f"GRAPH_API_URL ends in {match.group(1)} but GRAPH_API_VERSION is {version}: "
+                "name the version once (GRAPH_API_VERSION, with GRAPH_API_URL the server only)"
+            )
+        return url, match.group(1)
+    version = version or DEFAULT_GRAPH_API_VERSION
+    if not re.fullmatch(r"v\d+\.\d+", version):
+        raise ImproperlyConfigured(
+            f"GRAPH_API_VERSION must look like v23.0 (a 'v', major.minor), not {version!r}"
+        )
+    return f"{url}/{version}", version
+
+
+GRAPH_API_URL, GRAPH_API_VERSION = _graph_api(
+    env("GRAPH_API_URL", "https://graph.facebook.com"), env("GRAPH_API_VERSION", "")
+)
 GRAPH_API_TIMEOUT_SECONDS = float(env("GRAPH_API_TIMEOUT_SECONDS", "10"))
 # Retries of transient Graph errors: delay = base * 2**attempt, with full jitter.
 GRAPH_RETRY_MAX = env_int("GRAPH_RETRY_MAX", 5)

@@ -226,6 +226,31 @@ def _in_flight_for(record: GraphCall) -> float:
     return max(0.0, (ends - now()).total_seconds())
 
 
+# The version Meta answered as, when it is not the pinned one (the pin has ended, and
+# Meta answers its calls as the oldest version it still serves), for admins to see.
+ANSWERING_VERSION_KEY = "graph:answering-version"
+
+
+def _note_answering_version(answered_as: str | None) -> None:
+    if not answered_as or answered_as == settings.GRAPH_API_VERSION:
+        return  # the usual case: nothing to do, no cache call
+    try:
+        if cache.add(ANSWERING_VERSION_KEY, answered_as, timeout=24 * 3600):
+            logger.warning(
+                "Meta answers Graph calls as %s, not the pinned GRAPH_API_VERSION %s",
+                answered_as,
+                settings.GRAPH_API_VERSION,
+            )
+    except Exception:  # a note for admins must never fail a send
+        logger.debug("could not note the Graph API version Meta answered as", exc_info=True)
+
+
+def answering_version() -> str | None:
+    """The version Meta last answered as, if not the pinned one (within a day)."""
+    value = cache.get(ANSWERING_VERSION_KEY)
+    return value if isinstance(value, str) else None
+
+
 def _in_flight_error(seconds: float) -> GraphError:
     # A second past the point where the call counts as over, whoever made it.
     return GraphError(message=IN_FLIGHT, retryable=True, retry_in=seconds + 1)
@@ -286,6 +311,7 @@ def _http(
         raise GraphError(message=DROPPED, retryable=True, uncertain=True) from None
     except requests.RequestException as exc:
         raise GraphError(message=type(exc).__name__, retryable=True) from None
+    _note_answering_version(response.headers.get("facebook-api-version"))
     try:
         body = response.json()
     except ValueError:

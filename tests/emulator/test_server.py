@@ -3,6 +3,7 @@ the customer and control pages and their JSON API."""
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import json
 import socket
@@ -24,6 +25,7 @@ from tests.emulator.support import (
     PSID,
     user_texts,
 )
+from webhooks import graph_versions
 from webhooks.emulator.platform import appsecret_proof
 
 PROOF = appsecret_proof(HELPDESK_SECRET, HELPDESK_TOKEN)
@@ -63,10 +65,55 @@ def bot_passes_to_helpdesk(emulator) -> None:
 # --- Graph API -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("prefix", ["/v19.0", "/v23.0", ""])
-def test_the_graph_api_is_served_under_any_version_prefix(emulator, prefix):
+def _today(emulator) -> datetime.date:
+    return datetime.datetime.fromtimestamp(emulator.clock.now_ms() / 1000, datetime.UTC).date()
+
+
+def test_every_version_meta_serves_answers_as_itself(emulator):
+    served = graph_versions.served(_today(emulator))
+    assert "v23.0" in served
+    for version in served:
+        response = graph(emulator, "GET", "/me", prefix=f"/{version}")
+        assert (response.status_code, response.json()) == (200, {"id": PAGE, "name": "Demo Page"})
+        assert response.headers["facebook-api-version"] == version
+
+
+@pytest.mark.parametrize("prefix", ["/v19.0", "/v20.0", ""])
+def test_an_ended_version_or_none_answers_as_the_oldest_served(emulator, prefix):
     response = graph(emulator, "GET", "/me", prefix=prefix)
     assert (response.status_code, response.json()) == (200, {"id": PAGE, "name": "Demo Page"})
+    oldest = graph_versions.served(_today(emulator))[-1]
+    assert response.headers["facebook-api-version"] == oldest != prefix.lstrip("/")
+
+
+def test_a_version_meta_never_had_is_refused_and_changes_nothing(emulator, receiver):
+    emulator.user_says(PSID, "hi")
+    assert emulator.wait_idle()
+    bot_passes_to_helpdesk(emulator)
+    before = emulator.thread(PSID)["messages"]
+    body = {"recipient": {"id": PSID}, "messaging_type": "RESPONSE", "message": {"text": "x"}}
+    response = graph(emulator, "POST", "/me/messages", prefix="/v99.0", json=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["message"]) == (
+        100,
+        "(#100) Unsupported Graph API version v99.0",
+    )
+    assert "facebook-api-version" not in response.headers
+    assert emulator.thread(PSID)["messages"] == before
+    # the same call with a version Meta serves is sent
+    assert graph(emulator, "POST", "/me/messages", json=body).status_code == 200
+    assert len(emulator.thread(PSID)["messages"]) == len(before) + 1
+
+
+def test_a_version_ends_on_the_emulators_clock(make_emulator):
+    emulator = make_emulator()
+    assert graph(emulator, "GET", "/me", prefix="/v23.0").headers["facebook-api-version"] == "v23.0"
+    ends = graph_versions.known("v23.0").ends
+    days = (ends - _today(emulator)).days + 1
+    assert api(emulator, "POST", "/clock", {"advance_hours": days * 24}).status_code == 200
+    answered = graph(emulator, "GET", "/me", prefix="/v23.0").headers["facebook-api-version"]
+    assert answered == graph_versions.served(ends)[-1] == "v24.0"
 
 
 def test_parameters_as_json_body_query_string_or_form(emulator):

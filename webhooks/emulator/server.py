@@ -1,7 +1,11 @@
 """The emulator's HTTP server: the Graph API, the customer and control pages, a JSON API.
 
 Graph API: any path outside /emulator/ that no route below takes, with a version
-prefix (`/v19.0/me/messages`) or none (`/me/messages`); parameters from the query
+prefix (`/v23.0/me/messages`) or none (`/me/messages`), answered as Meta does on the
+emulator's date (webhooks/graph_versions.py): a version Meta serves answers as itself,
+one that has ended as the oldest version still served, no prefix as the oldest served,
+and the `facebook-api-version` header says which; a version Meta never had is refused
+(400, code 100: Meta's exact words for it are not documented); parameters from the query
 string, a JSON body or a form body; the token as `access_token` or `Authorization:
 Bearer`; `appsecret_proof` checked. `platform.graph_api` answers:
 
@@ -82,6 +86,7 @@ path under /emulator/ is 404, or 405 for a method other than GET and POST):
 
 from __future__ import annotations
 
+import datetime
 import email.policy
 import json
 import logging
@@ -92,6 +97,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from webhooks import graph_versions
 from webhooks.emulator import json_api, pages
 from webhooks.emulator.errors import EmulatorError
 from webhooks.emulator.faults import GraphFault, rate_limit_body, server_error_body
@@ -193,6 +199,8 @@ class Handler(BaseHTTPRequestHandler):
     server: EmulatorServer
     protocol_version = "HTTP/1.1"
     _body = b""
+    # The version a Graph call is answered as (its `facebook-api-version` header).
+    _answering_version: str | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("emulator: " + format, *args)
@@ -214,6 +222,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("X-Content-Type-Options", "nosniff")
             for name, value in (extra or {}).items():
                 self.send_header(name, value)
+            if self._answering_version is not None:
+                self.send_header("facebook-api-version", self._answering_version)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
@@ -245,6 +255,7 @@ class Handler(BaseHTTPRequestHandler):
         self._route()
 
     def _route(self) -> None:
+        self._answering_version = None  # per request, on a keep-alive connection
         parts = urlsplit(self.path)
         path = parts.path
         try:
@@ -294,6 +305,16 @@ class Handler(BaseHTTPRequestHandler):
     def _graph(self, raw_path: str, raw_query: str) -> None:
         path = VERSION_PREFIX.sub("", raw_path) or "/"
         emulator = self.emulator
+        today = datetime.datetime.fromtimestamp(emulator.clock.now_ms() / 1000, datetime.UTC)
+        prefix = VERSION_PREFIX.match(raw_path)
+        if prefix is None:
+            self._answering_version = graph_versions.served(today.date())[-1]
+        else:
+            requested = prefix.group(0).lstrip("/")
+            self._answering_version = graph_versions.answered_by(requested, today.date())
+            if self._answering_version is None:
+                self._graph_error(f"Unsupported Graph API version {requested}", path)
+                return
         params: dict[str, Any] = {
             k: v[-1] for k, v in parse_qs(raw_query, keep_blank_values=True).items()
         }
