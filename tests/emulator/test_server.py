@@ -116,6 +116,59 @@ def test_a_version_ends_on_the_emulators_clock(make_emulator):
     assert answered == graph_versions.served(ends)[-1] == "v24.0"
 
 
+def _debug_token(emulator, token: str, app_token: str = f"{HELPDESK}|{HELPDESK_SECRET}"):
+    return http_session.get(
+        f"{emulator.base_url}/v23.0/debug_token",
+        params={"input_token": token, "access_token": app_token},
+        timeout=5,
+    )
+
+
+def test_debug_token_says_what_a_page_token_is(emulator):
+    response = _debug_token(emulator, HELPDESK_TOKEN)
+    assert (response.status_code, response.json()) == (
+        200,
+        {
+            "data": {
+                "app_id": HELPDESK,
+                "type": "PAGE",
+                "application": "Helpdesk",
+                "expires_at": 0,
+                "is_valid": True,
+                "profile_id": PAGE,
+                "scopes": ["pages_manage_metadata", "pages_messaging", "pages_show_list"],
+            }
+        },
+    )
+
+
+def test_debug_token_shows_an_expired_token_and_a_revoked_permission(emulator):
+    platform = emulator.platform
+    platform.token_expire(page_id=PAGE, app_id=HELPDESK, expired=True)
+    data = _debug_token(emulator, HELPDESK_TOKEN).json()["data"]
+    assert (data["is_valid"], data["error"]["code"], data["error"]["subcode"]) == (False, 190, 463)
+    platform.token_expire(page_id=PAGE, app_id=HELPDESK, expired=False)
+    platform.permission_revoke(page_id=PAGE, app_id=HELPDESK, revoked=True)
+    data = _debug_token(emulator, HELPDESK_TOKEN).json()["data"]
+    assert (data["is_valid"], data["scopes"]) == (
+        True,
+        ["pages_manage_metadata", "pages_show_list"],
+    )
+    assert _debug_token(emulator, "no-such-token").json() == {
+        "data": {
+            "error": {"code": 190, "message": "Invalid OAuth access token."},
+            "is_valid": False,
+            "scopes": [],
+        }
+    }
+
+
+def test_debug_token_needs_the_apps_own_token(emulator):
+    for app_token in (HELPDESK_TOKEN, f"{HELPDESK}|wrong-secret", ""):
+        response = _debug_token(emulator, HELPDESK_TOKEN, app_token)
+        assert (response.status_code, response.json()["error"]["code"]) == (400, 190)
+
+
 def test_parameters_as_json_body_query_string_or_form(emulator):
     emulator.user_says(PSID, "hi")
     assert emulator.wait_idle()

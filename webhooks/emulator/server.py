@@ -24,6 +24,8 @@ Bearer`; `appsecret_proof` checked. `platform.graph_api` answers:
     GET  /me/secondary_receivers       legacy: the primary receiver only
     GET|POST|DELETE /me/subscribed_apps, GET|POST /me/personas, GET|DELETE /<persona id>
     GET  /me                           the page (id, name, messaging_feature_status)
+    GET  /debug_token?input_token=     with an app token (`<app id>|<secret>`): the
+                                       token's app, page, validity, scopes and 190 error
     GET  /<PSID>?fields=               user profile (first_name, last_name, profile_pic)
 
 The pages and the JSON API are the table `ROUTES`: one line below for each route, in

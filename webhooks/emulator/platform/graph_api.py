@@ -76,10 +76,76 @@ def graph_call(
     Never raises PlatformRefusal: errors come back as a Result with Graph's envelope.
     """
     try:
+        if path.strip("/") == "debug_token":
+            return debug_token(state, method.upper(), params, access_token, proof)
         app, page = authenticate(state, access_token, proof)
         return dispatch(state, method.upper(), path, params, app, page)
     except PlatformRefusal as error:
         return Result(error.envelope(state.fbtrace_id()), status=error.status)
+
+
+# What Meta grants a Page token of an app with Messenger set up (debug_token's scopes).
+PAGE_TOKEN_SCOPES = ("pages_manage_metadata", "pages_messaging", "pages_show_list")
+
+
+def debug_token(
+    state: PlatformState,
+    method: str,
+    params: dict[str, Any],
+    access_token: str | None,
+    proof: str | None,
+) -> Result:
+    """GET /debug_token?input_token=: what a token is, asked with an app access token
+    (`<app id>|<app secret>`). An expired or replaced page token is `is_valid: false`
+    with its 190 error; an app whose Send API permission was revoked lacks
+    `pages_messaging`."""
+    if method != "GET":
+        raise invalid(f"Unsupported {method.lower()} request.")
+    app_id, _, secret = (access_token or "").partition("|")
+    app = state.apps.get(app_id)
+    if app is None or not secret or not hmac.compare_digest(secret, app.secret):
+        raise PlatformRefusal(190, "Invalid OAuth access token - Cannot parse access token")
+    if proof and not hmac.compare_digest(
+        proof.lower(), appsecret_proof(app.secret, access_token or "")
+    ):
+        raise invalid("Invalid appsecret_proof provided in the API argument")
+    input_token = params.get("input_token")
+    if not isinstance(input_token, str) or not input_token:
+        raise invalid("The parameter input_token is required")
+    found = state.tokens.get(input_token)
+    if found is None:
+        error = (
+            {
+                "code": 190,
+                "message": TOKEN_INVALIDATED_MESSAGE,
+                "subcode": TOKEN_INVALIDATED_SUBCODE,
+            }
+            if input_token in state.invalidated_tokens
+            else {"code": 190, "message": "Invalid OAuth access token."}
+        )
+        return Result({"data": {"error": error, "is_valid": False, "scopes": []}})
+    owner, page_id = found
+    scopes = [
+        s
+        for s in PAGE_TOKEN_SCOPES
+        if s != "pages_messaging" or found not in state.revoked_permissions
+    ]
+    data: dict[str, Any] = {
+        "app_id": owner,
+        "type": "PAGE",
+        "application": state.apps[owner].name,
+        "expires_at": 0,
+        "is_valid": found not in state.expired_tokens,
+        "profile_id": page_id,
+        "scopes": scopes,
+    }
+    if found in state.expired_tokens:
+        data["error"] = {
+            "code": 190,
+            "message": TOKEN_EXPIRED_MESSAGE,
+            "subcode": TOKEN_EXPIRED_SUBCODE,
+        }
+    return Result({"data": data})
 
 
 def authenticate(
