@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from agents.services import contacts, control, csat, outbound, reconcile, routing, tickets
+from agents.services import contacts, control, csat, doctor, outbound, reconcile, routing, tickets
 from webhooks.queue import GraphTask
 
 
@@ -137,3 +137,9 @@ def routing_assign(team_id: int) -> None:
 def routing_sweep() -> None:
     """Beat: stale sockets, every auto-assigning team's queue, queue-position notices."""
     routing.routing_sweep()
+
+
+@shared_task(time_limit=30, ignore_result=True)
+def doctor_heartbeat() -> None:
+    """Beat: the doctor page's sign that beat and a worker are alive."""
+    doctor.heartbeat()

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path, reverse
+from django.utils import timezone
 
 # (label, name, description, models in the order shown); a model in none of them is
 # shown under "Other" (a test asserts there is none).
@@ -99,11 +103,80 @@ class HelpdeskAdminSite(admin.AdminSite):
         sections = []
         for section_label, name, description, labels in SECTIONS:
             models = [entries.pop(label) for label in labels if label in entries]
+            if section_label == "setup" and request.user.has_perm("webhooks.view_page"):
+                models.insert(0, _doctor_entry())
             if models:
                 sections.append(_section(section_label, name, description, models))
         if entries:
             sections.append(_section("other", "Other", "", list(entries.values())))
         return sections
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        return [
+            path("doctor/", self.admin_view(self.doctor_view), name="doctor"),
+            *super().get_urls(),
+        ]
+
+    def doctor_view(self, request: HttpRequest) -> HttpResponse:
+        """Per page and for the helpdesk itself, what works and what to fix
+        (agents.services.doctor). `?page=<pk>`: one page. POST `action=subscribe` with
+        `page=<pk>` subscribes the app with every needed field."""
+        from agents.services import doctor  # noqa: PLC0415 -- the site loads before the apps
+        from webhooks.models import Page  # noqa: PLC0415
+
+        if not request.user.has_perm("webhooks.view_page"):
+            raise PermissionDenied
+        can_change = request.user.has_perm("webhooks.change_page")
+        url = reverse("admin:doctor")
+        if request.method == "POST":
+            if not can_change:
+                raise PermissionDenied
+            page = _page_or_404(Page, request.POST.get("page"))
+            if request.POST.get("action") != "subscribe":
+                messages.error(request, "Unknown action: nothing was changed.")
+                return HttpResponseRedirect(url)
+            outcome = doctor.subscribe(page)
+            level = messages.SUCCESS if outcome.startswith("Subscribed") else messages.ERROR
+            messages.add_message(request, level, outcome)
+            return HttpResponseRedirect(f"{url}?page={page.pk}#page-{page.pk}")
+        one_page = None
+        pages = Page.objects.order_by("name", "pk")
+        if "page" in request.GET:
+            one_page = _page_or_404(Page, request.GET["page"])
+            pages = pages.filter(pk=one_page.pk)
+        now = timezone.now()
+        context = {
+            **self.each_context(request),
+            "title": "Doctor",
+            "subtitle": one_page.name if one_page else None,
+            "reports": [doctor.page_report(page, now=now) for page in pages],
+            "system": doctor.system_checks(now=now),
+            "checked_at": now,
+            "one_page": one_page,
+            "can_change": can_change,
+        }
+        return TemplateResponse(request, "admin/doctor.html", context)
+
+
+def _page_or_404(model: Any, pk: str | None) -> Any:
+    if not pk or not pk.isdigit():
+        raise Http404("No such page.")
+    try:
+        return model.objects.get(pk=int(pk))
+    except model.DoesNotExist:
+        raise Http404("No such page.") from None
+
+
+def _doctor_entry() -> dict[str, Any]:
+    # Shaped like a model's entry in the index (templates/admin/app_list.html).
+    return {
+        "name": "Doctor: is Meta still talking to us?",
+        "object_name": "Doctor",
+        "admin_url": reverse("admin:doctor"),
+        "add_url": None,
+        "view_only": True,
+        "perms": {"view": True},
+    }
 
 
 def _section(

@@ -70,14 +70,20 @@ async def _check(name: str, probe: Awaitable[None]) -> bool:
     return True
 
 
-async def ready() -> bool:
-    """Whether the database, Redis and the channel layer answer (checked together)."""
-    results = await asyncio.gather(
-        _check("the database", sync_to_async(_database, thread_sensitive=False)()),
-        _check("Redis", sync_to_async(_redis, thread_sensitive=False)()),
-        _check("the channel layer", _channel_layer()),
+async def results() -> dict[str, bool]:
+    """Whether each of the database, Redis and the channel layer answers (checked
+    together): also the doctor page's."""
+    names = ("the database", "Redis", "the channel layer")
+    answers = await asyncio.gather(
+        _check(names[0], sync_to_async(_database, thread_sensitive=False)()),
+        _check(names[1], sync_to_async(_redis, thread_sensitive=False)()),
+        _check(names[2], _channel_layer()),
     )
-    return all(results)
+    return dict(zip(names, answers, strict=True))
+
+
+async def ready() -> bool:
+    return all((await results()).values())
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:

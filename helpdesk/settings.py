@@ -238,6 +238,7 @@ WORKER_DATABASE_CONN_MAX_AGE = env_int("WORKER_DATABASE_CONN_MAX_AGE", 300)
 # The fixup closes them after this many tasks only: helpdesk.celery closes what is too
 # old or broken instead.
 CELERY_DB_REUSE_MAX = 10**9
+DOCTOR_HEARTBEAT_SECONDS = 30
 CELERY_BEAT_SCHEDULE = {
     "webhooks-redrive-deliveries": {
         "task": "webhooks.tasks.deliveries_redrive",
@@ -264,6 +265,11 @@ CELERY_BEAT_SCHEDULE = {
     "agents-routing-sweep": {
         "task": "agents.tasks.routing_sweep",
         "schedule": 30,
+    },
+    # The doctor page's sign that beat and a worker are alive.
+    "agents-doctor-heartbeat": {
+        "task": "agents.tasks.doctor_heartbeat",
+        "schedule": DOCTOR_HEARTBEAT_SECONDS,
     },
 }
 # An inbox socket whose heartbeat (the client pings every 25 s) is older than this counts
@@ -411,7 +417,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Its DEBUG lines carry request URLs, and a query string may hold a token
+        # (debug_token's input_token): never logged, whatever LOG_LEVEL says.
+        "urllib3": {"level": "INFO"},
+    },
 }
 # Stored deliveries and outbound messages older than this are re-driven by beat.
 REDRIVE_GRACE_SECONDS = env_int("REDRIVE_GRACE_SECONDS", 60)

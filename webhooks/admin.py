@@ -4,6 +4,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from helpdesk.admin import HistoryAdmin
 from webhooks import services
@@ -87,8 +89,9 @@ class PageAdmin(admin.ModelAdmin):
         "sending",
         "human_agent_enabled",
         "created_at",
+        "doctor",
     )
-    readonly_fields = ("handover_health", "sending")
+    readonly_fields = ("handover_health", "sending", "doctor")
 
     def get_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
         fields = list(super().get_fields(request, obj))
@@ -109,6 +112,12 @@ class PageAdmin(admin.ModelAdmin):
         if obj.outbox_paused_reason:
             return f"paused since {obj.outbox_paused_at:%Y-%m-%d %H:%M}: {obj.outbox_paused_reason}"
         return "working"
+
+    @admin.display(description="doctor")
+    def doctor(self, obj: Page) -> str:
+        """A link to the doctor page for this page (it asks Meta, so not inline)."""
+        url = f"{reverse('admin:doctor')}?page={obj.pk}"
+        return format_html('<a href="{}">Ask Meta how it is</a>', url)
 
     search_fields = ("name", "page_id")
 

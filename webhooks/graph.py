@@ -246,8 +246,12 @@ def _note_answering_version(answered_as: str | None) -> None:
 
 
 def answering_version() -> str | None:
-    """The version Meta last answered as, if not the pinned one (within a day)."""
-    value = cache.get(ANSWERING_VERSION_KEY)
+    """The version Meta last answered as, if not the pinned one (within a day); None
+    also when the cache cannot be asked."""
+    try:
+        value = cache.get(ANSWERING_VERSION_KEY)
+    except Exception:  # noqa: BLE001 -- the doctor says Redis is down on its own line
+        return None
     return value if isinstance(value, str) else None
 
 
@@ -644,3 +648,58 @@ def user_profile(page: Page, *, psid: str, key: str | None = None) -> dict[str, 
         key=key,
     )
     return {k: str(body.get(k) or "") for k in ("first_name", "last_name", "profile_pic")}
+
+
+# --- What the doctor page asks -------------------------------------------------------
+
+
+def debug_token(page: Page) -> dict[str, Any]:
+    """What Meta says of the page's token (`GET /debug_token`, asked with this app's own
+    token, `<app id>|<app secret>`): its `data` (app_id, profile_id, is_valid, scopes,
+    error). Not recorded as a GraphCall: it is not a call on the page's behalf."""
+    try:
+        page_token = token_unseal(page.access_token)
+    except TokenDecryptionError as exc:
+        raise GraphError(message=f"the page token is unusable: {exc}", retryable=False) from None
+    app_token = f"{settings.MESSENGER_APP_ID}|{settings.MESSENGER_APP_SECRET}"
+    try:
+        response = requests.get(
+            f"{settings.GRAPH_API_URL}/debug_token",
+            params={"input_token": page_token, "appsecret_proof": appsecret_proof(app_token)},
+            headers={"Authorization": f"Bearer {app_token}"},
+            timeout=settings.GRAPH_API_TIMEOUT_SECONDS,
+        )
+    except requests.Timeout:
+        raise GraphError(message="", retryable=True, uncertain=True) from None
+    except requests.RequestException as exc:
+        raise GraphError(message=type(exc).__name__, retryable=True) from None
+    _note_answering_version(response.headers.get("facebook-api-version"))
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code >= 400 or not isinstance(body, dict) or "error" in body:
+        error = classify(response.status_code, body)
+        for secret in (page_token, settings.MESSENGER_APP_SECRET):
+            error.message = error.message.replace(secret, "[secret]")
+        raise error
+    data = body.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def subscribed_apps(page: Page) -> list[dict[str, Any]]:
+    """The apps subscribed to the page's webhooks, each with its `subscribed_fields`."""
+    body = call(page, kind="subscribed_apps", method="GET", path="me/subscribed_apps", params={})
+    data = body.get("data")
+    return [app for app in data if isinstance(app, dict)] if isinstance(data, list) else []
+
+
+def subscribe_app(page: Page, *, fields: list[str]) -> None:
+    """Subscribe this app to the page's webhooks with `fields` (replacing its fields)."""
+    call(
+        page,
+        kind="subscribe_app",
+        method="POST",
+        path="me/subscribed_apps",
+        params={"subscribed_fields": ",".join(fields)},
+    )

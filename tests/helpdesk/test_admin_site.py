@@ -54,6 +54,7 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
         (
             "Setup",
             [
+                "Doctor: is Meta still talking to us?",
                 "Facebook pages",
                 "Triggers",
                 "Teams",
