@@ -25,7 +25,7 @@ run: venv
 reset-demo: venv
 	$(PYTHON) -m helpdesk.devserver reset-demo
 
-# Installs what is missing of make, python3-venv, PostgreSQL and Chromium (as root).
+# Installs what is missing of make, python3-venv, PostgreSQL, Chromium and docker-compose (as root).
 system-packages:
 	bash .ci/system-packages
 

@@ -61,6 +61,10 @@ class Status(StrEnum):
     FAILING = "failing"
     UNKNOWN = "unknown"
 
+    @property
+    def label(self) -> str:
+        return "OK" if self is Status.OK else self.value.capitalize()
+
 
 @dataclass(frozen=True)
 class Check:
@@ -195,7 +199,8 @@ def subscription_check(page: Page) -> Check:
         return Check(
             name,
             Status.FAILING,
-            f"Subscribed without {', '.join(missing)}. Without them the helpdesk misses {lost}.",
+            f"Subscribed without {', '.join(missing)}. Without "
+            f"{'it' if len(missing) == 1 else 'them'} the helpdesk misses {lost}.",
             "Subscribe again with every needed field (the button does it). The app's "
             "webhook settings in Meta's dashboard must list them too.",
             action="subscribe",
@@ -246,8 +251,8 @@ def control_check(page: Page) -> Check:
     return Check(
         name,
         Status.UNKNOWN,
-        f"Not tried yet (mode: {page.get_control_mode_display()}): the first customer who "
-        "asks for a person will show which way works.",
+        f"Not tried yet, in mode {page.get_control_mode_display()}: the first customer "
+        "who asks for a person will show which way works.",
     )
 
 
@@ -405,7 +410,8 @@ def beat_check(workers: Check) -> Check:
         return Check(name, Status.UNKNOWN, f"Beat {when}, but no worker runs its ticks to tell.")
     return Check(
         name,
-        Status.FAILING,
+        # Never ticked: beat may have started less than a tick ago (a fresh deployment).
+        Status.FAILING if isinstance(last, int | float) else Status.WARNING,
         f"Beat {when} (every {interval} seconds when it runs): stuck deliveries and replies "
         "are not re-driven, paused pages not probed, lapses not reconciled.",
         "Start exactly one `celery -A helpdesk beat`.",

@@ -150,7 +150,7 @@ def test_a_subscription_without_standby_names_what_is_lost(page, emulator):
     _subscribe(emulator, [f for f in ALL_FIELDS if f != "standby"])
     status, verdict, _ = _checks(page)["Webhook subscription"]
     assert status == Status.FAILING
-    assert verdict.startswith("Subscribed without standby. Without them the helpdesk misses ")
+    assert verdict.startswith("Subscribed without standby. Without it the helpdesk misses ")
     assert "the bot goes on answering and the helpdesk hears nothing" in verdict
     assert doctor.page_report(page).checks[1].action == "subscribe"
 

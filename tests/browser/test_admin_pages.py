@@ -7,12 +7,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
+from agents.services import doctor
 from tests.browser.support import fake_of
 from tests.support import payloads
+from tests.support.fakegraph import Scripted
 from tests.support.polling import eventually
 from tests.support.stack import PASSWORD, Clock
 
@@ -174,3 +177,66 @@ def test_assigning_from_the_list_offers_the_agents_and_says_what_happened(
         page.get_by_role("heading", name="Select handover history entry to view")
     ).to_be_visible()
     page.screenshot(path=str(shots / f"admin-handover-history-{width}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+def test_the_doctor_page_says_what_is_wrong_and_fixes_the_subscription(
+    context, stack, lead, width, shots
+):
+    fake = fake_of(stack)
+    fields = list(doctor.NEEDED_FIELDS)
+    fake.scripted["/debug_token"].append(
+        Scripted(
+            200,
+            {
+                "data": {
+                    "app_id": payloads.APP_ID,
+                    "type": "PAGE",
+                    "expires_at": 0,
+                    "is_valid": True,
+                    "profile_id": payloads.PAGE_ID,
+                    "scopes": ["pages_manage_metadata", "pages_messaging", "pages_show_list"],
+                }
+            },
+        )
+    )
+    # The app was subscribed without standby: the helpdesk hears nothing while the bot talks.
+    without_standby = [f for f in fields if f != "standby"]
+    fake.scripted["/me/subscribed_apps"].extend(
+        [
+            Scripted(
+                200,
+                {"data": [{"id": payloads.APP_ID, "subscribed_fields": without_standby}]},
+                when=lambda call: call.method == "GET",
+            ),
+            Scripted(200, {"success": True}, when=lambda call: call.method == "POST"),
+        ]
+    )
+    page = _admin(context, lead, width)
+    page.get_by_role("link", name="Doctor: is Meta still talking to us?").click()
+    page.wait_for_url(re.compile(r"/admin/doctor/$"))
+
+    token = page.locator('[data-check="Page token"]')
+    expect(token).to_have_attribute("data-status", "ok")
+    expect(token).to_contain_text("Valid for this Page and this app")
+    subscription = page.locator('[data-check="Webhook subscription"]')
+    expect(subscription).to_have_attribute("data-status", "failing")
+    expect(subscription).to_contain_text("Subscribed without standby.")
+    expect(page.locator('[data-check="Celery workers"]')).to_have_attribute("data-status", "ok")
+    expect(page.locator('[data-check="Database"]')).to_have_attribute("data-status", "ok")
+    # Nothing to scroll sideways on a phone.
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTHS[width]["width"]
+    page.screenshot(path=str(shots / f"doctor-{width}.png"), full_page=True)
+
+    def posts() -> list[Any]:
+        return [c for c in fake.calls_to("/me/subscribed_apps") if c.method == "POST"]
+
+    before = len(posts())
+    button = subscription.get_by_role("button", name="Subscribe with every needed field")
+    button.click()
+    page.wait_for_url(re.compile(r"/admin/doctor/\?page=\d+"))
+    expect(page.locator(".messagelist")).to_contain_text(
+        "Subscribed to E2E Page with messages, standby"
+    )
+    [subscribe] = posts()[before:]
+    assert subscribe.body == {"subscribed_fields": ",".join(fields)}
