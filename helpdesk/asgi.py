@@ -11,19 +11,21 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from agents.routing import websocket_urlpatterns  # noqa: E402
-from helpdesk import health  # noqa: E402
+from helpdesk import health, metrics  # noqa: E402
 from webhooks import intake  # noqa: E402
 
 intake.prestart()  # the webhook's writer process, ready for the first delivery
 
 
 async def http(scope, receive, send):  # type: ignore[no-untyped-def] # ASGI's own signature
-    """Meta's webhook POSTs and the health probes take lean routes (webhooks.intake,
-    helpdesk.health); the rest is Django's."""
+    """Meta's webhook POSTs, the health probes and the metrics take lean routes
+    (webhooks.intake, helpdesk.health, helpdesk.metrics); the rest is Django's."""
     if scope["path"] == intake.PATH and scope["method"] == "POST":
         await intake.webhook(scope, receive, send)
     elif scope["path"] in health.PATHS:
         await health.app(scope, receive, send)
+    elif scope["path"] == metrics.PATH:
+        await metrics.app(scope, receive, send)
     else:
         await django_asgi_app(scope, receive, send)
 

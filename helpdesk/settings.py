@@ -318,6 +318,17 @@ CHANNEL_LAYERS = {
     }
 }
 
+# --- Metrics (helpdesk/metrics.py) ----------------------------------------------
+# /metrics is served to a request with `Authorization: Bearer <METRICS_TOKEN>`, or from
+# an address in METRICS_ALLOWED_NETWORKS (comma-separated CIDRs, e.g. 10.0.0.0/8); with
+# neither set it is off (404).
+METRICS_TOKEN = env("METRICS_TOKEN", "")
+# Each process sends its counts to Redis this often (seconds).
+METRICS_FLUSH_SECONDS = float(env("METRICS_FLUSH_SECONDS", "1"))
+METRICS_ALLOWED_NETWORKS = [
+    n.strip() for n in env("METRICS_ALLOWED_NETWORKS", "").split(",") if n.strip()
+]
+
 # --- Messenger Platform --------------------------------------------------------
 MESSENGER_APP_ID = env("MESSENGER_APP_ID", "100000000000001")
 MESSENGER_APP_SECRET = env("MESSENGER_APP_SECRET", "dev-app-secret")

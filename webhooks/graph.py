@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.db.models import F
 from django.utils.timezone import now
 
+from helpdesk import metrics
 from webhooks.crypto import TokenDecryptionError, token_unseal
 from webhooks.models import GraphCall, Page
 
@@ -412,16 +413,24 @@ def call(
     if not claimed:
         longest = settings.GRAPH_API_TIMEOUT_SECONDS + IN_FLIGHT_MARGIN_SECONDS
         raise _in_flight_error(longest)
+    started: float | None = None
     try:
         _rate_wait(page)
+        started = time.monotonic()
         body = _http(page, method, path, params, upload)
     except GraphError as exc:
+        if started is not None:  # not when the rate limit held it back
+            metrics.observe("graph_call_seconds", time.monotonic() - started, kind=kind)
         status = GraphCall.Status.PENDING if exc.retryable else GraphCall.Status.FAILED
         if kind in HANDOVER_KINDS and exc.unknown_outcome:
             status = GraphCall.Status.UNCERTAIN
         GraphCall.objects.filter(pk=record.pk).update(status=status, last_error=exc.describe())
+        outcome = "unknown" if exc.unknown_outcome else "retried" if exc.retryable else "failed"
+        metrics.count("graph_calls", kind=kind, outcome=outcome)
         logger.warning("graph %s %s failed: %s", kind, record.key, exc.describe())
         raise
+    metrics.observe("graph_call_seconds", time.monotonic() - (started or 0.0), kind=kind)
+    metrics.count("graph_calls", kind=kind, outcome="succeeded")
     GraphCall.objects.filter(pk=record.pk).update(
         status=GraphCall.Status.SUCCEEDED, response=body, last_error=""
     )

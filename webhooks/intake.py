@@ -30,6 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
+from helpdesk import metrics
 from webhooks import services
 
 logger = logging.getLogger(__name__)
@@ -320,9 +321,11 @@ async def webhook(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         length = int(headers.get(b"content-length", b"0") or 0)
     except ValueError:
+        metrics.count("webhooks_rejected", reason="bad_length")
         await _answer(send, 400, "bad Content-Length")
         return
     if length > limit:
+        metrics.count("webhooks_rejected", reason="too_large")
         await _answer(send, 413, "payload too large")
         return
     body = bytearray()
@@ -332,6 +335,7 @@ async def webhook(scope: Scope, receive: Receive, send: Send) -> None:
             return  # nothing stored, nothing to answer
         body += message.get("body", b"")
         if len(body) > limit:
+            metrics.count("webhooks_rejected", reason="too_large")
             await _answer(send, 413, "payload too large")
             return
         if not message.get("more_body", False):
@@ -339,18 +343,22 @@ async def webhook(scope: Scope, receive: Receive, send: Send) -> None:
     raw = bytes(body)
     signature = headers.get(b"x-hub-signature-256", b"").decode("latin-1") or None
     if not services.signature_valid(body=raw, header=signature):
+        metrics.count("webhooks_rejected", reason="signature")
         await _answer(send, 403, "invalid signature")
         return
     try:
         services.delivery_payload(body=raw)
     except services.MalformedDelivery as exc:
+        metrics.count("webhooks_rejected", reason="malformed")
         await _answer(send, 400, str(exc))
         return
     try:
         await writer.store(raw)
     except StoreFailed:
+        metrics.count("webhooks_rejected", reason="not_stored")
         await _answer(send, 503, "could not store the delivery; send it again")
         return
+    metrics.count("webhooks_received")
     await _answer(send, 200, "EVENT_RECEIVED")
 
 

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import timedelta
@@ -24,7 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from helpdesk import clock
+from helpdesk import clock, metrics
 from webhooks import tasks
 from webhooks.crypto import token_unseal
 from webhooks.events import Event, InvalidEvent
@@ -198,6 +199,19 @@ def _delivery_run(delivery: WebhookDelivery, pages: dict[str, Page]) -> None:
                 delivery_id=delivery.pk, outcome=WebhookEvent.Outcome.FAILED
             ).count()
         _delivery_finish(delivery.pk, failed=failed)
+        _lag_observe([delivery])
+
+
+def _lag_observe(deliveries: Sequence[WebhookDelivery]) -> None:
+    now = timezone.now()
+    for delivery in deliveries:
+        metrics.observe("webhook_lag_seconds", (now - delivery.received_at).total_seconds())
+
+
+def _events_count(outcomes: list[tuple[str, str]]) -> None:
+    """Count recorded events once their transaction commits."""
+    for (kind, outcome), n in Counter(outcomes).items():
+        metrics.count("events_applied", n, kind=kind, outcome=outcome)
 
 
 def deliveries_process(*, delivery_ids: Sequence[int]) -> int:
@@ -341,6 +355,8 @@ def _group_run(group: list[tuple[WebhookDelivery, list[Event]]], pages: dict[str
         for delivery, _ in group:
             _delivery_run_logged(delivery, pages)
         return
+    waiting = {delivery.pk for delivery, _ in recorded_before}
+    _lag_observe([delivery for delivery, _ in group if delivery.pk not in waiting])
     failed: dict[int, int] = {}
     for delivery, event in recorded_before:
         if not _event_apply(delivery, event, pages.get(event.page_id)):
@@ -380,6 +396,8 @@ def _group_apply(
                 WebhookEvent(key=key, outcome=outcome, note=note, **_record(delivery, event))
             )
         WebhookEvent.objects.bulk_create(records)
+        outcomes = [(r.kind, r.outcome) for r in records]
+        transaction.on_commit(lambda: _events_count(outcomes))
         # Finished with their events, in the same transaction; those with an event
         # recorded before are finished once it is applied alone (_group_run).
         waiting = {delivery.pk for delivery, _ in recorded_before}
@@ -541,6 +559,8 @@ def _event_run(record: WebhookEvent, event: Event, page: Page | None) -> None:
     record.outcome, record.note = _event_outcome(event, page)
     record.error = ""
     record.save(update_fields=["outcome", "note", "error", "attempts"])
+    outcomes = [(record.kind, record.outcome)]
+    transaction.on_commit(lambda: _events_count(outcomes))
 
 
 def _event_fail(delivery: WebhookDelivery, event: Event, key: str, error: Exception) -> None:
@@ -564,6 +584,8 @@ def _event_fail(delivery: WebhookDelivery, event: Event, key: str, error: Except
             record.note = "failed; see its error"
             record.attempts += 1
             record.save(update_fields=["outcome", "error", "note", "attempts"])
+        outcomes = [(record.kind, str(WebhookEvent.Outcome.FAILED))]
+        transaction.on_commit(lambda: _events_count(outcomes))
 
 
 def event_replay(*, event_id: int) -> bool:

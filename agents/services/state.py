@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from agents import realtime, rules
 from agents.errors import Conflict, NotFound
@@ -28,7 +29,7 @@ from agents.models import (
     TicketEvent,
 )
 from agents.selectors import page_visible
-from helpdesk import clock
+from helpdesk import clock, metrics
 from webhooks.models import Page
 
 METADATA_LIMIT = 1000
@@ -139,6 +140,11 @@ def control_transition(
         conversation.requested_at = clock.now()
         fields.append("requested_at")
     conversation.save(update_fields=fields)
+    transaction.on_commit(
+        lambda: metrics.count(
+            "handovers", from_state=str(from_state), to_state=str(to_state), cause=str(cause)
+        )
+    )
     ControlTransition.objects.create(
         conversation=conversation,
         from_state=from_state,
