@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 import os
 from collections.abc import Callable
@@ -116,3 +118,53 @@ def _lenient(call: Callable[..., None], message: str) -> Callable[..., None]:
             logger.warning(message, exc)
 
     return lenient
+
+
+_log_tokens: dict[str, Any] = {}
+
+
+@signals.task_prerun.connect
+def _log_ids_bound(
+    task_id: str = "",
+    task: Any = None,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    """The task's lines carry its id and the delivery, conversation or ticket it is for."""
+    from helpdesk import logs  # noqa: PLC0415 -- Django is set up by now
+
+    arguments: dict[str, Any]
+    try:
+        bound = inspect.signature(task.run).bind_partial(*args, **(kwargs or {}))
+        arguments = dict(bound.arguments)
+    except (TypeError, ValueError, AttributeError):
+        arguments = dict(kwargs or {})
+    _log_tokens[task_id] = logs.ids_set(
+        logs.task_ids(task_id, getattr(task, "name", ""), arguments)
+    )
+
+
+@signals.task_postrun.connect
+def _log_ids_unbound(task_id: str = "", **_: Any) -> None:
+    from helpdesk import logs  # noqa: PLC0415
+
+    token = _log_tokens.pop(task_id, None)
+    if token is not None:
+        # ValueError: set in another context (a retried task's thread); let it be.
+        with contextlib.suppress(ValueError):
+            logs.ids_reset(token)
+
+
+@signals.setup_logging.connect
+def _logging_as_configured(loglevel: Any = None, **_: Any) -> None:
+    """Workers and beat log as every other process (settings.LOGGING: one JSON object
+    per line in production), at the level their `--loglevel` names: Celery's own setup,
+    which would replace it, is skipped."""
+    from logging.config import dictConfig  # noqa: PLC0415
+
+    from django.conf import settings  # noqa: PLC0415 -- Django is set up by now
+
+    dictConfig(settings.LOGGING)
+    if loglevel:
+        logging.getLogger().setLevel(loglevel)

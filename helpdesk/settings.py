@@ -116,6 +116,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The request's id on its log lines and its answer (X-Request-ID).
+    "helpdesk.logs.request_ids",
     "django.middleware.security.SecurityMiddleware",
     # X-Server-Time on the API's answers: the inbox counts down on the server's clock.
     "helpdesk.clock.server_time_middleware",
@@ -422,11 +424,19 @@ TICKET_REOPEN_WINDOW_SECONDS = env_int("TICKET_REOPEN_WINDOW_SECONDS", 60 * 60)
 # Contact profiles are fetched again after this long.
 PROFILE_CACHE_SECONDS = env_int("PROFILE_CACHE_SECONDS", 24 * 60 * 60)
 
+# json: one JSON object per line, with the request, task, delivery, conversation and
+# ticket ids (helpdesk/logs.py); plain: readable lines. json unless DEBUG.
+LOG_FORMAT = env("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "helpdesk.logs.JsonFormatter"},
+        "plain": {"()": "helpdesk.logs.PlainFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

@@ -185,6 +185,9 @@ class Stack:
             "REDRIVE_GRACE_SECONDS": "1",
             "DJANGO_SETTINGS_MODULE": "helpdesk.settings",
             "LOG_LEVEL": "INFO",
+            # Readable lines for the tests that read the logs (tests/e2e/test_logs.py
+            # reads production's JSON).
+            "LOG_FORMAT": "plain",
             **self.settings,
         }
         self.start_redis()

@@ -321,3 +321,12 @@ def test_the_example_environment_loads_as_is(load):
     assert settings["DEBUG"] is True
     assert settings["TOKEN_ENCRYPTION_KEY"].startswith("dev-only-")
     assert settings["SECURE_SSL_REDIRECT"] is False
+
+
+def test_logs_are_json_in_production_and_plain_with_debug(load, refusal):
+    production = load(DEBUG="0", **PRODUCTION)
+    assert production["LOG_FORMAT"] == "json"
+    assert production["LOGGING"]["handlers"]["console"]["formatter"] == "json"
+    assert load(DEBUG="1")["LOGGING"]["handlers"]["console"]["formatter"] == "plain"
+    assert load(DEBUG="0", LOG_FORMAT="plain", **PRODUCTION)["LOG_FORMAT"] == "plain"
+    assert refusal(DEBUG="1", LOG_FORMAT="xml") == "LOG_FORMAT must be json or plain, not 'xml'"
