@@ -445,6 +445,17 @@ LOGGING = {
         "urllib3": {"level": "INFO"},
     },
 }
+# Errors to Sentry (or GlitchTip) when a DSN is set (helpdesk/errors.py): Django's,
+# Celery's and log lines at ERROR, with nothing personal and secrets masked.
+SENTRY_DSN = env("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from helpdesk import errors as _errors
+
+    _errors.init(
+        SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", "production" if not DEBUG else "development"),
+        release=env("SENTRY_RELEASE", ""),
+    )
 # Stored deliveries and outbound messages older than this are re-driven by beat.
 REDRIVE_GRACE_SECONDS = env_int("REDRIVE_GRACE_SECONDS", 60)
 # Work queued (or running) less than this long ago is not queued again by the re-drive;
