@@ -74,6 +74,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "webhooks.webhookdelivery",
             "webhooks.webhookevent",
             "webhooks.graphcall",
+            "webhooks.datadeletionrequest",  # issue 13: Meta's data deletion callback
         ),
     ),
 )

@@ -268,6 +268,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agents.tasks.routing_sweep",
         "schedule": 30,
     },
+    # Data lifecycle: deliveries and Graph call records past their retention, hourly (each
+    # run has about an hour's rows to delete, in batches).
+    "webhooks-retention-purge": {
+        "task": "webhooks.tasks.retention_purge",
+        "schedule": 3600,
+    },
+    # Data deletion requests whose task was lost or whose erase waited for a ticket to close.
+    "webhooks-data-deletions-redrive": {
+        "task": "webhooks.tasks.data_deletions_redrive",
+        "schedule": 600,
+    },
     # The doctor page's sign that beat and a worker are alive.
     "agents-doctor-heartbeat": {
         "task": "agents.tasks.doctor_heartbeat",
@@ -445,6 +456,14 @@ LOGGING = {
         "urllib3": {"level": "INFO"},
     },
 }
+# Data lifecycle (webhooks.retention): raw webhook deliveries (with their events) and Graph
+# call records older than this many days are deleted by beat once nothing needs them (only
+# processed deliveries; never a call record that keeps a call exactly-once). 0 keeps them.
+WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 30)
+GRAPH_CALL_RETENTION_DAYS = env_int("GRAPH_CALL_RETENTION_DAYS", 30)
+# Who erases the person Meta's data deletion callback names (`webhooks` does not import
+# `agents`).
+MESSENGER_DATA_DELETION_HANDLER = "agents.services.privacy.user_erase"
 # Errors to Sentry (or GlitchTip) when a DSN is set (helpdesk/errors.py): Django's,
 # Celery's and log lines at ERROR, with nothing personal and secrets masked.
 SENTRY_DSN = env("SENTRY_DSN", "")

@@ -9,7 +9,14 @@ from django.utils.html import format_html
 
 from helpdesk.admin import HistoryAdmin
 from webhooks import services
-from webhooks.models import ControlWay, GraphCall, Page, WebhookDelivery, WebhookEvent
+from webhooks.models import (
+    ControlWay,
+    DataDeletionRequest,
+    GraphCall,
+    Page,
+    WebhookDelivery,
+    WebhookEvent,
+)
 
 
 class PageForm(forms.ModelForm):
@@ -207,3 +214,24 @@ class GraphCallAdmin(HistoryAdmin):
     list_select_related = ("page",)
     list_filter = ("kind", "status")
     search_fields = ("key", "psid")
+
+
+@admin.register(DataDeletionRequest)
+class DataDeletionRequestAdmin(HistoryAdmin):
+    """Meta's data deletion requests (`webhooks.deletion`): read-only; the id Meta sent
+    is never shown (it is cleared once the request is done)."""
+
+    list_display = ("confirmation_code", "status", "attempts", "created_at", "done_at", "note")
+    list_filter = ("status",)
+    search_fields = ("confirmation_code",)
+    fields = (
+        "confirmation_code",
+        "status",
+        "counts",
+        "note",
+        "attempts",
+        "created_at",
+        "attempted_at",
+        "done_at",
+    )
+    readonly_fields = fields

@@ -288,3 +288,56 @@ class GraphCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.key} ({self.status})"
+
+
+class DataDeletionRequest(models.Model):
+    """A person asked Meta to delete their data (Meta's Data Deletion Request Callback,
+    `webhooks.deletion`). The row is the record that the erase happens exactly once: the
+    task locks it, erases through settings.MESSENGER_DATA_DELETION_HANDLER and marks it
+    done in one transaction. Meta's id for the person is kept only while the request is
+    pending; a keyed digest of it stays, so that the same person asking again meanwhile
+    gets the same confirmation code."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done", "complete"
+
+    confirmation_code = models.CharField(
+        max_length=32, unique=True, help_text="Random; Meta shows it to the person."
+    )
+    user_id = models.CharField(
+        max_length=64,
+        blank=True,
+        verbose_name="Meta user id",
+        help_text="The id Meta sent, while the request is pending; cleared once it is done.",
+    )
+    user_digest = models.CharField(
+        max_length=64,
+        db_index=True,
+        help_text="HMAC-SHA256 of the id under SECRET_KEY: tells repeated requests apart "
+        "without keeping the id.",
+    )
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    counts = models.JSONField(
+        default=dict, blank=True, help_text="What was erased, by kind of record."
+    )
+    note = models.CharField(
+        max_length=500, blank=True, help_text="Why it is still pending (tried again by beat)."
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "data deletion request"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user_digest"],
+                condition=models.Q(status="pending"),
+                name="data_deletion_one_pending_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"deletion request {self.confirmation_code} ({self.status})"

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from webhooks import services
+from webhooks import deletion, retention, services
 
 logger = logging.getLogger(__name__)
 
@@ -28,3 +28,24 @@ def deliveries_process(delivery_ids: list[int]) -> None:
 @shared_task(time_limit=60)
 def deliveries_redrive() -> None:
     services.deliveries_redrive()
+
+
+@shared_task(time_limit=1800)
+def retention_purge() -> None:
+    """Beat: delete deliveries and Graph call records past their retention, in batches
+    (`webhooks.retention`). A run cut short by the time limit goes on at the next."""
+    retention.retention_purge()
+
+
+@shared_task(acks_late=True, time_limit=600)
+def data_deletion_run(request_id: int) -> None:
+    """Carry out one data deletion request (Meta's callback). Safe to run twice: the
+    request row is locked and a done request is left alone."""
+    deletion.data_deletion_run(request_id=request_id)
+
+
+@shared_task(time_limit=60)
+def data_deletions_redrive() -> None:
+    """Beat: queue pending deletion requests again (a lost task, or an erase that had
+    to wait for a conversation to end)."""
+    deletion.data_deletions_redrive()

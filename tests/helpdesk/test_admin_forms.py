@@ -34,6 +34,7 @@ from agents.models import (
 from agents.services import attachments, notes, personas, presence, replies
 from agents.services.throttle import login_failure_record
 from tests.support import factories, payloads
+from webhooks.models import DataDeletionRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -198,6 +199,13 @@ def world(page, deliver, clock, fake_graph, settings, tmp_path) -> dict[str, Any
     billing.members.add(factories.agent("bo"))
     notes.note_add(ticket_id=Ticket.objects.get().pk, user=ana, text="Refund? @bo")
     replies.saved_reply_create(user=ana, title="Greeting", shortcut="hi", body="Hi {first_name}")
+    # A data deletion request Meta sent, done (issue 13, point 6).
+    DataDeletionRequest.objects.create(
+        confirmation_code="0123456789abcdef01234567",
+        user_digest="0" * 64,
+        status=DataDeletionRequest.Status.DONE,
+        counts={"contacts": 0},
+    )
     empty = [label for label in REGISTERED if not _model(label).objects.exists()]
     assert empty == []
     return {"page": page, "agent": ana, "team": billing, "routing": routing_row}

@@ -32,6 +32,7 @@ from agents.services import attachments, notes, personas, presence, replies, tic
 from agents.services.throttle import login_failure_record
 from helpdesk.admin import SECTIONS
 from tests.support import factories, payloads
+from webhooks.models import DataDeletionRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -98,6 +99,7 @@ def test_the_index_groups_setup_apart_from_history(admin_client):
                 "Webhook deliveries",
                 "Webhook events",
                 "Meta API calls",
+                "Data deletion requests",
             ],
         ),
     ]
@@ -174,6 +176,12 @@ def grow(page, deliver, clock, fake_graph, settings, tmp_path) -> Callable[[int]
                 user=agent,
                 files=[SimpleUploadedFile("a.pdf", b"%PDF-1.4", content_type="application/pdf")],
                 text="Here",
+            )
+            # Meta's data deletion callback (issue 13, point 6).
+            DataDeletionRequest.objects.create(
+                confirmation_code=f"{k:024d}",
+                user_digest=f"{k:064d}",
+                status=DataDeletionRequest.Status.DONE,
             )
 
     return more
