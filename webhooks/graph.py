@@ -316,6 +316,13 @@ def _http(
         raise GraphError(message=DROPPED, retryable=True, uncertain=True) from None
     except requests.RequestException as exc:
         raise GraphError(message=type(exc).__name__, retryable=True) from None
+    return _answer(response, {access_token: "[page token]"})
+
+
+def _answer(response: requests.Response, secrets: dict[str, str]) -> dict[str, Any]:
+    """Meta's answer as a JSON object, or the GraphError it says; `secrets` (text: what
+    to say instead) are taken out of the error's message, since Meta may quote a token
+    back ("Malformed access token …")."""
     _note_answering_version(response.headers.get("facebook-api-version"))
     try:
         body = response.json()
@@ -323,8 +330,8 @@ def _http(
         body = None
     if response.status_code >= 400 or (isinstance(body, dict) and "error" in body):
         error = classify(response.status_code, body)
-        # Meta may quote the token back ("Malformed access token …"): never keep it.
-        error.message = error.message.replace(access_token, "[page token]")
+        for secret, instead in secrets.items():
+            error.message = error.message.replace(secret, instead)
         raise error
     if not isinstance(body, dict):
         raise GraphError(
@@ -682,16 +689,12 @@ def debug_token(page: Page) -> dict[str, Any]:
         raise GraphError(message="", retryable=True, uncertain=True) from None
     except requests.RequestException as exc:
         raise GraphError(message=type(exc).__name__, retryable=True) from None
-    _note_answering_version(response.headers.get("facebook-api-version"))
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.status_code >= 400 or not isinstance(body, dict) or "error" in body:
-        error = classify(response.status_code, body)
-        for secret in (page_token, settings.MESSENGER_APP_SECRET):
-            error.message = error.message.replace(secret, "[secret]")
-        raise error
+    secrets = {
+        page_token: "[page token]",
+        app_token: "[app token]",
+        settings.MESSENGER_APP_SECRET: "[app secret]",
+    }
+    body = _answer(response, secrets)
     data = body.get("data")
     return data if isinstance(data, dict) else {}
 
