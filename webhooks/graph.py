@@ -219,11 +219,15 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
 IN_FLIGHT = "the same call is being made by another worker; its outcome comes next"
 
 
+def _longest_call() -> float:
+    """The longest a call can be in flight, in seconds: its timeout and a margin."""
+    return settings.GRAPH_API_TIMEOUT_SECONDS + IN_FLIGHT_MARGIN_SECONDS
+
+
 def _in_flight_for(record: GraphCall) -> float:
     """How much longer a call marked in flight may still be running: when it is 0, it has
     been in flight for longer than any call can take (its worker stopped during it)."""
-    longest = settings.GRAPH_API_TIMEOUT_SECONDS + IN_FLIGHT_MARGIN_SECONDS
-    ends = record.updated_at + timedelta(seconds=longest)
+    ends = record.updated_at + timedelta(seconds=_longest_call())
     return max(0.0, (ends - now()).total_seconds())
 
 
@@ -418,8 +422,7 @@ def call(
         pk=record.pk, status=status, attempts=record.attempts
     ).update(status=GraphCall.Status.IN_FLIGHT, attempts=F("attempts") + 1, updated_at=now())
     if not claimed:
-        longest = settings.GRAPH_API_TIMEOUT_SECONDS + IN_FLIGHT_MARGIN_SECONDS
-        raise _in_flight_error(longest)
+        raise _in_flight_error(_longest_call())
     started: float | None = None
     try:
         _rate_wait(page)
