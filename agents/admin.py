@@ -291,7 +291,7 @@ class ConversationAdmin(ConversationDataAdmin):
 class TicketEventInline(ReadOnly, admin.TabularInline):
     model = TicketEvent
     extra = 0
-    fields = ("created_at", "kind", "actor", "detail")
+    fields = ("created_at", "kind", "actor", "detail", "trigger", "way")
     readonly_fields = fields
     verbose_name_plural = "ticket history"
 
@@ -599,9 +599,9 @@ class PersonaAdmin(ConversationDataAdmin):
 @admin.register(TicketEvent)
 class TicketEventAdmin(ConversationDataAdmin):
     page_field = "ticket__conversation__page"
-    list_display = ("ticket", "kind", "actor", "detail", "created_at")
+    list_display = ("ticket", "kind", "trigger", "way", "actor", "detail", "created_at")
     list_select_related = ("ticket", "actor")
-    list_filter = ("kind",)
+    list_filter = ("kind", "trigger", "way")
 
 
 # --- Tags (issue 11) ------------------------------------------------------------------

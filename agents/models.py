@@ -281,7 +281,11 @@ class ControlTransition(models.Model):
         ordering = ["created_at", "id"]
         verbose_name = "handover history entry"
         verbose_name_plural = "handover history"
-        indexes = [models.Index(fields=["conversation", "at"], name="transition_conversation_at")]
+        indexes = [
+            models.Index(fields=["conversation", "at"], name="transition_conversation_at"),
+            # The reports read take-backs and lapses over a range of days.
+            models.Index(fields=["created_at"], name="transition_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_state} → {self.to_state} ({self.cause})"
@@ -324,6 +328,8 @@ class Ticket(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Given in admin to support leads (a group "Support leads", say): the reports page.
+        permissions = [("view_reports", "Can see the support reports")]
         constraints = [
             # One ticket at a time per conversation.
             models.UniqueConstraint(
@@ -340,6 +346,8 @@ class Ticket(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "opened_at"]),
+            # The reports: tickets opened in a range of days, whatever their status.
+            models.Index(fields=["opened_at"], name="ticket_opened"),
             # The closed queue, newest first, a page at a time (selectors.ticket_page).
             models.Index(fields=["status", "closed_at", "id"], name="ticket_closed_order"),
             # The unclosed queues (all_open, mine) in their order, read from the start of
@@ -364,6 +372,28 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return f"ticket {self.pk} ({self.status})"
+
+
+class HandoverTrigger(models.TextChoices):
+    """What started a handover (a ticket opened or reopened), for the reports."""
+
+    BOT = "bot", "the bot handed over"
+    KEYWORD = "keyword", "keyword trigger"
+    POSTBACK = "postback", "postback trigger"
+    QUICK_REPLY = "quick_reply", "quick-reply trigger"
+    AGENT = "agent", "an agent asked"
+    PAGE_INBOX = "page_inbox", "the Page Inbox handed over"
+    OTHER_APP = "other_app", "another app handed over"
+    UNKNOWN = "", "not recorded"
+
+
+class HandoverWay(models.TextChoices):
+    """How control came to the helpdesk in a handover, for the reports."""
+
+    PASS = "pass", "passed to us"
+    REQUEST = "request", "our request, granted"
+    TAKE = "take", "taken by us"
+    UNKNOWN = "", "not recorded"
 
 
 class TicketEvent(models.Model):
@@ -397,12 +427,30 @@ class TicketEvent(models.Model):
         help_text="The platform's time (epoch ms) of the handover that caused it (opened, "
         "reopened); the timeline places the event there rather than when it was processed.",
     )
+    trigger = models.CharField(
+        max_length=16,
+        choices=HandoverTrigger,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Opened or reopened: what started the handover (empty on older rows).",
+    )
+    way = models.CharField(
+        max_length=16,
+        choices=HandoverWay,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Opened or reopened: how control came to us (empty on older rows).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         verbose_name = "ticket history entry"
         verbose_name_plural = "ticket history"
+        # The reports read a range of one kind (handovers) by day (agents.reports).
+        indexes = [models.Index(fields=["kind", "created_at"], name="ticketevent_kind_created")]
 
     def __str__(self) -> str:
         return f"ticket {self.ticket_id}: {self.get_kind_display()}"
@@ -686,6 +734,7 @@ class Csat(models.Model):
     class Meta:
         verbose_name = "rating (CSAT)"
         verbose_name_plural = "ratings (CSAT)"
+        indexes = [models.Index(fields=["asked_at"], name="csat_asked")]  # the reports
         constraints = [
             models.CheckConstraint(
                 condition=Q(score__isnull=True) | Q(score__gte=1, score__lte=5),

@@ -20,6 +20,8 @@ from agents.models import (
     ControlState,
     ControlTransition,
     Conversation,
+    HandoverTrigger,
+    HandoverWay,
     Message,
     OwnerRole,
     Ticket,
@@ -32,6 +34,7 @@ from agents.services.state import (
     app_label,
     control_transition,
     handover_metadata,
+    handover_trigger,
     now_ms,
     sentence,
     system_message_add,
@@ -156,6 +159,16 @@ def control_gained(
 
     Caller holds the conversation lock.
     """
+    asked = conversation.control_state == ControlState.REQUESTED
+    handover = (
+        handover_trigger(
+            conversation.page,
+            metadata=conversation.control_metadata,
+            ours=asked,
+            from_app_id=event.previous_owner_app_id,
+        ),
+        HandoverWay.REQUEST if asked else HandoverWay.PASS,
+    )
     control_transition(
         conversation,
         to_state=ControlState.AGENT,
@@ -172,6 +185,7 @@ def control_gained(
         timestamp=event.timestamp,
         line="Control passed to the helpdesk.",
         unclosed=unclosed,
+        handover=handover,
     )
 
 
@@ -189,6 +203,16 @@ def control_taken(
     the trigger as its metadata. Caller holds the conversation lock and has checked that
     it is not applied already."""
     metadata = conversation.control_metadata
+    # Asked for, this is our request or take coming true; else a take we had not recorded
+    # asking for (found by a check with Meta): its trigger is unknown.
+    asked = conversation.control_state == ControlState.REQUESTED
+    way = (conversation.requested_way or HandoverWay.REQUEST) if asked else HandoverWay.TAKE
+    handover = (
+        handover_trigger(conversation.page, metadata=metadata, ours=True)
+        if asked
+        else HandoverTrigger.UNKNOWN,
+        way,
+    )
     control_transition(
         conversation,
         to_state=ControlState.AGENT,
@@ -204,6 +228,7 @@ def control_taken(
         timestamp=timestamp,
         line="The helpdesk took control.",
         unclosed=unclosed,
+        handover=handover,
     )
 
 
@@ -214,6 +239,7 @@ def _ticket_for_control(
     timestamp: int,
     line: str,
     unclosed: Ticket | object | None = _UNKNOWN,
+    handover: tuple[str, str] = (HandoverTrigger.UNKNOWN, HandoverWay.UNKNOWN),
 ) -> str:
     """Control came to us at `timestamp`: the open ticket gets replies back, else a recently
     closed one reopens, else a new one opens (what came before is context). `unclosed`:
@@ -230,10 +256,12 @@ def _ticket_for_control(
         since = clock.now() - timedelta(seconds=settings.TICKET_REOPEN_WINDOW_SECONDS)
         ticket = ticket_lock_closed_since(conversation, since)
         if ticket is not None:
-            ticket_reopen(ticket, metadata=metadata, timestamp=timestamp)
+            ticket_reopen(ticket, metadata=metadata, timestamp=timestamp, handover=handover)
             outcome = "ticket reopened"
         else:
-            ticket = ticket_open(conversation, metadata=metadata, timestamp=timestamp)
+            ticket = ticket_open(
+                conversation, metadata=metadata, timestamp=timestamp, handover=handover
+            )
             outcome = "ticket opened"
         # Issue 11: the ticket joins its team's queue (auto-assigned after commit), or the
         # customer is told nobody can answer yet (and, per page, the bot gets it back).

@@ -23,6 +23,8 @@ from agents.models import (
     ControlState,
     ControlTransition,
     Conversation,
+    HandoverTrigger,
+    HandoverWay,
     Message,
     OwnerRole,
     Ticket,
@@ -52,6 +54,34 @@ def handover_metadata(**fields: object) -> str:
     """The metadata string of our thread-control calls: short JSON the other app reads."""
     text = json.dumps({"source": "helpdesk", **fields}, separators=(",", ":"))
     return text[:METADATA_LIMIT]
+
+
+_REASON_TRIGGERS = (
+    ("keyword ", HandoverTrigger.KEYWORD),
+    ("postback ", HandoverTrigger.POSTBACK),
+    ("quick reply ", HandoverTrigger.QUICK_REPLY),
+    ("agent ", HandoverTrigger.AGENT),
+)
+
+
+def handover_trigger(page: Page, *, metadata: str, ours: bool, from_app_id: str = "") -> str:
+    """What started a handover, for the reports: our own request or take names its reason
+    in our metadata (`handover_metadata`: a trigger rule or an agent); a pass we did not
+    ask for is the previous owner's doing."""
+    if not ours:
+        if from_app_id == page.bot_app_id:
+            return HandoverTrigger.BOT
+        if from_app_id == settings.PAGE_INBOX_APP_ID:
+            return HandoverTrigger.PAGE_INBOX
+        return HandoverTrigger.OTHER_APP
+    try:
+        reason = str(json.loads(metadata).get("reason", ""))
+    except (ValueError, AttributeError):
+        reason = ""
+    for prefix, trigger in _REASON_TRIGGERS:
+        if reason.startswith(prefix):
+            return trigger
+    return HandoverTrigger.UNKNOWN
 
 
 def app_label(page: Page, app_id: str) -> str:
@@ -194,12 +224,14 @@ def ticket_change(
     actor: Agent | None = None,
     detail: str = "",
     event_timestamp: int | None = None,
+    handover: tuple[str, str] = ("", ""),
     **fields: Any,
 ) -> None:
     """The one way a ticket changes: set and save `fields`, write the `TicketEvent`,
     tell the agents after commit. An event without fields records a fact (another app
     asked for the thread) without changing the ticket. `event_timestamp`: the platform's
-    time of the handover behind it, where the timeline places it.
+    time of the handover behind it, where the timeline places it; `handover`: its
+    trigger and way (`HandoverTrigger`, `HandoverWay`), which the reports count.
 
     The caller holds the ticket's lock (and its conversation's, taken first), or has
     just created the ticket in its transaction.
@@ -214,6 +246,8 @@ def ticket_change(
         actor=actor,
         detail=detail[:500],
         event_timestamp=event_timestamp,
+        trigger=handover[0],
+        way=handover[1],
     )
     realtime.broadcast_on_commit(
         "ticket.updated",
@@ -231,25 +265,45 @@ def _page_pk_at_hand(ticket: Ticket) -> int | None:
     return None
 
 
-def ticket_open(conversation: Conversation, *, metadata: str, timestamp: int) -> Ticket:
-    """A new waiting ticket: control came to us at `timestamp` (what is older is context)."""
+def ticket_open(
+    conversation: Conversation,
+    *,
+    metadata: str,
+    timestamp: int,
+    handover: tuple[str, str] = (HandoverTrigger.UNKNOWN, HandoverWay.UNKNOWN),
+) -> Ticket:
+    """A new waiting ticket: control came to us at `timestamp` (what is older is context);
+    `handover`: what started it and how control came (`handover_trigger`)."""
     ticket = Ticket.objects.create(
         conversation=conversation,
         status=Ticket.Status.WAITING,
         handover_metadata=metadata,
         handover_timestamp=timestamp,
     )
-    ticket_change(ticket, TicketEvent.Kind.OPENED, detail=metadata, event_timestamp=timestamp)
+    ticket_change(
+        ticket,
+        TicketEvent.Kind.OPENED,
+        detail=metadata,
+        event_timestamp=timestamp,
+        handover=handover,
+    )
     return ticket
 
 
-def ticket_reopen(ticket: Ticket, *, metadata: str, timestamp: int) -> None:
+def ticket_reopen(
+    ticket: Ticket,
+    *,
+    metadata: str,
+    timestamp: int,
+    handover: tuple[str, str] = (HandoverTrigger.UNKNOWN, HandoverWay.UNKNOWN),
+) -> None:
     """A recently closed ticket waits again, unassigned and unflagged."""
     ticket_change(
         ticket,
         TicketEvent.Kind.REOPENED,
         detail=metadata,
         event_timestamp=timestamp,
+        handover=handover,
         status=Ticket.Status.WAITING,
         assignee=None,
         closed_at=None,
