@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
@@ -16,6 +16,20 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from agents import realtime
 from agents.forms import ThrottledAuthenticationForm
+from agents.report_charts import report_charts
+from agents.reports import (
+    GROUPS,
+    MAX_DAYS,
+    TABLE_HEADINGS,
+    ReportInputError,
+    report_build,
+    report_cells,
+    report_choices,
+    report_csv,
+    report_filter_parse,
+    report_handover_cells,
+    report_stats,
+)
 
 
 def _graph_origin() -> str:
@@ -62,6 +76,65 @@ def with_csp(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRespons
 def inbox(request: HttpRequest, ticket_id: int | None = None) -> HttpResponse:
     """The inbox; `/tickets/<id>/` opens it on one ticket (the script checks it exists)."""
     return render(request, "agents/inbox.html", {"ticket_id": ticket_id or ""})
+
+
+REPORTS_PERMISSION = "agents.view_reports"
+
+
+@with_csp
+@login_required
+def reports(request: HttpRequest) -> HttpResponse:
+    """Reports for support leads (`agents.view_reports`, given in admin): charts and a
+    table over a range of days, per day, page, team or agent; `format=csv` downloads the
+    table. Wrong filters: 400 with what is wrong, and no report."""
+    user = request.user
+    assert user.is_authenticated
+    if not user.has_perm(REPORTS_PERMISSION):
+        return render(request, "agents/reports_denied.html", status=403)
+    wanted = request.GET.get("format", "html")
+    context: dict[str, Any] = {
+        "choices": report_choices(user),
+        "groups": GROUPS,
+        "max_days": MAX_DAYS,
+        "params": request.GET,
+    }
+    if wanted not in ("html", "csv"):
+        return _reports_refused(request, context, [f"Format {wanted[:20]!r}: choose html or csv."])
+    try:
+        report_filter = report_filter_parse(request.GET, user=user)
+    except ReportInputError as exc:
+        return _reports_refused(request, context, exc.messages)
+    report = report_build(report_filter, user=user)
+    if wanted == "csv":
+        name = f"helpdesk-report-{report_filter.start}-{report_filter.end}-{report_filter.group}"
+        return HttpResponse(
+            report_csv(report),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    query = report_filter.query()
+    rows = [*report.rows, report.total]
+    context.update(
+        report=report,
+        charts=report_charts(report),
+        stats=report_stats(report),
+        headings=TABLE_HEADINGS,
+        table=[(row.label, report_cells(row)) for row in rows],
+        handover_headings=[label for _, label in report.triggers + report.ways],
+        handover_table=[(row.label, report_handover_cells(report, row)) for row in rows],
+        values=query,
+        csv_query=urlencode({**query, "format": "csv"}),
+    )
+    return render(request, "agents/reports.html", context)
+
+
+def _reports_refused(
+    request: HttpRequest, context: dict[str, Any], errors: list[str]
+) -> HttpResponse:
+    if request.GET.get("format") == "csv":
+        return HttpResponse("\n".join(errors) + "\n", status=400, content_type="text/plain")
+    context.update(errors=errors, values=request.GET)
+    return render(request, "agents/reports.html", context, status=400)
 
 
 login = with_csp(

@@ -7,6 +7,7 @@ without its secrets, rather than silently running with a default.
 import os
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 from cryptography.fernet import Fernet
@@ -177,6 +178,21 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# The reports' days and hours (agents.reports): the support team's time zone, an IANA
+# name such as Europe/Paris. Stored times stay UTC.
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ImproperlyConfigured(
+            f"REPORTS_TIME_ZONE must be an IANA time zone such as Europe/Paris, not {name!r}"
+        ) from exc
+    return name
+
+
+REPORTS_TIME_ZONE = _time_zone(env("REPORTS_TIME_ZONE", "UTC"))
 USE_I18N = True
 USE_TZ = True
 

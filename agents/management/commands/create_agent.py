@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
@@ -23,6 +24,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--admin", action="store_true", help="Make the agent a Django admin (superuser)."
+        )
+        parser.add_argument(
+            "--lead",
+            action="store_true",
+            help="A support lead: may see the reports (/reports/).",
         )
         parser.add_argument("--email", default="")
 
@@ -47,6 +53,12 @@ class Command(BaseCommand):
                 user.is_superuser = True
             user.is_active = True
             user.save()
+            if options["lead"]:
+                user.user_permissions.add(
+                    Permission.objects.get(
+                        content_type__app_label="agents", codename="view_reports"
+                    )
+                )
             for name in options["team"]:
                 team, _ = Team.objects.get_or_create(name=name.strip())
                 team.members.add(user)
