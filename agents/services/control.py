@@ -203,10 +203,16 @@ def control_taken(
     the trigger as its metadata. Caller holds the conversation lock and has checked that
     it is not applied already."""
     metadata = conversation.control_metadata
-    # Asked for, this is our request or take coming true; else a take we had not recorded
-    # asking for (found by a check with Meta): its trigger is unknown.
+    # Asked for, this is our request or take coming true. Else its trigger is unknown: a
+    # take webhook naming us that we had not recorded asking for, or a check with Meta
+    # finding the thread ours (how it came, unknown too).
     asked = conversation.control_state == ControlState.REQUESTED
-    way = (conversation.requested_way or HandoverWay.REQUEST) if asked else HandoverWay.TAKE
+    if asked:
+        way = conversation.requested_way or HandoverWay.REQUEST
+    elif cause == ControlTransition.Cause.RECONCILE:
+        way = HandoverWay.UNKNOWN
+    else:
+        way = HandoverWay.TAKE
     handover = (
         handover_trigger(conversation.page, metadata=metadata, ours=True)
         if asked

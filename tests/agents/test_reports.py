@@ -115,6 +115,20 @@ def test_an_agent_asking_again_from_a_closed_ticket_is_an_agent_handover(
     assert _handovers() == [("opened", "bot", "pass"), ("reopened", "agent", "request")]
 
 
+def test_a_handover_found_by_a_check_with_meta_is_not_recorded_as_a_take(
+    page, deliver, clock, fake_graph, agent, run_on_commit
+):
+    # A pass to us stamped before our pass back (Meta's clock behind ours): Meta is asked,
+    # says the helpdesk owns the thread, and the ticket reopens. How it came is unknown.
+    t_pass, t_skewed = clock(), clock()
+    deliver(payloads.pass_control(ts=t_pass))
+    ticket = Ticket.objects.get()
+    run_on_commit(tickets.ticket_close, ticket_id=ticket.pk, user=agent)
+    fake_graph.thread_owner_app_id = payloads.APP_ID
+    deliver(payloads.pass_control(ts=t_skewed))
+    assert _handovers() == [("opened", "bot", "pass"), ("reopened", "", "")]
+
+
 def test_control_regained_or_lost_is_not_a_handover(page, deliver, clock, fake_graph):
     deliver(payloads.pass_control(ts=clock()))
     deliver(payloads.take_control(ts=clock()))
