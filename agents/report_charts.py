@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
-from agents.reports import Report, duration_text
+from agents.reports import Report, Row, duration_text
 
 WIDTH = 720
 HEIGHT = 260
@@ -19,7 +20,7 @@ LEFT = 64  # room for the value axis' labels
 RIGHT = 8
 TOP = 12
 BOTTOM = 44  # room for the labels under the bars
-MAX_LABELS = 12
+MAX_LABELS = 10  # on the axis; a phone shows every other one (reports.css)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,10 @@ def bar_chart(
         )
     else:
         tallest = max((v or 0 for s in series for v in s.values), default=0)
-    axis_top, ticks = _scale(top if top is not None else tallest)
+    if top is not None:  # a fixed scale (CSAT's 1 to 5): a tick per unit
+        axis_top, ticks = top, [float(n) for n in range(int(top) + 1)]
+    else:
+        axis_top, ticks = _scale(tallest)
     bars: list[Bar] = []
     gap = slot * 0.2 if slot > 4 else 0
     for n, label in enumerate(labels):
@@ -153,19 +157,39 @@ def bar_chart(
     )
 
 
+def _day_label(row: Row) -> str:
+    """A day as the axis shows it ("Nov 3"); other rows by their name."""
+    return f"{row.key:%b} {row.key.day}" if isinstance(row.key, date) else row.label
+
+
+def _durations_chart(
+    title: str, labels: list[str], medians: list[float | None], p90s: list[float | None]
+) -> Chart:
+    """Median and p90 side by side, in minutes, or hours when they are long (the unit in
+    the title: the axis keeps to numbers, which fit a phone)."""
+    longest = max((value or 0 for value in [*medians, *p90s]), default=0)
+    unit, name = (3600, "hours") if longest > 3 * 3600 else (60, "minutes")
+
+    def scaled(values: list[float | None]) -> list[float | None]:
+        return [None if value is None else value / unit for value in values]
+
+    return bar_chart(
+        f"{title} ({name})",
+        labels,
+        [
+            Series("median", "median", scaled(medians)),
+            Series("p90", "90th percentile", scaled(p90s)),
+        ],
+        stacked=False,
+        value_text=lambda value: duration_text(value * unit),
+        tick_text=lambda value: f"{value:g}",
+    )
+
+
 def report_charts(report: Report) -> list[Chart]:
     """The report page's charts, over its rows (days, pages, teams or agents)."""
-    labels = [row.label for row in report.rows]
+    labels = [_day_label(row) for row in report.rows]
     rows = report.rows
-
-    def minutes(value: float | None) -> float | None:
-        return None if value is None else value / 60
-
-    def as_duration(value: float) -> str:
-        return duration_text(value * 60)
-
-    def as_minutes(value: float) -> str:
-        return f"{value:g} min"
 
     def count(value: float) -> str:
         return f"{value:g}"
@@ -185,27 +209,17 @@ def report_charts(report: Report) -> list[Chart]:
             stacked=True,
             value_text=count,
         ),
-        bar_chart(
+        _durations_chart(
             "First response time",
             labels,
-            [
-                Series("median", "median", [minutes(r.first_response.median) for r in rows]),
-                Series("p90", "90th percentile", [minutes(r.first_response.p90) for r in rows]),
-            ],
-            stacked=False,
-            value_text=as_duration,
-            tick_text=as_minutes,
+            [r.first_response.median for r in rows],
+            [r.first_response.p90 for r in rows],
         ),
-        bar_chart(
+        _durations_chart(
             "Resolution time",
             labels,
-            [
-                Series("median", "median", [minutes(r.resolution.median) for r in rows]),
-                Series("p90", "90th percentile", [minutes(r.resolution.p90) for r in rows]),
-            ],
-            stacked=False,
-            value_text=as_duration,
-            tick_text=as_minutes,
+            [r.resolution.median for r in rows],
+            [r.resolution.p90 for r in rows],
         ),
         bar_chart(
             "Take-backs, lapses and failed sends",
