@@ -166,7 +166,13 @@ def _event(ticket, kind, when, trigger, way) -> None:
 
 def _message(ticket, when, *, author_kind="customer", author=None, status=None) -> Message:
     fields = {} if status is None else {"status": status}
-    message = factories.message(ticket=ticket, author_kind=author_kind, author=author, **fields)
+    message = factories.message(
+        ticket=ticket,
+        author_kind=author_kind,
+        author=author,
+        timestamp=int(when.timestamp() * 1000),
+        **fields,
+    )
     Message.objects.filter(pk=message.pk).update(created_at=when)
     return message
 
@@ -402,6 +408,8 @@ def test_days_and_hours_are_those_of_the_reports_time_zone(world, lee, settings)
     assert [r.handovers for r in report.rows] == [2, 1, 1]
     assert report.hours_handovers[10] == 1 and report.hours_handovers[9] == 1  # 9:00, 8:00 UTC
     assert report.hours_handovers[23] == 0
+    # Customer messages at 9:01, 10:00 and 14:05 UTC; 23:40 UTC is the 5th in Paris.
+    assert {hour: n for hour, n in enumerate(report.hours_messages) if n} == {10: 1, 11: 1, 15: 1}
 
 
 def test_a_lead_sees_only_the_pages_their_teams_see(world, page):
