@@ -14,6 +14,17 @@ its context panel), and search (a common word, a rare word, a word nobody wrote,
 customer's PSID). Each request opens its own database connection, as under Daphne with
 the default DATABASE_CONN_MAX_AGE=0.
 
+The reports page (`/reports/`, agents.reports) too, over the last 30, 90 and 365 days of
+the data (which spans 300 days), grouped per day, agent, team and page (the last as
+CSV), as a support lead sees it: a user with `agents.view_reports` (through a "Support
+leads" group, not a superuser) on both teams, logged in with a session. The world has
+what the reports read: each ticket's handover (`opened` event, its trigger and way in a
+fixed mix), take-backs by the bot and the Page Inbox and lapses (and control changes that
+do not count: our own hand-backs, another app taking the thread), failed agent sends
+and ratings. Before it is timed, each report is checked to cover those rows (its CSV's
+total: handovers, replies, take-backs, lapses, failed sends, ratings, all above 0) and
+what it covers is counted (`covers`).
+
 Baseline: `GET /api/v1/me` with the same token and client in the same run: the same
 middleware, token check, rate limit (a Redis round trip), connection and JSON rendering,
 and one query of its own: the floor of an authenticated API call. What an endpoint costs
@@ -37,7 +48,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +65,21 @@ RARE_HITS = 25
 MISSING_WORD = "quokka"  # in no message
 TAGS = ("billing", "delivery", "refund", "vip", "bug")
 CHUNKS = 10  # generated in tenths: the query counts are also taken after the first
+# How a ticket's handover came (trigger, way), out of 100 (ticket j takes (37 j) % 100).
+HANDOVER_MIX = (
+    ("bot", "pass", 40),
+    ("keyword", "pass", 15),
+    ("postback", "pass", 10),
+    ("quick_reply", "pass", 10),
+    ("agent", "request", 8),
+    ("agent", "take", 5),
+    ("page_inbox", "pass", 5),
+    ("other_app", "pass", 4),
+    ("", "", 3),  # not recorded (rows older than the fields)
+)
+BOT_APP, PAGE_INBOX_APP, OTHER_APP = "222", "263902037430900", "333"
+FAILED_EVERY = 50  # of the agents' messages, one failed (picked by a hash of its index)
+CSAT_EVERY = 3  # of the tickets the agent closed: a rating asked, a third of them expired
 
 
 @dataclass(frozen=True)
@@ -143,10 +169,12 @@ def figures(database: str, found: dict[str, Any]) -> list[Figure]:
             note=f"{found['rows']:,} rows, {found['rows'] / found['generate_s']:,.0f} rows/s",
         )
     ]
+    covers = found.get("covers", {})
     for name, got in found["endpoints"].items():
         if name == "baseline":
             continue
         target = TARGETS.get(name.split(" ", 1)[0], "")
+        note = covers_note(covers[name]) if name in covers else ""
         count_note = (
             f"same at {found['tickets_small']:,} tickets"
             if got["queries"] == got["queries_small"]
@@ -155,7 +183,7 @@ def figures(database: str, found: dict[str, Any]) -> list[Figure]:
         out += [
             Figure(
                 "scale", database, f"{name} p50", got["p50"], "ms",
-                "GET /me p50", base["p50"], target=target,
+                "GET /me p50", base["p50"], target=target, note=note,
             ),
             Figure(
                 "scale", database, f"{name} p99", got["p99"], "ms",
@@ -163,11 +191,22 @@ def figures(database: str, found: dict[str, Any]) -> list[Figure]:
             ),
             Figure(
                 "scale", database, f"{name} SQL queries", got["queries"], "queries",
-                "GET /me", base["queries"], target="constant" if target else "",
-                note=count_note,
+                "GET /me", base["queries"],
+                target="constant" if target or name in covers else "", note=count_note,
             ),
         ]  # fmt: skip
     return out
+
+
+def covers_note(got: dict[str, int]) -> str:
+    """What a report's range holds and counted (`World.report_covers`)."""
+    takebacks = got["take-backs by the bot"] + got["take-backs by the Page Inbox"]
+    return (
+        f"covers {got['handovers']:,} handovers, {got['messages']:,} messages "
+        f"({got['customer messages']:,} customers'), {got['transitions']:,} control "
+        f"changes ({takebacks:,} take-backs, {got['lapses']:,} lapses), "
+        f"{got['failed sends']:,} failed sends, {got['CSAT asked']:,} ratings asked"
+    )
 
 
 # --- the child: generate, measure ------------------------------------------------------
@@ -191,6 +230,8 @@ def child(config_path: Path) -> None:
     started = time.perf_counter()
     world.generate(range(1, CHUNKS))
     generate_s += time.perf_counter() - started
+    covers = world.report_covers()
+    probes = world.probes()  # the reports' ranges end on the data's last day: later now
     endpoints = {}
     for name, timings in timed(world.endpoints()).items():
         endpoints[name] = {
@@ -210,6 +251,7 @@ def child(config_path: Path) -> None:
                 "rows": world.rows,
                 "generate_s": generate_s,
                 "endpoints": endpoints,
+                "covers": covers,
             }
         )
     )
@@ -329,7 +371,8 @@ def own_timestamps(*models: Any) -> Iterator[None]:
 
 class World:
     """The generated inbox: pages, teams, agents (one of them, `agent`, on the first
-    team: he sees two pages of three), tags, and tickets generated a chunk at a time."""
+    team: he sees two pages of three), a support lead (`lead`: the reports' permission,
+    on both teams), tags, and tickets generated a chunk at a time."""
 
     def __init__(self, size: Sizes) -> None:
         self.size = size
@@ -343,6 +386,7 @@ class World:
             acc += w / total
             self.cumulative.append(acc)
         self.rows = 0
+        self.done = 0  # tickets generated so far
         self.turns = {(team, status): 0 for team in (0, 1) for status in ("open", "closed")}
         self.conversation_of: dict[int, int] = {}  # contact number → its conversation's pk
         self.contacts = size.tickets * 3 // 5  # 40 % of the customers come back once
@@ -354,6 +398,8 @@ class World:
 
     @classmethod
     def create(cls, size: Sizes) -> World:
+        from django.contrib.auth.models import Group, Permission
+
         from agents.auth import token_create
         from agents.models import Agent, Tag, Team
         from webhooks.models import Page
@@ -376,6 +422,14 @@ class World:
         second.members.set(world.agents[AGENTS // 2 :])
         world.agent = world.agents[0]
         world.token = token_create(user=world.agent)
+        # The reports' reader as the product means it: the permission given in admin
+        # through a group, on the teams of every page (not a superuser, who skips both).
+        leads = Group.objects.create(name="Support leads")
+        leads.permissions.add(Permission.objects.get(codename="view_reports"))
+        world.lead = Agent.objects.create(username="lead", first_name="Lena", password="!")
+        world.lead.groups.add(leads)
+        first.members.add(world.lead)
+        second.members.add(world.lead)
         world.tags = Tag.objects.bulk_create(Tag(name=name) for name in TAGS)
         return world
 
@@ -422,6 +476,7 @@ class World:
             ControlState,
             ControlTransition,
             Conversation,
+            Csat,
             Message,
             OwnerRole,
             Ticket,
@@ -487,23 +542,22 @@ class World:
             transitions: list[dict[str, Any]] = []
             events: list[dict[str, Any]] = []
             messages: list[dict[str, Any]] = []
+            ratings: list[dict[str, Any]] = []
             links = []
             for j, ticket in zip(range(lo, hi), tickets, strict=True):
                 opened = ticket.opened_at
-                transitions.append(
+                trigger, way = self.handover(j)
+                transitions += self.transitions_in(ticket, way)
+                events.append(
                     {
-                        "conversation_id": ticket.conversation_id,
-                        "from_state": ControlState.BOT,
-                        "to_state": ControlState.AGENT,
-                        "cause": ControlTransition.Cause.WEBHOOK,
-                        "owner_role": OwnerRole.HELPDESK,
-                        "owner_app_id": "111",
-                        "at": ms(opened),
+                        "ticket_id": ticket.pk,
+                        "kind": "opened",
+                        "trigger": trigger,
+                        "way": way,
                         "event_timestamp": ms(opened),
                         "created_at": opened,
                     }
                 )
-                events.append({"ticket_id": ticket.pk, "kind": "opened", "created_at": opened})
                 if ticket.assignee_id is not None:
                     events.append(
                         {
@@ -514,27 +568,21 @@ class World:
                         }
                     )
                 if ticket.closed_at is not None:
+                    ending = self.ending(j)
+                    by_agent = ending == "agent"
                     events.append(
                         {
                             "ticket_id": ticket.pk,
                             "kind": "closed",
-                            "actor_id": ticket.assignee_id,
-                            "detail": "resolved",
+                            "actor_id": ticket.assignee_id if by_agent else None,
+                            "detail": "resolved" if by_agent else f"control lost: {ending}",
                             "created_at": ticket.closed_at,
                         }
                     )
-                    transitions.append(
-                        {
-                            "conversation_id": ticket.conversation_id,
-                            "from_state": ControlState.AGENT,
-                            "to_state": ControlState.BOT,
-                            "cause": ControlTransition.Cause.AGENT,
-                            "owner_role": OwnerRole.BOT,
-                            "owner_app_id": "222",
-                            "at": ms(ticket.closed_at),
-                            "created_at": ticket.closed_at,
-                        }
-                    )
+                    rating = self.rating(j, ticket) if by_agent else None
+                    if rating is not None:
+                        ratings.append(rating)
+                    transitions += self.transitions_out(ticket, ending, rating)
                 if j % 7 == 0:
                     tag = self.tags[(j // 7) % len(self.tags)]
                     links.append(TicketTag(ticket=ticket, tag=tag, applied_at=opened))
@@ -545,13 +593,185 @@ class World:
             insert_rows(TicketEvent, events)
             TicketTag.objects.bulk_create(links, batch_size=2000)
             insert_rows(Message, messages)
+            insert_rows(Csat, ratings)
             # The conversations as the product keeps them: an unclosed ticket's is ours.
             Conversation.objects.filter(
                 pk__in=[t.conversation_id for t in tickets if t.status != Ticket.Status.CLOSED]
             ).update(control_state=ControlState.AGENT, owner_role=OwnerRole.HELPDESK)
+            self.done = hi
             self.rows += (
-                len(contacts) * 2 + len(tickets) + len(transitions) + len(events) + len(messages)
+                len(contacts) * 2
+                + len(tickets)
+                + len(transitions)
+                + len(events)
+                + len(messages)
+                + len(ratings)
             )
+
+    def handover(self, j: int) -> tuple[str, str]:
+        """Ticket j's (trigger, way): HANDOVER_MIX, spread over the tickets."""
+        slot = (37 * j) % 100
+        for trigger, way, share in HANDOVER_MIX:
+            if slot < share:
+                return trigger, way
+            slot -= share
+        raise AssertionError("HANDOVER_MIX adds up to 100")
+
+    def ending(self, j: int) -> str:
+        """How closed ticket j's hold ended: "agent" (closed, handed back to the bot),
+        or the thread left us first: "bot" (a take-back, 5 %), "page_inbox" (2.5 %),
+        "nobody" (a lapse, 1 %), "other_app" (2 %, not a take-back for the reports).
+        Only j % UNCLOSED_EVERY == 0 may be unclosed: none of these."""
+        if j % 20 == 11:
+            return "bot"
+        if j % 40 == 23:
+            return "page_inbox"
+        if j % 100 == 47:
+            return "nobody"
+        if j % 50 == 29:
+            return "other_app"
+        return "agent"
+
+    def rating(self, j: int, ticket: Any) -> dict[str, Any] | None:
+        """A CSAT row for one in CSAT_EVERY tickets closed by their agent: answered
+        (scores 1 to 5, mostly 4 and 5) or, one in three, expired."""
+        if j % CSAT_EVERY:
+            return None
+        asked = ticket.closed_at + timedelta(seconds=5)
+        row: dict[str, Any] = {
+            "ticket_id": ticket.pk,
+            "asked_at": asked,
+            "expires_at": asked + timedelta(hours=24),
+            "status": "expired",
+        }
+        if j % 9 != 6:
+            row.update(
+                status="answered",
+                score=(5, 4, 5, 3, 4, 5, 2, 4, 1, 5)[j % 10],
+                answered_at=asked + timedelta(minutes=1 + j % 50),
+            )
+        return row
+
+    def transitions_in(self, ticket: Any, way: str) -> list[dict[str, Any]]:
+        """The handover's control changes: the bot passed (or someone did), or we asked
+        and were granted, or we took the thread."""
+        from agents.models import ControlState, ControlTransition, OwnerRole
+
+        at = ms(ticket.opened_at)
+        to_agent = {
+            "conversation_id": ticket.conversation_id,
+            "from_state": ControlState.BOT,
+            "to_state": ControlState.AGENT,
+            "cause": ControlTransition.Cause.WEBHOOK,
+            "owner_role": OwnerRole.HELPDESK,
+            "owner_app_id": "111",
+            "at": at,
+            "event_timestamp": at,
+            "created_at": ticket.opened_at,
+        }
+        if way == "take":
+            to_agent.update(cause=ControlTransition.Cause.API, event_timestamp=None)
+        if way != "request":
+            return [to_agent]
+        asked = ticket.opened_at - timedelta(seconds=20)
+        return [
+            {
+                "conversation_id": ticket.conversation_id,
+                "from_state": ControlState.BOT,
+                "to_state": ControlState.REQUESTED,
+                "cause": ControlTransition.Cause.API,
+                "owner_role": OwnerRole.BOT,
+                "owner_app_id": BOT_APP,
+                "at": ms(asked),
+                "created_at": asked,
+            },
+            to_agent | {"from_state": ControlState.REQUESTED},
+        ]
+
+    def transitions_out(
+        self, ticket: Any, ending: str, rating: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """How the thread left us when the ticket closed: our own hand-back (returning,
+        then the bot has it, after the rating's answer or expiry if one was asked), or
+        taken from us (bot, Page Inbox, another app) or lapsed (idle), then back to the
+        bot, so that the conversation's next ticket starts from it."""
+        from agents.models import ControlState, ControlTransition, OwnerRole
+
+        closed = ticket.closed_at
+        base = {"conversation_id": ticket.conversation_id}
+
+        def row(at: datetime, **fields: Any) -> dict[str, Any]:
+            return base | fields | {"at": ms(at), "created_at": at}
+
+        later = closed + timedelta(minutes=30)
+        back = row(
+            later,
+            from_state=ControlState.TAKEN,
+            to_state=ControlState.BOT,
+            cause=ControlTransition.Cause.WEBHOOK,
+            owner_role=OwnerRole.BOT,
+            owner_app_id=BOT_APP,
+            event_timestamp=ms(later),
+        )
+        lost = {
+            "cause": ControlTransition.Cause.WEBHOOK,
+            "event_timestamp": ms(closed),
+            "from_state": ControlState.AGENT,
+        }
+        if ending == "bot":
+            return [
+                row(
+                    closed, **lost, to_state=ControlState.BOT, owner_role=OwnerRole.BOT,
+                    owner_app_id=BOT_APP,
+                )
+            ]  # fmt: skip
+        if ending == "page_inbox":
+            return [
+                row(
+                    closed, **lost, to_state=ControlState.TAKEN,
+                    owner_role=OwnerRole.PAGE_INBOX, owner_app_id=PAGE_INBOX_APP,
+                ),
+                back,
+            ]  # fmt: skip
+        if ending == "other_app":
+            return [
+                row(
+                    closed, **lost, to_state=ControlState.TAKEN,
+                    owner_role=OwnerRole.OTHER_APP, owner_app_id=OTHER_APP,
+                ),
+                back,
+            ]  # fmt: skip
+        if ending == "nobody":
+            return [
+                row(
+                    closed, **lost, to_state=ControlState.IDLE, owner_role=OwnerRole.NOBODY,
+                    owner_app_id="",
+                ),
+                back | {"from_state": ControlState.IDLE},
+            ]  # fmt: skip
+        if rating is None:
+            handed = closed + timedelta(seconds=3)
+        else:
+            handed = rating.get("answered_at") or rating["expires_at"]
+        return [
+            row(
+                closed,
+                from_state=ControlState.AGENT,
+                to_state=ControlState.RETURNING,
+                cause=ControlTransition.Cause.AGENT,
+                owner_role=OwnerRole.HELPDESK,
+                owner_app_id="111",
+            ),
+            row(
+                handed,
+                from_state=ControlState.RETURNING,
+                to_state=ControlState.BOT,
+                cause=ControlTransition.Cause.WEBHOOK,
+                owner_role=OwnerRole.BOT,
+                owner_app_id=BOT_APP,
+                event_timestamp=ms(handed),
+            ),
+        ]
 
     def contact_of(self, j: int) -> int:
         """Ticket j's customer: its own for the first `contacts` tickets; the others are
@@ -588,13 +808,15 @@ class World:
     def messages_of(self, ticket: Any, first_index: int, count: int) -> list[dict[str, Any]]:
         """`count` messages: two of the bot's before the handover (context, outside the
         ticket), then the customer and the agent in turn (the customer only while the
-        ticket waits), 40 s apart."""
+        ticket waits), 40 s apart but the first answer's wait (30 s to 15 min). One agent
+        message in FAILED_EVERY failed."""
         from agents.models import Message, Ticket
 
         rows = []
         at = ms(ticket.opened_at) - 120_000
         for k in range(count):
             index = first_index + k
+            error = ""
             if k < 2:
                 kind, direction, status = Message.Author.BOT, "out", Message.Status.SENT
             elif (
@@ -605,6 +827,10 @@ class World:
                 kind, direction, status = Message.Author.CUSTOMER, "in", Message.Status.RECEIVED
             else:
                 kind, direction, status = Message.Author.AGENT, "out", Message.Status.SENT
+                if (index * 2_654_435_761 >> 16) % FAILED_EVERY == 0:
+                    status, error = Message.Status.FAILED, "Meta error 551: not available"
+            if k == 3:
+                at += 30_000 * ((first_index // 10) % 30) - 10_000
             rows.append(
                 {
                     "conversation_id": ticket.conversation_id,
@@ -617,6 +843,7 @@ class World:
                     "text": self.text(index),
                     "timestamp": at,
                     "status": status,
+                    "error": error,
                     "created_at": datetime.fromtimestamp(at / 1000, tz=UTC),
                 }
             )
@@ -655,9 +882,30 @@ class World:
 
         return Client(HTTP_AUTHORIZATION=f"Bearer {self.token}", HTTP_HOST="localhost")
 
+    def lead_client(self) -> Any:
+        """The support lead's browser: a session (the reports page is not in the API)."""
+        from django.test import Client
+
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(self.lead)
+        return client
+
     @staticmethod
     def endpoint_names() -> list[str]:
-        return list(ENDPOINTS)
+        return list(ENDPOINTS) + list(REPORTS)
+
+    def last_day(self) -> date:
+        """The last day of the data generated so far (all of it: start + span - 1 day;
+        after the first tenth, its 30th day), where the reports' ranges end."""
+        return self.opened(self.done - 1).date()
+
+    def report_url(self, name: str, *, csv: bool = False) -> str:
+        """The report REPORTS names: its last `days` days of the data, grouped."""
+        days, group, as_csv = REPORTS[name]
+        end = self.last_day()
+        start = end - timedelta(days=days - 1)
+        url = f"/reports/?from={start}&to={end}&group={group}"
+        return url + ("&format=csv" if as_csv or csv else "")
 
     def endpoints(self, *, ticket: int | None = None, psid: str = "") -> dict[str, Call]:
         """Each endpoint as a call (number → one request, checked 200). The tickets opened
@@ -687,11 +935,58 @@ class World:
 
             return call
 
-        return {name: get(url) for name, url in ENDPOINTS.items()}
+        lead = self.lead_client()
+
+        def report(url: str) -> Call:
+            def call(number: int) -> Any:
+                return ok(lead.get(url))
+
+            return call
+
+        return {name: get(url) for name, url in ENDPOINTS.items()} | {
+            name: report(self.report_url(name)) for name in REPORTS
+        }
+
+    def report_covers(self) -> dict[str, dict[str, int]]:
+        """Each report checked (raises if it answers other than 200 or covers nothing of
+        what it counts) and what it covers: its CSV's total, and the rows of its range."""
+        from agents.models import ControlTransition, Message, Ticket, TicketEvent
+
+        lead = self.lead_client()
+        out = {}
+        for name in REPORTS:
+            total = report_total(ok(lead.get(self.report_url(name, csv=True))))
+            empty = [k for k, v in total.items() if k in REPORT_NONZERO and not v]
+            if empty:
+                raise RuntimeError(f"{name}: nothing counted in {', '.join(empty)}: {total}")
+            page = ok(lead.get(self.report_url(name)))
+            if not REPORTS[name][2]:
+                stat = f'stat-value">{total["handovers"]}</span>'
+                if stat not in page.content.decode():
+                    raise RuntimeError(f"{name}: the page does not show {stat!r}")
+            days = REPORTS[name][0]
+            end = self.last_day() + timedelta(days=1)
+            since = datetime.combine(end - timedelta(days=days), datetime.min.time(), UTC)
+            until = datetime.combine(end, datetime.min.time(), UTC)
+            in_range = {"created_at__gte": since, "created_at__lt": until}
+            out[name] = {
+                **{k: total[k] for k in REPORT_NONZERO},
+                "messages": Message.objects.filter(**in_range).count(),
+                "customer messages": Message.objects.filter(
+                    **in_range, author_kind="customer"
+                ).count(),
+                "tickets opened": Ticket.objects.filter(
+                    opened_at__gte=since, opened_at__lt=until
+                ).count(),
+                "events": TicketEvent.objects.filter(**in_range).count(),
+                "transitions": ControlTransition.objects.filter(**in_range).count(),
+            }
+        return out
 
     def probes(self) -> dict[str, Call]:
         """The calls whose SQL is counted: the same endpoints, on the agent's first ticket
-        and the first customer's PSID (there at both sizes, and unchanged)."""
+        and the first customer's PSID (there at both sizes, and unchanged), the reports
+        over the last days of the data so far."""
         from agents.models import Ticket
 
         first = Ticket.objects.filter(conversation__page=self.pages[0]).order_by("pk").first()
@@ -719,6 +1014,37 @@ ENDPOINTS = {
     "search missing word": "/search?q={missing}",
     "search PSID": "/search?q={psid}",
 }
+
+# name → (the last days of the data it covers, group, as CSV): /reports/ as a lead sees it.
+REPORTS = {
+    "reports 30 days per day": (30, "day", False),
+    "reports 90 days per agent": (90, "agent", False),
+    "reports 90 days per team": (90, "team", False),
+    "reports 365 days CSV per page": (365, "page", True),
+}
+# The CSV total's columns that must count something (else the report is not measured).
+REPORT_NONZERO = (
+    "handovers",
+    "first responses",
+    "resolved",
+    "take-backs by the bot",
+    "take-backs by the Page Inbox",
+    "lapses",
+    "failed sends",
+    "CSAT asked",
+    "CSAT answered",
+)
+
+
+def report_total(response: Any) -> dict[str, int]:
+    """The CSV report's total row: column → count (the counting columns only)."""
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    if not rows or rows[-1][next(iter(rows[-1]))] != "Total":
+        raise RuntimeError(f"no total row in the CSV: {response.content[:300]!r}")
+    return {k: int(v) for k, v in rows[-1].items() if v.isdigit()}
 
 
 def insert_rows(model: Any, rows: list[dict[str, Any]]) -> None:

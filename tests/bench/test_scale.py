@@ -1,6 +1,7 @@
 """`make bench`'s scale scenario, small: the data is generated exactly as asked and every
-figure is measured (finite, positive); the SQL of each endpoint is the same at a tenth of
-the tickets as at all of them. How fast is the bench's business, never the test's."""
+figure is measured (finite, positive); the reports cover what they count; the SQL of each
+endpoint is the same at a tenth of the tickets as at all of them. How fast is the bench's
+business, never the test's."""
 
 from __future__ import annotations
 
@@ -40,6 +41,15 @@ def test_scale_quick_generates_exactly_and_measures_every_endpoint(tmp_path: Pat
     for figure in figures:
         assert math.isfinite(figure.value) and figure.value > 0, figure
         assert math.isfinite(figure.baseline) and figure.baseline > 0, figure
+    # the reports were checked before being timed: each covers what it counts; the 365
+    # days cover every ticket's handover and every take-back and lapse generated
+    assert set(found["covers"]) == set(scale.REPORTS) <= set(found["endpoints"])
+    for name, got in found["covers"].items():
+        assert all(got[column] > 0 for column in scale.REPORT_NONZERO), (name, got)
+    year = found["covers"]["reports 365 days CSV per page"]
+    assert (year["handovers"], year["tickets opened"]) == (2_000, 2_000)
+    assert (year["take-backs by the bot"], year["take-backs by the Page Inbox"]) == (100, 50)
+    assert year["lapses"] == 20
     # and each endpoint's SQL is the same with ten times the tickets
     counts = {name: (e["queries_small"], e["queries"]) for name, e in found["endpoints"].items()}
     assert {name: small for name, (small, _) in counts.items()} == {
