@@ -532,6 +532,13 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "timestamp"]),
             models.Index(fields=["status", "created_at"]),
+            # The reports' first response (agents.reports): a ticket's first agent reply
+            # that did not fail is the first entry here, read from the index alone.
+            models.Index(
+                fields=["ticket", "created_at"],
+                name="message_first_reply",
+                condition=Q(direction="out", author_kind="agent") & ~Q(status="failed"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,7 +13,7 @@ Scenarios (a module of tests/bench each, `run(options) -> list[Figure]`):
   intake      the webhook against a bare ASGI endpoint doing the same HMAC and JSON
   processing  events applied per second by one and two Celery workers; SQL per event
   latency     webhook -> agent socket, reply -> Send API, trigger -> request
-  scale       the inbox at 100 k tickets and 1 M messages: list, open, search
+  scale       the inbox at 100 k tickets and 1 M messages: list, open, search; reports
   sockets     1,000 idle agent sockets on one Daphne: memory and fan-out
   live        the README's walk-through: tap -> ticket in the inbox, vs the bot's answer
 """
