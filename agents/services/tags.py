@@ -18,9 +18,15 @@ from agents.models import Agent, Tag, Ticket, TicketEvent, TicketTag
 from agents.services.state import ticket_change, ticket_for_agent
 
 
+# The largest id a row can have (a 64-bit integer): a larger one names no tag, and is not
+# put into an `IN` list, where SQLite's driver refuses it (OverflowError, a 500).
+ID_MAX = 2**63 - 1
+
+
 def _tags(ids: Iterable[int]) -> dict[int, Tag]:
     wanted = set(ids)
-    found = {tag.pk: tag for tag in Tag.objects.filter(pk__in=wanted)}
+    storable = [pk for pk in wanted if 0 < pk <= ID_MAX]
+    found = {tag.pk: tag for tag in Tag.objects.filter(pk__in=storable)}
     missing = sorted(wanted - set(found))
     if missing:
         listed = ", ".join(str(pk) for pk in missing)

@@ -453,6 +453,10 @@ def test_the_number_of_queries_does_not_grow_with_the_rows(world, lee, page, age
         ({"group": "week"}, "Group by 'week' is not known: choose day, page, team, agent."),
         ({"page": "acme"}, "The page must be chosen from the list, not 'acme'."),
         ({"team": "999"}, "There is no team 999 that you can see."),
+        (
+            {"team": "525711480041671394058714480640"},
+            "There is no team 525711480041671394058714480640 that you can see.",
+        ),
         ({"agent": "999"}, "There is no agent 999 that you can see."),
     ],
 )
