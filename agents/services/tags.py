@@ -17,7 +17,6 @@ from agents.errors import InvalidInput
 from agents.models import Agent, Tag, Ticket, TicketEvent, TicketTag
 from agents.services.state import ticket_change, ticket_for_agent
 
-
 # The largest id a row can have (a 64-bit integer): a larger one names no tag, and is not
 # put into an `IN` list, where SQLite's driver refuses it (OverflowError, a 500).
 ID_MAX = 2**63 - 1
